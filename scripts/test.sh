@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test of the repository, the way CI does:
+#   1. installs the Debian/Ubuntu packages the build and the tests need (scripts/install-system-deps.sh),
+#   2. installs the Node test peers from tests/node/package-lock.json (npm ci),
+#   3. cargo test for the whole workspace (unit tests, Rust protocol suite against our server and
+#      the Node reference relay),
+#   4. the Node socket.io-client protocol suite against our server and the Node reference relay,
+#      over polling-then-upgrade and websocket only.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/install-system-deps.sh
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: Rust is not installed; install Rust 1.94 or newer with rustup, then run this again" >&2
+  exit 1
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== npm ci (tests/node)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== cargo build"
+cargo build --workspace --all-targets --locked
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== node protocol suite"
+export CLASSROOM_SIGNALING_BIN="$CARGO_TARGET_DIR/debug/classroom-signaling"
+failed=0
+for target in ours reference; do
+  for transport in polling-upgrade websocket; do
+    echo "-- socket.io-client against $target over $transport"
+    if ! (cd tests/node && CLASSROOM_TARGET=$target CLASSROOM_TRANSPORT=$transport \
+          node --test --test-concurrency=1 --test-reporter=spec protocol.test.mjs); then
+      failed=$((failed + 1))
+    fi
+  done
+done
+if [ "$failed" -ne 0 ]; then
+  echo "node protocol suite: $failed run(s) failed" >&2
+  exit 1
+fi
+echo "all tests passed"

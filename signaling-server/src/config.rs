@@ -1,0 +1,290 @@
+//! One typed configuration, merged from command-line flags > environment > TOML file > defaults.
+//! Flags and environment variables are read by clap (`main.rs`); this module holds the file
+//! layer and the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use classroom_wire::IceServer;
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Trust the identity in the `join-session` payload when no token is given (local classes).
+    pub dev_mode: bool,
+    /// HS256 secret shared with the LMS; tokens are refused when it is absent.
+    pub jwt_secret: Option<String>,
+    /// SQLite file for classes, enrollments and chat history; `None` keeps them in memory.
+    pub database: Option<PathBuf>,
+    /// Create sessions on the first join (dev mode default) instead of refusing unknown ones.
+    pub auto_create_sessions: bool,
+    /// Optional LMS endpoint asked whether a user is enrolled (POST `{sessionId, userId}`).
+    pub enrollment_hook: Option<String>,
+    pub ice_servers: Vec<IceServer>,
+    /// Shared secret of a TURN server using the REST credential scheme (time-limited).
+    pub turn_secret: Option<String>,
+    pub turn_urls: Vec<String>,
+    pub turn_credential_ttl: Duration,
+    pub limits: Limits,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+}
+
+/// Bounds that protect the server and everyone else in a class from one client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest Engine.IO packet; larger ones close that client's connection.
+    pub max_transport_payload: u64,
+    pub max_sdp_bytes: usize,
+    pub max_candidate_bytes: usize,
+    pub max_chat_chars: usize,
+    pub max_name_chars: usize,
+    pub max_id_chars: usize,
+    pub max_participants_per_session: usize,
+    pub events_per_second: f64,
+    pub event_burst: f64,
+    pub chat_history_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_transport_payload: 1_000_000,
+            max_sdp_bytes: 64 * 1024,
+            max_candidate_bytes: 1024,
+            max_chat_chars: 4000,
+            max_name_chars: 128,
+            max_id_chars: 128,
+            max_participants_per_session: 50,
+            events_per_second: 100.0,
+            event_burst: 400.0,
+            chat_history_len: 50,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            dev_mode: false,
+            jwt_secret: None,
+            database: None,
+            auto_create_sessions: false,
+            enrollment_hook: None,
+            ice_servers: default_ice_servers(),
+            turn_secret: None,
+            turn_urls: Vec::new(),
+            turn_credential_ttl: Duration::from_secs(6 * 3600),
+            limits: Limits::default(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The browser version's defaults.
+pub fn default_ice_servers() -> Vec<IceServer> {
+    vec![
+        IceServer {
+            urls: vec!["stun:stun.l.google.com:19302".into()],
+            username: None,
+            credential: None,
+        },
+        IceServer {
+            urls: vec!["stun:stun1.l.google.com:19302".into()],
+            username: None,
+            credential: None,
+        },
+    ]
+}
+
+/// The TOML file layer: every field optional, same names as the flags (snake_case).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub dev: Option<bool>,
+    pub jwt_secret: Option<String>,
+    pub database: Option<PathBuf>,
+    pub auto_create_sessions: Option<bool>,
+    pub enrollment_hook: Option<String>,
+    pub ice_servers: Option<Vec<IceServer>>,
+    pub turn_secret: Option<String>,
+    pub turn_urls: Option<Vec<String>>,
+    pub turn_credential_ttl_secs: Option<u64>,
+    pub ping_interval_ms: Option<u64>,
+    pub ping_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_transport_payload: Option<u64>,
+    pub max_sdp_bytes: Option<usize>,
+    pub max_chat_chars: Option<usize>,
+    pub max_participants_per_session: Option<usize>,
+    pub events_per_second: Option<f64>,
+    pub event_burst: Option<f64>,
+    pub chat_history_len: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+impl ServerConfig {
+    /// Fills the configuration from a file layer: values already set by a higher layer win,
+    /// so callers apply the file first and flags/environment after.
+    pub fn apply_file(&mut self, file: FileConfig) {
+        let FileConfig {
+            listen,
+            dev,
+            jwt_secret,
+            database,
+            auto_create_sessions,
+            enrollment_hook,
+            ice_servers,
+            turn_secret,
+            turn_urls,
+            turn_credential_ttl_secs,
+            ping_interval_ms,
+            ping_timeout_ms,
+            limits,
+        } = file;
+        if let Some(v) = listen {
+            self.listen = v;
+        }
+        if let Some(v) = dev {
+            self.dev_mode = v;
+            self.auto_create_sessions = v;
+        }
+        if jwt_secret.is_some() {
+            self.jwt_secret = jwt_secret;
+        }
+        if database.is_some() {
+            self.database = database;
+        }
+        if let Some(v) = auto_create_sessions {
+            self.auto_create_sessions = v;
+        }
+        if enrollment_hook.is_some() {
+            self.enrollment_hook = enrollment_hook;
+        }
+        if let Some(v) = ice_servers {
+            self.ice_servers = v;
+        }
+        if turn_secret.is_some() {
+            self.turn_secret = turn_secret;
+        }
+        if let Some(v) = turn_urls {
+            self.turn_urls = v;
+        }
+        if let Some(v) = turn_credential_ttl_secs {
+            self.turn_credential_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = ping_interval_ms {
+            self.ping_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = ping_timeout_ms {
+            self.ping_timeout = Duration::from_millis(v);
+        }
+        let l = &mut self.limits;
+        if let Some(v) = limits.max_transport_payload {
+            l.max_transport_payload = v;
+        }
+        if let Some(v) = limits.max_sdp_bytes {
+            l.max_sdp_bytes = v;
+        }
+        if let Some(v) = limits.max_chat_chars {
+            l.max_chat_chars = v;
+        }
+        if let Some(v) = limits.max_participants_per_session {
+            l.max_participants_per_session = v;
+        }
+        if let Some(v) = limits.events_per_second {
+            l.events_per_second = v;
+        }
+        if let Some(v) = limits.event_burst {
+            l.event_burst = v;
+        }
+        if let Some(v) = limits.chat_history_len {
+            l.chat_history_len = v;
+        }
+    }
+
+    /// Checks combinations that cannot work, before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.dev_mode && self.jwt_secret.is_none() {
+            return Err(ConfigError::Invalid(
+                "no JWT secret: set --jwt-secret (CLASSROOM_JWT_SECRET) or run a local class with --dev".into(),
+            ));
+        }
+        if self.turn_secret.is_some() && self.turn_urls.is_empty() {
+            return Err(ConfigError::Invalid(
+                "--turn-secret needs at least one --turn-url".into(),
+            ));
+        }
+        if self.limits.events_per_second <= 0.0 || self.limits.event_burst < 1.0 {
+            return Err(ConfigError::Invalid(
+                "event rate and burst must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_fill_the_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "0.0.0.0:4000"
+            dev = true
+            ping_interval_ms = 1000
+            [limits]
+            chat_history_len = 7
+            [[ice_servers]]
+            urls = ["stun:stun.example.org:3478"]
+            "#,
+        )
+        .unwrap();
+        let mut cfg = ServerConfig::default();
+        cfg.apply_file(file);
+        assert_eq!(cfg.listen.port(), 4000);
+        assert!(cfg.dev_mode && cfg.auto_create_sessions);
+        assert_eq!(cfg.ping_interval, Duration::from_secs(1));
+        assert_eq!(cfg.limits.chat_history_len, 7);
+        assert_eq!(cfg.ice_servers.len(), 1);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_an_error() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn auth_mode_without_secret_is_refused() {
+        let cfg = ServerConfig::default();
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,730 @@
+//! The Socket.IO events of `docs/protocol.md`: handshake, join/leave, relay, media state, chat.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use classroom_wire::{
+    Ack, AnswerFromPeer, AnswerToPeer, ChatAck, ChatKind, ChatMessage, ChatSend, Empty, ErrorCode,
+    IceCandidateFromPeer, IceCandidateToPeer, JoinSession, LeaveReason, MediaState, MediaStateAck,
+    OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant, SdpKind, SessionDescription,
+    SessionJoined, UserLeft, event,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::{DisconnectReason, Sid};
+use socketioxide::{ParserError, SocketIo};
+
+use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
+use crate::error::Refusal;
+use crate::limits::{RateDecision, TokenBucket, check_text};
+use crate::rooms::{Member, Room, emit_to_all};
+use crate::state::AppState;
+
+/// Per-socket state, kept in the socket's extensions.
+pub struct Connection {
+    handshake: HandshakeIdentity,
+    joined: Mutex<Option<Joined>>,
+    bucket: Mutex<TokenBucket>,
+}
+
+#[derive(Clone)]
+struct Joined {
+    room: Arc<Room>,
+    /// The socket that joined: a member entry with another socket belongs to a newer connection.
+    sid: Sid,
+    user_id: Arc<str>,
+    user_name: Arc<str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct HandshakeAuth {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// Registers the default namespace with its handshake check and event handlers.
+pub fn register(io: &SocketIo, state: Arc<AppState>) {
+    let on_connect_state = state.clone();
+    let on_connect = async move |s: SocketRef| {
+        on_connected(&on_connect_state, &s);
+    };
+    let handshake = async move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
+        check_handshake(&state, &s, auth)
+    };
+    io.ns("/", on_connect.with(handshake));
+}
+
+fn check_handshake(
+    state: &AppState,
+    s: &SocketRef,
+    auth: Result<HandshakeAuth, ParserError>,
+) -> Result<(), Refusal> {
+    let refuse = |r: Refusal| {
+        state
+            .metrics
+            .connect_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.error(r.code);
+        tracing::info!(sid = %s.id, code = %r.code, reason = %r.message, "handshake refused");
+        r
+    };
+    let auth = auth.map_err(|e| {
+        refuse(Refusal::new(
+            ErrorCode::Unauthorized,
+            format!("auth payload is not an object: {e}"),
+        ))
+    })?;
+    let handshake = state
+        .verifier
+        .verify(auth.token.as_deref())
+        .map_err(refuse)?;
+    let burst = state.config.limits.event_burst;
+    s.extensions.insert(Arc::new(Connection {
+        handshake,
+        joined: Mutex::new(None),
+        bucket: Mutex::new(TokenBucket::new(burst, Instant::now())),
+    }));
+    Ok(())
+}
+
+fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
+    state
+        .metrics
+        .sockets
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(sid = %s.id, transport = ?s.transport_type(), "connected");
+
+    let st = state.clone();
+    s.on(event::JOIN_SESSION, async move |s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender| {
+        if let Some((conn, ack)) = admit(&st, &s, event::JOIN_SESSION, ack) {
+            let result = match d {
+                Ok(join) => join_session(&st, &s, &conn, join).await,
+                Err(e) => Err(invalid(event::JOIN_SESSION, &e)),
+            };
+            match result {
+                Ok(joined) => {
+                    let _ = ack.send(&Ack::ok(&joined));
+                    if let Err(e) = s.emit(event::SESSION_JOINED, &joined) {
+                        tracing::debug!(sid = %s.id, error = %e, "session-joined not delivered");
+                    }
+                }
+                Err(r) => refuse(&st, &s, Some(ack), event::JOIN_SESSION, r),
+            }
+        }
+    });
+
+    let st = state.clone();
+    s.on(
+        event::LEAVE_SESSION,
+        async move |s: SocketRef, ack: AckSender| {
+            if let Some((conn, ack)) = admit(&st, &s, event::LEAVE_SESSION, ack) {
+                match leave(&st, &conn, LeaveReason::Left) {
+                    true => {
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                    }
+                    false => refuse(&st, &s, Some(ack), event::LEAVE_SESSION, not_joined()),
+                }
+            }
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::OFFER,
+        async move |s: SocketRef, TryData(d): TryData<OfferToPeer>, ack: AckSender| {
+            relay(
+                &st,
+                &s,
+                ack,
+                event::OFFER,
+                d,
+                |from, d: OfferToPeer, limits| {
+                    check_sdp("offer", &d.offer, &[SdpKind::Offer], limits.max_sdp_bytes)?;
+                    Ok((
+                        d.target_user_id,
+                        OfferFromPeer {
+                            from_user_id: from.0,
+                            from_user_name: from.1,
+                            offer: d.offer,
+                        },
+                    ))
+                },
+            )
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::ANSWER,
+        async move |s: SocketRef, TryData(d): TryData<AnswerToPeer>, ack: AckSender| {
+            relay(
+                &st,
+                &s,
+                ack,
+                event::ANSWER,
+                d,
+                |from, d: AnswerToPeer, limits| {
+                    check_sdp(
+                        "answer",
+                        &d.answer,
+                        &[SdpKind::Answer, SdpKind::Pranswer],
+                        limits.max_sdp_bytes,
+                    )?;
+                    Ok((
+                        d.target_user_id,
+                        AnswerFromPeer {
+                            from_user_id: from.0,
+                            from_user_name: from.1,
+                            answer: d.answer,
+                        },
+                    ))
+                },
+            )
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::ICE_CANDIDATE,
+        async move |s: SocketRef, TryData(d): TryData<IceCandidateToPeer>, ack: AckSender| {
+            relay(
+                &st,
+                &s,
+                ack,
+                event::ICE_CANDIDATE,
+                d,
+                |from, d: IceCandidateToPeer, limits| {
+                    if let Some(c) = &d.candidate {
+                        let size = c.candidate.len() + c.sdp_mid.as_ref().map_or(0, String::len);
+                        if size > limits.max_candidate_bytes {
+                            return Err(Refusal::new(
+                                ErrorCode::PayloadTooLarge,
+                                format!(
+                                    "candidate is larger than {} bytes",
+                                    limits.max_candidate_bytes
+                                ),
+                            ));
+                        }
+                    }
+                    Ok((
+                        d.target_user_id,
+                        IceCandidateFromPeer {
+                            from_user_id: from.0,
+                            from_user_name: from.1,
+                            candidate: d.candidate,
+                        },
+                    ))
+                },
+            )
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::MEDIA_STATE,
+        async move |s: SocketRef, TryData(d): TryData<MediaState>, ack: AckSender| {
+            if let Some((conn, ack)) = admit(&st, &s, event::MEDIA_STATE, ack) {
+                let result = d
+                    .map_err(|e| invalid(event::MEDIA_STATE, &e))
+                    .and_then(|m| update_media_state(&conn, m));
+                match result {
+                    Ok(participant) => {
+                        let _ = ack.send(&Ack::ok(MediaStateAck { participant }));
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), event::MEDIA_STATE, r),
+                }
+            }
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::CHAT_MESSAGE,
+        async move |s: SocketRef, TryData(d): TryData<ChatSend>, ack: AckSender| {
+            if let Some((conn, ack)) = admit(&st, &s, event::CHAT_MESSAGE, ack) {
+                let result = d
+                    .map_err(|e| invalid(event::CHAT_MESSAGE, &e))
+                    .and_then(|c| send_chat(&st, &conn, c));
+                match result {
+                    Ok(message) => {
+                        let _ = ack.send(&Ack::ok(ChatAck { message }));
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), event::CHAT_MESSAGE, r),
+                }
+            }
+        },
+    );
+
+    let st = state.clone();
+    s.on_fallback(
+        async move |s: SocketRef, Event(name): Event, ack: AckSender| {
+            st.metrics.event("other");
+            let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
+            refuse(&st, &s, Some(ack), &name, r);
+        },
+    );
+
+    let st = state.clone();
+    s.on_disconnect(async move |s: SocketRef, reason: DisconnectReason| {
+        st.metrics
+            .sockets
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(sid = %s.id, ?reason, "disconnected");
+        if let Some(conn) = s.extensions.get::<Arc<Connection>>() {
+            leave(&st, &conn, LeaveReason::Disconnected);
+        }
+    });
+}
+
+/// Counts the event and applies the rate limit. On refusal the ack (if asked for) gets the
+/// error, and the `error` event goes out at most once a second with the count of refusals.
+fn admit(
+    state: &AppState,
+    s: &SocketRef,
+    name: &'static str,
+    ack: AckSender,
+) -> Option<(Arc<Connection>, AckSender)> {
+    state.metrics.event(name);
+    let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
+        // Not reached in practice: the handshake inserts it before any event is dispatched.
+        refuse(
+            state,
+            s,
+            Some(ack),
+            name,
+            Refusal::new(ErrorCode::Internal, "connection state missing"),
+        );
+        return None;
+    };
+    let limits = &state.config.limits;
+    let decision =
+        conn.bucket
+            .lock()
+            .take(limits.events_per_second, limits.event_burst, Instant::now());
+    let body = |dropped: u32| {
+        Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} events per second (burst {}); {dropped} event(s) refused",
+                limits.events_per_second, limits.event_burst
+            ),
+        )
+        .body(name)
+    };
+    match decision {
+        RateDecision::Allow => Some((conn, ack)),
+        RateDecision::RefuseAndReport { dropped } => {
+            state.metrics.error(ErrorCode::RateLimited);
+            let body = body(dropped);
+            let _ = s.emit(event::ERROR, &body);
+            let _ = ack.send(&Ack::<Empty>::err(body));
+            None
+        }
+        RateDecision::RefuseQuietly => {
+            state.metrics.error(ErrorCode::RateLimited);
+            let _ = ack.send(&Ack::<Empty>::err(body(1)));
+            None
+        }
+    }
+}
+
+/// Sends a refusal: always as an `error` event, and as the failed ack when one was asked for.
+fn refuse(state: &AppState, s: &SocketRef, ack: Option<AckSender>, name: &str, r: Refusal) {
+    state.metrics.error(r.code);
+    tracing::debug!(sid = %s.id, event = name, code = %r.code, reason = %r.message, "refused");
+    let body = r.body(name);
+    let _ = s.emit(event::ERROR, &body);
+    if let Some(ack) = ack {
+        let _ = ack.send(&Ack::<Empty>::err(body));
+    }
+}
+
+fn invalid(name: &str, e: &ParserError) -> Refusal {
+    Refusal::new(
+        ErrorCode::InvalidPayload,
+        format!("{name} payload does not match the protocol: {e}"),
+    )
+}
+
+fn not_joined() -> Refusal {
+    Refusal::new(ErrorCode::NotJoined, "join a session first (join-session)")
+}
+
+fn now_ms() -> u64 {
+    crate::auth::unix_now().as_millis() as u64
+}
+
+async fn join_session(
+    state: &Arc<AppState>,
+    s: &SocketRef,
+    conn: &Arc<Connection>,
+    join: JoinSession,
+) -> Result<SessionJoined, Refusal> {
+    let limits = &state.config.limits;
+    check_text("sessionId", &join.session_id, limits.max_id_chars, true)?;
+    if let Some(id) = &join.user_id {
+        check_text("userId", id, limits.max_id_chars, false)?;
+    }
+    if let Some(name) = &join.user_name {
+        check_text("userName", name, limits.max_name_chars, false)?;
+    }
+    let identity = identity_for_join(&conn.handshake, &join)?;
+    let role = state
+        .gate
+        .authorize(&conn.handshake, &identity, &join.session_id)
+        .await?;
+    let identity = Identity { role, ..identity };
+
+    // A socket is in at most one session: joining another leaves the current one.
+    let current = conn.joined.lock().clone();
+    if let Some(current) = current {
+        if &*current.room.id != join.session_id || &*current.user_id != identity.user_id {
+            leave(state, conn, LeaveReason::Left);
+        }
+    }
+
+    let history_len = limits.chat_history_len;
+    loop {
+        let history = if state.rooms.get(&join.session_id).is_none() {
+            let store = state.store.clone();
+            let session = join.session_id.clone();
+            tokio::task::spawn_blocking(move || store.recent_chat(&session, history_len))
+                .await
+                .map_err(|e| {
+                    Refusal::new(ErrorCode::Internal, format!("history lookup failed: {e}"))
+                })?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "history lookup failed");
+                    Refusal::new(ErrorCode::Internal, "chat history lookup failed")
+                })?
+        } else {
+            Vec::new()
+        };
+        let (room, created) = state
+            .rooms
+            .get_or_create(&join.session_id, || VecDeque::from(history));
+        if created {
+            state
+                .metrics
+                .sessions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(joined) = enter_room(state, s, conn, &room, &identity)? {
+            return Ok(joined);
+        }
+        // The room closed between lookup and lock: its last member left. Look again.
+    }
+}
+
+/// Puts the socket into the room; `Ok(None)` when the room closed meanwhile.
+fn enter_room(
+    state: &Arc<AppState>,
+    s: &SocketRef,
+    conn: &Arc<Connection>,
+    room: &Arc<Room>,
+    identity: &Identity,
+) -> Result<Option<SessionJoined>, Refusal> {
+    let limits = &state.config.limits;
+    let mut guard = room.state.lock();
+    if guard.closed {
+        return Ok(None);
+    }
+    let participant;
+    let mut replaced = None;
+    let others;
+    if let Some(existing) = guard.member_mut(&identity.user_id) {
+        // The same user again (a reconnect, a second window): the newest socket wins and the
+        // others see an update, not a departure.
+        if existing.socket.id != s.id {
+            replaced = Some(std::mem::replace(&mut existing.socket, s.clone()));
+        }
+        existing.participant.user_name = identity.user_name.clone();
+        existing.participant.is_instructor = identity.role.is_instructor();
+        participant = existing.participant.clone();
+        others = guard.sockets_except(Some(s.id));
+        drop(guard);
+        emit_to_all(&others, event::PARTICIPANT_UPDATED, &participant);
+    } else {
+        if guard.members.len() >= limits.max_participants_per_session {
+            return Err(Refusal::new(
+                ErrorCode::SessionFull,
+                format!(
+                    "the session has its maximum of {} participants",
+                    limits.max_participants_per_session
+                ),
+            ));
+        }
+        participant = Participant {
+            user_id: identity.user_id.clone(),
+            user_name: identity.user_name.clone(),
+            is_instructor: identity.role.is_instructor(),
+            audio_enabled: true,
+            video_enabled: true,
+            screen_sharing: false,
+            hand_raised: false,
+            joined_at: now_ms(),
+        };
+        others = guard.sockets_except(None);
+        guard.members.push(Member {
+            participant: participant.clone(),
+            socket: s.clone(),
+        });
+        let notice = system_message(&participant, "joined the class");
+        guard.push_history(notice.clone(), limits.chat_history_len);
+        drop(guard);
+        state
+            .metrics
+            .participants
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        persist_chat(state, &room.id, notice.clone());
+        emit_to_all(&others, event::USER_JOINED, &participant);
+        emit_to_all(&others, event::CHAT_MESSAGE, &notice);
+    }
+
+    *conn.joined.lock() = Some(Joined {
+        room: room.clone(),
+        sid: s.id,
+        user_id: Arc::from(identity.user_id.as_str()),
+        user_name: Arc::from(identity.user_name.as_str()),
+    });
+
+    if let Some(old) = replaced {
+        if let Some(old_conn) = old.extensions.get::<Arc<Connection>>() {
+            *old_conn.joined.lock() = None;
+        }
+        let body = Refusal::new(
+            ErrorCode::SessionReplaced,
+            "you joined this session from another connection",
+        )
+        .body(event::JOIN_SESSION);
+        let _ = old.emit(event::ERROR, &body);
+        let _ = old.disconnect();
+    }
+
+    let guard = room.state.lock();
+    let participants = guard
+        .members
+        .iter()
+        .filter(|m| m.participant.user_id != identity.user_id)
+        .map(|m| m.participant.clone())
+        .collect();
+    let chat_history = guard.history.iter().cloned().collect();
+    drop(guard);
+    let mut ice_servers = state.config.ice_servers.clone();
+    if let Some(secret) = &state.config.turn_secret {
+        ice_servers.push(turn_credentials(
+            secret,
+            &state.config.turn_urls,
+            &identity.user_id,
+            state.config.turn_credential_ttl,
+        ));
+    }
+    Ok(Some(SessionJoined {
+        protocol_version: PROTOCOL_VERSION,
+        session_id: room.id.to_string(),
+        self_: participant,
+        participants,
+        ice_servers,
+        chat_history,
+    }))
+}
+
+/// Takes the connection out of its session; returns false when it was in none.
+fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
+    let Some(joined) = conn.joined.lock().take() else {
+        return false;
+    };
+    let room = &joined.room;
+    let mut guard = room.state.lock();
+    let Some(index) = guard
+        .members
+        .iter()
+        .position(|m| *m.participant.user_id == *joined.user_id && m.socket.id == joined.sid)
+    else {
+        // Replaced by a newer connection of the same user: nothing to announce.
+        return true;
+    };
+    let member = guard.members.remove(index);
+    let notice = system_message(&member.participant, "left the class");
+    guard.push_history(notice.clone(), state.config.limits.chat_history_len);
+    let others = guard.sockets_except(None);
+    let empty = guard.members.is_empty();
+    if empty {
+        guard.closed = true;
+    }
+    drop(guard);
+    state
+        .metrics
+        .participants
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if empty && state.rooms.remove(room) {
+        state
+            .metrics
+            .sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    persist_chat(state, &room.id, notice.clone());
+    let left = UserLeft {
+        user_id: joined.user_id.to_string(),
+        user_name: joined.user_name.to_string(),
+        reason,
+    };
+    emit_to_all(&others, event::USER_LEFT, &left);
+    emit_to_all(&others, event::CHAT_MESSAGE, &notice);
+    tracing::debug!(session = %room.id, user = %joined.user_id, ?reason, "left");
+    true
+}
+
+/// Relays one signaling message to its target in the same session, stamped with the sender.
+fn relay<In, Out: Serialize>(
+    state: &AppState,
+    s: &SocketRef,
+    ack: AckSender,
+    name: &'static str,
+    data: Result<In, ParserError>,
+    build: impl FnOnce((String, String), In, &crate::config::Limits) -> Result<(String, Out), Refusal>,
+) {
+    let started = Instant::now();
+    let Some((conn, ack)) = admit(state, s, name, ack) else {
+        return;
+    };
+    let result = (|| {
+        let data = data.map_err(|e| invalid(name, &e))?;
+        let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
+        let from = (joined.user_id.to_string(), joined.user_name.to_string());
+        let (target, out) = build(from, data, &state.config.limits)?;
+        if *target == *joined.user_id {
+            return Err(Refusal::new(
+                ErrorCode::InvalidPayload,
+                "targetUserId is yourself",
+            ));
+        }
+        let target_socket = joined
+            .room
+            .state
+            .lock()
+            .member(&target)
+            .map(|m| m.socket.clone())
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::TargetNotFound,
+                    format!("{target:?} is not in this session"),
+                )
+            })?;
+        target_socket.emit(name, &out).map_err(|e| {
+            Refusal::new(
+                ErrorCode::TargetNotFound,
+                format!("{target:?} cannot be reached now: {e}"),
+            )
+        })?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            state.metrics.relay_latency(started.elapsed());
+            let _ = ack.send(&Ack::ok(Empty {}));
+        }
+        Err(r) => refuse(state, s, Some(ack), name, r),
+    }
+}
+
+fn check_sdp(
+    field: &str,
+    d: &SessionDescription,
+    kinds: &[SdpKind],
+    max: usize,
+) -> Result<(), Refusal> {
+    if !kinds.contains(&d.kind) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("{field}.type must be one of {kinds:?}"),
+        ));
+    }
+    if d.sdp.len() > max {
+        return Err(Refusal::new(
+            ErrorCode::PayloadTooLarge,
+            format!("{field}.sdp is larger than {max} bytes"),
+        ));
+    }
+    if !d.sdp.starts_with("v=0") {
+        return Err(Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("{field}.sdp is not an SDP (must start with v=0)"),
+        ));
+    }
+    Ok(())
+}
+
+fn update_media_state(conn: &Connection, m: MediaState) -> Result<Participant, Refusal> {
+    let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
+    let mut guard = joined.room.state.lock();
+    let member = guard.member_mut(&joined.user_id).ok_or_else(not_joined)?;
+    let p = &mut member.participant;
+    if let Some(v) = m.audio_enabled {
+        p.audio_enabled = v;
+    }
+    if let Some(v) = m.video_enabled {
+        p.video_enabled = v;
+    }
+    if let Some(v) = m.screen_sharing {
+        p.screen_sharing = v;
+    }
+    if let Some(v) = m.hand_raised {
+        p.hand_raised = v;
+    }
+    let participant = p.clone();
+    let own = member.socket.id;
+    let others = guard.sockets_except(Some(own));
+    drop(guard);
+    emit_to_all(&others, event::PARTICIPANT_UPDATED, &participant);
+    Ok(participant)
+}
+
+fn send_chat(state: &AppState, conn: &Connection, c: ChatSend) -> Result<ChatMessage, Refusal> {
+    check_text(
+        "message",
+        &c.message,
+        state.config.limits.max_chat_chars,
+        true,
+    )?;
+    let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
+    let message = ChatMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: joined.user_id.to_string(),
+        user_name: joined.user_name.to_string(),
+        message: c.message,
+        timestamp: now_ms(),
+        kind: ChatKind::User,
+    };
+    let mut guard = joined.room.state.lock();
+    guard.push_history(message.clone(), state.config.limits.chat_history_len);
+    let everyone = guard.sockets_except(None);
+    drop(guard);
+    state
+        .metrics
+        .chat_messages
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    persist_chat(state, &joined.room.id, message.clone());
+    emit_to_all(&everyone, event::CHAT_MESSAGE, &message);
+    Ok(message)
+}
+
+fn system_message(p: &Participant, what: &str) -> ChatMessage {
+    ChatMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: p.user_id.clone(),
+        user_name: p.user_name.clone(),
+        message: format!("{} {what}", p.user_name),
+        timestamp: now_ms(),
+        kind: ChatKind::System,
+    }
+}
+
+fn persist_chat(state: &AppState, session_id: &str, message: ChatMessage) {
+    if let Err(e) = state.store.append_chat(session_id, message) {
+        tracing::error!(error = %e, session = session_id, "chat message not persisted");
+    }
+}

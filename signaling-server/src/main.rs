@@ -1,0 +1,374 @@
+//! `classroom-signaling`: serve a class, or manage its roster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use classroom_signaling::auth::{Identity, issue_token};
+use classroom_signaling::config::{FileConfig, ServerConfig};
+use classroom_signaling::store::Store;
+use classroom_wire::{IceServer, Role};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "classroom-signaling",
+    version,
+    about = "Classroom signaling server (Socket.IO) and roster tool"
+)]
+struct Cli {
+    /// TOML config file (flags and environment override it).
+    #[arg(long, global = true, env = "CLASSROOM_CONFIG")]
+    config: Option<PathBuf>,
+    /// SQLite database for classes, enrollments and chat history.
+    #[arg(long, global = true, env = "CLASSROOM_DATABASE")]
+    database: Option<PathBuf>,
+    /// HS256 secret shared with the LMS for sign-in tokens.
+    #[arg(
+        long,
+        global = true,
+        env = "CLASSROOM_JWT_SECRET",
+        hide_env_values = true
+    )]
+    jwt_secret: Option<String>,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "CLASSROOM_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage classes.
+    #[command(subcommand)]
+    Class(ClassCommand),
+    /// Enroll a user in a class (or change their role).
+    Enroll {
+        class_id: String,
+        user_id: String,
+        #[arg(long, value_enum, default_value = "student")]
+        role: RoleArg,
+    },
+    /// Remove a user from a class.
+    Unenroll { class_id: String, user_id: String },
+    /// List who is enrolled in a class.
+    Roster { class_id: String },
+    /// Issue a sign-in token with the configured secret (for tests and local setups).
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "student")]
+        role: RoleArg,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassCommand {
+    /// Create a class (or rename it).
+    Create {
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// List classes with their enrollment counts.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Student,
+    Instructor,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Student => Role::Student,
+            RoleArg::Instructor => Role::Instructor,
+        }
+    }
+}
+
+#[derive(Args, Default, Clone)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "CLASSROOM_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Development mode: trust the identity in join-session when no token is given, create
+    /// sessions on first join. For local classes only.
+    #[arg(long, env = "CLASSROOM_DEV")]
+    dev: bool,
+    /// Create sessions on first join even outside development mode.
+    #[arg(long, env = "CLASSROOM_AUTO_CREATE_SESSIONS")]
+    auto_create_sessions: Option<bool>,
+    /// LMS endpoint asked about enrollment: POST {sessionId, userId} -> {enrolled, role?}.
+    #[arg(long, env = "CLASSROOM_ENROLLMENT_HOOK")]
+    enrollment_hook: Option<String>,
+    /// STUN/TURN URL handed to clients (repeatable); replaces the default public STUN servers.
+    #[arg(
+        long = "ice-server",
+        env = "CLASSROOM_ICE_SERVERS",
+        value_delimiter = ','
+    )]
+    ice_servers: Vec<String>,
+    /// Shared secret of a TURN server with time-limited credentials.
+    #[arg(long, env = "CLASSROOM_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// TURN URL for the time-limited credentials (repeatable).
+    #[arg(long = "turn-url", env = "CLASSROOM_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    #[arg(long, env = "CLASSROOM_PING_INTERVAL_MS")]
+    ping_interval_ms: Option<u64>,
+    #[arg(long, env = "CLASSROOM_PING_TIMEOUT_MS")]
+    ping_timeout_ms: Option<u64>,
+    #[arg(long, env = "CLASSROOM_MAX_PARTICIPANTS")]
+    max_participants: Option<usize>,
+    #[arg(long, env = "CLASSROOM_EVENTS_PER_SECOND")]
+    events_per_second: Option<f64>,
+    #[arg(long, env = "CLASSROOM_EVENT_BURST")]
+    event_burst: Option<f64>,
+    #[arg(long, env = "CLASSROOM_CHAT_HISTORY")]
+    chat_history: Option<usize>,
+    /// Largest Engine.IO packet in bytes; a client sending more is disconnected.
+    #[arg(long, env = "CLASSROOM_MAX_PAYLOAD")]
+    max_payload: Option<u64>,
+    /// Longest chat message in characters.
+    #[arg(long, env = "CLASSROOM_MAX_CHAT_CHARS")]
+    max_chat_chars: Option<usize>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let mut config = ServerConfig::default();
+    if let Some(path) = &cli.config {
+        config.apply_file(FileConfig::load(path)?);
+    }
+    if cli.database.is_some() {
+        config.database = cli.database.clone();
+    }
+    if cli.jwt_secret.is_some() {
+        config.jwt_secret = cli.jwt_secret.clone();
+    }
+    match cli.command {
+        None => serve(config, cli.serve),
+        Some(Command::Serve(args)) => serve(config, args),
+        Some(Command::Class(ClassCommand::Create { id, title })) => {
+            let store = open_store(&config)?;
+            store.create_class(&id, title.as_deref().unwrap_or(&id))?;
+            println!("class {id} ready");
+            Ok(())
+        }
+        Some(Command::Class(ClassCommand::List)) => {
+            for c in open_store(&config)?.list_classes()? {
+                println!("{}\t{}\t{} enrolled", c.id, c.title, c.enrolled);
+            }
+            Ok(())
+        }
+        Some(Command::Enroll {
+            class_id,
+            user_id,
+            role,
+        }) => {
+            open_store(&config)?.enroll(&class_id, &user_id, role.into())?;
+            println!("{user_id} enrolled in {class_id}");
+            Ok(())
+        }
+        Some(Command::Unenroll { class_id, user_id }) => {
+            if !open_store(&config)?.unenroll(&class_id, &user_id)? {
+                bail!("{user_id} was not enrolled in {class_id}");
+            }
+            println!("{user_id} removed from {class_id}");
+            Ok(())
+        }
+        Some(Command::Roster { class_id }) => {
+            for (user, role) in open_store(&config)?.roster(&class_id)? {
+                println!(
+                    "{user}\t{}",
+                    if role.is_instructor() {
+                        "instructor"
+                    } else {
+                        "student"
+                    }
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Token {
+            user,
+            name,
+            role,
+            ttl_secs,
+        }) => {
+            let secret = config
+                .jwt_secret
+                .as_deref()
+                .context("no JWT secret: pass --jwt-secret or CLASSROOM_JWT_SECRET")?;
+            let identity = Identity {
+                user_id: user,
+                user_name: name,
+                role: role.into(),
+            };
+            println!(
+                "{}",
+                issue_token(secret, &identity, Duration::from_secs(ttl_secs))?
+            );
+            Ok(())
+        }
+    }
+}
+
+fn open_store(config: &ServerConfig) -> Result<Store> {
+    let path = config
+        .database
+        .as_deref()
+        .context("no database: pass --database or CLASSROOM_DATABASE")?;
+    Ok(Store::open(Some(path))?)
+}
+
+fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if args.dev {
+        config.dev_mode = true;
+        config.auto_create_sessions = true;
+    }
+    if let Some(v) = args.auto_create_sessions {
+        config.auto_create_sessions = v;
+    }
+    if args.enrollment_hook.is_some() {
+        config.enrollment_hook = args.enrollment_hook;
+    }
+    if !args.ice_servers.is_empty() {
+        config.ice_servers = args
+            .ice_servers
+            .into_iter()
+            .map(|url| IceServer {
+                urls: vec![url],
+                username: None,
+                credential: None,
+            })
+            .collect();
+    }
+    if args.turn_secret.is_some() {
+        config.turn_secret = args.turn_secret;
+    }
+    if !args.turn_urls.is_empty() {
+        config.turn_urls = args.turn_urls;
+    }
+    if let Some(v) = args.ping_interval_ms {
+        config.ping_interval = Duration::from_millis(v);
+    }
+    if let Some(v) = args.ping_timeout_ms {
+        config.ping_timeout = Duration::from_millis(v);
+    }
+    let l = &mut config.limits;
+    if let Some(v) = args.max_participants {
+        l.max_participants_per_session = v;
+    }
+    if let Some(v) = args.events_per_second {
+        l.events_per_second = v;
+    }
+    if let Some(v) = args.event_burst {
+        l.event_burst = v;
+    }
+    if let Some(v) = args.chat_history {
+        l.chat_history_len = v;
+    }
+    if let Some(v) = args.max_payload {
+        l.max_transport_payload = v;
+    }
+    if let Some(v) = args.max_chat_chars {
+        l.max_chat_chars = v;
+    }
+    raise_open_file_limit();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        // One line on stdout that scripts and tests read; logs go to stderr.
+        println!("classroom-signaling listening on http://{addr}");
+        classroom_signaling::serve(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Each connection is a file descriptor: lift the soft limit to the hard one.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("cannot raise the open file limit");
+            }
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLASSROOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

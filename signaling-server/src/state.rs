@@ -1,0 +1,20 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::TokenVerifier;
+use crate::config::ServerConfig;
+use crate::enrollment::Gate;
+use crate::metrics::Metrics;
+use crate::rooms::Registry;
+use crate::store::Store;
+
+pub struct AppState {
+    pub config: ServerConfig,
+    pub store: Arc<Store>,
+    pub verifier: TokenVerifier,
+    pub gate: Gate,
+    pub metrics: Metrics,
+    pub rooms: Registry,
+    pub started: std::time::Instant,
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("classroom {}", env!("CARGO_PKG_VERSION"));
+}

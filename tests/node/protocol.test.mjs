@@ -1,0 +1,480 @@
+// The protocol suite of docs/protocol.md, driven with the Node socket.io-client v4 against our
+// server (CLASSROOM_TARGET=ours) and the Node reference relay (CLASSROOM_TARGET=reference), over
+// polling-then-upgrade or websocket only (CLASSROOM_TRANSPORT). Features only our server has
+// (SQLite history across restarts, signed tokens and enrollment) are skipped for the reference.
+
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  OURS, TRANSPORT, PING_INTERVAL_MS, PING_TIMEOUT_MS, SDP,
+  connect, startServer, uid, quiet, signJwt, ourCli, tempDir,
+} from "./harness.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const oursOnly = OURS ? false : "only our server has this feature";
+const PING_DEADLINE_MS = PING_INTERVAL_MS + PING_TIMEOUT_MS + 1500;
+
+describe(`protocol (${OURS ? "ours" : "reference"}, ${TRANSPORT})`, () => {
+  let server;
+  const peers = [];
+  const peer = async (opts) => {
+    const p = await connect(server.url, opts);
+    peers.push(p);
+    return p;
+  };
+  /** n peers joined to one new session, in order. */
+  const classOf = async (n) => {
+    const sessionId = uid("class");
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const p = await peer();
+      const userId = uid(`u${i}`);
+      p.userId = userId;
+      p.userName = `User ${i}`;
+      p.ack = await p.join(sessionId, userId, p.userName, i === 0);
+      out.push(p);
+    }
+    return { sessionId, peers: out };
+  };
+
+  before(async () => {
+    server = await startServer({ args: ["--events-per-second", "50", "--event-burst", "60", "--max-participants", "4", "--max-chat-chars", "500", "--max-payload", "100000"] });
+  });
+  after(async () => {
+    for (const p of peers) p.close();
+    await server.stop();
+  });
+
+  it("uses the transport under test", async () => {
+    const p = await peer();
+    assert.equal(p.transport(), "websocket");
+  });
+
+  it("join acks the roster, ICE servers and history, and also sends session-joined", async () => {
+    const p = await peer();
+    const sessionId = uid("class");
+    const ack = await p.join(sessionId, "ada", "Ada Lovelace", true);
+    assert.equal(ack.ok, true);
+    assert.equal(ack.protocolVersion, 1);
+    assert.equal(ack.sessionId, sessionId);
+    assert.deepEqual(ack.participants, []);
+    assert.equal(ack.self.userId, "ada");
+    assert.equal(ack.self.userName, "Ada Lovelace");
+    assert.equal(ack.self.isInstructor, true);
+    assert.equal(ack.self.audioEnabled, true);
+    assert.ok(ack.iceServers.length >= 1 && ack.iceServers[0].urls.length >= 1);
+    assert.equal(ack.chatHistory.at(-1).type, "system");
+    assert.match(ack.chatHistory.at(-1).message, /Ada Lovelace joined/);
+    const joined = await p.waitFor("session-joined");
+    assert.equal(joined.self.userId, "ada");
+    assert.equal(joined.sessionId, sessionId);
+  });
+
+  it("the roster grows with user-joined and a system message for those already in", async () => {
+    const { peers: [a, b] } = await classOf(2);
+    assert.deepEqual(b.ack.participants.map((p) => p.userId), [a.userId]);
+    const joined = await a.waitFor("user-joined");
+    assert.equal(joined.userId, b.userId);
+    assert.equal(joined.userName, "User 1");
+    assert.equal(joined.isInstructor, false);
+    const notice = await a.waitFor("chat-message", (m) => m.type === "system");
+    assert.match(notice.message, /User 1 joined/);
+    assert.equal(b.received("user-joined").length, 0, "the joiner is not told about itself");
+  });
+
+  it("offer, answer and ice-candidate reach only their target, stamped with the sender", async () => {
+    const { peers: [a, b, c] } = await classOf(3);
+    const offerAck = await a.request("offer", { targetUserId: b.userId, offer: { type: "offer", sdp: SDP } });
+    assert.equal(offerAck.ok, true);
+    const offer = await b.waitFor("offer");
+    assert.deepEqual(offer, { fromUserId: a.userId, fromUserName: a.userName, offer: { type: "offer", sdp: SDP } });
+
+    b.emit("answer", { targetUserId: a.userId, answer: { type: "answer", sdp: SDP } });
+    const answer = await a.waitFor("answer");
+    assert.equal(answer.fromUserId, b.userId);
+    assert.equal(answer.answer.type, "answer");
+
+    const candidate = { candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "abcd" };
+    a.emit("ice-candidate", { targetUserId: b.userId, candidate });
+    a.emit("ice-candidate", { targetUserId: b.userId, candidate: null });
+    const got = await b.waitFor("ice-candidate");
+    assert.deepEqual(got, { fromUserId: a.userId, fromUserName: a.userName, candidate });
+    const end = await b.waitFor("ice-candidate", (d) => d.candidate === null);
+    assert.equal(end.fromUserId, a.userId);
+
+    await quiet(200);
+    for (const event of ["offer", "answer", "ice-candidate"]) assert.equal(c.received(event).length, 0, `${event} leaked to a bystander`);
+  });
+
+  it("ignores sender fields a client puts in a relay", async () => {
+    const { peers: [a, b] } = await classOf(2);
+    a.emit("offer", { targetUserId: b.userId, fromUserId: "mallory", fromUserName: "Mallory", offer: { type: "offer", sdp: SDP } });
+    const offer = await b.waitFor("offer");
+    assert.equal(offer.fromUserId, a.userId);
+    assert.equal(offer.fromUserName, a.userName);
+  });
+
+  it("cannot relay into another session", async () => {
+    const { peers: [a] } = await classOf(1);
+    const { peers: [x] } = await classOf(1);
+    const ack = await a.request("offer", { targetUserId: x.userId, offer: { type: "offer", sdp: SDP } });
+    assert.equal(ack.ok, false);
+    assert.equal(ack.error.code, "target-not-found");
+    const err = await a.waitFor("error", (e) => e.code === "target-not-found");
+    assert.equal(err.event, "offer");
+    await quiet(100);
+    assert.equal(x.received("offer").length, 0);
+  });
+
+  it("chat is broadcast to everyone in the session, sender included", async () => {
+    const { peers: [a, b] } = await classOf(2);
+    const ack = await b.request("chat-message", { message: "Is the homework due Friday?" });
+    assert.equal(ack.ok, true);
+    for (const p of [a, b]) {
+      const m = await p.waitFor("chat-message", (m) => m.type === "user");
+      assert.equal(m.message, "Is the homework due Friday?");
+      assert.equal(m.userId, b.userId);
+      assert.equal(m.userName, b.userName);
+      assert.equal(m.id, ack.message.id);
+      assert.ok(Math.abs(m.timestamp - Date.now()) < 10_000);
+    }
+  });
+
+  it("replays chat history to a client that reconnects", async () => {
+    const { sessionId, peers: [a, b] } = await classOf(2);
+    for (const text of ["one", "two", "three"]) await a.request("chat-message", { message: text });
+    b.close();
+    const again = await peer();
+    const ack = await again.join(sessionId, b.userId, b.userName);
+    const texts = ack.chatHistory.filter((m) => m.type === "user").map((m) => m.message);
+    assert.deepEqual(texts, ["one", "two", "three"]);
+  });
+
+  it("media-state updates the participant for everyone", async () => {
+    const { peers: [a, b] } = await classOf(2);
+    const ack = await a.request("media-state", { audioEnabled: false, screenSharing: true });
+    assert.equal(ack.ok, true);
+    assert.equal(ack.participant.audioEnabled, false);
+    assert.equal(ack.participant.videoEnabled, true);
+    const update = await b.waitFor("participant-updated");
+    assert.equal(update.userId, a.userId);
+    assert.equal(update.screenSharing, true);
+    assert.equal(update.audioEnabled, false);
+    const bad = await a.request("media-state", { audioEnabled: "off" });
+    assert.equal(bad.error.code, "invalid-payload");
+  });
+
+  it("leave-session tells the others and ends relaying", async () => {
+    const { peers: [a, b] } = await classOf(2);
+    const ack = await a.request("leave-session", {});
+    assert.equal(ack.ok, true);
+    const left = await b.waitFor("user-left");
+    assert.deepEqual(left, { userId: a.userId, userName: a.userName, reason: "left" });
+    const notice = await b.waitFor("chat-message", (m) => m.type === "system" && /left/.test(m.message));
+    assert.equal(notice.userId, a.userId);
+    const after = await a.request("offer", { targetUserId: b.userId, offer: { type: "offer", sdp: SDP } });
+    assert.equal(after.error.code, "not-joined");
+  });
+
+  for (const how of ["killed", "frozen"]) {
+    it(`a ${how} client leaves within the ping timeout`, async () => {
+      const { sessionId, peers: [a] } = await classOf(1);
+      const child = spawn(process.execPath, [join(here, "peer-process.mjs"), server.url, sessionId, "ghost", "Ghost", TRANSPORT], { stdio: ["ignore", "pipe", "inherit"] });
+      try {
+        const line = await new Promise((resolve) => createInterface({ input: child.stdout }).once("line", resolve));
+        assert.equal(line, "joined");
+        await a.waitFor("user-joined", (p) => p.userId === "ghost");
+        const t0 = Date.now();
+        child.kill(how === "killed" ? "SIGKILL" : "SIGSTOP");
+        const left = await a.waitFor("user-left", (l) => l.userId === "ghost", PING_DEADLINE_MS + 2000);
+        const elapsed = Date.now() - t0;
+        assert.equal(left.reason, "disconnected");
+        assert.ok(elapsed <= PING_DEADLINE_MS, `user-left after ${elapsed} ms, deadline ${PING_DEADLINE_MS} ms`);
+      } finally {
+        child.kill("SIGKILL");
+      }
+    });
+  }
+
+  it("the same user joining again replaces the old connection without a departure", async () => {
+    const { sessionId, peers: [a, b] } = await classOf(2);
+    const second = await peer();
+    const ack = await second.join(sessionId, b.userId, "User 1 (laptop)");
+    assert.deepEqual(ack.participants.map((p) => p.userId), [a.userId]);
+    const err = await b.waitFor("error", (e) => e.code === "session-replaced");
+    assert.equal(err.event, "join-session");
+    await b.waitFor("disconnect");
+    const update = await a.waitFor("participant-updated", (p) => p.userId === b.userId);
+    assert.equal(update.userName, "User 1 (laptop)");
+    await quiet(200);
+    assert.equal(a.received("user-left").length, 0);
+    a.emit("offer", { targetUserId: b.userId, offer: { type: "offer", sdp: SDP } });
+    await second.waitFor("offer");
+  });
+
+  describe("errors", () => {
+    it("not-joined for session events before join-session", async () => {
+      const p = await peer();
+      for (const [event, data] of [["chat-message", { message: "hi" }], ["media-state", { audioEnabled: false }], ["offer", { targetUserId: "x", offer: { type: "offer", sdp: SDP } }], ["leave-session", {}]]) {
+        const ack = await p.request(event, data);
+        assert.equal(ack.ok, false, event);
+        assert.equal(ack.error.code, "not-joined", event);
+      }
+    });
+
+    it("invalid-payload for payloads that do not match the protocol", async () => {
+      const { peers: [a, b] } = await classOf(2);
+      const cases = [
+        ["join-session", { sessionId: 42, userId: "u", userName: "U" }],
+        ["join-session", { sessionId: "s" }],
+        ["join-session", "not an object"],
+        ["offer", { offer: { type: "offer", sdp: SDP } }],
+        ["offer", { targetUserId: b.userId, offer: { type: "offer", sdp: "hello" } }],
+        ["offer", { targetUserId: b.userId, offer: { type: "answer", sdp: SDP } }],
+        ["answer", { targetUserId: b.userId, answer: "v=0" }],
+        ["ice-candidate", { targetUserId: b.userId, candidate: { sdpMid: "0" } }],
+        ["chat-message", { text: "wrong field" }],
+        ["chat-message", { message: "   " }],
+        ["offer", { targetUserId: a.userId, offer: { type: "offer", sdp: SDP } }],
+      ];
+      for (const [event, data] of cases) {
+        const ack = await a.request(event, data);
+        assert.equal(ack.ok, false, `${event} ${JSON.stringify(data)}`);
+        assert.equal(ack.error.code, "invalid-payload", `${event} ${JSON.stringify(data)}: ${ack.error.message}`);
+        assert.equal(ack.error.event, event);
+      }
+      assert.ok(a.received("error").filter((e) => e.code === "invalid-payload").length >= cases.length);
+      await quiet(100);
+      assert.equal(b.received("offer").length + b.received("answer").length + b.received("ice-candidate").length, 0);
+    });
+
+    it("payload-too-large for oversized fields, and the sender stays connected", async () => {
+      const { peers: [a, b] } = await classOf(2);
+      const ack = await a.request("chat-message", { message: "x".repeat(501) });
+      assert.equal(ack.error.code, "payload-too-large");
+      const big = await a.request("offer", { targetUserId: b.userId, offer: { type: "offer", sdp: SDP + "a=x:" + "y".repeat(70_000) } });
+      assert.equal(big.error.code, "payload-too-large");
+      const fine = await a.request("chat-message", { message: "still here" });
+      assert.equal(fine.ok, true);
+    });
+
+    it("a packet above the transport limit closes only that client; the class goes on", async () => {
+      const { peers: [a, b, c] } = await classOf(3);
+      a.emit("chat-message", { message: "z".repeat(200_000) });
+      await a.waitFor("disconnect", () => true, 5000);
+      const ack = await b.request("chat-message", { message: "anyone there?" });
+      assert.equal(ack.ok, true);
+      const m = await c.waitFor("chat-message", (m) => m.message === "anyone there?");
+      assert.equal(m.userId, b.userId);
+      await b.waitFor("user-left", (l) => l.userId === a.userId, PING_DEADLINE_MS);
+    });
+
+    it("a malformed packet does not disturb the other clients", async () => {
+      const { peers: [a, b, c] } = await classOf(3);
+      a.socket.io.engine.write('42["chat-message",{"message":');
+      a.socket.io.engine.write("4x-garbage");
+      await quiet(300);
+      const ack = await b.request("chat-message", { message: "unaffected" });
+      assert.equal(ack.ok, true);
+      await c.waitFor("chat-message", (m) => m.message === "unaffected");
+    });
+
+    it("target-not-found for someone not in the session", async () => {
+      const { peers: [a] } = await classOf(1);
+      const ack = await a.request("ice-candidate", { targetUserId: "nobody", candidate: null });
+      assert.equal(ack.error.code, "target-not-found");
+    });
+
+    it("unknown-event for events outside the protocol", async () => {
+      const p = await peer();
+      const ack = await p.request("drop-table", { x: 1 });
+      assert.equal(ack.ok, false);
+      assert.equal(ack.error.code, "unknown-event");
+      const err = await p.waitFor("error", (e) => e.code === "unknown-event");
+      assert.equal(err.event, "drop-table");
+    });
+
+    it("session-full past the participant limit", async () => {
+      const { sessionId } = await classOf(4);
+      const late = await peer();
+      const ack = await late.request("join-session", { sessionId, userId: uid("late"), userName: "Late" });
+      assert.equal(ack.ok, false);
+      assert.equal(ack.error.code, "session-full");
+    });
+
+    it("rate-limited past the event rate, reported once a second, others unaffected", async () => {
+      const { peers: [a, b] } = await classOf(2);
+      const acks = await Promise.all(Array.from({ length: 100 }, (_, i) => a.request("media-state", { handRaised: i % 2 === 0 })));
+      const limited = acks.filter((x) => !x.ok && x.error.code === "rate-limited");
+      assert.ok(limited.length >= 30, `${limited.length} of 100 refused`);
+      assert.ok(acks.filter((x) => x.ok).length >= 50, "the burst passes");
+      const errors = a.received("error").filter((e) => e.code === "rate-limited");
+      assert.equal(errors.length, 1, "one error event per second, with the count");
+      assert.match(errors[0].message, /\d+ event\(s\) refused/);
+      const ok = await b.request("chat-message", { message: "b is fine" });
+      assert.equal(ok.ok, true);
+      await quiet(1100);
+      const later = await a.request("chat-message", { message: "a recovered" });
+      assert.equal(later.ok, true);
+    });
+  });
+});
+
+describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
+  const secret = "test-secret-of-the-suite";
+  let tmp;
+  before(() => {
+    tmp = tempDir();
+  });
+  after(() => tmp?.remove());
+
+  it("keeps chat history across a server restart", async () => {
+    const database = join(tmp.dir, "restart.sqlite3");
+    const sessionId = uid("class");
+    let server = await startServer({ database });
+    const a = await connect(server.url);
+    await a.join(sessionId, "ada", "Ada");
+    for (const text of ["before", "the", "restart"]) await a.request("chat-message", { message: text });
+    const status = await server.stop();
+    assert.equal(status.code, 0, "graceful shutdown exits 0");
+    a.close();
+
+    server = await startServer({ database });
+    try {
+      const b = await connect(server.url);
+      const ack = await b.join(sessionId, "bob", "Bob");
+      const texts = ack.chatHistory.filter((m) => m.type === "user").map((m) => m.message);
+      assert.deepEqual(texts, ["before", "the", "restart"]);
+      assert.ok(ack.chatHistory.some((m) => m.type === "system" && /Ada joined/.test(m.message)));
+      b.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  describe("signed tokens and enrollment", () => {
+    let server;
+    const classId = uid("physics");
+    const now = () => Math.floor(Date.now() / 1000);
+    const token = (sub, name, role = "student", exp = now() + 600) => signJwt({ sub, name, role, exp }, secret);
+
+    before(async () => {
+      const database = join(tmp.dir, "roster.sqlite3");
+      const env = { CLASSROOM_DATABASE: database };
+      ourCli(["class", "create", classId, "--title", "Physics 101"], env);
+      ourCli(["enroll", classId, "stu1", "--role", "student"], env);
+      ourCli(["enroll", classId, "prof", "--role", "instructor"], env);
+      server = await startServer({ dev: false, database, jwtSecret: secret });
+    });
+    after(async () => server?.stop());
+
+    it("an enrolled user joins with the identity and role of the token and roster", async () => {
+      const p = await connect(server.url, { auth: { token: token("prof", "Prof. Curie", "student") } });
+      const ack = await p.request("join-session", { sessionId: classId, userId: "mallory", userName: "Mallory", isInstructor: false });
+      assert.equal(ack.ok, true, JSON.stringify(ack.error));
+      assert.equal(ack.self.userId, "prof");
+      assert.equal(ack.self.userName, "Prof. Curie");
+      assert.equal(ack.self.isInstructor, true, "the roster's role wins");
+      p.close();
+    });
+
+    it("a token issued by the CLI works", async () => {
+      const t = ourCli(["token", "--user", "stu1", "--name", "Student One", "--jwt-secret", secret]);
+      const p = await connect(server.url, { auth: { token: t } });
+      const ack = await p.request("join-session", { sessionId: classId });
+      assert.equal(ack.ok, true, JSON.stringify(ack.error));
+      assert.equal(ack.self.userId, "stu1");
+      p.close();
+    });
+
+    for (const [what, auth, pattern] of [
+      ["no token", undefined, /unauthorized.*token is required/],
+      ["a forged token", { token: signJwt({ sub: "stu1", name: "S", role: "student", exp: now() + 600 }, "wrong-secret") }, /unauthorized.*signature/],
+      ["an expired token", { token: token("stu1", "S", "student", now() - 3600) }, /unauthorized.*expired/],
+      ["garbage", { token: "abc.def" }, /unauthorized/],
+    ]) {
+      it(`refuses the handshake with ${what}`, async () => {
+        const err = await connect(server.url, { auth, expectError: true });
+        assert.match(err.message, pattern);
+      });
+    }
+
+    it("not-enrolled for a valid token outside the roster", async () => {
+      const p = await connect(server.url, { auth: { token: token("outsider", "Outsider") } });
+      const ack = await p.request("join-session", { sessionId: classId });
+      assert.equal(ack.error.code, "not-enrolled");
+      p.close();
+    });
+
+    it("session-not-found for a class that does not exist", async () => {
+      const p = await connect(server.url, { auth: { token: token("stu1", "S") } });
+      const ack = await p.request("join-session", { sessionId: "no-such-class" });
+      assert.equal(ack.error.code, "session-not-found");
+      p.close();
+    });
+  });
+
+  describe("the LMS enrollment hook", () => {
+    let hook, hookUrl, server, deadServer;
+    const asked = [];
+    const token = (sub) => signJwt({ sub, name: sub, role: "student", exp: Math.floor(Date.now() / 1000) + 600 }, secret);
+
+    before(async () => {
+      const { createServer } = await import("node:http");
+      hook = createServer((req, res) => {
+        let body = "";
+        req.on("data", (d) => (body += d));
+        req.on("end", () => {
+          const q = JSON.parse(body);
+          asked.push(q);
+          if (q.sessionId === "lms-unknown") {
+            res.writeHead(404).end();
+            return;
+          }
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify({ enrolled: q.userId === "lms-student", role: "instructor" }));
+        });
+      });
+      await new Promise((r) => hook.listen(0, "127.0.0.1", r));
+      hookUrl = `http://127.0.0.1:${hook.address().port}/enrollment`;
+      server = await startServer({ dev: false, database: join(tmp.dir, "hook.sqlite3"), jwtSecret: secret, args: ["--enrollment-hook", hookUrl] });
+      // A hook nobody listens on: the LMS is down.
+      deadServer = await startServer({ dev: false, database: join(tmp.dir, "dead.sqlite3"), jwtSecret: secret, args: ["--enrollment-hook", "http://127.0.0.1:9/enrollment"] });
+    });
+    after(async () => {
+      await server?.stop();
+      await deadServer?.stop();
+      hook?.close();
+    });
+
+    it("admits whom the LMS says is enrolled, with the LMS's role", async () => {
+      const p = await connect(server.url, { auth: { token: token("lms-student") } });
+      const ack = await p.request("join-session", { sessionId: "lms-class" });
+      assert.equal(ack.ok, true, JSON.stringify(ack.error));
+      assert.equal(ack.self.isInstructor, true);
+      assert.deepEqual(asked.at(-1), { sessionId: "lms-class", userId: "lms-student" });
+      p.close();
+    });
+
+    it("refuses whom the LMS does not know, and unknown sessions", async () => {
+      const p = await connect(server.url, { auth: { token: token("someone-else") } });
+      assert.equal((await p.request("join-session", { sessionId: "lms-class" })).error.code, "not-enrolled");
+      assert.equal((await p.request("join-session", { sessionId: "lms-unknown" })).error.code, "session-not-found");
+      p.close();
+    });
+
+    it("internal when the LMS cannot be reached, and the socket stays usable", async () => {
+      const p = await connect(deadServer.url, { auth: { token: token("lms-student") } });
+      const ack = await p.request("join-session", { sessionId: "lms-class" });
+      assert.equal(ack.error.code, "internal");
+      assert.match(ack.error.message, /enrollment service is unavailable/);
+      const again = await p.request("chat-message", { message: "hello?" });
+      assert.equal(again.error.code, "not-joined");
+      p.close();
+    });
+  });
+});
