@@ -82,6 +82,10 @@ pub async fn serve(
     serve_prepared(prepare(config)?, listener, shutdown).await
 }
 
+/// The websocket read buffer per connection; signaling messages are small (an SDP is the
+/// largest, a few KiB, and reads of larger ones simply take several chunks).
+const WS_READ_BUFFER_BYTES: usize = 1024;
+
 struct Prepared {
     state: Arc<AppState>,
     io: SocketIo,
@@ -116,6 +120,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         .ping_timeout(state.config.ping_timeout)
         .max_payload(state.config.limits.max_transport_payload)
         .ws_max_message_size(state.config.limits.max_transport_payload as usize)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .build_layer();
     handlers::register(&io, state.clone());
     let app = http::routes(state.clone()).layer(layer);

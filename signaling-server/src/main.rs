@@ -11,6 +11,7 @@ use classroom_signaling::config::{FileConfig, ServerConfig};
 use classroom_signaling::store::Store;
 use classroom_wire::{IceServer, Role};
 
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
