@@ -1,0 +1,269 @@
+//! H.264 encode and decode with OpenH264 (the browsers' own software H.264): constrained
+//! baseline, SPS/PPS in-band with every keyframe, runtime bitrate and frame rate, forced
+//! keyframes; separate tuning for camera and screen content.
+
+use std::time::Duration;
+
+use openh264::OpenH264API;
+use openh264::decoder::Decoder;
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile, RateControlMode,
+    SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+
+use crate::media::frame::{I420Frame, RgbaFrame};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("H.264 encoder: {0}")]
+    Encoder(String),
+    #[error("H.264 decoder: {0}")]
+    Decoder(String),
+    #[error("invalid picture size {width}×{height} (must be even and non-zero)")]
+    InvalidSize { width: usize, height: usize },
+}
+
+/// What is being encoded: decides the encoder's tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    /// Camera: motion matters more than detail; frames may be skipped to hold the bitrate.
+    Camera,
+    /// Screen: text must stay sharp; OpenH264's screen-content mode, no frame skipping.
+    Screen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderSettings {
+    pub bitrate_bps: u32,
+    pub max_fps: f32,
+    /// Frames between keyframes (besides the ones forced by a receiver's PLI/FIR).
+    pub keyframe_interval: u32,
+    pub content: ContentKind,
+    /// Encoder threads; 1 keeps the cost of one stream on one core.
+    pub threads: u16,
+}
+
+impl EncoderSettings {
+    pub fn camera(bitrate_bps: u32, max_fps: f32) -> Self {
+        EncoderSettings { bitrate_bps, max_fps, keyframe_interval: 300, content: ContentKind::Camera, threads: 1 }
+    }
+
+    pub fn screen(bitrate_bps: u32, max_fps: f32) -> Self {
+        EncoderSettings { bitrate_bps, max_fps, keyframe_interval: 600, content: ContentKind::Screen, threads: 1 }
+    }
+}
+
+/// One encoded picture: Annex-B NAL units (start codes included), as RTP packetizers take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    pub data: Vec<u8>,
+    pub keyframe: bool,
+    pub capture_time: Duration,
+}
+
+pub struct H264Encoder {
+    encoder: Encoder,
+    settings: EncoderSettings,
+}
+
+impl H264Encoder {
+    pub fn new(settings: EncoderSettings) -> Result<Self, CodecError> {
+        let config = EncoderConfig::new()
+            .profile(Profile::Baseline)
+            .bitrate(BitRate::from_bps(settings.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(settings.max_fps))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(settings.keyframe_interval))
+            .num_threads(settings.threads)
+            .complexity(Complexity::Low)
+            .usage_type(match settings.content {
+                ContentKind::Camera => UsageType::CameraVideoRealTime,
+                ContentKind::Screen => UsageType::ScreenContentRealTime,
+            })
+            .skip_frames(settings.content == ContentKind::Camera)
+            .scene_change_detect(true)
+            .adaptive_quantization(settings.content == ContentKind::Camera)
+            .background_detection(settings.content == ContentKind::Camera);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| CodecError::Encoder(e.to_string()))?;
+        Ok(H264Encoder { encoder, settings })
+    }
+
+    pub fn settings(&self) -> EncoderSettings {
+        self.settings
+    }
+
+    /// The next encoded frame is a keyframe (a receiver asked with PLI/FIR, or a new viewer).
+    pub fn request_keyframe(&mut self) {
+        self.encoder.force_intra_frame();
+    }
+
+    /// Changes the target bitrate from the next frame on (the bandwidth estimate moved).
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        let mut info = openh264_sys2::SBitrateInfo { iLayer: openh264_sys2::SPATIAL_LAYER_ALL, iBitrate: bps as i32 };
+        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to SBitrateInfo, which lives for the call;
+        // the encoder is initialized (created by with_api_config).
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(openh264_sys2::ENCODER_OPTION_BITRATE, (&raw mut info).cast())
+        };
+        if rc != 0 {
+            return Err(CodecError::Encoder(format!("set bitrate {bps} failed ({rc})")));
+        }
+        self.settings.bitrate_bps = bps;
+        Ok(())
+    }
+
+    /// Changes the frame rate the rate control plans for.
+    pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
+        let mut value = fps;
+        // SAFETY: ENCODER_OPTION_FRAME_RATE takes a pointer to a float, alive for the call.
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(openh264_sys2::ENCODER_OPTION_FRAME_RATE, (&raw mut value).cast())
+        };
+        if rc != 0 {
+            return Err(CodecError::Encoder(format!("set frame rate {fps} failed ({rc})")));
+        }
+        self.settings.max_fps = fps;
+        Ok(())
+    }
+
+    /// Encodes one picture. An empty `data` means the rate control skipped this frame.
+    pub fn encode(&mut self, frame: &I420Frame) -> Result<EncodedFrame, CodecError> {
+        if frame.width == 0 || frame.height == 0 || frame.width % 2 != 0 || frame.height % 2 != 0 {
+            return Err(CodecError::InvalidSize { width: frame.width, height: frame.height });
+        }
+        let timestamp = openh264::Timestamp::from_millis(frame.capture_time.as_millis() as u64);
+        let bitstream = self.encoder.encode_at(frame, timestamp).map_err(|e| CodecError::Encoder(e.to_string()))?;
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
+        let data = if matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid) {
+            Vec::new()
+        } else {
+            bitstream.to_vec()
+        };
+        Ok(EncodedFrame { data, keyframe, capture_time: frame.capture_time })
+    }
+}
+
+pub struct H264Decoder {
+    decoder: Decoder,
+}
+
+impl H264Decoder {
+    pub fn new() -> Result<Self, CodecError> {
+        Ok(H264Decoder { decoder: Decoder::new().map_err(|e| CodecError::Decoder(e.to_string()))? })
+    }
+
+    /// Decodes one access unit (Annex-B) into I420; `None` while the decoder has no picture yet
+    /// (e.g. waiting for a keyframe).
+    pub fn decode(&mut self, data: &[u8]) -> Result<Option<I420Frame>, CodecError> {
+        let Some(yuv) = self.decoder.decode(data).map_err(|e| CodecError::Decoder(e.to_string()))? else {
+            return Ok(None);
+        };
+        let (width, height) = yuv.dimensions();
+        let (ys, us, vs) = yuv.strides();
+        let (cw, ch) = (width / 2, height / 2);
+        let mut frame = I420Frame::black(width & !1, height & !1);
+        copy_plane(yuv.y(), ys, &mut frame.y, width & !1, height & !1);
+        copy_plane(yuv.u(), us, &mut frame.u, cw, ch);
+        copy_plane(yuv.v(), vs, &mut frame.v, cw, ch);
+        Ok(Some(frame))
+    }
+
+    /// Decodes one access unit straight into RGBA (for the UI), reusing `out`'s buffer.
+    pub fn decode_rgba(&mut self, data: &[u8], out: &mut RgbaFrame) -> Result<bool, CodecError> {
+        let Some(yuv) = self.decoder.decode(data).map_err(|e| CodecError::Decoder(e.to_string()))? else {
+            return Ok(false);
+        };
+        let (width, height) = yuv.dimensions();
+        out.width = width;
+        out.height = height;
+        out.pixels.resize(yuv.rgba8_len(), 0);
+        yuv.write_rgba8(&mut out.pixels);
+        Ok(true)
+    }
+}
+
+fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], width: usize, height: usize) {
+    for row in 0..height {
+        dst[row * width..(row + 1) * width].copy_from_slice(&src[row * stride..row * stride + width]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::stamp;
+    use crate::media::synthetic::{PatternKind, TestPattern};
+
+    fn round_trip(kind: PatternKind, settings: EncoderSettings, (w, h): (usize, usize)) {
+        let mut pattern = TestPattern::new(w, h, kind);
+        let mut encoder = H264Encoder::new(settings).unwrap();
+        let mut decoder = H264Decoder::new().unwrap();
+        let mut decoded = 0;
+        for i in 0..30u64 {
+            let frame = pattern.next_frame(Duration::from_millis(i * 33));
+            let encoded = encoder.encode(&frame).unwrap();
+            if i == 0 {
+                assert!(encoded.keyframe, "the first frame is a keyframe");
+                assert!(has_nal(&encoded.data, 7) && has_nal(&encoded.data, 8), "SPS and PPS in-band");
+            }
+            if encoded.data.is_empty() {
+                continue;
+            }
+            let picture = decoder.decode(&encoded.data).unwrap().expect("a picture per access unit");
+            let read = stamp::read_luma(&picture.y, w, h, w).expect("stamp survives the codec");
+            assert_eq!(read.counter as u64, i);
+            assert_eq!(read.capture_time, Duration::from_millis(i * 33));
+            decoded += 1;
+        }
+        assert!(decoded >= 25, "{decoded} of 30 frames decoded");
+    }
+
+    /// Whether an Annex-B stream holds a NAL unit of `kind` (7 = SPS, 8 = PPS, 5 = IDR slice).
+    fn has_nal(data: &[u8], kind: u8) -> bool {
+        data.windows(4).any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == kind)
+    }
+
+    #[test]
+    fn camera_frames_round_trip_with_their_stamps() {
+        round_trip(PatternKind::Camera, EncoderSettings::camera(1_500_000, 30.0), (640, 360));
+    }
+
+    #[test]
+    fn screen_frames_round_trip_with_their_stamps() {
+        round_trip(PatternKind::Screen, EncoderSettings::screen(2_500_000, 15.0), (1280, 720));
+    }
+
+    #[test]
+    fn a_forced_keyframe_comes_next() {
+        let mut pattern = TestPattern::new(320, 240, PatternKind::Camera);
+        let mut encoder = H264Encoder::new(EncoderSettings::camera(500_000, 30.0)).unwrap();
+        for i in 0..5u64 {
+            encoder.encode(&pattern.next_frame(Duration::from_millis(i * 33))).unwrap();
+        }
+        let delta = encoder.encode(&pattern.next_frame(Duration::from_millis(200))).unwrap();
+        assert!(!delta.keyframe);
+        encoder.request_keyframe();
+        encoder.set_bitrate(300_000).unwrap();
+        encoder.set_frame_rate(15.0).unwrap();
+        let forced = encoder.encode(&pattern.next_frame(Duration::from_millis(233))).unwrap();
+        assert!(forced.keyframe);
+    }
+
+    #[test]
+    fn odd_sizes_are_refused_clearly() {
+        let mut encoder = H264Encoder::new(EncoderSettings::camera(500_000, 30.0)).unwrap();
+        let mut frame = I420Frame::black(64, 64);
+        frame.width = 63;
+        assert!(matches!(encoder.encode(&frame), Err(CodecError::InvalidSize { .. })));
+    }
+
+    #[test]
+    fn garbage_does_not_panic_the_decoder() {
+        let mut decoder = H264Decoder::new().unwrap();
+        let _ = decoder.decode(&[0, 0, 0, 1, 0x65, 0xff, 0x00, 0x12]);
+        let _ = decoder.decode(b"not h264 at all");
+    }
+}

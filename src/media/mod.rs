@@ -1,0 +1,13 @@
+//! The media layer: frames, the queues between media threads, sources, codecs.
+//!
+//! capture (sources) → [`FrameQueue`] → encode ([`h264`]) → transport (the `rtc` layer)
+//! → decode ([`h264`]) → render (RGBA for the UI).
+
+pub mod frame;
+pub mod h264;
+pub mod queue;
+pub mod stamp;
+pub mod synthetic;
+
+pub use frame::{I420Frame, RgbaFrame};
+pub use queue::FrameQueue;
