@@ -12,10 +12,14 @@ use classroom_wire::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide::{ParserError, SocketIo};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Notify;
 
 use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
 use crate::error::Refusal;
@@ -28,6 +32,83 @@ pub struct Connection {
     handshake: HandshakeIdentity,
     joined: Mutex<Option<Joined>>,
     bucket: Mutex<TokenBucket>,
+    /// Arrival number of the next event (taken when socketioxide dispatches it).
+    next_arrival: AtomicU64,
+    /// Arrival number of the event whose turn it is.
+    serving: AtomicU64,
+    turn_changed: Notify,
+}
+
+impl Connection {
+    fn new(handshake: HandshakeIdentity, burst: f64) -> Self {
+        Connection {
+            handshake,
+            joined: Mutex::new(None),
+            bucket: Mutex::new(TokenBucket::new(burst, Instant::now())),
+            next_arrival: AtomicU64::new(0),
+            serving: AtomicU64::new(0),
+            turn_changed: Notify::new(),
+        }
+    }
+
+    /// Waits until every event that arrived before `seq` on this socket was handled.
+    async fn turn(self: &Arc<Self>, seq: u64) -> Turn {
+        loop {
+            let changed = self.turn_changed.notified();
+            if self.serving.load(Ordering::Acquire) == seq {
+                return Turn { conn: self.clone() };
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Holding a socket's turn; the next event's turn starts when this is dropped.
+struct Turn {
+    conn: Arc<Connection>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.conn.serving.fetch_add(1, Ordering::AcqRel);
+        self.conn.turn_changed.notify_waiters();
+    }
+}
+
+/// An event's place in its socket's order, taken synchronously while socketioxide dispatches the
+/// event. socketioxide runs every handler as a task of its own, so two events of one socket (an
+/// offer and its ICE candidates) could otherwise be handled, and relayed, out of order; each
+/// handler first waits for its [`Turn`].
+pub struct Arrival {
+    conn: Arc<Connection>,
+    seq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("socket has no connection state")]
+pub struct NoConnectionState;
+
+impl FromMessageParts<LocalAdapter> for Arrival {
+    type Error = NoConnectionState;
+
+    fn from_message_parts(
+        s: &Arc<socketioxide::socket::Socket<LocalAdapter>>,
+        _: &mut socketioxide::handler::Value,
+        _: &Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        let conn = s
+            .extensions
+            .get::<Arc<Connection>>()
+            .ok_or(NoConnectionState)?;
+        let seq = conn.next_arrival.fetch_add(1, Ordering::AcqRel);
+        Ok(Arrival { conn, seq })
+    }
+}
+
+impl Arrival {
+    async fn turn(&self) -> Turn {
+        self.conn.turn(self.seq).await
+    }
 }
 
 #[derive(Clone)]
@@ -46,10 +127,14 @@ struct HandshakeAuth {
 }
 
 /// Registers the default namespace with its handshake check and event handlers.
+///
+/// The event handlers are registered by the handshake middleware, which socketioxide awaits
+/// before it acknowledges the connection. The connect handler proper runs as a task of its own,
+/// after the client may already have sent its first event: handlers registered there would
+/// miss it (seen: a `join-session` sent right after `connect` dropped without a trace).
 pub fn register(io: &SocketIo, state: Arc<AppState>) {
-    let on_connect_state = state.clone();
-    let on_connect = async move |s: SocketRef| {
-        on_connected(&on_connect_state, &s);
+    let on_connect = async |s: SocketRef| {
+        tracing::debug!(sid = %s.id, transport = ?s.transport_type(), "connected");
     };
     let handshake = async move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
         check_handshake(&state, &s, auth)
@@ -58,7 +143,7 @@ pub fn register(io: &SocketIo, state: Arc<AppState>) {
 }
 
 fn check_handshake(
-    state: &AppState,
+    state: &Arc<AppState>,
     s: &SocketRef,
     auth: Result<HandshakeAuth, ParserError>,
 ) -> Result<(), Refusal> {
@@ -81,24 +166,23 @@ fn check_handshake(
         .verifier
         .verify(auth.token.as_deref())
         .map_err(refuse)?;
-    let burst = state.config.limits.event_burst;
-    s.extensions.insert(Arc::new(Connection {
+    s.extensions.insert(Arc::new(Connection::new(
         handshake,
-        joined: Mutex::new(None),
-        bucket: Mutex::new(TokenBucket::new(burst, Instant::now())),
-    }));
+        state.config.limits.event_burst,
+    )));
+    register_events(state, s);
     Ok(())
 }
 
-fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
+fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     state
         .metrics
         .sockets
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::debug!(sid = %s.id, transport = ?s.transport_type(), "connected");
 
     let st = state.clone();
-    s.on(event::JOIN_SESSION, async move |s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender| {
+    s.on(event::JOIN_SESSION, async move |arrival: Arrival, s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender| {
+            let _turn = arrival.turn().await;
         if let Some((conn, ack)) = admit(&st, &s, event::JOIN_SESSION, ack) {
             let result = match d {
                 Ok(join) => join_session(&st, &s, &conn, join).await,
@@ -119,7 +203,8 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::LEAVE_SESSION,
-        async move |s: SocketRef, ack: AckSender| {
+        async move |arrival: Arrival, s: SocketRef, ack: AckSender| {
+            let _turn = arrival.turn().await;
             if let Some((conn, ack)) = admit(&st, &s, event::LEAVE_SESSION, ack) {
                 match leave(&st, &conn, LeaveReason::Left) {
                     true => {
@@ -134,7 +219,11 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::OFFER,
-        async move |s: SocketRef, TryData(d): TryData<OfferToPeer>, ack: AckSender| {
+        async move |arrival: Arrival,
+                    s: SocketRef,
+                    TryData(d): TryData<OfferToPeer>,
+                    ack: AckSender| {
+            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
@@ -159,7 +248,11 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::ANSWER,
-        async move |s: SocketRef, TryData(d): TryData<AnswerToPeer>, ack: AckSender| {
+        async move |arrival: Arrival,
+                    s: SocketRef,
+                    TryData(d): TryData<AnswerToPeer>,
+                    ack: AckSender| {
+            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
@@ -189,7 +282,11 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::ICE_CANDIDATE,
-        async move |s: SocketRef, TryData(d): TryData<IceCandidateToPeer>, ack: AckSender| {
+        async move |arrival: Arrival,
+                    s: SocketRef,
+                    TryData(d): TryData<IceCandidateToPeer>,
+                    ack: AckSender| {
+            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
@@ -225,7 +322,11 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::MEDIA_STATE,
-        async move |s: SocketRef, TryData(d): TryData<MediaState>, ack: AckSender| {
+        async move |arrival: Arrival,
+                    s: SocketRef,
+                    TryData(d): TryData<MediaState>,
+                    ack: AckSender| {
+            let _turn = arrival.turn().await;
             if let Some((conn, ack)) = admit(&st, &s, event::MEDIA_STATE, ack) {
                 let result = d
                     .map_err(|e| invalid(event::MEDIA_STATE, &e))
@@ -243,7 +344,11 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::CHAT_MESSAGE,
-        async move |s: SocketRef, TryData(d): TryData<ChatSend>, ack: AckSender| {
+        async move |arrival: Arrival,
+                    s: SocketRef,
+                    TryData(d): TryData<ChatSend>,
+                    ack: AckSender| {
+            let _turn = arrival.turn().await;
             if let Some((conn, ack)) = admit(&st, &s, event::CHAT_MESSAGE, ack) {
                 let result = d
                     .map_err(|e| invalid(event::CHAT_MESSAGE, &e))
@@ -260,7 +365,8 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
 
     let st = state.clone();
     s.on_fallback(
-        async move |s: SocketRef, Event(name): Event, ack: AckSender| {
+        async move |arrival: Arrival, s: SocketRef, Event(name): Event, ack: AckSender| {
+            let _turn = arrival.turn().await;
             st.metrics.event("other");
             let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
             refuse(&st, &s, Some(ack), &name, r);
@@ -274,6 +380,9 @@ fn on_connected(state: &Arc<AppState>, s: &SocketRef) {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(sid = %s.id, ?reason, "disconnected");
         if let Some(conn) = s.extensions.get::<Arc<Connection>>() {
+            // After every event that arrived before the disconnect.
+            let seq = conn.next_arrival.fetch_add(1, Ordering::AcqRel);
+            let _turn = conn.turn(seq).await;
             leave(&st, &conn, LeaveReason::Disconnected);
         }
     });

@@ -28,7 +28,10 @@ impl std::fmt::Debug for I420Frame {
 impl I420Frame {
     /// A black frame. Width and height must be even (4:2:0 subsampling).
     pub fn black(width: usize, height: usize) -> Self {
-        debug_assert!(width % 2 == 0 && height % 2 == 0, "I420 needs even dimensions");
+        debug_assert!(
+            width % 2 == 0 && height % 2 == 0,
+            "I420 needs even dimensions"
+        );
         let chroma = (width / 2) * (height / 2);
         I420Frame {
             width,
@@ -81,6 +84,9 @@ pub struct RgbaFrame {
 
 impl std::fmt::Debug for RgbaFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RgbaFrame").field("width", &self.width).field("height", &self.height).finish_non_exhaustive()
+        f.debug_struct("RgbaFrame")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish_non_exhaustive()
     }
 }

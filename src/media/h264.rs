@@ -7,8 +7,8 @@ use std::time::Duration;
 use openh264::OpenH264API;
 use openh264::decoder::Decoder;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile, RateControlMode,
-    SpsPpsStrategy, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, SpsPpsStrategy, UsageType,
 };
 use openh264::formats::YUVSource;
 
@@ -46,11 +46,23 @@ pub struct EncoderSettings {
 
 impl EncoderSettings {
     pub fn camera(bitrate_bps: u32, max_fps: f32) -> Self {
-        EncoderSettings { bitrate_bps, max_fps, keyframe_interval: 300, content: ContentKind::Camera, threads: 1 }
+        EncoderSettings {
+            bitrate_bps,
+            max_fps,
+            keyframe_interval: 300,
+            content: ContentKind::Camera,
+            threads: 1,
+        }
     }
 
     pub fn screen(bitrate_bps: u32, max_fps: f32) -> Self {
-        EncoderSettings { bitrate_bps, max_fps, keyframe_interval: 600, content: ContentKind::Screen, threads: 1 }
+        EncoderSettings {
+            bitrate_bps,
+            max_fps,
+            keyframe_interval: 600,
+            content: ContentKind::Screen,
+            threads: 1,
+        }
     }
 }
 
@@ -75,7 +87,9 @@ impl H264Encoder {
             .max_frame_rate(FrameRate::from_hz(settings.max_fps))
             .rate_control_mode(RateControlMode::Bitrate)
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(settings.keyframe_interval))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                settings.keyframe_interval,
+            ))
             .num_threads(settings.threads)
             .complexity(Complexity::Low)
             .usage_type(match settings.content {
@@ -102,14 +116,22 @@ impl H264Encoder {
 
     /// Changes the target bitrate from the next frame on (the bandwidth estimate moved).
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
-        let mut info = openh264_sys2::SBitrateInfo { iLayer: openh264_sys2::SPATIAL_LAYER_ALL, iBitrate: bps as i32 };
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bps as i32,
+        };
         // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to SBitrateInfo, which lives for the call;
         // the encoder is initialized (created by with_api_config).
         let rc = unsafe {
-            self.encoder.raw_api().set_option(openh264_sys2::ENCODER_OPTION_BITRATE, (&raw mut info).cast())
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                (&raw mut info).cast(),
+            )
         };
         if rc != 0 {
-            return Err(CodecError::Encoder(format!("set bitrate {bps} failed ({rc})")));
+            return Err(CodecError::Encoder(format!(
+                "set bitrate {bps} failed ({rc})"
+            )));
         }
         self.settings.bitrate_bps = bps;
         Ok(())
@@ -120,10 +142,15 @@ impl H264Encoder {
         let mut value = fps;
         // SAFETY: ENCODER_OPTION_FRAME_RATE takes a pointer to a float, alive for the call.
         let rc = unsafe {
-            self.encoder.raw_api().set_option(openh264_sys2::ENCODER_OPTION_FRAME_RATE, (&raw mut value).cast())
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_FRAME_RATE,
+                (&raw mut value).cast(),
+            )
         };
         if rc != 0 {
-            return Err(CodecError::Encoder(format!("set frame rate {fps} failed ({rc})")));
+            return Err(CodecError::Encoder(format!(
+                "set frame rate {fps} failed ({rc})"
+            )));
         }
         self.settings.max_fps = fps;
         Ok(())
@@ -132,17 +159,27 @@ impl H264Encoder {
     /// Encodes one picture. An empty `data` means the rate control skipped this frame.
     pub fn encode(&mut self, frame: &I420Frame) -> Result<EncodedFrame, CodecError> {
         if frame.width == 0 || frame.height == 0 || frame.width % 2 != 0 || frame.height % 2 != 0 {
-            return Err(CodecError::InvalidSize { width: frame.width, height: frame.height });
+            return Err(CodecError::InvalidSize {
+                width: frame.width,
+                height: frame.height,
+            });
         }
         let timestamp = openh264::Timestamp::from_millis(frame.capture_time.as_millis() as u64);
-        let bitstream = self.encoder.encode_at(frame, timestamp).map_err(|e| CodecError::Encoder(e.to_string()))?;
+        let bitstream = self
+            .encoder
+            .encode_at(frame, timestamp)
+            .map_err(|e| CodecError::Encoder(e.to_string()))?;
         let keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
         let data = if matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid) {
             Vec::new()
         } else {
             bitstream.to_vec()
         };
-        Ok(EncodedFrame { data, keyframe, capture_time: frame.capture_time })
+        Ok(EncodedFrame {
+            data,
+            keyframe,
+            capture_time: frame.capture_time,
+        })
     }
 }
 
@@ -152,13 +189,19 @@ pub struct H264Decoder {
 
 impl H264Decoder {
     pub fn new() -> Result<Self, CodecError> {
-        Ok(H264Decoder { decoder: Decoder::new().map_err(|e| CodecError::Decoder(e.to_string()))? })
+        Ok(H264Decoder {
+            decoder: Decoder::new().map_err(|e| CodecError::Decoder(e.to_string()))?,
+        })
     }
 
     /// Decodes one access unit (Annex-B) into I420; `None` while the decoder has no picture yet
     /// (e.g. waiting for a keyframe).
     pub fn decode(&mut self, data: &[u8]) -> Result<Option<I420Frame>, CodecError> {
-        let Some(yuv) = self.decoder.decode(data).map_err(|e| CodecError::Decoder(e.to_string()))? else {
+        let Some(yuv) = self
+            .decoder
+            .decode(data)
+            .map_err(|e| CodecError::Decoder(e.to_string()))?
+        else {
             return Ok(None);
         };
         let (width, height) = yuv.dimensions();
@@ -173,7 +216,11 @@ impl H264Decoder {
 
     /// Decodes one access unit straight into RGBA (for the UI), reusing `out`'s buffer.
     pub fn decode_rgba(&mut self, data: &[u8], out: &mut RgbaFrame) -> Result<bool, CodecError> {
-        let Some(yuv) = self.decoder.decode(data).map_err(|e| CodecError::Decoder(e.to_string()))? else {
+        let Some(yuv) = self
+            .decoder
+            .decode(data)
+            .map_err(|e| CodecError::Decoder(e.to_string()))?
+        else {
             return Ok(false);
         };
         let (width, height) = yuv.dimensions();
@@ -187,7 +234,8 @@ impl H264Decoder {
 
 fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], width: usize, height: usize) {
     for row in 0..height {
-        dst[row * width..(row + 1) * width].copy_from_slice(&src[row * stride..row * stride + width]);
+        dst[row * width..(row + 1) * width]
+            .copy_from_slice(&src[row * stride..row * stride + width]);
     }
 }
 
@@ -207,12 +255,18 @@ mod tests {
             let encoded = encoder.encode(&frame).unwrap();
             if i == 0 {
                 assert!(encoded.keyframe, "the first frame is a keyframe");
-                assert!(has_nal(&encoded.data, 7) && has_nal(&encoded.data, 8), "SPS and PPS in-band");
+                assert!(
+                    has_nal(&encoded.data, 7) && has_nal(&encoded.data, 8),
+                    "SPS and PPS in-band"
+                );
             }
             if encoded.data.is_empty() {
                 continue;
             }
-            let picture = decoder.decode(&encoded.data).unwrap().expect("a picture per access unit");
+            let picture = decoder
+                .decode(&encoded.data)
+                .unwrap()
+                .expect("a picture per access unit");
             let read = stamp::read_luma(&picture.y, w, h, w).expect("stamp survives the codec");
             assert_eq!(read.counter as u64, i);
             assert_eq!(read.capture_time, Duration::from_millis(i * 33));
@@ -223,17 +277,26 @@ mod tests {
 
     /// Whether an Annex-B stream holds a NAL unit of `kind` (7 = SPS, 8 = PPS, 5 = IDR slice).
     fn has_nal(data: &[u8], kind: u8) -> bool {
-        data.windows(4).any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == kind)
+        data.windows(4)
+            .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == kind)
     }
 
     #[test]
     fn camera_frames_round_trip_with_their_stamps() {
-        round_trip(PatternKind::Camera, EncoderSettings::camera(1_500_000, 30.0), (640, 360));
+        round_trip(
+            PatternKind::Camera,
+            EncoderSettings::camera(1_500_000, 30.0),
+            (640, 360),
+        );
     }
 
     #[test]
     fn screen_frames_round_trip_with_their_stamps() {
-        round_trip(PatternKind::Screen, EncoderSettings::screen(2_500_000, 15.0), (1280, 720));
+        round_trip(
+            PatternKind::Screen,
+            EncoderSettings::screen(2_500_000, 15.0),
+            (1280, 720),
+        );
     }
 
     #[test]
@@ -241,14 +304,20 @@ mod tests {
         let mut pattern = TestPattern::new(320, 240, PatternKind::Camera);
         let mut encoder = H264Encoder::new(EncoderSettings::camera(500_000, 30.0)).unwrap();
         for i in 0..5u64 {
-            encoder.encode(&pattern.next_frame(Duration::from_millis(i * 33))).unwrap();
+            encoder
+                .encode(&pattern.next_frame(Duration::from_millis(i * 33)))
+                .unwrap();
         }
-        let delta = encoder.encode(&pattern.next_frame(Duration::from_millis(200))).unwrap();
+        let delta = encoder
+            .encode(&pattern.next_frame(Duration::from_millis(200)))
+            .unwrap();
         assert!(!delta.keyframe);
         encoder.request_keyframe();
         encoder.set_bitrate(300_000).unwrap();
         encoder.set_frame_rate(15.0).unwrap();
-        let forced = encoder.encode(&pattern.next_frame(Duration::from_millis(233))).unwrap();
+        let forced = encoder
+            .encode(&pattern.next_frame(Duration::from_millis(233)))
+            .unwrap();
         assert!(forced.keyframe);
     }
 
@@ -257,7 +326,10 @@ mod tests {
         let mut encoder = H264Encoder::new(EncoderSettings::camera(500_000, 30.0)).unwrap();
         let mut frame = I420Frame::black(64, 64);
         frame.width = 63;
-        assert!(matches!(encoder.encode(&frame), Err(CodecError::InvalidSize { .. })));
+        assert!(matches!(
+            encoder.encode(&frame),
+            Err(CodecError::InvalidSize { .. })
+        ));
     }
 
     #[test]

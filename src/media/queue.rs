@@ -26,7 +26,9 @@ struct State<T> {
 
 impl<T> Clone for FrameQueue<T> {
     fn clone(&self) -> Self {
-        FrameQueue { inner: self.inner.clone() }
+        FrameQueue {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -43,7 +45,10 @@ impl<T> FrameQueue<T> {
         assert!(capacity > 0, "a frame queue holds at least one item");
         FrameQueue {
             inner: Arc::new(Inner {
-                items: Mutex::new(State { items: VecDeque::with_capacity(capacity), closed: false }),
+                items: Mutex::new(State {
+                    items: VecDeque::with_capacity(capacity),
+                    closed: false,
+                }),
                 ready: Condvar::new(),
                 capacity,
                 dropped: AtomicU64::new(0),
@@ -79,7 +84,12 @@ impl<T> FrameQueue<T> {
             if state.closed {
                 return Err(PopError::Closed);
             }
-            if self.inner.ready.wait_until(&mut state, deadline).timed_out() {
+            if self
+                .inner
+                .ready
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
                 return state.items.pop_front().ok_or(PopError::Timeout);
             }
         }
@@ -128,7 +138,10 @@ mod tests {
         assert_eq!(q.dropped(), 3);
         assert_eq!(q.pop_timeout(Duration::ZERO), Ok(3));
         assert_eq!(q.pop_timeout(Duration::ZERO), Ok(4));
-        assert_eq!(q.pop_timeout(Duration::from_millis(10)), Err(PopError::Timeout));
+        assert_eq!(
+            q.pop_timeout(Duration::from_millis(10)),
+            Err(PopError::Timeout)
+        );
     }
 
     #[test]

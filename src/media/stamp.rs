@@ -47,7 +47,11 @@ fn crc8(data: &[u8]) -> u8 {
     for &b in data {
         crc ^= b;
         for _ in 0..8 {
-            crc = if crc & 0x80 != 0 { (crc << 1) ^ 0x07 } else { crc << 1 };
+            crc = if crc & 0x80 != 0 {
+                (crc << 1) ^ 0x07
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -114,7 +118,10 @@ pub fn read(width: usize, height: usize, level: impl Fn(usize, usize) -> u8) -> 
     let counter = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let mut micros = [0u8; 8];
     micros[3..].copy_from_slice(&bytes[4..9]);
-    Some(Stamp { counter, capture_time: Duration::from_micros(u64::from_be_bytes(micros)) })
+    Some(Stamp {
+        counter,
+        capture_time: Duration::from_micros(u64::from_be_bytes(micros)),
+    })
 }
 
 /// Reads the stamp from a luma plane.
@@ -135,7 +142,10 @@ mod tests {
     fn a_stamp_reads_back_exactly() {
         let (w, h) = (640, 360);
         let mut y = vec![100u8; w * h];
-        let stamp = Stamp { counter: 0xDEAD_BEEF, capture_time: Duration::from_micros(123_456_789_012) };
+        let stamp = Stamp {
+            counter: 0xDEAD_BEEF,
+            capture_time: Duration::from_micros(123_456_789_012),
+        };
         write_luma(&mut y, w, h, w, stamp);
         assert_eq!(read_luma(&y, w, h, w), Some(stamp));
     }
@@ -144,7 +154,16 @@ mod tests {
     fn a_corrupted_stamp_is_refused() {
         let (w, h) = (640, 360);
         let mut y = vec![100u8; w * h];
-        write_luma(&mut y, w, h, w, Stamp { counter: 1, capture_time: Duration::from_millis(5) });
+        write_luma(
+            &mut y,
+            w,
+            h,
+            w,
+            Stamp {
+                counter: 1,
+                capture_time: Duration::from_millis(5),
+            },
+        );
         // Invert the first block.
         let side = block_size(w);
         for row in 0..side {

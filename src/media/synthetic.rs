@@ -27,7 +27,13 @@ pub struct TestPattern {
 impl TestPattern {
     /// Width and height are rounded down to even values.
     pub fn new(width: usize, height: usize, kind: PatternKind) -> Self {
-        TestPattern { width: width & !1, height: height & !1, kind, counter: 0, noise: 0x9E37_79B9_7F4A_7C15 }
+        TestPattern {
+            width: width & !1,
+            height: height & !1,
+            kind,
+            counter: 0,
+            noise: 0x9E37_79B9_7F4A_7C15,
+        }
     }
 
     /// Draws the next frame, stamped with `capture_time` (the caller's media clock).
@@ -45,7 +51,16 @@ impl TestPattern {
             PatternKind::Screen => draw_screen(frame, t),
         }
         let (w, h) = (frame.width, frame.height);
-        stamp::write_luma(&mut frame.y, w, h, w, Stamp { counter: self.counter, capture_time });
+        stamp::write_luma(
+            &mut frame.y,
+            w,
+            h,
+            w,
+            Stamp {
+                counter: self.counter,
+                capture_time,
+            },
+        );
         let cw = frame.chroma_width();
         stamp::neutral_chroma(&mut frame.u, &mut frame.v, w, cw);
         frame.capture_time = capture_time;
@@ -64,7 +79,11 @@ impl TestPattern {
                 self.noise ^= self.noise << 17;
                 let grain = (self.noise & 15) as usize;
                 let in_box = x.wrapping_sub(bx) < side && row.wrapping_sub(by) < side;
-                let base = if in_box { 200 } else { 40 + ((x + row + 2 * t) % 160) };
+                let base = if in_box {
+                    200
+                } else {
+                    40 + ((x + row + 2 * t) % 160)
+                };
                 *px = (base + grain).min(235) as u8;
             }
         }
@@ -87,8 +106,11 @@ fn draw_screen(frame: &mut I420Frame, t: usize) {
         let in_line = (row + t) % LINE;
         let line = &mut frame.y[row * w..(row + 1) * w];
         for (x, px) in line.iter_mut().enumerate() {
-            let glyph = (x / 9).wrapping_mul(2654435761).wrapping_add(text_row.wrapping_mul(40503));
-            let ink = in_line > 3 && in_line < 14 && x % 9 < 6 && (glyph >> ((x + in_line) % 7)) & 1 == 1;
+            let glyph = (x / 9)
+                .wrapping_mul(2654435761)
+                .wrapping_add(text_row.wrapping_mul(40503));
+            let ink =
+                in_line > 3 && in_line < 14 && x % 9 < 6 && (glyph >> ((x + in_line) % 7)) & 1 == 1;
             *px = if ink { 30 } else { 235 };
         }
     }
@@ -116,6 +138,11 @@ mod tests {
     fn screen_content_is_stamped_too() {
         let mut p = TestPattern::new(1280, 720, PatternKind::Screen);
         let f = p.next_frame(Duration::from_secs(2));
-        assert_eq!(stamp::read_luma(&f.y, 1280, 720, 1280).unwrap().capture_time, Duration::from_secs(2));
+        assert_eq!(
+            stamp::read_luma(&f.y, 1280, 720, 1280)
+                .unwrap()
+                .capture_time,
+            Duration::from_secs(2)
+        );
     }
 }

@@ -110,6 +110,32 @@ describe(`protocol (${OURS ? "ours" : "reference"}, ${TRANSPORT})`, () => {
     for (const event of ["offer", "answer", "ice-candidate"]) assert.equal(c.received(event).length, 0, `${event} leaked to a bystander`);
   });
 
+  it("relays a burst from one sender in the order it was sent", async () => {
+    const { peers: [a, b] } = await classOf(2);
+    a.emit("offer", { targetUserId: b.userId, offer: { type: "offer", sdp: SDP } });
+    for (let i = 0; i < 40; i++) {
+      a.emit("ice-candidate", { targetUserId: b.userId, candidate: { candidate: `candidate:${i} 1 udp 1 127.0.0.1 ${5000 + i} typ host`, sdpMid: "0", sdpMLineIndex: 0 } });
+    }
+    await b.waitFor("ice-candidate", (c) => c.candidate?.candidate.startsWith("candidate:39 "));
+    const relayed = b.events.filter((e) => e.event === "offer" || e.event === "ice-candidate");
+    assert.equal(relayed[0].event, "offer", "the offer comes before its candidates");
+    const order = relayed.slice(1).map((e) => Number(e.data.candidate.candidate.split(/[: ]/)[1]));
+    assert.deepEqual(order, Array.from({ length: 40 }, (_, i) => i));
+  });
+
+  it("handles an event sent right after connecting", async () => {
+    const { io } = await import("socket.io-client");
+    const socket = io(server.url, { transports: TRANSPORT === "websocket" ? ["websocket"] : ["polling", "websocket"], forceNew: true, reconnection: false });
+    try {
+      // Emitted before the connection is even open: socket.io-client buffers it and sends it
+      // right after the namespace CONNECT; the server must already be listening for it.
+      const ack = await socket.timeout(5000).emitWithAck("join-session", { sessionId: uid("class"), userId: uid("eager"), userName: "Eager" });
+      assert.equal(ack.ok, true);
+    } finally {
+      socket.close();
+    }
+  });
+
   it("ignores sender fields a client puts in a relay", async () => {
     const { peers: [a, b] } = await classOf(2);
     a.emit("offer", { targetUserId: b.userId, fromUserId: "mallory", fromUserName: "Mallory", offer: { type: "offer", sdp: SDP } });
