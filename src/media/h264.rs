@@ -120,19 +120,8 @@ impl H264Encoder {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
             iBitrate: bps as i32,
         };
-        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to SBitrateInfo, which lives for the call;
-        // the encoder is initialized (created by with_api_config).
-        let rc = unsafe {
-            self.encoder.raw_api().set_option(
-                openh264_sys2::ENCODER_OPTION_BITRATE,
-                (&raw mut info).cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(CodecError::Encoder(format!(
-                "set bitrate {bps} failed ({rc})"
-            )));
-        }
+        // SAFETY: ENCODER_OPTION_BITRATE takes an SBitrateInfo.
+        unsafe { self.set_option(openh264_sys2::ENCODER_OPTION_BITRATE, &mut info, "bitrate")? };
         self.settings.bitrate_bps = bps;
         Ok(())
     }
@@ -140,19 +129,27 @@ impl H264Encoder {
     /// Changes the frame rate the rate control plans for.
     pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
         let mut value = fps;
-        // SAFETY: ENCODER_OPTION_FRAME_RATE takes a pointer to a float, alive for the call.
-        let rc = unsafe {
-            self.encoder.raw_api().set_option(
-                openh264_sys2::ENCODER_OPTION_FRAME_RATE,
-                (&raw mut value).cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(CodecError::Encoder(format!(
-                "set frame rate {fps} failed ({rc})"
-            )));
-        }
+        // SAFETY: ENCODER_OPTION_FRAME_RATE takes a float.
+        unsafe { self.set_option(openh264_sys2::ENCODER_OPTION_FRAME_RATE, &mut value, "frame rate")? };
         self.settings.max_fps = fps;
+        Ok(())
+    }
+
+    /// Sets one OpenH264 encoder option at run time.
+    ///
+    /// # Safety
+    /// `T` must be the type OpenH264 expects for `option`. The value lives for the call and the
+    /// encoder is initialized (made by `with_api_config`).
+    unsafe fn set_option<T>(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        value: &mut T,
+        what: &str,
+    ) -> Result<(), CodecError> {
+        let rc = unsafe { self.encoder.raw_api().set_option(option, (value as *mut T).cast()) };
+        if rc != 0 {
+            return Err(CodecError::Encoder(format!("setting the {what} failed ({rc})")));
+        }
         Ok(())
     }
 

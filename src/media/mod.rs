@@ -3,12 +3,16 @@
 //! capture (sources) → [`FrameQueue`] → encode ([`h264`]) → transport (the `rtc` layer)
 //! → decode ([`h264`]) → render (RGBA for the UI).
 
+pub mod capture;
 pub mod convert;
 pub mod frame;
 pub mod h264;
+pub mod opus_codec;
 pub mod queue;
+pub mod screen;
 pub mod stamp;
 pub mod synthetic;
+pub mod tone;
 
 pub use frame::{I420Frame, RgbaFrame};
 pub use queue::FrameQueue;

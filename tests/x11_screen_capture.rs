@@ -1,0 +1,158 @@
+//! Real X11 screen capture: an Xvfb display shows a known picture (set as the root window's
+//! background by ImageMagick's `display`), and the capture must find that picture.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use classroom::media::capture::VideoCapture;
+use classroom::media::convert::i420_to_rgba;
+use classroom::media::screen::{Region, X11ScreenCapture, x11_displays};
+use classroom::media::{I420Frame, RgbaFrame};
+
+const W: usize = 1280;
+const H: usize = 720;
+const RED: [u8; 3] = [220, 30, 30];
+const BLUE: [u8; 3] = [30, 40, 220];
+const GREEN: [u8; 3] = [30, 200, 60];
+
+/// An Xvfb server on a display number of its own; killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        for n in 140..200 {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let display = format!(":{n}");
+            let child = Command::new("Xvfb")
+                .args([&display, "-screen", "0", &format!("{W}x{H}x24"), "-nolisten", "tcp"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Xvfb runs (package xvfb; scripts/test.sh installs it)");
+            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !socket.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(socket.exists(), "Xvfb {display} did not start");
+            return Xvfb { child, display };
+        }
+        panic!("no free X display number");
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fixture() -> Vec<u8> {
+    let mut ppm = format!("P6\n{W} {H}\n255\n").into_bytes();
+    for y in 0..H {
+        for x in 0..W {
+            let px = if (100..500).contains(&x) && (100..400).contains(&y) {
+                BLUE
+            } else if (800..1200).contains(&x) && (300..600).contains(&y) {
+                GREEN
+            } else {
+                RED
+            };
+            ppm.extend_from_slice(&px);
+        }
+    }
+    ppm
+}
+
+fn pixel(frame: &RgbaFrame, x: usize, y: usize) -> [u8; 3] {
+    let i = (y * frame.width + x) * 4;
+    [frame.pixels[i], frame.pixels[i + 1], frame.pixels[i + 2]]
+}
+
+fn assert_close(got: [u8; 3], want: [u8; 3], at: &str) {
+    let close = got.iter().zip(want).all(|(g, w)| (*g as i32 - w as i32).abs() <= 12);
+    assert!(close, "{at}: captured {got:?}, shown {want:?}");
+}
+
+fn rgba(frame: &I420Frame) -> RgbaFrame {
+    let mut out = RgbaFrame { width: 0, height: 0, pixels: Vec::new() };
+    i420_to_rgba(frame, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn captures_what_an_x11_display_shows() {
+    let xvfb = Xvfb::start();
+    let dir = std::env::temp_dir().join(format!("classroom-x11-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let picture = dir.join("fixture.ppm");
+    std::fs::File::create(&picture).unwrap().write_all(&fixture()).unwrap();
+    // A window with the picture at the top-left corner (no window manager: no decorations).
+    let mut viewer = KillOnDrop(
+        Command::new("display")
+            .args(["-geometry", "+0+0", "-borderwidth", "0", picture.to_str().unwrap()])
+            .env("DISPLAY", &xvfb.display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ImageMagick's display runs (package imagemagick)"),
+    );
+
+    // SAFETY: this test binary runs this one test; nothing reads the environment concurrently.
+    unsafe { std::env::set_var("DISPLAY", &xvfb.display) };
+    let displays = x11_displays().expect("the Xvfb display is listed");
+    assert_eq!(displays.len(), 1, "{displays:?}");
+    assert_eq!((displays[0].width, displays[0].height), (W as u32, H as u32));
+
+    let mut capture = X11ScreenCapture::open(None, None).expect("opens the display");
+    assert!(capture.info().is_screen);
+    // Wait for the viewer's window to be drawn.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        let frame = capture.capture().expect("captures");
+        let p = pixel(&rgba(&frame), 300, 250);
+        if p[2] > 150 || Instant::now() > deadline {
+            break frame;
+        }
+        assert!(viewer.0.try_wait().unwrap().is_none(), "the picture viewer exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((first.width, first.height), (W, H));
+    let picture = rgba(&first);
+    assert_close(pixel(&picture, 300, 250), BLUE, "inside the blue rectangle");
+    assert_close(pixel(&picture, 1000, 450), GREEN, "inside the green rectangle");
+    assert_close(pixel(&picture, 650, 50), RED, "on the background");
+    let second = capture.capture().expect("captures again");
+    assert!(second.capture_time > first.capture_time, "frames carry increasing capture times");
+
+    let mut region =
+        X11ScreenCapture::open(None, Some(Region { x: 100, y: 100, width: 400, height: 300 })).expect("opens a region");
+    let part = rgba(&region.capture().expect("captures the region"));
+    assert_eq!((part.width, part.height), (400, 300));
+    assert_close(pixel(&part, 200, 150), BLUE, "the region is the blue rectangle");
+
+    let outside = X11ScreenCapture::open(None, Some(Region { x: 1200, y: 700, width: 400, height: 300 }));
+    assert!(outside.is_err(), "a region outside the display is refused");
+    assert!(X11ScreenCapture::open(Some(9999), None).is_err(), "an unknown display is refused");
+
+    drop(viewer);
+    drop(xvfb);
+    std::fs::remove_dir_all(dir).ok();
+}
