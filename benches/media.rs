@@ -33,9 +33,18 @@ fn pin_to_cpu(cpu: usize) {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpu}, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0))
+    format!(
+        "{cpu}, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    )
 }
 
 fn settings(kind: PatternKind, height: usize) -> EncoderSettings {
@@ -49,10 +58,15 @@ fn settings(kind: PatternKind, height: usize) -> EncoderSettings {
 
 fn codec_row(kind: PatternKind, (w, h): (usize, usize)) {
     let mut pattern = TestPattern::new(w, h, kind);
-    let frames: Vec<I420Frame> = (0..FRAMES).map(|i| pattern.next_frame(Duration::from_millis(i as u64 * 33))).collect();
+    let frames: Vec<I420Frame> = (0..FRAMES)
+        .map(|i| pattern.next_frame(Duration::from_millis(i as u64 * 33)))
+        .collect();
     let mut encoder = H264Encoder::new(settings(kind, h)).expect("encoder");
     let t = Instant::now();
-    let encoded: Vec<_> = frames.iter().map(|f| encoder.encode(f).expect("encode")).collect();
+    let encoded: Vec<_> = frames
+        .iter()
+        .map(|f| encoder.encode(f).expect("encode"))
+        .collect();
     let encode_fps = FRAMES as f64 / t.elapsed().as_secs_f64();
     let bytes: usize = encoded.iter().map(|e| e.data.len()).sum();
     let kbps = bytes as f64 * 8.0 / (FRAMES as f64 / 30.0) / 1000.0;
@@ -68,7 +82,11 @@ fn codec_row(kind: PatternKind, (w, h): (usize, usize)) {
     let decode_fps = decoded as f64 / t.elapsed().as_secs_f64();
 
     let mut decoder = H264Decoder::new().expect("decoder");
-    let mut out = RgbaFrame { width: 0, height: 0, pixels: Vec::new() };
+    let mut out = RgbaFrame {
+        width: 0,
+        height: 0,
+        pixels: Vec::new(),
+    };
     let t = Instant::now();
     let mut shown = 0;
     for e in encoded.iter().filter(|e| !e.data.is_empty()) {
@@ -95,7 +113,11 @@ fn pipeline_latency() {
     let mut pattern = TestPattern::new(w, h, PatternKind::Camera);
     let mut encoder = H264Encoder::new(EncoderSettings::camera(1_500_000, 30.0)).expect("encoder");
     let mut decoder = H264Decoder::new().expect("decoder");
-    let mut out = RgbaFrame { width: 0, height: 0, pixels: Vec::new() };
+    let mut out = RgbaFrame {
+        width: 0,
+        height: 0,
+        pixels: Vec::new(),
+    };
     let mut frame = I420Frame::black(w, h);
     let mut times = Vec::new();
     for i in 0..FRAMES {
@@ -170,7 +192,11 @@ fn screen_capture() {
         encoder.encode(&f).expect("encode");
     }
     let both_fps = FRAMES as f64 / t.elapsed().as_secs_f64();
-    let mut rgba = RgbaFrame { width: 0, height: 0, pixels: Vec::new() };
+    let mut rgba = RgbaFrame {
+        width: 0,
+        height: 0,
+        pixels: Vec::new(),
+    };
     i420_to_rgba(&frames[0], &mut rgba).expect("convert");
     println!(
         "1920×1080 X11 screen capture (xcap, Xvfb): {capture_fps:.1} fps; capture + screen encode: {both_fps:.1} fps (budget ≥ 30; the Xvfb screen is static here, see the scrolling-text rows above for encoding cost)"

@@ -31,7 +31,14 @@ impl Xvfb {
             }
             let display = format!(":{n}");
             let child = Command::new("Xvfb")
-                .args([&display, "-screen", "0", &format!("{W}x{H}x24"), "-nolisten", "tcp"])
+                .args([
+                    &display,
+                    "-screen",
+                    "0",
+                    &format!("{W}x{H}x24"),
+                    "-nolisten",
+                    "tcp",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -87,12 +94,19 @@ fn pixel(frame: &RgbaFrame, x: usize, y: usize) -> [u8; 3] {
 }
 
 fn assert_close(got: [u8; 3], want: [u8; 3], at: &str) {
-    let close = got.iter().zip(want).all(|(g, w)| (*g as i32 - w as i32).abs() <= 12);
+    let close = got
+        .iter()
+        .zip(want)
+        .all(|(g, w)| (*g as i32 - w as i32).abs() <= 12);
     assert!(close, "{at}: captured {got:?}, shown {want:?}");
 }
 
 fn rgba(frame: &I420Frame) -> RgbaFrame {
-    let mut out = RgbaFrame { width: 0, height: 0, pixels: Vec::new() };
+    let mut out = RgbaFrame {
+        width: 0,
+        height: 0,
+        pixels: Vec::new(),
+    };
     i420_to_rgba(frame, &mut out).unwrap();
     out
 }
@@ -103,11 +117,20 @@ fn captures_what_an_x11_display_shows() {
     let dir = std::env::temp_dir().join(format!("classroom-x11-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let picture = dir.join("fixture.ppm");
-    std::fs::File::create(&picture).unwrap().write_all(&fixture()).unwrap();
+    std::fs::File::create(&picture)
+        .unwrap()
+        .write_all(&fixture())
+        .unwrap();
     // A window with the picture at the top-left corner (no window manager: no decorations).
     let mut viewer = KillOnDrop(
         Command::new("display")
-            .args(["-geometry", "+0+0", "-borderwidth", "0", picture.to_str().unwrap()])
+            .args([
+                "-geometry",
+                "+0+0",
+                "-borderwidth",
+                "0",
+                picture.to_str().unwrap(),
+            ])
             .env("DISPLAY", &xvfb.display)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -119,7 +142,10 @@ fn captures_what_an_x11_display_shows() {
     unsafe { std::env::set_var("DISPLAY", &xvfb.display) };
     let displays = x11_displays().expect("the Xvfb display is listed");
     assert_eq!(displays.len(), 1, "{displays:?}");
-    assert_eq!((displays[0].width, displays[0].height), (W as u32, H as u32));
+    assert_eq!(
+        (displays[0].width, displays[0].height),
+        (W as u32, H as u32)
+    );
 
     let mut capture = X11ScreenCapture::open(None, None).expect("opens the display");
     assert!(capture.info().is_screen);
@@ -131,26 +157,59 @@ fn captures_what_an_x11_display_shows() {
         if p[2] > 150 || Instant::now() > deadline {
             break frame;
         }
-        assert!(viewer.0.try_wait().unwrap().is_none(), "the picture viewer exited early");
+        assert!(
+            viewer.0.try_wait().unwrap().is_none(),
+            "the picture viewer exited early"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!((first.width, first.height), (W, H));
     let picture = rgba(&first);
     assert_close(pixel(&picture, 300, 250), BLUE, "inside the blue rectangle");
-    assert_close(pixel(&picture, 1000, 450), GREEN, "inside the green rectangle");
+    assert_close(
+        pixel(&picture, 1000, 450),
+        GREEN,
+        "inside the green rectangle",
+    );
     assert_close(pixel(&picture, 650, 50), RED, "on the background");
     let second = capture.capture().expect("captures again");
-    assert!(second.capture_time > first.capture_time, "frames carry increasing capture times");
+    assert!(
+        second.capture_time > first.capture_time,
+        "frames carry increasing capture times"
+    );
 
-    let mut region =
-        X11ScreenCapture::open(None, Some(Region { x: 100, y: 100, width: 400, height: 300 })).expect("opens a region");
+    let mut region = X11ScreenCapture::open(
+        None,
+        Some(Region {
+            x: 100,
+            y: 100,
+            width: 400,
+            height: 300,
+        }),
+    )
+    .expect("opens a region");
     let part = rgba(&region.capture().expect("captures the region"));
     assert_eq!((part.width, part.height), (400, 300));
-    assert_close(pixel(&part, 200, 150), BLUE, "the region is the blue rectangle");
+    assert_close(
+        pixel(&part, 200, 150),
+        BLUE,
+        "the region is the blue rectangle",
+    );
 
-    let outside = X11ScreenCapture::open(None, Some(Region { x: 1200, y: 700, width: 400, height: 300 }));
+    let outside = X11ScreenCapture::open(
+        None,
+        Some(Region {
+            x: 1200,
+            y: 700,
+            width: 400,
+            height: 300,
+        }),
+    );
     assert!(outside.is_err(), "a region outside the display is refused");
-    assert!(X11ScreenCapture::open(Some(9999), None).is_err(), "an unknown display is refused");
+    assert!(
+        X11ScreenCapture::open(Some(9999), None).is_err(),
+        "an unknown display is refused"
+    );
 
     drop(viewer);
     drop(xvfb);

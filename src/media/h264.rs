@@ -130,7 +130,13 @@ impl H264Encoder {
     pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
         let mut value = fps;
         // SAFETY: ENCODER_OPTION_FRAME_RATE takes a float.
-        unsafe { self.set_option(openh264_sys2::ENCODER_OPTION_FRAME_RATE, &mut value, "frame rate")? };
+        unsafe {
+            self.set_option(
+                openh264_sys2::ENCODER_OPTION_FRAME_RATE,
+                &mut value,
+                "frame rate",
+            )?
+        };
         self.settings.max_fps = fps;
         Ok(())
     }
@@ -146,9 +152,15 @@ impl H264Encoder {
         value: &mut T,
         what: &str,
     ) -> Result<(), CodecError> {
-        let rc = unsafe { self.encoder.raw_api().set_option(option, (value as *mut T).cast()) };
+        let rc = unsafe {
+            self.encoder
+                .raw_api()
+                .set_option(option, (value as *mut T).cast())
+        };
         if rc != 0 {
-            return Err(CodecError::Encoder(format!("setting the {what} failed ({rc})")));
+            return Err(CodecError::Encoder(format!(
+                "setting the {what} failed ({rc})"
+            )));
         }
         Ok(())
     }
@@ -194,11 +206,7 @@ impl H264Decoder {
     /// Decodes one access unit (Annex-B) into I420; `None` while the decoder has no picture yet
     /// (e.g. waiting for a keyframe).
     pub fn decode(&mut self, data: &[u8]) -> Result<Option<I420Frame>, CodecError> {
-        let Some(yuv) = self
-            .decoder
-            .decode(data)
-            .map_err(|e| CodecError::Decoder(e.to_string()))?
-        else {
+        let Some(yuv) = self.next_picture(data)? else {
             return Ok(None);
         };
         let (width, height) = yuv.dimensions();
@@ -213,11 +221,7 @@ impl H264Decoder {
 
     /// Decodes one access unit straight into RGBA (for the UI), reusing `out`'s buffer.
     pub fn decode_rgba(&mut self, data: &[u8], out: &mut RgbaFrame) -> Result<bool, CodecError> {
-        let Some(yuv) = self
-            .decoder
-            .decode(data)
-            .map_err(|e| CodecError::Decoder(e.to_string()))?
-        else {
+        let Some(yuv) = self.next_picture(data)? else {
             return Ok(false);
         };
         let (width, height) = yuv.dimensions();
@@ -226,6 +230,15 @@ impl H264Decoder {
         out.pixels.resize(yuv.rgba8_len(), 0);
         yuv.write_rgba8(&mut out.pixels);
         Ok(true)
+    }
+
+    fn next_picture(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<openh264::decoder::DecodedYUV<'_>>, CodecError> {
+        self.decoder
+            .decode(data)
+            .map_err(|e| CodecError::Decoder(e.to_string()))
     }
 }
 

@@ -29,7 +29,12 @@ pub struct OpusSettings {
 
 impl Default for OpusSettings {
     fn default() -> Self {
-        OpusSettings { bitrate_bps: 32_000, stereo: false, fec_loss_percent: Some(10), dtx: false }
+        OpusSettings {
+            bitrate_bps: 32_000,
+            stereo: false,
+            fec_loss_percent: Some(10),
+            dtx: false,
+        }
     }
 }
 
@@ -40,13 +45,20 @@ pub struct OpusEncoder {
 
 impl OpusEncoder {
     pub fn new(settings: OpusSettings) -> Result<Self, OpusError> {
-        let channels = if settings.stereo { Channels::Stereo } else { Channels::Mono };
+        let channels = if settings.stereo {
+            Channels::Stereo
+        } else {
+            Channels::Mono
+        };
         let mut encoder = opus::Encoder::new(SAMPLE_RATE, channels, Application::Voip)?;
         encoder.set_bitrate(Bitrate::Bits(settings.bitrate_bps))?;
         encoder.set_inband_fec(settings.fec_loss_percent.is_some())?;
         encoder.set_packet_loss_perc(settings.fec_loss_percent.unwrap_or(0))?;
         encoder.set_dtx(settings.dtx)?;
-        Ok(OpusEncoder { encoder, channels: if settings.stereo { 2 } else { 1 } })
+        Ok(OpusEncoder {
+            encoder,
+            channels: if settings.stereo { 2 } else { 1 },
+        })
     }
 
     /// Encodes one 20 ms frame (interleaved when stereo) into one packet.
@@ -69,14 +81,23 @@ pub struct OpusDecoder {
 
 impl OpusDecoder {
     pub fn new(stereo: bool) -> Result<Self, OpusError> {
-        let channels = if stereo { Channels::Stereo } else { Channels::Mono };
-        Ok(OpusDecoder { decoder: opus::Decoder::new(SAMPLE_RATE, channels)?, channels: if stereo { 2 } else { 1 } })
+        let channels = if stereo {
+            Channels::Stereo
+        } else {
+            Channels::Mono
+        };
+        Ok(OpusDecoder {
+            decoder: opus::Decoder::new(SAMPLE_RATE, channels)?,
+            channels: if stereo { 2 } else { 1 },
+        })
     }
 
     /// Decodes one packet into 20 ms of PCM; `None` (a lost packet) conceals the gap.
     pub fn decode(&mut self, packet: Option<&[u8]>) -> Result<Vec<f32>, OpusError> {
         let mut pcm = vec![0.0; FRAME_SAMPLES * self.channels];
-        let n = self.decoder.decode_float(packet.unwrap_or(&[]), &mut pcm, false)?;
+        let n = self
+            .decoder
+            .decode_float(packet.unwrap_or(&[]), &mut pcm, false)?;
         pcm.truncate(n * self.channels);
         Ok(pcm)
     }
@@ -115,7 +136,10 @@ mod tests {
             assert_eq!(m.index as usize, k);
             let expected = 250.0 + 500.0 * k as f64;
             let at = m.at_sample as f64 / 48.0;
-            assert!((at - expected).abs() < 15.0, "marker {k} at {at} ms, sent at {expected} ms");
+            assert!(
+                (at - expected).abs() < 15.0,
+                "marker {k} at {at} ms, sent at {expected} ms"
+            );
         }
     }
 
@@ -131,12 +155,18 @@ mod tests {
         let concealed = decoder.decode(None).unwrap();
         assert_eq!(concealed.len(), FRAME_SAMPLES);
         let energy: f32 = concealed.iter().map(|s| s * s).sum::<f32>() / concealed.len() as f32;
-        assert!(energy > 1e-4, "concealment continues the tone (energy {energy})");
+        assert!(
+            energy > 1e-4,
+            "concealment continues the tone (energy {energy})"
+        );
     }
 
     #[test]
     fn wrong_frame_sizes_are_refused() {
         let mut encoder = OpusEncoder::new(OpusSettings::default()).unwrap();
-        assert!(matches!(encoder.encode(&[0.0; 100]), Err(OpusError::FrameSize(100))));
+        assert!(matches!(
+            encoder.encode(&[0.0; 100]),
+            Err(OpusError::FrameSize(100))
+        ));
     }
 }

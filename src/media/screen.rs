@@ -33,7 +33,9 @@ fn backend(e: xcap::XCapError) -> CaptureError {
 /// The displays of the X11 session named by `$DISPLAY`.
 pub fn x11_displays() -> Result<Vec<DisplayInfo>, CaptureError> {
     if std::env::var_os("DISPLAY").is_none() {
-        return Err(CaptureError::NotFound("no X11 display ($DISPLAY is not set)".into()));
+        return Err(CaptureError::NotFound(
+            "no X11 display ($DISPLAY is not set)".into(),
+        ));
     }
     let monitors = xcap::Monitor::all().map_err(backend)?;
     monitors
@@ -70,19 +72,33 @@ impl X11ScreenCapture {
         .ok_or_else(|| CaptureError::NotFound(format!("display {id:?} (have {displays:?})")))?
         .clone();
         if let Some(r) = region {
-            if r.width == 0 || r.height == 0 || r.x + r.width > chosen.width || r.y + r.height > chosen.height {
-                return Err(CaptureError::NotFound(format!("region {r:?} is outside {}×{}", chosen.width, chosen.height)));
+            if r.width == 0
+                || r.height == 0
+                || r.x + r.width > chosen.width
+                || r.y + r.height > chosen.height
+            {
+                return Err(CaptureError::NotFound(format!(
+                    "region {r:?} is outside {}×{}",
+                    chosen.width, chosen.height
+                )));
             }
         }
         let monitor = xcap::Monitor::all()
             .map_err(backend)?
             .into_iter()
             .find(|m| m.id().ok() == Some(chosen.id))
-            .ok_or_else(|| CaptureError::DeviceLost(format!("display {} went away", chosen.name)))?;
+            .ok_or_else(|| {
+                CaptureError::DeviceLost(format!("display {} went away", chosen.name))
+            })?;
         let (w, h) = region.map_or((chosen.width, chosen.height), |r| (r.width, r.height));
         Ok(X11ScreenCapture {
             monitor,
-            info: CaptureInfo { name: chosen.name, width: (w & !1) as usize, height: (h & !1) as usize, is_screen: true },
+            info: CaptureInfo {
+                name: chosen.name,
+                width: (w & !1) as usize,
+                height: (h & !1) as usize,
+                is_screen: true,
+            },
             region,
             frame: I420Frame::black(2, 2),
             clock: Instant::now(),
@@ -103,7 +119,14 @@ impl VideoCapture for X11ScreenCapture {
         }
         .map_err(|e| CaptureError::DeviceLost(format!("{}: {e}", self.info.name)))?;
         let (w, h) = (image.width() as usize, image.height() as usize);
-        packed_to_i420(image.as_raw(), w, h, w * 4, PackedOrder::Rgba, &mut self.frame)?;
+        packed_to_i420(
+            image.as_raw(),
+            w,
+            h,
+            w * 4,
+            PackedOrder::Rgba,
+            &mut self.frame,
+        )?;
         self.frame.capture_time = captured_at;
         Ok(self.frame.clone())
     }

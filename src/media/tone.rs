@@ -102,7 +102,12 @@ const SCAN_BLOCK: usize = 240;
 
 impl MarkerDetector {
     pub fn new() -> Self {
-        MarkerDetector { history: Vec::new(), base: 0, scan: 0, onset: None }
+        MarkerDetector {
+            history: Vec::new(),
+            base: 0,
+            scan: 0,
+            onset: None,
+        }
     }
 
     fn window(&self, from: u64, len: usize) -> Option<&[f32]> {
@@ -134,7 +139,10 @@ impl MarkerDetector {
                     index = (index << 1) | (one > zero) as u8;
                 }
                 if valid {
-                    heard.push(HeardMarker { index, at_sample: onset });
+                    heard.push(HeardMarker {
+                        index,
+                        at_sample: onset,
+                    });
                 }
                 self.onset = None;
                 self.scan = code_start + (INDEX_BITS * BIT_LEN) as u64;
@@ -147,7 +155,9 @@ impl MarkerDetector {
                 // The burst may have begun at the end of the previous block, too quietly to show.
                 let from = self.scan.saturating_sub(SCAN_BLOCK as u64).max(self.base);
                 let span = (self.scan - from) as usize + SCAN_BLOCK;
-                let first = self.window(from, span).and_then(|w| w.iter().position(|s| s.abs() > ONSET_LEVEL));
+                let first = self
+                    .window(from, span)
+                    .and_then(|w| w.iter().position(|s| s.abs() > ONSET_LEVEL));
                 if let Some(first) = first {
                     self.onset = Some(from + first as u64);
                     continue;
@@ -156,7 +166,10 @@ impl MarkerDetector {
             self.scan += SCAN_BLOCK as u64;
         }
         // Keep a little more than one marker's worth of history.
-        let keep_from = self.onset.unwrap_or(self.scan).saturating_sub(SCAN_BLOCK as u64);
+        let keep_from = self
+            .onset
+            .unwrap_or(self.scan)
+            .saturating_sub(SCAN_BLOCK as u64);
         if keep_from > self.base {
             let drop = (keep_from - self.base) as usize;
             self.history.drain(..drop.min(self.history.len()));
@@ -182,7 +195,11 @@ mod tests {
         for (k, m) in heard.iter().enumerate() {
             assert_eq!(m.index as usize, k);
             let sent = (MARKER_OFFSET + k * MARKER_PERIOD) as i64;
-            assert!((m.at_sample as i64 - sent).abs() <= 4, "marker {k} heard at {}, sent at {sent}", m.at_sample);
+            assert!(
+                (m.at_sample as i64 - sent).abs() <= 4,
+                "marker {k} heard at {}, sent at {sent}",
+                m.at_sample
+            );
         }
     }
 }
