@@ -3,6 +3,7 @@
 //! capture (sources) → [`FrameQueue`] → encode ([`h264`]) → transport (the `rtc` layer)
 //! → decode ([`h264`]) → render (RGBA for the UI).
 
+pub mod audio_device;
 pub mod capture;
 pub mod convert;
 pub mod frame;

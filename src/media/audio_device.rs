@@ -1,0 +1,361 @@
+//! Microphone and speaker streams through `cpal`: whatever the device's rate and channel
+//! layout, the rest of the app sees 48 kHz mono `f32` in 10 ms frames. The device callbacks
+//! never block: captured frames go into a drop-oldest [`FrameQueue`], playback pulls from a
+//! caller-supplied source, and device errors (a device that vanishes) become [`AudioEvent`]s.
+
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{SampleFormat, StreamConfig};
+use parking_lot::Mutex;
+
+use crate::media::queue::FrameQueue;
+
+/// The app's internal audio rate.
+pub const RATE: u32 = 48_000;
+/// Samples in one 10 ms frame at [`RATE`].
+pub const FRAME: usize = 480;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("no audio {0} device")]
+    NoDevice(&'static str),
+    #[error("audio device {0:?} not found")]
+    NotFound(String),
+    #[error("audio device {name:?}: {message}")]
+    Device { name: String, message: String },
+    #[error("audio device {name:?} uses {format:?} samples, which is not supported")]
+    UnsupportedFormat { name: String, format: SampleFormat },
+}
+
+/// Reported from the device threads while a stream runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioEvent {
+    /// The stream failed (e.g. the device was unplugged): the session should tell the user and
+    /// offer another device.
+    DeviceLost { name: String, message: String },
+}
+
+/// 10 ms of 48 kHz mono audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFrame {
+    pub samples: Vec<f32>,
+    /// Capture time on the media clock of the stream.
+    pub capture_time: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioDeviceInfo {
+    pub name: String,
+    pub is_default: bool,
+}
+
+fn device_name(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_owned())
+        .unwrap_or_else(|_| "unknown device".into())
+}
+
+fn device_error(name: &str, e: impl std::fmt::Display) -> AudioError {
+    AudioError::Device {
+        name: name.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Input devices of the default host (ALSA on Linux).
+pub fn input_devices() -> Result<Vec<AudioDeviceInfo>, AudioError> {
+    let host = cpal::default_host();
+    let default = host.default_input_device().map(|d| device_name(&d));
+    let devices = host
+        .input_devices()
+        .map_err(|e| device_error("input devices", e))?;
+    Ok(devices
+        .map(|d| {
+            let name = device_name(&d);
+            AudioDeviceInfo {
+                is_default: Some(&name) == default.as_ref(),
+                name,
+            }
+        })
+        .collect())
+}
+
+/// Output devices of the default host.
+pub fn output_devices() -> Result<Vec<AudioDeviceInfo>, AudioError> {
+    let host = cpal::default_host();
+    let default = host.default_output_device().map(|d| device_name(&d));
+    let devices = host
+        .output_devices()
+        .map_err(|e| device_error("output devices", e))?;
+    Ok(devices
+        .map(|d| {
+            let name = device_name(&d);
+            AudioDeviceInfo {
+                is_default: Some(&name) == default.as_ref(),
+                name,
+            }
+        })
+        .collect())
+}
+
+fn find_device(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
+    let host = cpal::default_host();
+    let kind = if input { "input" } else { "output" };
+    match name {
+        None => if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        }
+        .ok_or(AudioError::NoDevice(kind)),
+        Some(wanted) => {
+            let mut devices: Box<dyn Iterator<Item = cpal::Device>> = if input {
+                Box::new(host.input_devices().map_err(|e| device_error(kind, e))?)
+            } else {
+                Box::new(host.output_devices().map_err(|e| device_error(kind, e))?)
+            };
+            devices
+                .find(|d| device_name(d) == wanted)
+                .ok_or_else(|| AudioError::NotFound(wanted.to_owned()))
+        }
+    }
+}
+
+/// Turns device-rate, interleaved multi-channel audio into 48 kHz mono 10 ms frames
+/// (channel average, linear interpolation).
+pub struct ToInternal {
+    channels: usize,
+    step: f64,
+    position: f64,
+    previous: f32,
+    pending: Vec<f32>,
+}
+
+impl ToInternal {
+    pub fn new(device_rate: u32, channels: usize) -> Self {
+        ToInternal {
+            channels: channels.max(1),
+            step: device_rate as f64 / RATE as f64,
+            position: 0.0,
+            previous: 0.0,
+            pending: Vec::with_capacity(FRAME * 2),
+        }
+    }
+
+    /// Feeds interleaved samples; calls `emit` with each complete 10 ms frame.
+    pub fn push(&mut self, interleaved: &[f32], mut emit: impl FnMut(Vec<f32>)) {
+        for chunk in interleaved.chunks(self.channels) {
+            let mono = chunk.iter().sum::<f32>() / chunk.len() as f32;
+            // Output samples that fall between the previous input sample and this one.
+            while self.position <= 1.0 {
+                let t = self.position as f32;
+                self.pending
+                    .push(self.previous + (mono - self.previous) * t);
+                self.position += self.step;
+                if self.pending.len() == FRAME {
+                    emit(std::mem::replace(
+                        &mut self.pending,
+                        Vec::with_capacity(FRAME),
+                    ));
+                }
+            }
+            self.position -= 1.0;
+            self.previous = mono;
+        }
+    }
+}
+
+/// A running microphone stream; capture stops when it is dropped.
+pub struct Microphone {
+    _stream: cpal::Stream,
+    pub device: String,
+    pub device_rate: u32,
+    pub device_channels: u16,
+}
+
+/// Opens the named (or default) input device and starts capturing into `frames`.
+pub fn open_microphone(
+    name: Option<&str>,
+    frames: FrameQueue<AudioFrame>,
+    events: Sender<AudioEvent>,
+) -> Result<Microphone, AudioError> {
+    let device = find_device(true, name)?;
+    let device_label = device_name(&device);
+    let supported = device
+        .default_input_config()
+        .map_err(|e| device_error(&device_label, e))?;
+    let config: StreamConfig = supported.config();
+    let converter = Arc::new(Mutex::new(ToInternal::new(
+        config.sample_rate,
+        config.channels as usize,
+    )));
+    let clock = Instant::now();
+    let produced = Arc::new(Mutex::new(0u64));
+    let deliver = move |data: &[f32]| {
+        let mut count = produced.lock();
+        converter.lock().push(data, |samples| {
+            // The frame's capture time: the media clock minus what is still to come after it.
+            let capture_time = Duration::from_micros(*count * 10_000).min(clock.elapsed());
+            *count += 1;
+            frames.push(AudioFrame {
+                samples,
+                capture_time,
+            });
+        });
+    };
+    let lost_label = device_label.clone();
+    let on_error = move |e: cpal::Error| {
+        let _ = events.send(AudioEvent::DeviceLost {
+            name: lost_label.clone(),
+            message: e.to_string(),
+        });
+    };
+    let stream = match supported.sample_format() {
+        SampleFormat::F32 => device.build_input_stream(
+            config.clone(),
+            move |d: &[f32], _| deliver(d),
+            on_error,
+            None,
+        ),
+        SampleFormat::I16 => {
+            let mut buf = Vec::new();
+            device.build_input_stream(
+                config.clone(),
+                move |d: &[i16], _| {
+                    buf.clear();
+                    buf.extend(d.iter().map(|s| *s as f32 / 32768.0));
+                    deliver(&buf);
+                },
+                on_error,
+                None,
+            )
+        }
+        format => {
+            return Err(AudioError::UnsupportedFormat {
+                name: device_label,
+                format,
+            });
+        }
+    }
+    .map_err(|e| device_error(&device_label, e))?;
+    stream.play().map_err(|e| device_error(&device_label, e))?;
+    Ok(Microphone {
+        _stream: stream,
+        device: device_label,
+        device_rate: config.sample_rate,
+        device_channels: config.channels,
+    })
+}
+
+/// A running speaker stream; playback stops when it is dropped.
+pub struct Speaker {
+    _stream: cpal::Stream,
+    pub device: String,
+    pub device_rate: u32,
+    pub device_channels: u16,
+}
+
+/// Opens the named (or default) output device. `source` fills 48 kHz mono samples on the
+/// device's thread (the mixer); it must not block.
+pub fn open_speaker(
+    name: Option<&str>,
+    mut source: impl FnMut(&mut [f32]) + Send + 'static,
+    events: Sender<AudioEvent>,
+) -> Result<Speaker, AudioError> {
+    let device = find_device(false, name)?;
+    let device_label = device_name(&device);
+    let supported = device
+        .default_output_config()
+        .map_err(|e| device_error(&device_label, e))?;
+    let config: StreamConfig = supported.config();
+    let channels = config.channels as usize;
+    let step = RATE as f64 / config.sample_rate as f64;
+    let mut mono = Vec::new();
+    let mut render = move |out_frames: usize, write: &mut dyn FnMut(usize, f32)| {
+        // Pull the 48 kHz samples that cover this buffer, then resample (nearest) and fan out.
+        let needed = ((out_frames as f64) * step).ceil() as usize + 1;
+        mono.resize(needed, 0.0);
+        source(&mut mono);
+        for i in 0..out_frames {
+            let s = mono[((i as f64 * step) as usize).min(needed - 1)];
+            for c in 0..channels {
+                write(i * channels + c, s);
+            }
+        }
+    };
+    let lost_label = device_label.clone();
+    let on_error = move |e: cpal::Error| {
+        let _ = events.send(AudioEvent::DeviceLost {
+            name: lost_label.clone(),
+            message: e.to_string(),
+        });
+    };
+    let stream = match supported.sample_format() {
+        SampleFormat::F32 => device.build_output_stream(
+            config.clone(),
+            move |d: &mut [f32], _| render(d.len() / channels, &mut |i, s| d[i] = s),
+            on_error,
+            None,
+        ),
+        SampleFormat::I16 => device.build_output_stream(
+            config.clone(),
+            move |d: &mut [i16], _| {
+                render(d.len() / channels, &mut |i, s| {
+                    d[i] = (s.clamp(-1.0, 1.0) * 32767.0) as i16
+                })
+            },
+            on_error,
+            None,
+        ),
+        format => {
+            return Err(AudioError::UnsupportedFormat {
+                name: device_label,
+                format,
+            });
+        }
+    }
+    .map_err(|e| device_error(&device_label, e))?;
+    stream.play().map_err(|e| device_error(&device_label, e))?;
+    Ok(Speaker {
+        _stream: stream,
+        device: device_label,
+        device_rate: config.sample_rate,
+        device_channels: config.channels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stereo_44k1_becomes_48k_mono_frames() {
+        let mut conv = ToInternal::new(44_100, 2);
+        let mut frames = Vec::new();
+        // One second of a 1 kHz tone, left and right equal.
+        let input: Vec<f32> = (0..44_100)
+            .flat_map(|n| {
+                let s = (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 44_100.0).sin();
+                [s, s]
+            })
+            .collect();
+        conv.push(&input, |f| frames.push(f));
+        assert!(
+            (99..=100).contains(&frames.len()),
+            "{} frames for one second",
+            frames.len()
+        );
+        assert!(frames.iter().all(|f| f.len() == FRAME));
+        // Still a 1 kHz tone: 10 cycles per 10 ms frame, so 20 zero crossings.
+        let f = &frames[50];
+        let crossings = f
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        assert!((19..=21).contains(&crossings), "{crossings} zero crossings");
+    }
+}
