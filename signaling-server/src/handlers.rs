@@ -76,7 +76,8 @@ impl Drop for Turn {
 }
 
 /// An event's place in its socket's order, taken synchronously while socketioxide dispatches the
-/// event. socketioxide runs every handler as a task of its own, so two events of one socket (an
+/// event. It must be a handler's last extractor: one that failed after it would leave its place
+/// never served and hold up every later event of the socket. socketioxide runs every handler as a task of its own, so two events of one socket (an
 /// offer and its ICE candidates) could otherwise be handled, and relayed, out of order; each
 /// handler first waits for its [`Turn`].
 pub struct Arrival {
@@ -181,7 +182,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
     let st = state.clone();
-    s.on(event::JOIN_SESSION, async move |arrival: Arrival, s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender| {
+    s.on(event::JOIN_SESSION, async move |s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender, arrival: Arrival| {
             let _turn = arrival.turn().await;
         if let Some((conn, ack)) = admit(&st, &s, event::JOIN_SESSION, ack) {
             let result = match d {
@@ -203,7 +204,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::LEAVE_SESSION,
-        async move |arrival: Arrival, s: SocketRef, ack: AckSender| {
+        async move |s: SocketRef, ack: AckSender, arrival: Arrival| {
             let _turn = arrival.turn().await;
             if let Some((conn, ack)) = admit(&st, &s, event::LEAVE_SESSION, ack) {
                 match leave(&st, &conn, LeaveReason::Left) {
@@ -219,10 +220,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::OFFER,
-        async move |arrival: Arrival,
-                    s: SocketRef,
+        async move |s: SocketRef,
                     TryData(d): TryData<OfferToPeer>,
-                    ack: AckSender| {
+                    ack: AckSender,
+                    arrival: Arrival| {
             let _turn = arrival.turn().await;
             relay(
                 &st,
@@ -248,10 +249,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::ANSWER,
-        async move |arrival: Arrival,
-                    s: SocketRef,
+        async move |s: SocketRef,
                     TryData(d): TryData<AnswerToPeer>,
-                    ack: AckSender| {
+                    ack: AckSender,
+                    arrival: Arrival| {
             let _turn = arrival.turn().await;
             relay(
                 &st,
@@ -282,10 +283,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::ICE_CANDIDATE,
-        async move |arrival: Arrival,
-                    s: SocketRef,
+        async move |s: SocketRef,
                     TryData(d): TryData<IceCandidateToPeer>,
-                    ack: AckSender| {
+                    ack: AckSender,
+                    arrival: Arrival| {
             let _turn = arrival.turn().await;
             relay(
                 &st,
@@ -322,10 +323,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::MEDIA_STATE,
-        async move |arrival: Arrival,
-                    s: SocketRef,
+        async move |s: SocketRef,
                     TryData(d): TryData<MediaState>,
-                    ack: AckSender| {
+                    ack: AckSender,
+                    arrival: Arrival| {
             let _turn = arrival.turn().await;
             if let Some((conn, ack)) = admit(&st, &s, event::MEDIA_STATE, ack) {
                 let result = d
@@ -344,10 +345,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on(
         event::CHAT_MESSAGE,
-        async move |arrival: Arrival,
-                    s: SocketRef,
+        async move |s: SocketRef,
                     TryData(d): TryData<ChatSend>,
-                    ack: AckSender| {
+                    ack: AckSender,
+                    arrival: Arrival| {
             let _turn = arrival.turn().await;
             if let Some((conn, ack)) = admit(&st, &s, event::CHAT_MESSAGE, ack) {
                 let result = d
@@ -365,7 +366,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
 
     let st = state.clone();
     s.on_fallback(
-        async move |arrival: Arrival, s: SocketRef, Event(name): Event, ack: AckSender| {
+        async move |s: SocketRef, Event(name): Event, ack: AckSender, arrival: Arrival| {
             let _turn = arrival.turn().await;
             st.metrics.event("other");
             let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
