@@ -211,7 +211,7 @@ fn screen_capture() {
     };
     i420_to_rgba(&frames[0], &mut rgba).expect("convert");
     println!(
-        "1920×1080 X11 screen capture (xcap, Xvfb): {capture_fps:.1} fps; capture + screen encode: {both_fps:.1} fps (budget ≥ 30; the Xvfb screen is static here, see the scrolling-text rows above for encoding cost)"
+        "1920×1080 X11 screen capture (XCB GetImage on one connection, Xvfb): {capture_fps:.1} fps; capture + screen encode: {both_fps:.1} fps (budget ≥ 30; the Xvfb screen is static here, see the scrolling-text rows above for encoding cost)"
     );
 }
 

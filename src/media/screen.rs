@@ -1,4 +1,5 @@
-//! Screen capture. On X11 sessions (and Xvfb) through `xcap` over XCB; Wayland and macOS/Windows
+//! Screen capture. On X11 sessions (and Xvfb): displays listed by `xcap`, pixels read over one
+//! XCB connection of our own (`GetImage`, BGRX straight to I420). Wayland and macOS/Windows
 //! go through `scap` (the desktop portal), added behind the same [`VideoCapture`] trait.
 
 use std::time::Instant;
@@ -52,11 +53,14 @@ pub fn x11_displays() -> Result<Vec<DisplayInfo>, CaptureError> {
         .collect()
 }
 
-/// Captures one X11 display, whole or a region of it.
+/// Captures one X11 display, whole or a region of it, over one XCB connection kept open for
+/// the capture's lifetime, converting the server's BGRX pixels straight to I420.
 pub struct X11ScreenCapture {
-    monitor: xcap::Monitor,
+    conn: xcb::Connection,
+    root: xcb::x::Window,
+    /// Area of the root window to capture (the display's position plus the region).
+    area: Region,
     info: CaptureInfo,
-    region: Option<Region>,
     frame: I420Frame,
     clock: Instant,
 }
@@ -90,16 +94,53 @@ impl X11ScreenCapture {
             .ok_or_else(|| {
                 CaptureError::DeviceLost(format!("display {} went away", chosen.name))
             })?;
-        let (w, h) = region.map_or((chosen.width, chosen.height), |r| (r.width, r.height));
+        let mx = monitor.x().map_err(backend)?.max(0) as u32;
+        let my = monitor.y().map_err(backend)?.max(0) as u32;
+        let area = match region {
+            Some(r) => Region {
+                x: mx + r.x,
+                y: my + r.y,
+                ..r
+            },
+            None => Region {
+                x: mx,
+                y: my,
+                width: chosen.width,
+                height: chosen.height,
+            },
+        };
+        let (conn, screen) =
+            xcb::Connection::connect(None).map_err(|e| CaptureError::Backend(e.to_string()))?;
+        let setup = conn.get_setup();
+        let root_screen = setup
+            .roots()
+            .nth(screen.max(0) as usize)
+            .ok_or_else(|| CaptureError::NotFound(format!("X screen {screen}")))?;
+        let (root, depth) = (root_screen.root(), root_screen.root_depth());
+        let bpp = setup
+            .pixmap_formats()
+            .iter()
+            .find(|f| f.depth() == depth)
+            .map(|f| f.bits_per_pixel());
+        let byte_order = setup.image_byte_order();
+        if !matches!(depth, 24 | 32)
+            || bpp != Some(32)
+            || byte_order != xcb::x::ImageOrder::LsbFirst
+        {
+            return Err(CaptureError::Backend(format!(
+                "X screen format depth {depth}, {bpp:?} bits per pixel, {byte_order:?}: only 32-bit BGRX is supported"
+            )));
+        }
         Ok(X11ScreenCapture {
-            monitor,
+            conn,
+            root,
+            area,
             info: CaptureInfo {
                 name: chosen.name,
-                width: (w & !1) as usize,
-                height: (h & !1) as usize,
+                width: (area.width & !1) as usize,
+                height: (area.height & !1) as usize,
                 is_screen: true,
             },
-            region,
             frame: I420Frame::black(2, 2),
             clock: Instant::now(),
         })
@@ -113,18 +154,27 @@ impl VideoCapture for X11ScreenCapture {
 
     fn capture(&mut self) -> Result<I420Frame, CaptureError> {
         let captured_at = self.clock.elapsed();
-        let image = match self.region {
-            Some(r) => self.monitor.capture_region(r.x, r.y, r.width, r.height),
-            None => self.monitor.capture_image(),
-        }
-        .map_err(|e| CaptureError::DeviceLost(format!("{}: {e}", self.info.name)))?;
-        let (w, h) = (image.width() as usize, image.height() as usize);
+        let a = self.area;
+        let cookie = self.conn.send_request(&xcb::x::GetImage {
+            format: xcb::x::ImageFormat::ZPixmap,
+            drawable: xcb::x::Drawable::Window(self.root),
+            x: a.x as i16,
+            y: a.y as i16,
+            width: a.width as u16,
+            height: a.height as u16,
+            plane_mask: u32::MAX,
+        });
+        let reply = self
+            .conn
+            .wait_for_reply(cookie)
+            .map_err(|e| CaptureError::DeviceLost(format!("{}: {e}", self.info.name)))?;
+        let (w, h) = (a.width as usize, a.height as usize);
         packed_to_i420(
-            image.as_raw(),
+            reply.data(),
             w,
             h,
             w * 4,
-            PackedOrder::Rgba,
+            PackedOrder::Bgra,
             &mut self.frame,
         )?;
         self.frame.capture_time = captured_at;
