@@ -490,10 +490,10 @@ async fn join_session(
 
     // A socket is in at most one session: joining another leaves the current one.
     let current = conn.joined.lock().clone();
-    if let Some(current) = current {
-        if &*current.room.id != join.session_id || &*current.user_id != identity.user_id {
-            leave(state, conn, LeaveReason::Left);
-        }
+    if let Some(current) = current
+        && (*current.room.id != join.session_id || *current.user_id != identity.user_id)
+    {
+        leave(state, conn, LeaveReason::Left);
     }
 
     let history_len = limits.chat_history_len;

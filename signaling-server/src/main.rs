@@ -59,7 +59,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage classes.
     #[command(subcommand)]
     Class(ClassCommand),
@@ -177,7 +177,7 @@ fn main() -> Result<()> {
     }
     match cli.command {
         None => serve(config, cli.serve),
-        Some(Command::Serve(args)) => serve(config, args),
+        Some(Command::Serve(args)) => serve(config, *args),
         Some(Command::Class(ClassCommand::Create { id, title })) => {
             let store = open_store(&config)?;
             store.create_class(&id, title.as_deref().unwrap_or(&id))?;

@@ -37,12 +37,14 @@ impl Server {
     async fn start(target: Target) -> Server {
         match target {
             Target::Ours => {
-                let mut config = ServerConfig::default();
-                config.listen = "127.0.0.1:0".parse().unwrap();
-                config.dev_mode = true;
-                config.auto_create_sessions = true;
-                config.ping_interval = Duration::from_millis(400);
-                config.ping_timeout = Duration::from_millis(400);
+                let mut config = ServerConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    dev_mode: true,
+                    auto_create_sessions: true,
+                    ping_interval: Duration::from_millis(400),
+                    ping_timeout: Duration::from_millis(400),
+                    ..Default::default()
+                };
                 config.limits.max_chat_chars = 500;
                 Server::ours(config).await
             }
@@ -455,10 +457,12 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
             .enroll("physics", "stu1", classroom_wire::Role::Student)
             .unwrap();
     }
-    let mut config = ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some("rust-suite-secret".into());
-    config.database = Some(database.clone());
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: Some("rust-suite-secret".into()),
+        database: Some(database.clone()),
+        ..Default::default()
+    };
     let server = Server::ours(config).await;
     let student = Identity {
         user_id: "stu1".into(),
@@ -503,11 +507,13 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_history_survives_a_server_restart() {
     let dir = std::env::temp_dir().join(unique("classroom-rust-restart"));
-    let mut config = ServerConfig::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.dev_mode = true;
-    config.auto_create_sessions = true;
-    config.database = Some(dir.join("db.sqlite3"));
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dev_mode: true,
+        auto_create_sessions: true,
+        database: Some(dir.join("db.sqlite3")),
+        ..Default::default()
+    };
     let session = unique("class");
 
     let server = Server::ours(config.clone()).await;

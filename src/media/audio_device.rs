@@ -215,16 +215,13 @@ pub fn open_microphone(
         });
     };
     let stream = match supported.sample_format() {
-        SampleFormat::F32 => device.build_input_stream(
-            config.clone(),
-            move |d: &[f32], _| deliver(d),
-            on_error,
-            None,
-        ),
+        SampleFormat::F32 => {
+            device.build_input_stream(config, move |d: &[f32], _| deliver(d), on_error, None)
+        }
         SampleFormat::I16 => {
             let mut buf = Vec::new();
             device.build_input_stream(
-                config.clone(),
+                config,
                 move |d: &[i16], _| {
                     buf.clear();
                     buf.extend(d.iter().map(|s| *s as f32 / 32768.0));
@@ -296,13 +293,13 @@ pub fn open_speaker(
     };
     let stream = match supported.sample_format() {
         SampleFormat::F32 => device.build_output_stream(
-            config.clone(),
+            config,
             move |d: &mut [f32], _| render(d.len() / channels, &mut |i, s| d[i] = s),
             on_error,
             None,
         ),
         SampleFormat::I16 => device.build_output_stream(
-            config.clone(),
+            config,
             move |d: &mut [i16], _| {
                 render(d.len() / channels, &mut |i, s| {
                     d[i] = (s.clamp(-1.0, 1.0) * 32767.0) as i16

@@ -141,7 +141,7 @@ mod tests {
             let p = &back.pixels[(16 * w + x) * 4..][..3];
             for c in 0..3 {
                 assert!(
-                    (p[c] as i32 - want[c] as i32).abs() <= 8,
+                    (p[c] as i32 - want[c]).abs() <= 8,
                     "x={x}: {p:?} vs {want:?}"
                 );
             }

@@ -29,7 +29,7 @@ impl I420Frame {
     /// A black frame. Width and height must be even (4:2:0 subsampling).
     pub fn black(width: usize, height: usize) -> Self {
         debug_assert!(
-            width % 2 == 0 && height % 2 == 0,
+            width.is_multiple_of(2) && height.is_multiple_of(2),
             "I420 needs even dimensions"
         );
         let chroma = (width / 2) * (height / 2);

@@ -167,7 +167,11 @@ impl H264Encoder {
 
     /// Encodes one picture. An empty `data` means the rate control skipped this frame.
     pub fn encode(&mut self, frame: &I420Frame) -> Result<EncodedFrame, CodecError> {
-        if frame.width == 0 || frame.height == 0 || frame.width % 2 != 0 || frame.height % 2 != 0 {
+        if frame.width == 0
+            || frame.height == 0
+            || !frame.width.is_multiple_of(2)
+            || !frame.height.is_multiple_of(2)
+        {
             return Err(CodecError::InvalidSize {
                 width: frame.width,
                 height: frame.height,

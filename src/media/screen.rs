@@ -75,17 +75,16 @@ impl X11ScreenCapture {
         }
         .ok_or_else(|| CaptureError::NotFound(format!("display {id:?} (have {displays:?})")))?
         .clone();
-        if let Some(r) = region {
-            if r.width == 0
+        if let Some(r) = region
+            && (r.width == 0
                 || r.height == 0
                 || r.x + r.width > chosen.width
-                || r.y + r.height > chosen.height
-            {
-                return Err(CaptureError::NotFound(format!(
-                    "region {r:?} is outside {}×{}",
-                    chosen.width, chosen.height
-                )));
-            }
+                || r.y + r.height > chosen.height)
+        {
+            return Err(CaptureError::NotFound(format!(
+                "region {r:?} is outside {}×{}",
+                chosen.width, chosen.height
+            )));
         }
         let monitor = xcap::Monitor::all()
             .map_err(backend)?
