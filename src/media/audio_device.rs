@@ -125,6 +125,42 @@ fn find_device(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioErr
     }
 }
 
+/// A chosen device and its default stream configuration.
+struct Opened {
+    device: cpal::Device,
+    label: String,
+    supported: cpal::SupportedStreamConfig,
+}
+
+fn open_device(input: bool, name: Option<&str>) -> Result<Opened, AudioError> {
+    let device = find_device(input, name)?;
+    let label = device_name(&device);
+    let supported = if input {
+        device.default_input_config()
+    } else {
+        device.default_output_config()
+    }
+    .map_err(|e| device_error(&label, e))?;
+    Ok(Opened {
+        device,
+        label,
+        supported,
+    })
+}
+
+/// The error callback of a stream: a failing device becomes an [`AudioEvent::DeviceLost`].
+fn report_loss(
+    events: Sender<AudioEvent>,
+    name: String,
+) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e| {
+        let _ = events.send(AudioEvent::DeviceLost {
+            name: name.clone(),
+            message: e.to_string(),
+        });
+    }
+}
+
 /// Turns device-rate, interleaved multi-channel audio into 48 kHz mono 10 ms frames
 /// (channel average, linear interpolation).
 pub struct ToInternal {
@@ -170,7 +206,10 @@ impl ToInternal {
 }
 
 /// A running microphone stream; capture stops when it is dropped.
-pub struct Microphone {
+pub type Microphone = AudioStream;
+
+/// A running device stream; it stops when dropped.
+pub struct AudioStream {
     _stream: cpal::Stream,
     pub device: String,
     pub device_rate: u32,
@@ -183,11 +222,11 @@ pub fn open_microphone(
     frames: FrameQueue<AudioFrame>,
     events: Sender<AudioEvent>,
 ) -> Result<Microphone, AudioError> {
-    let device = find_device(true, name)?;
-    let device_label = device_name(&device);
-    let supported = device
-        .default_input_config()
-        .map_err(|e| device_error(&device_label, e))?;
+    let Opened {
+        device,
+        label: device_label,
+        supported,
+    } = open_device(true, name)?;
     let config: StreamConfig = supported.config();
     let converter = Arc::new(Mutex::new(ToInternal::new(
         config.sample_rate,
@@ -198,7 +237,7 @@ pub fn open_microphone(
     let deliver = move |data: &[f32]| {
         let mut count = produced.lock();
         converter.lock().push(data, |samples| {
-            // The frame's capture time: the media clock minus what is still to come after it.
+            // The frame's place on the stream's media clock, never ahead of the wall clock.
             let capture_time = Duration::from_micros(*count * 10_000).min(clock.elapsed());
             *count += 1;
             frames.push(AudioFrame {
@@ -207,13 +246,7 @@ pub fn open_microphone(
             });
         });
     };
-    let lost_label = device_label.clone();
-    let on_error = move |e: cpal::Error| {
-        let _ = events.send(AudioEvent::DeviceLost {
-            name: lost_label.clone(),
-            message: e.to_string(),
-        });
-    };
+    let on_error = report_loss(events, device_label.clone());
     let stream = match supported.sample_format() {
         SampleFormat::F32 => {
             device.build_input_stream(config, move |d: &[f32], _| deliver(d), on_error, None)
@@ -240,7 +273,7 @@ pub fn open_microphone(
     }
     .map_err(|e| device_error(&device_label, e))?;
     stream.play().map_err(|e| device_error(&device_label, e))?;
-    Ok(Microphone {
+    Ok(AudioStream {
         _stream: stream,
         device: device_label,
         device_rate: config.sample_rate,
@@ -249,12 +282,7 @@ pub fn open_microphone(
 }
 
 /// A running speaker stream; playback stops when it is dropped.
-pub struct Speaker {
-    _stream: cpal::Stream,
-    pub device: String,
-    pub device_rate: u32,
-    pub device_channels: u16,
-}
+pub type Speaker = AudioStream;
 
 /// Opens the named (or default) output device. `source` fills 48 kHz mono samples on the
 /// device's thread (the mixer); it must not block.
@@ -263,11 +291,11 @@ pub fn open_speaker(
     mut source: impl FnMut(&mut [f32]) + Send + 'static,
     events: Sender<AudioEvent>,
 ) -> Result<Speaker, AudioError> {
-    let device = find_device(false, name)?;
-    let device_label = device_name(&device);
-    let supported = device
-        .default_output_config()
-        .map_err(|e| device_error(&device_label, e))?;
+    let Opened {
+        device,
+        label: device_label,
+        supported,
+    } = open_device(false, name)?;
     let config: StreamConfig = supported.config();
     let channels = config.channels as usize;
     let step = RATE as f64 / config.sample_rate as f64;
@@ -284,13 +312,7 @@ pub fn open_speaker(
             }
         }
     };
-    let lost_label = device_label.clone();
-    let on_error = move |e: cpal::Error| {
-        let _ = events.send(AudioEvent::DeviceLost {
-            name: lost_label.clone(),
-            message: e.to_string(),
-        });
-    };
+    let on_error = report_loss(events, device_label.clone());
     let stream = match supported.sample_format() {
         SampleFormat::F32 => device.build_output_stream(
             config,
@@ -317,7 +339,7 @@ pub fn open_speaker(
     }
     .map_err(|e| device_error(&device_label, e))?;
     stream.play().map_err(|e| device_error(&device_label, e))?;
-    Ok(Speaker {
+    Ok(AudioStream {
         _stream: stream,
         device: device_label,
         device_rate: config.sample_rate,
