@@ -3,13 +3,11 @@
 //! never block: captured frames go into a drop-oldest [`FrameQueue`], playback pulls from a
 //! caller-supplied source, and device errors (a device that vanishes) become [`AudioEvent`]s.
 
-use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{SampleFormat, StreamConfig};
-use parking_lot::Mutex;
 
 use crate::media::queue::FrameQueue;
 
@@ -205,6 +203,47 @@ impl ToInternal {
     }
 }
 
+/// Turns the app's 48 kHz mono into the device's rate (nearest sample; exact at 48 kHz).
+/// Samples pulled from the source and not yet played, and the read position in them, carry
+/// over between device callbacks, so that no sample is skipped or played twice.
+pub struct FromInternal {
+    step: f64,
+    pending: Vec<f32>,
+    position: f64,
+}
+
+impl FromInternal {
+    pub fn new(device_rate: u32) -> Self {
+        FromInternal {
+            step: RATE as f64 / device_rate as f64,
+            pending: Vec::new(),
+            position: 0.0,
+        }
+    }
+
+    /// Produces `out_frames` device frames, pulling from `source` what they need.
+    pub fn render(
+        &mut self,
+        out_frames: usize,
+        source: &mut impl FnMut(&mut [f32]),
+        mut write: impl FnMut(usize, f32),
+    ) {
+        let needed = (self.position + out_frames as f64 * self.step).ceil() as usize + 1;
+        if self.pending.len() < needed {
+            let have = self.pending.len();
+            self.pending.resize(needed, 0.0);
+            source(&mut self.pending[have..]);
+        }
+        for i in 0..out_frames {
+            write(i, self.pending[self.position as usize]);
+            self.position += self.step;
+        }
+        let consumed = (self.position as usize).min(self.pending.len());
+        self.pending.drain(..consumed);
+        self.position -= consumed as f64;
+    }
+}
+
 /// A running microphone stream; capture stops when it is dropped.
 pub type Microphone = AudioStream;
 
@@ -214,6 +253,22 @@ pub struct AudioStream {
     pub device: String,
     pub device_rate: u32,
     pub device_channels: u16,
+}
+
+/// Plays a freshly built stream and wraps it.
+fn started(
+    stream: Result<cpal::Stream, cpal::Error>,
+    device: String,
+    config: StreamConfig,
+) -> Result<AudioStream, AudioError> {
+    let stream = stream.map_err(|e| device_error(&device, e))?;
+    stream.play().map_err(|e| device_error(&device, e))?;
+    Ok(AudioStream {
+        _stream: stream,
+        device,
+        device_rate: config.sample_rate,
+        device_channels: config.channels,
+    })
 }
 
 /// Opens the named (or default) input device and starts capturing into `frames`.
@@ -228,18 +283,15 @@ pub fn open_microphone(
         supported,
     } = open_device(true, name)?;
     let config: StreamConfig = supported.config();
-    let converter = Arc::new(Mutex::new(ToInternal::new(
-        config.sample_rate,
-        config.channels as usize,
-    )));
+    // Owned by the device callback alone: no locks on the audio thread.
+    let mut converter = ToInternal::new(config.sample_rate, config.channels as usize);
     let clock = Instant::now();
-    let produced = Arc::new(Mutex::new(0u64));
-    let deliver = move |data: &[f32]| {
-        let mut count = produced.lock();
-        converter.lock().push(data, |samples| {
+    let mut produced = 0u64;
+    let mut deliver = move |data: &[f32]| {
+        converter.push(data, |samples| {
             // The frame's place on the stream's media clock, never ahead of the wall clock.
-            let capture_time = Duration::from_micros(*count * 10_000).min(clock.elapsed());
-            *count += 1;
+            let capture_time = Duration::from_micros(produced * 10_000).min(clock.elapsed());
+            produced += 1;
             frames.push(AudioFrame {
                 samples,
                 capture_time,
@@ -270,15 +322,8 @@ pub fn open_microphone(
                 format,
             });
         }
-    }
-    .map_err(|e| device_error(&device_label, e))?;
-    stream.play().map_err(|e| device_error(&device_label, e))?;
-    Ok(AudioStream {
-        _stream: stream,
-        device: device_label,
-        device_rate: config.sample_rate,
-        device_channels: config.channels,
-    })
+    };
+    started(stream, device_label, config)
 }
 
 /// A running speaker stream; playback stops when it is dropped.
@@ -298,19 +343,13 @@ pub fn open_speaker(
     } = open_device(false, name)?;
     let config: StreamConfig = supported.config();
     let channels = config.channels as usize;
-    let step = RATE as f64 / config.sample_rate as f64;
-    let mut mono = Vec::new();
+    let mut resampler = FromInternal::new(config.sample_rate);
     let mut render = move |out_frames: usize, write: &mut dyn FnMut(usize, f32)| {
-        // Pull the 48 kHz samples that cover this buffer, then resample (nearest) and fan out.
-        let needed = ((out_frames as f64) * step).ceil() as usize + 1;
-        mono.resize(needed, 0.0);
-        source(&mut mono);
-        for i in 0..out_frames {
-            let s = mono[((i as f64 * step) as usize).min(needed - 1)];
+        resampler.render(out_frames, &mut source, |i, s| {
             for c in 0..channels {
                 write(i * channels + c, s);
             }
-        }
+        })
     };
     let on_error = report_loss(events, device_label.clone());
     let stream = match supported.sample_format() {
@@ -336,20 +375,50 @@ pub fn open_speaker(
                 format,
             });
         }
-    }
-    .map_err(|e| device_error(&device_label, e))?;
-    stream.play().map_err(|e| device_error(&device_label, e))?;
-    Ok(AudioStream {
-        _stream: stream,
-        device: device_label,
-        device_rate: config.sample_rate,
-        device_channels: config.channels,
-    })
+    };
+    started(stream, device_label, config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn playback_keeps_every_sample_across_callbacks() {
+        let mut next = 0.0f32;
+        let mut source = |out: &mut [f32]| {
+            for s in out {
+                *s = next;
+                next += 1.0;
+            }
+        };
+        let mut played = Vec::new();
+        let mut r = FromInternal::new(48_000);
+        for frames in [441, 512, 3, 1024, 480] {
+            r.render(frames, &mut source, |_, s| played.push(s));
+        }
+        let expected: Vec<f32> = (0..played.len()).map(|n| n as f32).collect();
+        assert_eq!(
+            played, expected,
+            "a ramp plays back without gaps or repeats"
+        );
+
+        // At 44.1 kHz the 48 kHz ramp advances by 48/44.1 per device frame, without drift.
+        let mut next = 0.0f32;
+        let mut source = |out: &mut [f32]| {
+            for s in out {
+                *s = next;
+                next += 1.0;
+            }
+        };
+        let mut r = FromInternal::new(44_100);
+        let mut last = 0.0;
+        for _ in 0..100 {
+            r.render(441, &mut source, |_, s| last = s);
+        }
+        // 44,100 device frames cover 48,000 source samples; the last one read is the 47,999th.
+        assert!((last - 47_998.0).abs() <= 1.0, "last sample played {last}");
+    }
 
     #[test]
     fn stereo_44k1_becomes_48k_mono_frames() {
