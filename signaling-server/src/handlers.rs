@@ -513,15 +513,9 @@ async fn join_session(
         } else {
             Vec::new()
         };
-        let (room, created) = state
+        let room = state
             .rooms
             .get_or_create(&join.session_id, || VecDeque::from(history));
-        if created {
-            state
-                .metrics
-                .sessions
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         if let Some(joined) = enter_room(state, s, conn, &room, &identity)? {
             return Ok(joined);
         }
@@ -670,11 +664,8 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
         .metrics
         .participants
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    if empty && state.rooms.remove(room) {
-        state
-            .metrics
-            .sessions
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if empty {
+        state.rooms.remove(room);
     }
     persist_chat(state, &room.id, notice.clone());
     let left = UserLeft {

@@ -25,7 +25,6 @@ const LATENCY_BUCKETS_US: [u64; 10] = [10, 25, 50, 100, 250, 500, 1_000, 2_500, 
 pub struct Metrics {
     pub sockets: AtomicI64,
     pub participants: AtomicI64,
-    pub sessions: AtomicI64,
     events: [AtomicU64; COUNTED_EVENTS.len()],
     errors: [AtomicU64; ErrorCode::ALL.len()],
     pub relayed: AtomicU64,
@@ -62,7 +61,8 @@ impl Metrics {
         self.latency_sum_ns.fetch_add(d.as_nanos() as u64, Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    /// `sessions` is the registry's live count, passed in rather than tracked twice.
+    pub fn render(&self, sessions: usize) -> String {
         let mut out = String::with_capacity(4096);
         let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -77,7 +77,7 @@ impl Metrics {
             &mut out,
             "classroom_sessions",
             "Sessions with at least one participant.",
-            self.sessions.load(Relaxed),
+            sessions as i64,
         );
         gauge(
             &mut out,
@@ -165,9 +165,10 @@ mod tests {
         m.error(ErrorCode::RateLimited);
         m.relay_latency(Duration::from_micros(20));
         m.relay_latency(Duration::from_micros(700));
-        let text = m.render();
+        let text = m.render(3);
         assert!(
-            text.contains("classroom_events_total{event=\"offer\"} 1"),
+            text.contains("classroom_sessions 3")
+                && text.contains("classroom_events_total{event=\"offer\"} 1"),
             "{text}"
         );
         assert!(text.contains("classroom_events_total{event=\"other\"} 1"));

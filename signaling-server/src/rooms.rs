@@ -72,18 +72,15 @@ impl Registry {
         self.rooms.get(id).map(|r| r.clone())
     }
 
-    /// The live room, creating it with `history` if there is none. Returns whether it was created.
+    /// The live room, creating it with `history` if there is none.
     pub fn get_or_create(
         &self,
         id: &str,
         history: impl FnOnce() -> VecDeque<ChatMessage>,
-    ) -> (Arc<Room>, bool) {
-        let mut created = false;
-        let room = self
-            .rooms
+    ) -> Arc<Room> {
+        self.rooms
             .entry(Arc::from(id))
             .or_insert_with(|| {
-                created = true;
                 Arc::new(Room {
                     id: Arc::from(id),
                     state: Mutex::new(RoomState {
@@ -92,8 +89,7 @@ impl Registry {
                     }),
                 })
             })
-            .clone();
-        (room, created)
+            .clone()
     }
 
     /// Removes the room if it is still the registered one (called with its state closed).
