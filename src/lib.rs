@@ -2,7 +2,14 @@
 //!
 //! Layers (see `../shared/DESIGN.md` §1), each a module with one job:
 //! - [`media`]: capture sources, encoders, decoders, pixel conversion. No networking.
-//!
-//! The `rtc`, `signaling`, `session` and `ui` layers follow in their own issues.
+//! - [`rtc`]: one WebRTC peer connection per remote participant; RTP back into pictures.
+//! - [`signaling`]: the Socket.IO client and the typed protocol; reconnect.
+//! - [`session`]: the call's sans-IO state machine: inputs in, actions out.
+//! - [`call`]: the engine that drives the session with real sockets, peer connections and
+//!   media, and the headless participant built on it.
 
+pub mod call;
 pub mod media;
+pub mod rtc;
+pub mod session;
+pub mod signaling;

@@ -40,7 +40,6 @@ pub trait VideoCapture: Send {
 pub struct SyntheticCapture {
     pattern: TestPattern,
     info: CaptureInfo,
-    clock: Instant,
     frame_interval: Duration,
     next_due: Instant,
 }
@@ -56,7 +55,6 @@ impl SyntheticCapture {
                 height: height & !1,
                 is_screen: kind == PatternKind::Screen,
             },
-            clock: now,
             frame_interval: Duration::from_secs_f64(1.0 / fps.max(0.1)),
             next_due: now,
         }
@@ -74,6 +72,6 @@ impl VideoCapture for SyntheticCapture {
             std::thread::sleep(self.next_due - now);
         }
         self.next_due = self.next_due.max(now) + self.frame_interval;
-        Ok(self.pattern.next_frame(self.clock.elapsed()))
+        Ok(self.pattern.next_frame(crate::media::clock::now()))
     }
 }

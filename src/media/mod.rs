@@ -5,6 +5,7 @@
 
 pub mod audio_device;
 pub mod capture;
+pub mod clock;
 pub mod convert;
 pub mod frame;
 pub mod h264;

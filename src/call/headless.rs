@@ -1,0 +1,302 @@
+//! The headless participant: the same call engine as the desktop app, with synthetic (or X11
+//! screen) media, driven by commands on stdin and printing one JSON line per event and per
+//! stats interval on stdout. The workhorse of the integration tests and benchmarks.
+//!
+//! stdin commands, one per line: `mute`, `unmute`, `camera-off`, `camera-on`, `share-on`,
+//! `share-off`, `hand-up`, `hand-down`, `chat <text>`, `leave`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+
+use super::sender::{AudioInput, VideoInput};
+use super::{CallConfig, CallHandle};
+use crate::rtc::PeerOptions;
+use crate::session::{Command, SessionConfig};
+use crate::signaling::SignalingConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HeadlessArgs {
+    /// Signaling server URL.
+    #[arg(long, env = "CLASSROOM_SERVER", default_value = "http://127.0.0.1:3001")]
+    pub server: String,
+    /// Class session to join.
+    #[arg(long, default_value = "demo-class")]
+    pub session: String,
+    /// User id (the server takes it from the token when one is given).
+    #[arg(long, default_value = "headless")]
+    pub user: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub instructor: bool,
+    /// Signed token for the server's `auth.token`.
+    #[arg(long, env = "CLASSROOM_TOKEN")]
+    pub token: Option<String>,
+    /// Camera: `WxH@FPS` of the synthetic stamped pattern, or `none`.
+    #[arg(long, default_value = "640x360@30")]
+    pub camera: String,
+    /// Screen: `synthetic:WxH@FPS`, `x11[@FPS]` (the X display in DISPLAY) or `none`.
+    #[arg(long, default_value = "synthetic:1280x720@15")]
+    pub screen: String,
+    /// Microphone: `tone` (the marker tone) or `none`.
+    #[arg(long, default_value = "tone")]
+    pub audio: String,
+    /// Start muted.
+    #[arg(long)]
+    pub muted: bool,
+    /// Start with the camera off.
+    #[arg(long)]
+    pub camera_off: bool,
+    /// Start sharing the screen.
+    #[arg(long)]
+    pub share_screen: bool,
+    /// Milliseconds between stats lines.
+    #[arg(long, default_value_t = 1000)]
+    pub stats_interval_ms: u64,
+    /// Leave after this many seconds.
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
+    /// Save received media into this directory.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Local address for ICE (one interface); `0.0.0.0` for every interface.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_ip: IpAddr,
+    /// ICE: time without traffic before a connection counts as failed.
+    #[arg(long, default_value_t = 10_000)]
+    pub ice_failed_timeout_ms: u64,
+    /// Seconds to keep trying to reach the server at the start.
+    #[arg(long, default_value_t = 30.0)]
+    pub connect_timeout_secs: f64,
+    /// Use the websocket transport only (no long-polling start).
+    #[arg(long)]
+    pub websocket_only: bool,
+}
+
+/// `WxH@FPS`.
+fn parse_geometry(text: &str) -> anyhow::Result<(usize, usize, f64)> {
+    let (size, fps) = text.split_once('@').unwrap_or((text, "30"));
+    let (width, height) = size
+        .split_once('x')
+        .with_context(|| format!("expected WxH@FPS, got {text:?}"))?;
+    let width: usize = width.parse().context("width")?;
+    let height: usize = height.parse().context("height")?;
+    let fps: f64 = fps.parse().context("frames per second")?;
+    if width < 64 || height < 64 || width > 7680 || height > 4320 || !(1.0..=120.0).contains(&fps)
+    {
+        bail!("{text:?} is out of range (64x64 to 7680x4320, 1 to 120 fps)");
+    }
+    Ok((width, height, fps))
+}
+
+fn parse_camera(text: &str) -> anyhow::Result<VideoInput> {
+    if text == "none" {
+        return Ok(VideoInput::None);
+    }
+    let (width, height, fps) = parse_geometry(text)?;
+    Ok(VideoInput::Synthetic { width, height, fps })
+}
+
+fn parse_screen(text: &str) -> anyhow::Result<VideoInput> {
+    if text == "none" {
+        return Ok(VideoInput::None);
+    }
+    if let Some(rest) = text.strip_prefix("synthetic:") {
+        let (width, height, fps) = parse_geometry(rest)?;
+        return Ok(VideoInput::Synthetic { width, height, fps });
+    }
+    if let Some(rest) = text.strip_prefix("x11") {
+        let fps = match rest.strip_prefix('@') {
+            Some(fps) => fps.parse().context("frames per second")?,
+            None if rest.is_empty() => 15.0,
+            None => bail!("expected x11 or x11@FPS, got {text:?}"),
+        };
+        return Ok(VideoInput::X11Screen { fps });
+    }
+    bail!("unknown screen source {text:?} (synthetic:WxH@FPS, x11[@FPS] or none)")
+}
+
+impl HeadlessArgs {
+    pub fn call_config(&self) -> anyhow::Result<CallConfig> {
+        let audio = match self.audio.as_str() {
+            "tone" => AudioInput::Tone,
+            "none" => AudioInput::None,
+            other => bail!("unknown audio source {other:?} (tone or none)"),
+        };
+        let name = self.name.clone().unwrap_or_else(|| self.user.clone());
+        let mut session = SessionConfig::new(&self.session, &self.user, &name, self.instructor);
+        session.audio_enabled = !self.muted;
+        session.video_enabled = !self.camera_off;
+        let peer = PeerOptions {
+            bind_ip: self.bind_ip,
+            ice_failed_timeout: Duration::from_millis(self.ice_failed_timeout_ms),
+            ice_disconnected_timeout: Duration::from_millis((self.ice_failed_timeout_ms / 2).max(500)),
+            ..PeerOptions::default()
+        };
+        Ok(CallConfig {
+            signaling: SignalingConfig {
+                url: self.server.clone(),
+                token: self.token.clone(),
+                websocket_only: self.websocket_only,
+            },
+            session,
+            peer,
+            camera: parse_camera(&self.camera)?,
+            screen: parse_screen(&self.screen)?,
+            audio,
+            save_dir: self.save.clone(),
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout_secs.max(0.0)),
+        })
+    }
+}
+
+/// A stdin line as a command.
+pub fn parse_command(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    Ok(match word {
+        "mute" => Command::SetMicrophone(false),
+        "unmute" => Command::SetMicrophone(true),
+        "camera-off" => Command::SetCamera(false),
+        "camera-on" => Command::SetCamera(true),
+        "share-on" => Command::SetScreenShare(true),
+        "share-off" => Command::SetScreenShare(false),
+        "hand-up" => Command::RaiseHand(true),
+        "hand-down" => Command::RaiseHand(false),
+        "chat" => Command::SendChat(rest.to_owned()),
+        "leave" => Command::Leave,
+        other => return Err(format!("unknown command {other:?}")),
+    })
+}
+
+fn print_line(value: serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_json::Value {
+    let snapshot = call.snapshot.borrow().clone();
+    json!({
+        "type": "stats",
+        "t": started.elapsed().as_secs_f64(),
+        "self": snapshot.self_user_id,
+        "joined": snapshot.joined,
+        "signalingConnected": snapshot.signaling_connected,
+        "local": {
+            "audioEnabled": snapshot.audio_enabled,
+            "videoEnabled": snapshot.video_enabled,
+            "screenSharing": snapshot.screen_sharing,
+            "sources": call.local_report(),
+            "weakestLinkKbps": call.weakest_link_kbps(),
+        },
+        "participants": snapshot.participants,
+        "remotes": call.stats.report(interval),
+        "chatMessages": snapshot.chat.len(),
+        "lastError": snapshot.last_error,
+    })
+}
+
+/// Runs the headless participant until it leaves (stdin `leave`, end of `--duration-secs`,
+/// Ctrl-C or SIGTERM).
+pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
+    let config = args.call_config()?;
+    if let Some(dir) = &config.save_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the save directory {}", dir.display()))?;
+    }
+    let started = Instant::now();
+    let mut call = super::start(config.clone())
+        .await
+        .context("cannot start the call")?;
+    if args.share_screen {
+        call.command(Command::SetScreenShare(true));
+    }
+    print_line(json!({"type": "started", "user": args.user, "session": args.session}));
+
+    let interval = Duration::from_millis(args.stats_interval_ms.max(50));
+    let mut stats_timer = tokio::time::interval(interval);
+    stats_timer.tick().await;
+    let deadline = args
+        .duration_secs
+        .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let mut leaving = false;
+    loop {
+        tokio::select! {
+            _ = stats_timer.tick() => print_line(stats_line(&call, started, interval)),
+            Some(event) = call.events.recv() => {
+                print_line(json!({"type": "event", "t": started.elapsed().as_secs_f64(), "detail": event}));
+            }
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) if line.trim().is_empty() => {}
+                Ok(Some(line)) => match parse_command(&line) {
+                    Ok(command) => {
+                        leaving |= command == Command::Leave;
+                        call.command(command);
+                    }
+                    Err(error) => print_line(json!({"type": "error", "message": error})),
+                },
+                // stdin closed: keep running until told otherwise.
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+            _ = async { if let Some(deadline) = deadline { tokio::time::sleep_until(deadline).await } else { std::future::pending::<()>().await } }, if !leaving => {
+                leaving = true;
+                call.command(Command::Leave);
+            }
+            _ = tokio::signal::ctrl_c(), if !leaving => {
+                leaving = true;
+                call.command(Command::Leave);
+            }
+            _ = terminate.recv(), if !leaving => {
+                leaving = true;
+                call.command(Command::Leave);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(50)), if call.is_finished() => break,
+        }
+    }
+    print_line(stats_line(&call, started, interval));
+    call.finished().await;
+    print_line(json!({"type": "left", "t": started.elapsed().as_secs_f64()}));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_is_parsed_and_checked() {
+        assert_eq!(parse_geometry("1280x720@30").ok(), Some((1280, 720, 30.0)));
+        assert!(parse_geometry("12x7@30").is_err());
+        assert!(parse_geometry("1280x720@0").is_err());
+        assert!(parse_geometry("wide").is_err());
+    }
+
+    #[test]
+    fn screen_sources_are_parsed() {
+        assert_eq!(parse_screen("x11").ok(), Some(VideoInput::X11Screen { fps: 15.0 }));
+        assert_eq!(parse_screen("x11@5").ok(), Some(VideoInput::X11Screen { fps: 5.0 }));
+        assert!(parse_screen("webcam").is_err());
+    }
+
+    #[test]
+    fn stdin_commands_are_parsed() {
+        assert_eq!(parse_command("mute"), Ok(Command::SetMicrophone(false)));
+        assert_eq!(
+            parse_command("chat hello there"),
+            Ok(Command::SendChat("hello there".to_owned()))
+        );
+        assert!(parse_command("dance").is_err());
+    }
+}

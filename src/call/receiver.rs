@@ -1,0 +1,254 @@
+//! The receiving half: one task per remote track reads RTP; video is put back into pictures
+//! and decoded on a media thread of its own (the frame stamp gives glass-to-glass latency);
+//! audio is decoded, its level measured and its markers listened for. Lost pictures ask the
+//! sender for a keyframe (PLI). Optionally everything received is saved to disk.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::stats::{AudioCounters, StatsBook, VideoCounters};
+use crate::media::h264::H264Decoder;
+use crate::media::opus_codec::OpusDecoder;
+use crate::media::tone::MarkerDetector;
+use crate::media::{clock, stamp};
+use crate::rtc::Source;
+use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
+
+/// Minimum time between two keyframe requests for one track.
+const PLI_SPACING: Duration = Duration::from_millis(300);
+
+/// Reads one remote track until it ends or `stop` is set.
+pub fn spawn_track_reader(
+    user_id: String,
+    source: Source,
+    track: Arc<dyn TrackRemote>,
+    stats: StatsBook,
+    save_dir: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+) {
+    tokio::spawn(async move {
+        let result = match source {
+            Source::Audio => read_audio(&user_id, track, &stats, save_dir, &stop).await,
+            _ => read_video(&user_id, source, track, &stats, save_dir, &stop).await,
+        };
+        if let Err(error) = result {
+            tracing::warn!(user = %user_id, ?source, %error, "remote track reader stopped");
+        }
+    });
+}
+
+fn save_file(save_dir: &Option<PathBuf>, user_id: &str, name: &str) -> Option<std::fs::File> {
+    let dir = save_dir.as_ref()?;
+    let safe_user: String = user_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let path = dir.join(format!("{safe_user}-{name}"));
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(file) => Some(file),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot save received media");
+            None
+        }
+    }
+}
+
+async fn request_keyframe(track: &Arc<dyn TrackRemote>, last: &mut Option<Instant>) {
+    if last.is_some_and(|at| at.elapsed() < PLI_SPACING) {
+        return;
+    }
+    *last = Some(Instant::now());
+    let Some(media_ssrc) = track.ssrcs().await.first().copied() else {
+        return;
+    };
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc,
+    };
+    if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
+        tracing::debug!(%error, "keyframe request not sent");
+    }
+}
+
+async fn read_video(
+    user_id: &str,
+    source: Source,
+    track: Arc<dyn TrackRemote>,
+    stats: &StatsBook,
+    save_dir: Option<PathBuf>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
+    let counters = stats.video(user_id, source);
+    let decode_failed = Arc::new(AtomicBool::new(false));
+    let (units, decoder_input) = std::sync::mpsc::sync_channel::<AccessUnit>(8);
+    {
+        let counters = counters.clone();
+        let decode_failed = decode_failed.clone();
+        let saved = save_file(&save_dir, user_id, &format!("{source:?}.h264").to_lowercase());
+        std::thread::Builder::new()
+            .name(format!("classroom-decode-{source:?}").to_lowercase())
+            .spawn(move || decode_loop(decoder_input, counters, decode_failed, saved))
+            .map_err(|error| error.to_string())?;
+    }
+    let mut assembler = FrameAssembler::new();
+    let mut last_pli = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = ticker.tick() => {
+                if stop.load(Ordering::Relaxed) { break; }
+                if assembler.awaiting_keyframe() || decode_failed.swap(false, Ordering::Relaxed) {
+                    request_keyframe(&track, &mut last_pli).await;
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        counters.lock().on_packet(packet.payload.len());
+        let out = assembler.push(RtpPiece {
+            sequence_number: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload: packet.payload,
+        });
+        {
+            let mut counters = counters.lock();
+            counters.packets_lost = assembler.lost_packets;
+            counters.pictures_dropped = assembler.dropped_units;
+        }
+        if out.keyframe_needed || decode_failed.swap(false, Ordering::Relaxed) {
+            request_keyframe(&track, &mut last_pli).await;
+        }
+        for unit in out.units {
+            if units.try_send(unit).is_err() {
+                // The decoder is behind: drop, and restart from a keyframe.
+                counters.lock().pictures_dropped += 1;
+                request_keyframe(&track, &mut last_pli).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decode_loop(
+    input: std::sync::mpsc::Receiver<AccessUnit>,
+    counters: Arc<Mutex<VideoCounters>>,
+    decode_failed: Arc<AtomicBool>,
+    mut saved: Option<std::fs::File>,
+) {
+    let mut decoder = match H264Decoder::new() {
+        Ok(decoder) => decoder,
+        Err(error) => {
+            tracing::error!(%error, "cannot create the H.264 decoder");
+            return;
+        }
+    };
+    while let Ok(unit) = input.recv() {
+        if let Some(file) = saved.as_mut() {
+            if let Err(error) = file.write_all(&unit.data) {
+                tracing::warn!(%error, "saving received video failed; no longer saving");
+                saved = None;
+            }
+        }
+        match decoder.decode(&unit.data) {
+            Ok(Some(frame)) => {
+                let read = stamp::read_luma(&frame.y, frame.width, frame.height, frame.width);
+                let latency = read.map(|stamp| clock::age(stamp.capture_time));
+                counters
+                    .lock()
+                    .on_frame(frame.width, frame.height, read.map(|s| s.counter), latency);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, "undecodable picture");
+                counters.lock().decode_errors += 1;
+                decode_failed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn read_audio(
+    user_id: &str,
+    track: Arc<dyn TrackRemote>,
+    stats: &StatsBook,
+    save_dir: Option<PathBuf>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
+    let counters: Arc<Mutex<AudioCounters>> = stats.audio(user_id);
+    let mut decoder = OpusDecoder::new(false).map_err(|error| error.to_string())?;
+    let mut markers = MarkerDetector::new();
+    let mut saved = save_file(&save_dir, user_id, "audio.pcm");
+    let mut last_sequence: Option<u16> = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = ticker.tick() => {
+                if stop.load(Ordering::Relaxed) { break; }
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        let sequence = packet.header.sequence_number;
+        let gap = last_sequence.map_or(0, |last| sequence.wrapping_sub(last).wrapping_sub(1));
+        if gap < 1000 {
+            last_sequence = Some(sequence);
+        }
+        let mut pcm = Vec::new();
+        // Concealment for the lost packets in between (short gaps only).
+        if gap > 0 && gap <= 5 {
+            for _ in 0..gap {
+                if let Ok(concealed) = decoder.decode(None) {
+                    pcm.extend(concealed);
+                }
+            }
+        }
+        match decoder.decode(Some(&packet.payload)) {
+            Ok(decoded) => pcm.extend(decoded),
+            Err(error) => {
+                tracing::debug!(%error, "undecodable audio packet");
+                counters.lock().decode_errors += 1;
+                continue;
+            }
+        }
+        let heard = markers.push(&pcm);
+        {
+            let mut counters = counters.lock();
+            counters.on_packet(packet.payload.len(), &pcm, gap.min(1000) as u64);
+            for marker in heard {
+                counters.on_marker(marker.index);
+            }
+        }
+        if let Some(file) = saved.as_mut() {
+            let bytes: Vec<u8> = pcm
+                .iter()
+                .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+                .collect();
+            if file.write_all(&bytes).is_err() {
+                saved = None;
+            }
+        }
+    }
+    Ok(())
+}

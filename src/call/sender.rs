@@ -1,0 +1,374 @@
+//! The sending half of a call: each local source is captured and encoded once, on its own
+//! media thread, and the same encoded units go to every peer connection. A source that is
+//! switched off stops capturing and encoding (nothing is sent). The video encoders follow the
+//! weakest link: the lowest bandwidth estimate among the connected peers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::media::capture::{SyntheticCapture, VideoCapture};
+use crate::media::h264::{EncoderSettings, H264Encoder};
+use crate::media::opus_codec::{OpusEncoder, OpusSettings};
+use crate::media::synthetic::PatternKind;
+use crate::media::tone::ToneSource;
+use crate::rtc::{EncodedUnit, Source};
+
+/// Where a video source comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoInput {
+    /// The stamped test pattern (a test input, not a device).
+    Synthetic { width: usize, height: usize, fps: f64 },
+    /// An X11 screen (`DISPLAY`), the whole screen.
+    X11Screen { fps: f64 },
+    None,
+}
+
+/// Where the microphone signal comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioInput {
+    /// The marker tone (a test input, not a device).
+    Tone,
+    None,
+}
+
+/// Switches and figures shared between the engine and the media threads.
+pub struct SourceControl {
+    pub enabled: AtomicBool,
+    pub keyframe_requested: AtomicBool,
+    /// Bits per second the encoder should aim at.
+    pub target_bps: AtomicU64,
+    pub frames_encoded: AtomicU64,
+    pub bytes_encoded: AtomicU64,
+    /// Units dropped because the fan-out queue was full.
+    pub dropped: AtomicU64,
+    /// Encoding time of the last unit, in microseconds.
+    pub last_encode_micros: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl SourceControl {
+    fn new(enabled: bool, target_bps: u64) -> Arc<Self> {
+        Arc::new(SourceControl {
+            enabled: AtomicBool::new(enabled),
+            keyframe_requested: AtomicBool::new(true),
+            target_bps: AtomicU64::new(target_bps),
+            frames_encoded: AtomicU64::new(0),
+            bytes_encoded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_encode_micros: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        })
+    }
+}
+
+/// The running sources.
+pub struct MediaSender {
+    pub audio: Arc<SourceControl>,
+    pub camera: Arc<SourceControl>,
+    pub screen: Arc<SourceControl>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+pub const CAMERA_MAX_BPS: u64 = 1_500_000;
+pub const SCREEN_MAX_BPS: u64 = 2_500_000;
+
+impl MediaSender {
+    /// Starts one thread per configured source; units go to `out`.
+    pub fn start(
+        camera: VideoInput,
+        screen: VideoInput,
+        audio: AudioInput,
+        out: mpsc::Sender<(Source, EncodedUnit)>,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let controls = (
+            SourceControl::new(false, 32_000),
+            SourceControl::new(false, 800_000),
+            SourceControl::new(false, 1_200_000),
+        );
+        let mut threads = Vec::new();
+        if audio != AudioInput::None {
+            let (control, stop, out) = (controls.0.clone(), stop.clone(), out.clone());
+            threads.extend(spawn("classroom-audio-send", move || {
+                audio_thread(control, stop, out)
+            }));
+        }
+        for (input, control, source) in [
+            (camera, controls.1.clone(), Source::Camera),
+            (screen, controls.2.clone(), Source::Screen),
+        ] {
+            if input == VideoInput::None {
+                continue;
+            }
+            let (stop, out) = (stop.clone(), out.clone());
+            let name = format!("classroom-{source:?}-send").to_lowercase();
+            threads.extend(spawn(&name, move || {
+                video_thread(input, source, control, stop, out)
+            }));
+        }
+        MediaSender {
+            audio: controls.0,
+            camera: controls.1,
+            screen: controls.2,
+            stop,
+            threads,
+        }
+    }
+
+    pub fn control(&self, source: Source) -> &Arc<SourceControl> {
+        match source {
+            Source::Audio => &self.audio,
+            Source::Camera => &self.camera,
+            Source::Screen => &self.screen,
+        }
+    }
+
+    pub fn set_enabled(&self, audio: bool, camera: bool, screen: bool) {
+        for (control, on) in [(&self.audio, audio), (&self.camera, camera), (&self.screen, screen)] {
+            let was = control.enabled.swap(on, Ordering::SeqCst);
+            if on && !was {
+                control.keyframe_requested.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    pub fn request_keyframe(&self, source: Source) {
+        self.control(source)
+            .keyframe_requested
+            .store(true, Ordering::SeqCst);
+    }
+
+    /// Splits the weakest link's estimate between the video sources that are on.
+    pub fn follow_estimate(&self, weakest_link_bps: f64) {
+        let camera_on = self.camera.enabled.load(Ordering::Relaxed);
+        let screen_on = self.screen.enabled.load(Ordering::Relaxed);
+        // Audio first; video shares what is left, the screen (text must stay legible) first.
+        let video = (weakest_link_bps - 40_000.0).max(100_000.0);
+        let (camera, screen) = match (camera_on, screen_on) {
+            (true, true) => (video * 0.3, video * 0.7),
+            _ => (video, video),
+        };
+        self.camera
+            .target_bps
+            .store((camera as u64).min(CAMERA_MAX_BPS), Ordering::Relaxed);
+        self.screen
+            .target_bps
+            .store((screen as u64).min(SCREEN_MAX_BPS), Ordering::Relaxed);
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MediaSender {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
+    match std::thread::Builder::new().name(name.to_owned()).spawn(body) {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::error!(%error, name, "cannot start a media thread");
+            None
+        }
+    }
+}
+
+fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture>, String> {
+    match input {
+        VideoInput::Synthetic { width, height, fps } => {
+            let kind = if source == Source::Screen {
+                PatternKind::Screen
+            } else {
+                PatternKind::Camera
+            };
+            Ok(Box::new(SyntheticCapture::new(*width, *height, *fps, kind)))
+        }
+        #[cfg(target_os = "linux")]
+        VideoInput::X11Screen { .. } => crate::media::screen::X11ScreenCapture::open(None, None)
+            .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
+            .map_err(|error| error.to_string()),
+        #[cfg(not(target_os = "linux"))]
+        VideoInput::X11Screen { .. } => Err("X11 capture exists on Linux only".to_owned()),
+        VideoInput::None => Err("no video input".to_owned()),
+    }
+}
+
+fn video_thread(
+    input: VideoInput,
+    source: Source,
+    control: Arc<SourceControl>,
+    stop: Arc<AtomicBool>,
+    out: mpsc::Sender<(Source, EncodedUnit)>,
+) {
+    let fps = match input {
+        VideoInput::Synthetic { fps, .. } | VideoInput::X11Screen { fps } => fps.max(1.0),
+        VideoInput::None => return,
+    };
+    let frame_interval = Duration::from_secs_f64(1.0 / fps);
+    let mut capture: Option<Box<dyn VideoCapture>> = None;
+    let mut encoder: Option<H264Encoder> = None;
+    let mut applied_bps = 0u64;
+    let mut next_due = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if !control.enabled.load(Ordering::Relaxed) {
+            // Off: the device is released and nothing is encoded.
+            capture = None;
+            encoder = None;
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if capture.is_none() {
+            match open_video(&input, source) {
+                Ok(opened) => capture = Some(opened),
+                Err(error) => {
+                    tracing::error!(?source, %error, "cannot open the video source");
+                    control.errors.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        let Some(capturing) = capture.as_mut() else { continue };
+        if encoder.is_none() {
+            let bps = control.target_bps.load(Ordering::Relaxed);
+            let settings = if source == Source::Screen {
+                EncoderSettings::screen(bps as u32, fps as f32)
+            } else {
+                EncoderSettings::camera(bps as u32, fps as f32)
+            };
+            match H264Encoder::new(settings) {
+                Ok(created) => {
+                    encoder = Some(created);
+                    applied_bps = bps;
+                }
+                Err(error) => {
+                    tracing::error!(?source, %error, "cannot create the H.264 encoder");
+                    control.errors.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        let Some(encoding) = encoder.as_mut() else { continue };
+        // Synthetic sources pace themselves; screens are captured on this thread's clock.
+        if matches!(input, VideoInput::X11Screen { .. }) {
+            let now = Instant::now();
+            if next_due > now {
+                std::thread::sleep(next_due - now);
+            }
+            next_due = next_due.max(now) + frame_interval;
+        }
+        let frame = match capturing.capture() {
+            Ok(frame) => frame,
+            Err(error) => {
+                // A source that vanished: reported, retried (re-opened) after a pause.
+                tracing::warn!(?source, %error, "capture failed");
+                control.errors.fetch_add(1, Ordering::Relaxed);
+                capture = None;
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+        };
+        let target = control.target_bps.load(Ordering::Relaxed);
+        if target.abs_diff(applied_bps) * 10 > applied_bps {
+            if let Err(error) = encoding.set_bitrate(target as u32) {
+                tracing::warn!(?source, %error, "bitrate change refused");
+            }
+            applied_bps = target;
+        }
+        if control.keyframe_requested.swap(false, Ordering::SeqCst) {
+            encoding.request_keyframe();
+        }
+        let started = Instant::now();
+        let encoded = match encoding.encode(&frame) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::warn!(?source, %error, "encode failed");
+                control.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        control
+            .last_encode_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if encoded.data.is_empty() {
+            continue;
+        }
+        control.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        control
+            .bytes_encoded
+            .fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
+        let unit = EncodedUnit {
+            data: Bytes::from(encoded.data),
+            duration: frame_interval,
+        };
+        if out.try_send((source, unit)).is_err() {
+            control.dropped.fetch_add(1, Ordering::Relaxed);
+            control.keyframe_requested.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+const OPUS_FRAME: usize = 960; // 20 ms at 48 kHz
+
+fn audio_thread(
+    control: Arc<SourceControl>,
+    stop: Arc<AtomicBool>,
+    out: mpsc::Sender<(Source, EncodedUnit)>,
+) {
+    let mut encoder = match OpusEncoder::new(OpusSettings::default()) {
+        Ok(encoder) => encoder,
+        Err(error) => {
+            tracing::error!(%error, "cannot create the Opus encoder");
+            control.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let mut tone = ToneSource::new();
+    let period = Duration::from_millis(20);
+    let mut next_due = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if next_due > now {
+            std::thread::sleep(next_due - now);
+        }
+        next_due = next_due.max(now) + period;
+        // The tone runs on whether muted or not, like a talker: muting stops the sending.
+        let pcm = tone.next_frame(OPUS_FRAME);
+        if !control.enabled.load(Ordering::Relaxed) {
+            continue;
+        }
+        let packet = match encoder.encode(&pcm) {
+            Ok(packet) => packet,
+            Err(error) => {
+                tracing::warn!(%error, "Opus encode failed");
+                control.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        control.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        control
+            .bytes_encoded
+            .fetch_add(packet.len() as u64, Ordering::Relaxed);
+        let unit = EncodedUnit {
+            data: Bytes::from(packet),
+            duration: period,
+        };
+        if out.try_send((Source::Audio, unit)).is_err() {
+            control.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

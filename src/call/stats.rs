@@ -1,0 +1,289 @@
+//! What a participant measures about each remote participant: cumulative counters kept by the
+//! media threads, turned into per-interval figures (fps, bitrate, latency percentiles) by
+//! [`StatsBook::report`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::rtc::Source;
+
+#[derive(Debug, Default)]
+pub struct VideoCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub frames_decoded: u64,
+    pub stamps_read: u64,
+    pub decode_errors: u64,
+    pub packets_lost: u64,
+    pub pictures_dropped: u64,
+    pub width: usize,
+    pub height: usize,
+    pub last_counter: Option<u32>,
+    pub first_frame_at: Option<Instant>,
+    pub last_frame_at: Option<Instant>,
+    /// Glass-to-glass latencies (ms) since the last report.
+    pub latencies_ms: Vec<f64>,
+}
+
+impl VideoCounters {
+    pub fn on_packet(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+
+    pub fn on_frame(
+        &mut self,
+        width: usize,
+        height: usize,
+        counter: Option<u32>,
+        latency: Option<Duration>,
+    ) {
+        let now = Instant::now();
+        self.frames_decoded += 1;
+        self.width = width;
+        self.height = height;
+        self.first_frame_at.get_or_insert(now);
+        self.last_frame_at = Some(now);
+        if let Some(counter) = counter {
+            self.stamps_read += 1;
+            self.last_counter = Some(counter);
+        }
+        if let Some(latency) = latency {
+            if self.latencies_ms.len() < 10_000 {
+                self.latencies_ms.push(latency.as_secs_f64() * 1000.0);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct AudioCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub packets_lost: u64,
+    pub decode_errors: u64,
+    pub markers_heard: u64,
+    pub last_marker: Option<u8>,
+    pub samples: u64,
+    /// Sum of squares since the last report, for the level.
+    pub energy: f64,
+    pub energy_samples: u64,
+}
+
+impl AudioCounters {
+    pub fn on_packet(&mut self, bytes: usize, pcm: &[f32], lost: u64) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+        self.packets_lost += lost;
+        self.samples += pcm.len() as u64;
+        self.energy += pcm.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
+        self.energy_samples += pcm.len() as u64;
+    }
+
+    pub fn on_marker(&mut self, index: u8) {
+        self.markers_heard += 1;
+        self.last_marker = Some(index);
+    }
+}
+
+#[derive(Default)]
+struct RemoteCounters {
+    audio: Option<Arc<Mutex<AudioCounters>>>,
+    video: BTreeMap<&'static str, Arc<Mutex<VideoCounters>>>,
+    previous: BTreeMap<String, (u64, u64)>,
+}
+
+/// Counters for every remote participant, shared between the readers and the reporter.
+#[derive(Clone, Default)]
+pub struct StatsBook {
+    remotes: Arc<Mutex<BTreeMap<String, RemoteCounters>>>,
+    started: Arc<Mutex<Option<Instant>>>,
+}
+
+fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::Audio => "audio",
+        Source::Camera => "camera",
+        Source::Screen => "screen",
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoReport {
+    pub fps: f64,
+    pub bitrate_kbps: f64,
+    pub frames_decoded: u64,
+    pub stamps_read: u64,
+    pub width: usize,
+    pub height: usize,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+    pub latency_ms_max: Option<f64>,
+    pub packets_lost: u64,
+    pub pictures_dropped: u64,
+    pub decode_errors: u64,
+    /// Milliseconds since the last decoded picture.
+    pub last_frame_ago_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioReport {
+    pub bitrate_kbps: f64,
+    pub packets: u64,
+    pub packets_lost: u64,
+    pub level_dbfs: Option<f64>,
+    pub markers_heard: u64,
+    pub last_marker: Option<u8>,
+    pub decode_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteReport {
+    pub user_id: String,
+    pub video: BTreeMap<&'static str, VideoReport>,
+    pub audio: Option<AudioReport>,
+}
+
+pub fn percentile(sorted: &[f64], fraction: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let index = ((sorted.len() - 1) as f64 * fraction).round() as usize;
+    sorted.get(index.min(sorted.len() - 1)).copied()
+}
+
+impl StatsBook {
+    pub fn video(&self, user_id: &str, source: Source) -> Arc<Mutex<VideoCounters>> {
+        let mut remotes = self.remotes.lock();
+        remotes
+            .entry(user_id.to_owned())
+            .or_default()
+            .video
+            .entry(source_name(source))
+            .or_insert_with(|| Arc::new(Mutex::new(VideoCounters::default())))
+            .clone()
+    }
+
+    pub fn audio(&self, user_id: &str) -> Arc<Mutex<AudioCounters>> {
+        let mut remotes = self.remotes.lock();
+        remotes
+            .entry(user_id.to_owned())
+            .or_default()
+            .audio
+            .get_or_insert_with(|| Arc::new(Mutex::new(AudioCounters::default())))
+            .clone()
+    }
+
+    pub fn forget(&self, user_id: &str) {
+        self.remotes.lock().remove(user_id);
+    }
+
+    /// Figures since the previous report (`interval` long); resets the per-interval parts.
+    pub fn report(&self, interval: Duration) -> Vec<RemoteReport> {
+        let seconds = interval.as_secs_f64().max(0.001);
+        let now = Instant::now();
+        let mut remotes = self.remotes.lock();
+        let _ = self.started.lock().get_or_insert(now);
+        remotes
+            .iter_mut()
+            .map(|(user_id, remote)| {
+                let mut video = BTreeMap::new();
+                for (name, counters) in &remote.video {
+                    let mut c = counters.lock();
+                    let key = format!("video:{name}");
+                    let (frames_before, bytes_before) =
+                        remote.previous.get(&key).copied().unwrap_or((0, 0));
+                    remote.previous.insert(key, (c.frames_decoded, c.bytes));
+                    let mut latencies = std::mem::take(&mut c.latencies_ms);
+                    latencies.sort_by(|a, b| a.total_cmp(b));
+                    video.insert(
+                        *name,
+                        VideoReport {
+                            fps: (c.frames_decoded - frames_before) as f64 / seconds,
+                            bitrate_kbps: (c.bytes - bytes_before) as f64 * 8.0 / seconds / 1000.0,
+                            frames_decoded: c.frames_decoded,
+                            stamps_read: c.stamps_read,
+                            width: c.width,
+                            height: c.height,
+                            latency_ms_p50: percentile(&latencies, 0.5),
+                            latency_ms_p95: percentile(&latencies, 0.95),
+                            latency_ms_max: latencies.last().copied(),
+                            packets_lost: c.packets_lost,
+                            pictures_dropped: c.pictures_dropped,
+                            decode_errors: c.decode_errors,
+                            last_frame_ago_ms: c
+                                .last_frame_at
+                                .map(|at| now.duration_since(at).as_millis() as u64),
+                        },
+                    );
+                }
+                let audio = remote.audio.as_ref().map(|counters| {
+                    let mut c = counters.lock();
+                    let (_, bytes_before) =
+                        remote.previous.get("audio").copied().unwrap_or((0, 0));
+                    remote.previous.insert("audio".to_owned(), (c.packets, c.bytes));
+                    let level = (c.energy_samples > 0).then(|| {
+                        let mean = c.energy / c.energy_samples as f64;
+                        10.0 * mean.max(1e-12).log10()
+                    });
+                    c.energy = 0.0;
+                    c.energy_samples = 0;
+                    AudioReport {
+                        bitrate_kbps: (c.bytes - bytes_before) as f64 * 8.0 / seconds / 1000.0,
+                        packets: c.packets,
+                        packets_lost: c.packets_lost,
+                        level_dbfs: level,
+                        markers_heard: c.markers_heard,
+                        last_marker: c.last_marker,
+                        decode_errors: c.decode_errors,
+                    }
+                });
+                RemoteReport {
+                    user_id: user_id.clone(),
+                    video,
+                    audio,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_sorted_list() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), Some(51.0));
+        assert_eq!(percentile(&values, 0.95), Some(95.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn a_report_gives_rates_over_the_interval_and_resets_latencies() {
+        let book = StatsBook::default();
+        let video = book.video("bob", Source::Camera);
+        for _ in 0..30 {
+            video.lock().on_packet(1000);
+            video
+                .lock()
+                .on_frame(640, 360, Some(1), Some(Duration::from_millis(20)));
+        }
+        let report = book.report(Duration::from_secs(1));
+        let camera = &report[0].video["camera"];
+        assert_eq!(camera.fps, 30.0);
+        assert_eq!(camera.bitrate_kbps, 240.0);
+        assert_eq!(camera.latency_ms_p50, Some(20.0));
+        let again = book.report(Duration::from_secs(1));
+        assert_eq!(again[0].video["camera"].fps, 0.0);
+        assert_eq!(again[0].video["camera"].latency_ms_p50, None);
+    }
+}

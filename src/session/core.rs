@@ -1,0 +1,727 @@
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use classroom_wire::{
+    AnswerFromPeer, AnswerToPeer, ChatMessage, ChatSend, ErrorBody, IceCandidate,
+    IceCandidateFromPeer, IceCandidateToPeer, IceServer, JoinSession, LeaveReason, MediaState,
+    OfferFromPeer, OfferToPeer, Participant, SdpKind, SessionDescription, SessionJoined, UserLeft,
+};
+use serde::Serialize;
+
+/// Who we are and the timing rules of the call.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub session_id: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub is_instructor: bool,
+    /// Local media switched on at the start.
+    pub audio_enabled: bool,
+    pub video_enabled: bool,
+    /// How long a peer connection outlives its participant's dropped socket.
+    pub reconnect_grace: Duration,
+    /// How long an ICE restart may take before the peer connection is replaced.
+    pub restart_timeout: Duration,
+    /// Chat messages kept for the UI.
+    pub chat_capacity: usize,
+}
+
+impl SessionConfig {
+    pub fn new(session_id: &str, user_id: &str, user_name: &str, is_instructor: bool) -> Self {
+        SessionConfig {
+            session_id: session_id.to_owned(),
+            user_id: user_id.to_owned(),
+            user_name: user_name.to_owned(),
+            is_instructor,
+            audio_enabled: true,
+            video_enabled: true,
+            reconnect_grace: Duration::from_secs(20),
+            restart_timeout: Duration::from_secs(8),
+            chat_capacity: 500,
+        }
+    }
+}
+
+/// A peer connection's state, as the `rtc` layer reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerConnState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// What the user (or the headless driver) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    SetMicrophone(bool),
+    SetCamera(bool),
+    SetScreenShare(bool),
+    RaiseHand(bool),
+    SendChat(String),
+    Leave,
+}
+
+/// Everything the session reacts to.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The signaling socket is (again) connected: join.
+    SignalingConnected,
+    SignalingDisconnected,
+    Joined(SessionJoined),
+    UserJoined(Participant),
+    UserLeft(UserLeft),
+    ParticipantUpdated(Participant),
+    Chat(ChatMessage),
+    ServerError(ErrorBody),
+    Offer(OfferFromPeer),
+    Answer(AnswerFromPeer),
+    RemoteCandidate(IceCandidateFromPeer),
+    /// Our peer connection to `user_id` produced an offer or answer to send.
+    LocalDescription {
+        user_id: String,
+        description: SessionDescription,
+    },
+    /// Our peer connection to `user_id` gathered a candidate (`None`: gathering complete).
+    LocalCandidate {
+        user_id: String,
+        candidate: Option<IceCandidate>,
+    },
+    PeerState {
+        user_id: String,
+        state: PeerConnState,
+    },
+    /// A peer connection operation failed (invalid SDP from the remote, for instance).
+    PeerError {
+        user_id: String,
+        message: String,
+    },
+    Command(Command),
+    /// Time passed; timers are checked.
+    Tick,
+}
+
+/// What goes out on the signaling socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Join(JoinSession),
+    Leave,
+    Offer(OfferToPeer),
+    Answer(AnswerToPeer),
+    Candidate(IceCandidateToPeer),
+    MediaState(MediaState),
+    Chat(ChatSend),
+}
+
+/// What the drivers must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Emit(Outgoing),
+    /// Build a peer connection to `user_id` with these ICE servers; when `offer`, create an
+    /// offer and report it as [`Input::LocalDescription`].
+    CreatePeer {
+        user_id: String,
+        ice_servers: Vec<IceServer>,
+        offer: bool,
+    },
+    /// Apply a remote offer (building the peer connection first if there is none, or
+    /// replacing the existing one when `replace`), then answer with [`Input::LocalDescription`].
+    AcceptOffer {
+        user_id: String,
+        ice_servers: Vec<IceServer>,
+        offer: SessionDescription,
+        replace: bool,
+    },
+    AcceptAnswer {
+        user_id: String,
+        answer: SessionDescription,
+    },
+    AddRemoteCandidate {
+        user_id: String,
+        candidate: Option<IceCandidate>,
+    },
+    /// Restart ICE on the existing connection and send a new offer.
+    RestartIce {
+        user_id: String,
+    },
+    ClosePeer {
+        user_id: String,
+    },
+    /// Which local sources run.
+    SetSources {
+        audio: bool,
+        camera: bool,
+        screen: bool,
+    },
+    /// Something the user should hear about.
+    Notify(SessionEvent),
+    /// The call is over (we left); drivers shut down.
+    Finished,
+}
+
+/// Notable things that happened, for the UI and the headless log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum SessionEvent {
+    Joined { participants: usize },
+    ParticipantJoined { user_id: String, user_name: String },
+    ParticipantLeft { user_id: String, user_name: String },
+    ChatReceived { from: String, message: String },
+    ServerError { code: String, message: String },
+    PeerFailed { user_id: String },
+    PeerRecovered { user_id: String },
+    PeerError { user_id: String, message: String },
+    SignalingLost,
+}
+
+/// One remote participant's peer connection as the session tracks it.
+#[derive(Debug, Clone)]
+struct Peer {
+    /// We sent the first offer on this connection.
+    we_offered: bool,
+    state: PeerConnState,
+    /// An offer of ours awaits its answer.
+    offer_pending: bool,
+    /// The `o=` session id of the remote's SDP: a different one means a new peer connection.
+    remote_sdp_session: Option<String>,
+    failed_since: Option<Instant>,
+    restarted: bool,
+    /// Its participant's socket dropped at this time; closed when the grace period ends.
+    orphaned_since: Option<Instant>,
+    was_connected: bool,
+}
+
+impl Peer {
+    fn new(we_offered: bool) -> Self {
+        Peer {
+            we_offered,
+            state: PeerConnState::New,
+            offer_pending: we_offered,
+            remote_sdp_session: None,
+            failed_since: None,
+            restarted: false,
+            orphaned_since: None,
+            was_connected: false,
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        matches!(
+            self.state,
+            PeerConnState::New | PeerConnState::Connecting | PeerConnState::Connected
+        )
+    }
+}
+
+/// A participant as published to the UI: the roster entry and its connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSummary {
+    #[serde(flatten)]
+    pub participant: Participant,
+    pub connection: Option<PeerConnState>,
+}
+
+/// The session as the UI renders it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub joined: bool,
+    pub signaling_connected: bool,
+    pub self_user_id: String,
+    pub audio_enabled: bool,
+    pub video_enabled: bool,
+    pub screen_sharing: bool,
+    pub hand_raised: bool,
+    pub participants: Vec<PeerSummary>,
+    pub chat: Vec<ChatMessage>,
+    pub last_error: Option<String>,
+}
+
+/// The state machine. See the module documentation.
+pub struct Session {
+    config: SessionConfig,
+    self_id: String,
+    signaling_connected: bool,
+    joined: bool,
+    left: bool,
+    ice_servers: Vec<IceServer>,
+    participants: BTreeMap<String, Participant>,
+    peers: BTreeMap<String, Peer>,
+    chat: VecDeque<ChatMessage>,
+    audio: bool,
+    camera: bool,
+    screen: bool,
+    hand_raised: bool,
+    last_error: Option<String>,
+}
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            self_id: config.user_id.clone(),
+            audio: config.audio_enabled,
+            camera: config.video_enabled,
+            config,
+            signaling_connected: false,
+            joined: false,
+            left: false,
+            ice_servers: Vec::new(),
+            participants: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            chat: VecDeque::new(),
+            screen: false,
+            hand_raised: false,
+            last_error: None,
+        }
+    }
+
+    /// The sources to run at the start, before anything happened.
+    pub fn initial_sources(&self) -> Action {
+        self.sources()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            joined: self.joined,
+            signaling_connected: self.signaling_connected,
+            self_user_id: self.self_id.clone(),
+            audio_enabled: self.audio,
+            video_enabled: self.camera,
+            screen_sharing: self.screen,
+            hand_raised: self.hand_raised,
+            participants: self
+                .participants
+                .values()
+                .map(|participant| PeerSummary {
+                    participant: participant.clone(),
+                    connection: self.peers.get(&participant.user_id).map(|peer| peer.state),
+                })
+                .collect(),
+            chat: self.chat.iter().cloned().collect(),
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    /// Peer connections the session wants to exist.
+    pub fn peer_ids(&self) -> impl Iterator<Item = &str> {
+        self.peers.keys().map(String::as_str)
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.left {
+            return actions;
+        }
+        match input {
+            Input::SignalingConnected => {
+                self.signaling_connected = true;
+                actions.push(Action::Emit(Outgoing::Join(JoinSession {
+                    session_id: self.config.session_id.clone(),
+                    user_id: Some(self.config.user_id.clone()),
+                    user_name: Some(self.config.user_name.clone()),
+                    is_instructor: self.config.is_instructor,
+                })));
+            }
+            Input::SignalingDisconnected => {
+                self.signaling_connected = false;
+                self.joined = false;
+                actions.push(Action::Notify(SessionEvent::SignalingLost));
+            }
+            Input::Joined(joined) => self.on_joined(now, joined, &mut actions),
+            Input::UserJoined(participant) => self.on_user_joined(participant, &mut actions),
+            Input::UserLeft(left) => self.on_user_left(now, left, &mut actions),
+            Input::ParticipantUpdated(participant) => {
+                if participant.user_id != self.self_id {
+                    self.participants
+                        .insert(participant.user_id.clone(), participant);
+                }
+            }
+            Input::Chat(message) => {
+                if message.user_id != self.self_id {
+                    actions.push(Action::Notify(SessionEvent::ChatReceived {
+                        from: message.user_name.clone(),
+                        message: message.message.clone(),
+                    }));
+                }
+                self.push_chat(message);
+            }
+            Input::ServerError(error) => {
+                self.last_error = Some(format!("{}: {}", error.code.as_str(), error.message));
+                actions.push(Action::Notify(SessionEvent::ServerError {
+                    code: error.code.as_str().to_owned(),
+                    message: error.message,
+                }));
+            }
+            Input::Offer(offer) => self.on_offer(offer, &mut actions),
+            Input::Answer(answer) => self.on_answer(answer, &mut actions),
+            Input::RemoteCandidate(candidate) => {
+                if self.peers.contains_key(&candidate.from_user_id) {
+                    actions.push(Action::AddRemoteCandidate {
+                        user_id: candidate.from_user_id,
+                        candidate: candidate.candidate,
+                    });
+                } else {
+                    tracing::debug!(from = %candidate.from_user_id, "candidate for no peer connection");
+                }
+            }
+            Input::LocalDescription {
+                user_id,
+                description,
+            } => {
+                if !self.peers.contains_key(&user_id) {
+                    return actions;
+                }
+                let outgoing = match description.kind {
+                    SdpKind::Offer => Outgoing::Offer(OfferToPeer {
+                        target_user_id: user_id,
+                        offer: description,
+                    }),
+                    _ => Outgoing::Answer(AnswerToPeer {
+                        target_user_id: user_id,
+                        answer: description,
+                    }),
+                };
+                actions.push(Action::Emit(outgoing));
+            }
+            Input::LocalCandidate { user_id, candidate } => {
+                if self.peers.contains_key(&user_id) {
+                    actions.push(Action::Emit(Outgoing::Candidate(IceCandidateToPeer {
+                        target_user_id: user_id,
+                        candidate,
+                    })));
+                }
+            }
+            Input::PeerState { user_id, state } => self.on_peer_state(now, user_id, state, &mut actions),
+            Input::PeerError { user_id, message } => {
+                self.last_error = Some(format!("{user_id}: {message}"));
+                actions.push(Action::Notify(SessionEvent::PeerError { user_id, message }));
+            }
+            Input::Command(command) => self.on_command(command, &mut actions),
+            Input::Tick => self.on_tick(now, &mut actions),
+        }
+        actions
+    }
+
+    fn on_joined(&mut self, now: Instant, joined: SessionJoined, actions: &mut Vec<Action>) {
+        self.joined = true;
+        self.self_id = joined.self_.user_id.clone();
+        self.ice_servers = joined.ice_servers;
+        for message in joined.chat_history {
+            if !self.chat.iter().any(|known| known.id == message.id) {
+                self.push_chat(message);
+            }
+        }
+        let present: BTreeMap<String, Participant> = joined
+            .participants
+            .into_iter()
+            .filter(|participant| participant.user_id != self.self_id)
+            .map(|participant| (participant.user_id.clone(), participant))
+            .collect();
+        // Connections to participants not (yet) back: after a server restart they rejoin one by
+        // one, so a working connection waits out the grace period; a broken one is closed.
+        let gone: Vec<String> = self
+            .peers
+            .keys()
+            .filter(|user_id| !present.contains_key(*user_id))
+            .cloned()
+            .collect();
+        for user_id in gone {
+            match self.peers.get_mut(&user_id) {
+                Some(peer) if peer.healthy() => {
+                    peer.orphaned_since.get_or_insert(now);
+                }
+                _ => {
+                    self.peers.remove(&user_id);
+                    actions.push(Action::ClosePeer { user_id });
+                }
+            }
+        }
+        // To those still here: kept when healthy (a rejoin after a reconnect), otherwise
+        // replaced by a fresh offer.
+        for user_id in present.keys() {
+            match self.peers.get_mut(user_id) {
+                Some(peer) if peer.healthy() => peer.orphaned_since = None,
+                Some(_) => {
+                    actions.push(Action::ClosePeer {
+                        user_id: user_id.clone(),
+                    });
+                    self.offer_to(user_id.clone(), actions);
+                }
+                None => self.offer_to(user_id.clone(), actions),
+            }
+        }
+        self.participants = present;
+        // Tell everyone what we send (the server's copy of us is fresh after a reconnect).
+        actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
+        actions.push(Action::Notify(SessionEvent::Joined {
+            participants: self.participants.len(),
+        }));
+    }
+
+    fn offer_to(&mut self, user_id: String, actions: &mut Vec<Action>) {
+        self.peers.insert(user_id.clone(), Peer::new(true));
+        actions.push(Action::CreatePeer {
+            user_id,
+            ice_servers: self.ice_servers.clone(),
+            offer: true,
+        });
+    }
+
+    fn on_user_joined(&mut self, participant: Participant, actions: &mut Vec<Action>) {
+        if participant.user_id == self.self_id {
+            return;
+        }
+        let user_id = participant.user_id.clone();
+        actions.push(Action::Notify(SessionEvent::ParticipantJoined {
+            user_id: user_id.clone(),
+            user_name: participant.user_name.clone(),
+        }));
+        self.participants.insert(user_id.clone(), participant);
+        // The newcomer offers. A connection we still hold to it (it rejoined) is kept if it
+        // works; a broken one is dropped so its fresh offer finds a clean slate.
+        if let Some(peer) = self.peers.get_mut(&user_id) {
+            peer.orphaned_since = None;
+            if !peer.healthy() {
+                self.peers.remove(&user_id);
+                actions.push(Action::ClosePeer { user_id });
+            }
+        }
+    }
+
+    fn on_user_left(&mut self, now: Instant, left: UserLeft, actions: &mut Vec<Action>) {
+        if left.user_id == self.self_id {
+            return;
+        }
+        self.participants.remove(&left.user_id);
+        actions.push(Action::Notify(SessionEvent::ParticipantLeft {
+            user_id: left.user_id.clone(),
+            user_name: left.user_name,
+        }));
+        let keep = left.reason == LeaveReason::Disconnected
+            && self.peers.get(&left.user_id).is_some_and(Peer::healthy);
+        if keep {
+            if let Some(peer) = self.peers.get_mut(&left.user_id) {
+                peer.orphaned_since = Some(now);
+            }
+        } else if self.peers.remove(&left.user_id).is_some() {
+            actions.push(Action::ClosePeer {
+                user_id: left.user_id,
+            });
+        }
+    }
+
+    fn polite_towards(&self, user_id: &str) -> bool {
+        self.self_id.as_str() > user_id
+    }
+
+    fn on_offer(&mut self, offer: OfferFromPeer, actions: &mut Vec<Action>) {
+        let user_id = offer.from_user_id;
+        if offer.offer.kind != SdpKind::Offer {
+            actions.push(Action::Notify(SessionEvent::PeerError {
+                user_id,
+                message: "an offer event carried no offer".to_owned(),
+            }));
+            return;
+        }
+        let sdp_session = sdp_session_id(&offer.offer.sdp);
+        let polite = self.polite_towards(&user_id);
+        let replace = match self.peers.get(&user_id) {
+            None => false,
+            Some(peer) => {
+                if peer.offer_pending && !polite {
+                    // Collision and we are the impolite side: our offer wins, theirs is ignored.
+                    tracing::debug!(%user_id, "ignoring a colliding offer (impolite side)");
+                    return;
+                }
+                // Same remote connection: renegotiation (an ICE restart, say). Another one: it
+                // rebuilt its side, so we rebuild ours.
+                peer.offer_pending || peer.remote_sdp_session.is_none()
+                    || peer.remote_sdp_session != sdp_session
+            }
+        };
+        let mut peer = Peer::new(false);
+        if let Some(existing) = self.peers.get(&user_id) {
+            if !replace {
+                peer = existing.clone();
+            }
+        }
+        peer.offer_pending = false;
+        peer.remote_sdp_session = sdp_session;
+        peer.orphaned_since = None;
+        let existed = self.peers.insert(user_id.clone(), peer).is_some();
+        actions.push(Action::AcceptOffer {
+            user_id,
+            ice_servers: self.ice_servers.clone(),
+            offer: offer.offer,
+            replace: existed && replace,
+        });
+    }
+
+    fn on_answer(&mut self, answer: AnswerFromPeer, actions: &mut Vec<Action>) {
+        let user_id = answer.from_user_id;
+        let Some(peer) = self.peers.get_mut(&user_id) else {
+            tracing::debug!(%user_id, "answer for no peer connection");
+            return;
+        };
+        if !peer.offer_pending {
+            tracing::debug!(%user_id, "answer without an offer pending: ignored");
+            return;
+        }
+        peer.offer_pending = false;
+        peer.remote_sdp_session = sdp_session_id(&answer.answer.sdp);
+        actions.push(Action::AcceptAnswer {
+            user_id,
+            answer: answer.answer,
+        });
+    }
+
+    fn on_peer_state(
+        &mut self,
+        now: Instant,
+        user_id: String,
+        state: PeerConnState,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(peer) = self.peers.get_mut(&user_id) else {
+            return;
+        };
+        let before = peer.state;
+        peer.state = state;
+        match state {
+            PeerConnState::Connected => {
+                if peer.failed_since.take().is_some() || before == PeerConnState::Disconnected {
+                    actions.push(Action::Notify(SessionEvent::PeerRecovered {
+                        user_id: user_id.clone(),
+                    }));
+                }
+                peer.restarted = false;
+                peer.was_connected = true;
+            }
+            PeerConnState::Failed => {
+                if peer.failed_since.is_none() {
+                    peer.failed_since = Some(now);
+                    actions.push(Action::Notify(SessionEvent::PeerFailed {
+                        user_id: user_id.clone(),
+                    }));
+                }
+                // The side that offered restarts ICE; the other answers the restart offer.
+                if peer.we_offered && !peer.restarted {
+                    peer.restarted = true;
+                    peer.offer_pending = true;
+                    actions.push(Action::RestartIce { user_id });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let grace = self.config.reconnect_grace;
+        let restart_timeout = self.config.restart_timeout;
+        let mut to_close = Vec::new();
+        let mut to_replace = Vec::new();
+        for (user_id, peer) in &self.peers {
+            if peer
+                .orphaned_since
+                .is_some_and(|since| now.duration_since(since) >= grace)
+            {
+                to_close.push(user_id.clone());
+            } else if peer.we_offered
+                && peer
+                    .failed_since
+                    .is_some_and(|since| now.duration_since(since) >= restart_timeout)
+                && self.participants.contains_key(user_id)
+            {
+                to_replace.push(user_id.clone());
+            }
+        }
+        for user_id in to_close {
+            self.peers.remove(&user_id);
+            actions.push(Action::ClosePeer { user_id });
+        }
+        for user_id in to_replace {
+            // The restart did not bring it back: a new connection, offered afresh.
+            actions.push(Action::ClosePeer {
+                user_id: user_id.clone(),
+            });
+            self.offer_to(user_id, actions);
+        }
+    }
+
+    fn on_command(&mut self, command: Command, actions: &mut Vec<Action>) {
+        match command {
+            Command::SetMicrophone(on) => self.audio = on,
+            Command::SetCamera(on) => self.camera = on,
+            Command::SetScreenShare(on) => self.screen = on,
+            Command::RaiseHand(up) => self.hand_raised = up,
+            Command::SendChat(message) => {
+                let message = message.trim().to_owned();
+                if !message.is_empty() {
+                    actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
+                }
+                return;
+            }
+            Command::Leave => {
+                self.left = true;
+                self.joined = false;
+                if self.signaling_connected {
+                    actions.push(Action::Emit(Outgoing::Leave));
+                }
+                for user_id in std::mem::take(&mut self.peers).into_keys() {
+                    actions.push(Action::ClosePeer { user_id });
+                }
+                self.participants.clear();
+                actions.push(Action::SetSources {
+                    audio: false,
+                    camera: false,
+                    screen: false,
+                });
+                actions.push(Action::Finished);
+                return;
+            }
+        }
+        actions.push(self.sources());
+        if self.joined {
+            actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
+        }
+    }
+
+    fn sources(&self) -> Action {
+        Action::SetSources {
+            audio: self.audio,
+            camera: self.camera,
+            screen: self.screen,
+        }
+    }
+
+    fn media_state(&self) -> MediaState {
+        MediaState {
+            audio_enabled: Some(self.audio),
+            video_enabled: Some(self.camera),
+            screen_sharing: Some(self.screen),
+            hand_raised: Some(self.hand_raised),
+        }
+    }
+
+    fn push_chat(&mut self, message: ChatMessage) {
+        self.chat.push_back(message);
+        while self.chat.len() > self.config.chat_capacity {
+            self.chat.pop_front();
+        }
+    }
+}
+
+/// The session id of an SDP's `o=` line: it stays the same for the life of a peer connection.
+fn sdp_session_id(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|line| line.strip_prefix("o="))
+        .and_then(|origin| origin.split_whitespace().nth(1))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

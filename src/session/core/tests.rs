@@ -1,0 +1,415 @@
+//! The session's rules, driven by scripted inputs and a scripted clock.
+
+use super::*;
+use classroom_wire::{ErrorCode, PROTOCOL_VERSION};
+
+fn participant(user_id: &str) -> Participant {
+    Participant {
+        user_id: user_id.to_owned(),
+        user_name: user_id.to_uppercase(),
+        is_instructor: false,
+        audio_enabled: true,
+        video_enabled: true,
+        screen_sharing: false,
+        hand_raised: false,
+        joined_at: 0,
+    }
+}
+
+fn joined(self_id: &str, others: &[&str]) -> Input {
+    Input::Joined(SessionJoined {
+        protocol_version: PROTOCOL_VERSION,
+        session_id: "class".to_owned(),
+        self_: participant(self_id),
+        participants: others.iter().map(|id| participant(id)).collect(),
+        ice_servers: vec![],
+        chat_history: vec![],
+    })
+}
+
+fn sdp(kind: SdpKind, session: &str) -> SessionDescription {
+    SessionDescription {
+        kind,
+        sdp: format!("v=0\r\no=- {session} 2 IN IP4 127.0.0.1\r\ns=-\r\n"),
+    }
+}
+
+fn offer_from(user_id: &str, session: &str) -> Input {
+    Input::Offer(OfferFromPeer {
+        from_user_id: user_id.to_owned(),
+        from_user_name: user_id.to_uppercase(),
+        offer: sdp(SdpKind::Offer, session),
+    })
+}
+
+fn answer_from(user_id: &str, session: &str) -> Input {
+    Input::Answer(AnswerFromPeer {
+        from_user_id: user_id.to_owned(),
+        from_user_name: user_id.to_uppercase(),
+        answer: sdp(SdpKind::Answer, session),
+    })
+}
+
+fn state(user_id: &str, state: PeerConnState) -> Input {
+    Input::PeerState {
+        user_id: user_id.to_owned(),
+        state,
+    }
+}
+
+fn left(user_id: &str, reason: LeaveReason) -> Input {
+    Input::UserLeft(UserLeft {
+        user_id: user_id.to_owned(),
+        user_name: user_id.to_uppercase(),
+        reason,
+    })
+}
+
+fn session(user_id: &str) -> (Session, Instant) {
+    (
+        Session::new(SessionConfig::new("class", user_id, "Me", false)),
+        Instant::now(),
+    )
+}
+
+fn created_offers(actions: &[Action]) -> Vec<&str> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::CreatePeer {
+                user_id,
+                offer: true,
+                ..
+            } => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(actions: &[Action]) -> Vec<&str> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::ClosePeer { user_id } => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A session with connected peers to `others`, which we offered to as the newcomer.
+fn in_call_with(self_id: &str, others: &[&str]) -> (Session, Instant) {
+    let (mut s, t) = session(self_id);
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined(self_id, others));
+    for other in others {
+        s.handle(t, answer_from(other, &format!("{other}-1")));
+        s.handle(t, state(other, PeerConnState::Connected));
+    }
+    (s, t)
+}
+
+#[test]
+fn connecting_sends_join_session_with_our_identity() {
+    let (mut s, t) = session("ada");
+    let actions = s.handle(t, Input::SignalingConnected);
+    assert_eq!(
+        actions,
+        vec![Action::Emit(Outgoing::Join(JoinSession {
+            session_id: "class".to_owned(),
+            user_id: Some("ada".to_owned()),
+            user_name: Some("Me".to_owned()),
+            is_instructor: false,
+        }))]
+    );
+}
+
+#[test]
+fn the_newcomer_offers_to_everyone_already_present() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined("ada", &["bob", "cy"]));
+    assert_eq!(created_offers(&actions), vec!["bob", "cy"]);
+    assert!(actions.iter().any(|a| matches!(a, Action::Emit(Outgoing::MediaState(_)))));
+    let snapshot = s.snapshot();
+    assert!(snapshot.joined);
+    assert_eq!(snapshot.participants.len(), 2);
+}
+
+#[test]
+fn the_server_given_identity_replaces_ours() {
+    let (mut s, t) = session("typed-in");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("from-token", &[]));
+    assert_eq!(s.snapshot().self_user_id, "from-token");
+}
+
+#[test]
+fn those_present_wait_for_the_newcomers_offer_and_answer_it() {
+    let (mut s, t) = in_call_with("ada", &[]);
+    let actions = s.handle(t, Input::UserJoined(participant("bob")));
+    assert!(created_offers(&actions).is_empty());
+    let actions = s.handle(t, offer_from("bob", "b1"));
+    assert!(matches!(
+        &actions[..],
+        [Action::AcceptOffer { user_id, replace: false, .. }] if user_id == "bob"
+    ));
+    let actions = s.handle(
+        t,
+        Input::LocalDescription {
+            user_id: "bob".to_owned(),
+            description: sdp(SdpKind::Answer, "a1"),
+        },
+    );
+    assert!(matches!(
+        &actions[..],
+        [Action::Emit(Outgoing::Answer(AnswerToPeer { target_user_id, .. }))] if target_user_id == "bob"
+    ));
+}
+
+#[test]
+fn local_candidates_go_to_their_peer_and_stray_remote_ones_are_dropped() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(
+        t,
+        Input::LocalCandidate {
+            user_id: "bob".to_owned(),
+            candidate: None,
+        },
+    );
+    assert!(matches!(&actions[..], [Action::Emit(Outgoing::Candidate(_))]));
+    let stray = s.handle(
+        t,
+        Input::RemoteCandidate(IceCandidateFromPeer {
+            from_user_id: "nobody".to_owned(),
+            from_user_name: "Nobody".to_owned(),
+            candidate: None,
+        }),
+    );
+    assert!(stray.is_empty());
+}
+
+#[test]
+fn a_participant_who_leaves_has_its_connection_closed_at_once() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(t, left("bob", LeaveReason::Left));
+    assert_eq!(closed(&actions), vec!["bob"]);
+    assert!(s.snapshot().participants.is_empty());
+}
+
+#[test]
+fn a_dropped_socket_keeps_the_connection_for_the_grace_period() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(t, left("bob", LeaveReason::Disconnected));
+    assert!(closed(&actions).is_empty());
+    let grace = SessionConfig::new("c", "u", "n", false).reconnect_grace;
+    assert!(closed(&s.handle(t + grace / 2, Input::Tick)).is_empty());
+    assert_eq!(closed(&s.handle(t + grace, Input::Tick)), vec!["bob"]);
+}
+
+#[test]
+fn a_participant_back_within_the_grace_period_keeps_its_connection() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    s.handle(t, left("bob", LeaveReason::Disconnected));
+    let actions = s.handle(t, Input::UserJoined(participant("bob")));
+    assert!(closed(&actions).is_empty());
+    let grace = SessionConfig::new("c", "u", "n", false).reconnect_grace;
+    assert!(closed(&s.handle(t + grace * 2, Input::Tick)).is_empty());
+    assert_eq!(
+        s.snapshot().participants[0].connection,
+        Some(PeerConnState::Connected)
+    );
+}
+
+#[test]
+fn rejoining_after_a_reconnect_keeps_working_connections() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    s.handle(t, Input::SignalingDisconnected);
+    assert!(!s.snapshot().joined);
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined("ada", &["bob", "cy"]));
+    assert!(created_offers(&actions).is_empty());
+    assert!(closed(&actions).is_empty());
+}
+
+#[test]
+fn after_a_server_restart_those_not_yet_back_are_waited_for() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    s.handle(t, Input::SignalingDisconnected);
+    s.handle(t, Input::SignalingConnected);
+    // First back on the restarted server: nobody else is there yet.
+    let actions = s.handle(t, joined("ada", &[]));
+    assert!(closed(&actions).is_empty());
+    // Bob rejoins: his connection is kept. Cy never comes back: closed after the grace.
+    let actions = s.handle(t, Input::UserJoined(participant("bob")));
+    assert!(closed(&actions).is_empty());
+    let grace = SessionConfig::new("c", "u", "n", false).reconnect_grace;
+    assert_eq!(closed(&s.handle(t + grace, Input::Tick)), vec!["cy"]);
+}
+
+#[test]
+fn a_rejoin_replaces_a_broken_connection_with_a_fresh_offer() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    s.handle(t, state("bob", PeerConnState::Closed));
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined("ada", &["bob"]));
+    assert_eq!(closed(&actions), vec!["bob"]);
+    assert_eq!(created_offers(&actions), vec!["bob"]);
+}
+
+#[test]
+fn a_failed_connection_is_reported_and_the_offerer_restarts_ice() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(t, state("bob", PeerConnState::Failed));
+    assert!(actions.contains(&Action::Notify(SessionEvent::PeerFailed {
+        user_id: "bob".to_owned()
+    })));
+    assert!(actions.contains(&Action::RestartIce {
+        user_id: "bob".to_owned()
+    }));
+    // The restart offer is answered on the same connection, which comes back.
+    let actions = s.handle(t, answer_from("bob", "bob-1"));
+    assert!(matches!(&actions[..], [Action::AcceptAnswer { .. }]));
+    let actions = s.handle(t, state("bob", PeerConnState::Connected));
+    assert!(actions.contains(&Action::Notify(SessionEvent::PeerRecovered {
+        user_id: "bob".to_owned()
+    })));
+}
+
+#[test]
+fn the_answering_side_waits_for_the_restart_offer() {
+    let (mut s, t) = in_call_with("ada", &[]);
+    s.handle(t, Input::UserJoined(participant("bob")));
+    s.handle(t, offer_from("bob", "b1"));
+    s.handle(t, state("bob", PeerConnState::Connected));
+    let actions = s.handle(t, state("bob", PeerConnState::Failed));
+    assert!(!actions.iter().any(|a| matches!(a, Action::RestartIce { .. })));
+    // Bob's restart offer comes from the same connection: renegotiated, not replaced.
+    let actions = s.handle(t, offer_from("bob", "b1"));
+    assert!(matches!(&actions[..], [Action::AcceptOffer { replace: false, .. }]));
+}
+
+#[test]
+fn a_restart_that_does_not_recover_is_replaced_by_a_new_connection() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    s.handle(t, state("bob", PeerConnState::Failed));
+    let timeout = SessionConfig::new("c", "u", "n", false).restart_timeout;
+    assert!(closed(&s.handle(t + timeout / 2, Input::Tick)).is_empty());
+    let actions = s.handle(t + timeout, Input::Tick);
+    assert_eq!(closed(&actions), vec!["bob"]);
+    assert_eq!(created_offers(&actions), vec!["bob"]);
+}
+
+#[test]
+fn an_offer_from_a_new_connection_replaces_the_old_one() {
+    let (mut s, t) = in_call_with("ada", &[]);
+    s.handle(t, Input::UserJoined(participant("bob")));
+    s.handle(t, offer_from("bob", "b1"));
+    let actions = s.handle(t, offer_from("bob", "b2"));
+    assert!(matches!(&actions[..], [Action::AcceptOffer { replace: true, .. }]));
+}
+
+#[test]
+fn in_an_offer_collision_the_impolite_side_keeps_its_offer() {
+    // "ada" < "bob": ada is impolite towards bob.
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["bob"]));
+    assert!(s.handle(t, offer_from("bob", "b1")).is_empty());
+}
+
+#[test]
+fn in_an_offer_collision_the_polite_side_yields() {
+    let (mut s, t) = session("cy");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("cy", &["bob"]));
+    let actions = s.handle(t, offer_from("bob", "b1"));
+    assert!(matches!(&actions[..], [Action::AcceptOffer { replace: true, .. }]));
+    // Its own offer is no longer pending: a late answer to it is ignored.
+    assert!(s.handle(t, answer_from("bob", "b1")).is_empty());
+}
+
+#[test]
+fn muting_stops_the_source_and_tells_everyone() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(t, Input::Command(Command::SetMicrophone(false)));
+    assert!(actions.contains(&Action::SetSources {
+        audio: false,
+        camera: true,
+        screen: false
+    }));
+    assert!(actions.contains(&Action::Emit(Outgoing::MediaState(MediaState {
+        audio_enabled: Some(false),
+        video_enabled: Some(true),
+        screen_sharing: Some(false),
+        hand_raised: Some(false),
+    }))));
+}
+
+#[test]
+fn empty_chat_is_not_sent_and_text_is_trimmed() {
+    let (mut s, t) = in_call_with("ada", &[]);
+    assert!(s.handle(t, Input::Command(Command::SendChat("  ".into()))).is_empty());
+    assert_eq!(
+        s.handle(t, Input::Command(Command::SendChat(" hi ".into()))),
+        vec![Action::Emit(Outgoing::Chat(ChatSend {
+            message: "hi".to_owned()
+        }))]
+    );
+}
+
+#[test]
+fn server_errors_are_kept_for_the_user() {
+    let (mut s, t) = session("ada");
+    let actions = s.handle(
+        t,
+        Input::ServerError(ErrorBody {
+            code: ErrorCode::NotEnrolled,
+            message: "not in this class".to_owned(),
+            event: None,
+        }),
+    );
+    assert_eq!(actions.len(), 1);
+    assert_eq!(
+        s.snapshot().last_error.as_deref(),
+        Some("not-enrolled: not in this class")
+    );
+}
+
+#[test]
+fn leaving_closes_every_connection_and_stops_every_source() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    let actions = s.handle(t, Input::Command(Command::Leave));
+    assert_eq!(actions[0], Action::Emit(Outgoing::Leave));
+    assert_eq!(closed(&actions), vec!["bob", "cy"]);
+    assert_eq!(actions.last(), Some(&Action::Finished));
+    assert!(s.handle(t, Input::UserJoined(participant("dan"))).is_empty());
+}
+
+#[test]
+fn chat_history_is_not_duplicated_by_a_rejoin() {
+    let message = ChatMessage {
+        id: "m1".to_owned(),
+        user_id: "bob".to_owned(),
+        user_name: "Bob".to_owned(),
+        message: "hello".to_owned(),
+        timestamp: 1,
+        kind: classroom_wire::ChatKind::User,
+    };
+    let (mut s, t) = session("ada");
+    let with_history = |s: &mut Session| {
+        s.handle(
+            t,
+            Input::Joined(SessionJoined {
+                protocol_version: PROTOCOL_VERSION,
+                session_id: "class".to_owned(),
+                self_: participant("ada"),
+                participants: vec![],
+                ice_servers: vec![],
+                chat_history: vec![message.clone()],
+            }),
+        )
+    };
+    with_history(&mut s);
+    with_history(&mut s);
+    assert_eq!(s.snapshot().chat.len(), 1);
+}

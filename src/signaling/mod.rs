@@ -1,0 +1,260 @@
+//! The Socket.IO client (rust_socketio) and the typed protocol of `docs/protocol.md`.
+//!
+//! Every server event is parsed into a session [`Input`]; one that does not parse is logged
+//! and reported as a server error, never dropped silently. The client reconnects by itself
+//! with exponential backoff; each (re)connect is reported as
+//! [`Input::SignalingConnected`], on which the session joins again. Emits wait for the
+//! namespace CONNECT (an early emit is refused by a strict server).
+
+use std::time::Duration;
+
+use classroom_wire::{
+    AnswerFromPeer, ChatMessage, ErrorBody, ErrorCode, IceCandidateFromPeer, OfferFromPeer,
+    Participant, SessionJoined, UserLeft, event as events,
+};
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Event, Payload, TransportType};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::session::{Input, Outgoing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignalingError {
+    #[error("cannot reach the signaling server at {url}: {source}")]
+    Connect {
+        url: String,
+        source: rust_socketio::Error,
+    },
+    #[error("sending {event} failed: {source}")]
+    Emit {
+        event: &'static str,
+        source: rust_socketio::Error,
+    },
+    #[error("encoding {event}: {source}")]
+    Encode {
+        event: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    /// `http://host:port` of the signaling server (the browser version's `NEXT_PUBLIC_SOCKET_URL`).
+    pub url: String,
+    /// Signed token for `auth: { token }`; `None` against a server in development mode.
+    pub token: Option<String>,
+    pub websocket_only: bool,
+}
+
+/// The connected client. Cloning shares the connection.
+#[derive(Clone)]
+pub struct SignalingClient {
+    client: Client,
+}
+
+fn first_value(payload: Payload) -> Value {
+    match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.remove(0),
+        #[allow(deprecated)]
+        Payload::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        _ => Value::Null,
+    }
+}
+
+fn parse<T: DeserializeOwned>(event: &str, value: Value, into: fn(T) -> Input) -> Input {
+    match serde_json::from_value::<T>(value) {
+        Ok(parsed) => into(parsed),
+        Err(error) => {
+            tracing::warn!(event, %error, "malformed event from the server");
+            Input::ServerError(ErrorBody {
+                code: ErrorCode::InvalidPayload,
+                message: format!("the server sent a malformed {event}: {error}"),
+                event: Some(event.to_owned()),
+            })
+        }
+    }
+}
+
+/// Turns one server event into a session input; `None` for events the session ignores.
+pub fn input_from_event(event: &str, value: Value) -> Option<Input> {
+    Some(match event {
+        events::SESSION_JOINED => parse::<SessionJoined>(event, value, Input::Joined),
+        events::USER_JOINED => parse::<Participant>(event, value, Input::UserJoined),
+        events::USER_LEFT => parse::<UserLeft>(event, value, Input::UserLeft),
+        events::PARTICIPANT_UPDATED => {
+            parse::<Participant>(event, value, Input::ParticipantUpdated)
+        }
+        events::CHAT_MESSAGE => parse::<ChatMessage>(event, value, Input::Chat),
+        events::OFFER => parse::<OfferFromPeer>(event, value, Input::Offer),
+        events::ANSWER => parse::<AnswerFromPeer>(event, value, Input::Answer),
+        events::ICE_CANDIDATE => parse::<IceCandidateFromPeer>(event, value, Input::RemoteCandidate),
+        events::ERROR => parse::<ErrorBody>(event, value, Input::ServerError),
+        other => {
+            tracing::debug!(event = other, "event not used by the session");
+            return None;
+        }
+    })
+}
+
+impl SignalingClient {
+    /// Connects (retrying with backoff until `give_up_after`) and reports every server event
+    /// to `inputs`.
+    pub async fn connect(
+        config: &SignalingConfig,
+        inputs: mpsc::UnboundedSender<Input>,
+        give_up_after: Duration,
+    ) -> Result<Self, SignalingError> {
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match Self::connect_once(config, inputs.clone()).await {
+                Ok(client) => return Ok(client),
+                Err(error) if started.elapsed() + delay < give_up_after => {
+                    tracing::info!(%error, ?delay, "signaling server not reachable yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn connect_once(
+        config: &SignalingConfig,
+        inputs: mpsc::UnboundedSender<Input>,
+    ) -> Result<Self, SignalingError> {
+        let on_connect = inputs.clone();
+        let on_error = inputs.clone();
+        let on_close = inputs.clone();
+        let mut builder = ClientBuilder::new(config.url.clone())
+            .transport_type(if config.websocket_only {
+                TransportType::Websocket
+            } else {
+                TransportType::Any
+            })
+            .reconnect(true)
+            .reconnect_on_disconnect(true)
+            .reconnect_delay(250, 2_000)
+            .on(Event::Connect, move |_, _| {
+                let _ = on_connect.send(Input::SignalingConnected);
+                async {}.boxed()
+            })
+            .on(Event::Close, move |_, _| {
+                let _ = on_close.send(Input::SignalingDisconnected);
+                async {}.boxed()
+            })
+            // The server's `error` event and the client's own transport errors both land here.
+            .on(Event::Error, move |payload, _| {
+                let value = first_value(payload);
+                let input = match serde_json::from_value::<ErrorBody>(value.clone()) {
+                    Ok(body) => Input::ServerError(body),
+                    Err(_) => {
+                        tracing::info!(error = %value, "signaling connection lost");
+                        Input::SignalingDisconnected
+                    }
+                };
+                let _ = on_error.send(input);
+                async {}.boxed()
+            })
+            .on_any(move |event, payload, _| {
+                let name = match &event {
+                    Event::Custom(name) => name.clone(),
+                    other => other.as_str().to_owned(),
+                };
+                if let Some(input) = input_from_event(&name, first_value(payload)) {
+                    let _ = inputs.send(input);
+                }
+                async {}.boxed()
+            });
+        if let Some(token) = &config.token {
+            builder = builder.auth(serde_json::json!({ "token": token }));
+        }
+        let client = builder
+            .connect()
+            .await
+            .map_err(|source| SignalingError::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
+        Ok(SignalingClient { client })
+    }
+
+    pub async fn emit(&self, outgoing: &Outgoing) -> Result<(), SignalingError> {
+        let (event, value) = encode(outgoing)?;
+        self.client
+            .emit(event, value)
+            .await
+            .map_err(|source| SignalingError::Emit { event, source })
+    }
+
+    pub async fn disconnect(&self) {
+        if let Err(error) = self.client.disconnect().await {
+            tracing::debug!(%error, "disconnecting from the signaling server");
+        }
+    }
+}
+
+/// The event name and JSON payload of an outgoing message.
+pub fn encode(outgoing: &Outgoing) -> Result<(&'static str, Value), SignalingError> {
+    fn json<T: serde::Serialize>(
+        event: &'static str,
+        value: &T,
+    ) -> Result<(&'static str, Value), SignalingError> {
+        serde_json::to_value(value)
+            .map(|value| (event, value))
+            .map_err(|source| SignalingError::Encode { event, source })
+    }
+    match outgoing {
+        Outgoing::Join(join) => json(events::JOIN_SESSION, join),
+        Outgoing::Leave => Ok((events::LEAVE_SESSION, serde_json::json!({}))),
+        Outgoing::Offer(offer) => json(events::OFFER, offer),
+        Outgoing::Answer(answer) => json(events::ANSWER, answer),
+        Outgoing::Candidate(candidate) => json(events::ICE_CANDIDATE, candidate),
+        Outgoing::MediaState(state) => json(events::MEDIA_STATE, state),
+        Outgoing::Chat(chat) => json(events::CHAT_MESSAGE, chat),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_server_event_becomes_a_reported_error() {
+        let input = input_from_event(events::USER_JOINED, serde_json::json!({"userId": 5}));
+        assert!(matches!(
+            input,
+            Some(Input::ServerError(ErrorBody {
+                code: ErrorCode::InvalidPayload,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn offers_parse_into_session_inputs() {
+        let input = input_from_event(
+            events::OFFER,
+            serde_json::json!({
+                "fromUserId": "bob", "fromUserName": "Bob",
+                "offer": {"type": "offer", "sdp": "v=0\r\n"}
+            }),
+        );
+        assert!(matches!(input, Some(Input::Offer(offer)) if offer.from_user_id == "bob"));
+    }
+
+    #[test]
+    fn outgoing_messages_use_the_protocol_names() {
+        let (event, value) = encode(&Outgoing::Chat(classroom_wire::ChatSend {
+            message: "hi".to_owned(),
+        }))
+        .expect("encodes");
+        assert_eq!(event, "chat-message");
+        assert_eq!(value, serde_json::json!({"message": "hi"}));
+        assert_eq!(encode(&Outgoing::Leave).expect("encodes").0, "leave-session");
+    }
+}
