@@ -6,7 +6,11 @@ use clap::Parser;
 use classroom::call::headless::{self, HeadlessArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "classroom", version, about = "Native desktop client for live classes")]
+#[command(
+    name = "classroom",
+    version,
+    about = "Native desktop client for live classes"
+)]
 struct Cli {
     /// Run without a window: join, send synthetic media, print JSON stats.
     #[arg(long)]
@@ -33,5 +37,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(headless::run(cli.call))
+    let result = runtime.block_on(headless::run(cli.call));
+    // A blocking read of stdin cannot be cancelled: don't let it hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }

@@ -22,7 +22,11 @@ use crate::signaling::SignalingConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct HeadlessArgs {
     /// Signaling server URL.
-    #[arg(long, env = "CLASSROOM_SERVER", default_value = "http://127.0.0.1:3001")]
+    #[arg(
+        long,
+        env = "CLASSROOM_SERVER",
+        default_value = "http://127.0.0.1:3001"
+    )]
     pub server: String,
     /// Class session to join.
     #[arg(long, default_value = "demo-class")]
@@ -88,8 +92,7 @@ fn parse_geometry(text: &str) -> anyhow::Result<(usize, usize, f64)> {
     let width: usize = width.parse().context("width")?;
     let height: usize = height.parse().context("height")?;
     let fps: f64 = fps.parse().context("frames per second")?;
-    if width < 64 || height < 64 || width > 7680 || height > 4320 || !(1.0..=120.0).contains(&fps)
-    {
+    if width < 64 || height < 64 || width > 7680 || height > 4320 || !(1.0..=120.0).contains(&fps) {
         bail!("{text:?} is out of range (64x64 to 7680x4320, 1 to 120 fps)");
     }
     Ok((width, height, fps))
@@ -136,7 +139,9 @@ impl HeadlessArgs {
         let peer = PeerOptions {
             bind_ip: self.bind_ip,
             ice_failed_timeout: Duration::from_millis(self.ice_failed_timeout_ms),
-            ice_disconnected_timeout: Duration::from_millis((self.ice_failed_timeout_ms / 2).max(500)),
+            ice_disconnected_timeout: Duration::from_millis(
+                (self.ice_failed_timeout_ms / 2).max(500),
+            ),
             ..PeerOptions::default()
         };
         Ok(CallConfig {
@@ -213,13 +218,21 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create the save directory {}", dir.display()))?;
     }
     let started = Instant::now();
+    // Signal handling holds a socket pair of its own: set up before the baseline is taken.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot watch SIGINT")?;
+    let before = resources();
     let mut call = super::start(config.clone())
         .await
         .context("cannot start the call")?;
     if args.share_screen {
         call.command(Command::SetScreenShare(true));
     }
-    print_line(json!({"type": "started", "user": args.user, "session": args.session}));
+    print_line(
+        json!({"type": "started", "user": args.user, "session": args.session, "resources": before}),
+    );
 
     let interval = Duration::from_millis(args.stats_interval_ms.max(50));
     let mut stats_timer = tokio::time::interval(interval);
@@ -229,8 +242,6 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
     let mut leaving = false;
     loop {
         tokio::select! {
@@ -254,7 +265,7 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
                 leaving = true;
                 call.command(Command::Leave);
             }
-            _ = tokio::signal::ctrl_c(), if !leaving => {
+            _ = interrupt.recv(), if !leaving => {
                 leaving = true;
                 call.command(Command::Leave);
             }
@@ -267,8 +278,48 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
     }
     print_line(stats_line(&call, started, interval));
     call.finished().await;
-    print_line(json!({"type": "left", "t": started.elapsed().as_secs_f64()}));
+    // What the call held is gone: its media threads, its sockets, its tasks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    print_line(
+        json!({"type": "left", "t": started.elapsed().as_secs_f64(), "resources": resources()}),
+    );
     Ok(())
+}
+
+/// Threads (all, and the call's named media threads), open sockets and live tokio tasks of
+/// this process, from `/proc/self` and the runtime's metrics.
+pub fn resources() -> serde_json::Value {
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| {
+                    std::fs::read_to_string(entry.path().join("comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let sockets = std::fs::read_dir("/proc/self/fd")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| {
+                    std::fs::read_link(entry.path())
+                        .map(|target| target.to_string_lossy().starts_with("socket:"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    json!({
+        "threads": threads.len(),
+        "mediaThreads": threads.iter().filter(|name| name.starts_with("classroom-")).count(),
+        "sockets": sockets,
+        "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+    })
 }
 
 #[cfg(test)]
@@ -285,8 +336,14 @@ mod tests {
 
     #[test]
     fn screen_sources_are_parsed() {
-        assert_eq!(parse_screen("x11").ok(), Some(VideoInput::X11Screen { fps: 15.0 }));
-        assert_eq!(parse_screen("x11@5").ok(), Some(VideoInput::X11Screen { fps: 5.0 }));
+        assert_eq!(
+            parse_screen("x11").ok(),
+            Some(VideoInput::X11Screen { fps: 15.0 })
+        );
+        assert_eq!(
+            parse_screen("x11@5").ok(),
+            Some(VideoInput::X11Screen { fps: 5.0 })
+        );
         assert!(parse_screen("webcam").is_err());
     }
 

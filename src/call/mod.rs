@@ -154,6 +154,8 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
 struct PeerEntry {
     link: Arc<PeerLink>,
     state: PeerConnState,
+    /// Media is written only while connected (before, SRTP has no keys yet).
+    connected: Arc<AtomicBool>,
     /// Tells this peer's track readers to stop.
     stop: Arc<AtomicBool>,
 }
@@ -274,6 +276,9 @@ impl Engine {
             }),
             PeerEventKind::State(state) => {
                 entry.state = state;
+                entry
+                    .connected
+                    .store(state == PeerConnState::Connected, Ordering::SeqCst);
                 if state == PeerConnState::Connected {
                     // A new or recovered receiver needs a picture to start from.
                     media.request_keyframe(Source::Camera);
@@ -308,7 +313,9 @@ impl Engine {
             .values()
             .filter(|entry| entry.state == PeerConnState::Connected)
             .map(|entry| entry.link.target_bitrate_bps())
-            .fold(None, |min: Option<f64>, bps| Some(min.map_or(bps, |m| m.min(bps))));
+            .fold(None, |min: Option<f64>, bps| {
+                Some(min.map_or(bps, |m| m.min(bps)))
+            });
         if let Some(bps) = weakest {
             media.follow_estimate(bps);
             self.local
@@ -341,8 +348,13 @@ impl Engine {
         );
         let (writer_tx, mut writer_rx) = mpsc::channel::<(Source, EncodedUnit)>(32);
         let writer_link = link.clone();
+        let connected = Arc::new(AtomicBool::new(false));
+        let writer_connected = connected.clone();
         tokio::spawn(async move {
             while let Some((source, unit)) = writer_rx.recv().await {
+                if !writer_connected.load(Ordering::Relaxed) {
+                    continue;
+                }
                 if let Err(error) = writer_link.write(source, &unit).await {
                     tracing::debug!(user = %writer_link.user_id(), %error, "media not sent");
                 }
@@ -354,6 +366,7 @@ impl Engine {
             PeerEntry {
                 link: link.clone(),
                 state: PeerConnState::New,
+                connected,
                 stop: Arc::new(AtomicBool::new(false)),
             },
         );
@@ -390,7 +403,9 @@ impl Engine {
                     offer,
                 } => {
                     let result = async {
-                        let link = self.new_peer(&user_id, &ice_servers, offer, peer_tx).await?;
+                        let link = self
+                            .new_peer(&user_id, &ice_servers, offer, peer_tx)
+                            .await?;
                         if offer {
                             Ok(Some(link.create_offer().await?))
                         } else {
@@ -416,7 +431,10 @@ impl Engine {
                     let result = async {
                         let link = match self.peers.get(&user_id) {
                             Some(entry) if !replace => entry.link.clone(),
-                            _ => self.new_peer(&user_id, &ice_servers, false, peer_tx).await?,
+                            _ => {
+                                self.new_peer(&user_id, &ice_servers, false, peer_tx)
+                                    .await?
+                            }
                         };
                         link.accept_offer(&offer).await
                     }

@@ -48,10 +48,20 @@ fn save_file(save_dir: &Option<PathBuf>, user_id: &str, name: &str) -> Option<st
     let dir = save_dir.as_ref()?;
     let safe_user: String = user_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(format!("{safe_user}-{name}"));
-    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
         Ok(file) => Some(file),
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "cannot save received media");
@@ -91,7 +101,11 @@ async fn read_video(
     {
         let counters = counters.clone();
         let decode_failed = decode_failed.clone();
-        let saved = save_file(&save_dir, user_id, &format!("{source:?}.h264").to_lowercase());
+        let saved = save_file(
+            &save_dir,
+            user_id,
+            &format!("{source:?}.h264").to_lowercase(),
+        );
         std::thread::Builder::new()
             .name(format!("classroom-decode-{source:?}").to_lowercase())
             .spawn(move || decode_loop(decoder_input, counters, decode_failed, saved))
@@ -168,9 +182,12 @@ fn decode_loop(
             Ok(Some(frame)) => {
                 let read = stamp::read_luma(&frame.y, frame.width, frame.height, frame.width);
                 let latency = read.map(|stamp| clock::age(stamp.capture_time));
-                counters
-                    .lock()
-                    .on_frame(frame.width, frame.height, read.map(|s| s.counter), latency);
+                counters.lock().on_frame(
+                    frame.width,
+                    frame.height,
+                    read.map(|s| s.counter),
+                    latency,
+                );
             }
             Ok(None) => {}
             Err(error) => {

@@ -22,9 +22,15 @@ use crate::rtc::{EncodedUnit, Source};
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoInput {
     /// The stamped test pattern (a test input, not a device).
-    Synthetic { width: usize, height: usize, fps: f64 },
+    Synthetic {
+        width: usize,
+        height: usize,
+        fps: f64,
+    },
     /// An X11 screen (`DISPLAY`), the whole screen.
-    X11Screen { fps: f64 },
+    X11Screen {
+        fps: f64,
+    },
     None,
 }
 
@@ -130,7 +136,11 @@ impl MediaSender {
     }
 
     pub fn set_enabled(&self, audio: bool, camera: bool, screen: bool) {
-        for (control, on) in [(&self.audio, audio), (&self.camera, camera), (&self.screen, screen)] {
+        for (control, on) in [
+            (&self.audio, audio),
+            (&self.camera, camera),
+            (&self.screen, screen),
+        ] {
             let was = control.enabled.swap(on, Ordering::SeqCst);
             if on && !was {
                 control.keyframe_requested.store(true, Ordering::SeqCst);
@@ -177,7 +187,10 @@ impl Drop for MediaSender {
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
-    match std::thread::Builder::new().name(name.to_owned()).spawn(body) {
+    match std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+    {
         Ok(handle) => Some(handle),
         Err(error) => {
             tracing::error!(%error, name, "cannot start a media thread");
@@ -241,7 +254,9 @@ fn video_thread(
                 }
             }
         }
-        let Some(capturing) = capture.as_mut() else { continue };
+        let Some(capturing) = capture.as_mut() else {
+            continue;
+        };
         if encoder.is_none() {
             let bps = control.target_bps.load(Ordering::Relaxed);
             let settings = if source == Source::Screen {
@@ -262,7 +277,9 @@ fn video_thread(
                 }
             }
         }
-        let Some(encoding) = encoder.as_mut() else { continue };
+        let Some(encoding) = encoder.as_mut() else {
+            continue;
+        };
         // Synthetic sources pace themselves; screens are captured on this thread's clock.
         if matches!(input, VideoInput::X11Screen { .. }) {
             let now = Instant::now();

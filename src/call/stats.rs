@@ -80,7 +80,10 @@ impl AudioCounters {
         self.bytes += bytes as u64;
         self.packets_lost += lost;
         self.samples += pcm.len() as u64;
-        self.energy += pcm.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>();
+        self.energy += pcm
+            .iter()
+            .map(|s| f64::from(*s) * f64::from(*s))
+            .sum::<f64>();
         self.energy_samples += pcm.len() as u64;
     }
 
@@ -226,9 +229,10 @@ impl StatsBook {
                 }
                 let audio = remote.audio.as_ref().map(|counters| {
                     let mut c = counters.lock();
-                    let (_, bytes_before) =
-                        remote.previous.get("audio").copied().unwrap_or((0, 0));
-                    remote.previous.insert("audio".to_owned(), (c.packets, c.bytes));
+                    let (_, bytes_before) = remote.previous.get("audio").copied().unwrap_or((0, 0));
+                    remote
+                        .previous
+                        .insert("audio".to_owned(), (c.packets, c.bytes));
                     let level = (c.energy_samples > 0).then(|| {
                         let mean = c.energy / c.energy_samples as f64;
                         10.0 * mean.max(1e-12).log10()

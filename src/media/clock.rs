@@ -36,7 +36,10 @@ mod tests {
     fn between_counts_across_the_wrap() {
         let before_wrap = Duration::from_micros(WRAP_MICROS - 1_000);
         let after_wrap = Duration::from_micros(500);
-        assert_eq!(between(before_wrap, after_wrap), Duration::from_micros(1_500));
+        assert_eq!(
+            between(before_wrap, after_wrap),
+            Duration::from_micros(1_500)
+        );
     }
 
     #[test]

@@ -115,14 +115,50 @@ impl H264Encoder {
     }
 
     /// Changes the target bitrate from the next frame on (the bandwidth estimate moved).
+    ///
+    /// OpenH264 refuses a target above the layer's maximum (which starts at the initial
+    /// bitrate), so the maximum moves with the target: first when raising, last when lowering.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        let bps = bps.clamp(16_000, i32::MAX as u32 / 2);
+        let maximum = bps + bps / 2;
+        if bps >= self.settings.bitrate_bps {
+            self.set_max_bitrate(maximum)?;
+            self.set_target_bitrate(bps)?;
+        } else {
+            self.set_target_bitrate(bps)?;
+            self.set_max_bitrate(maximum)?;
+        }
+        self.settings.bitrate_bps = bps;
+        Ok(())
+    }
+
+    fn set_target_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
         let mut info = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
             iBitrate: bps as i32,
         };
         // SAFETY: ENCODER_OPTION_BITRATE takes an SBitrateInfo.
-        unsafe { self.set_option(openh264_sys2::ENCODER_OPTION_BITRATE, &mut info, "bitrate")? };
-        self.settings.bitrate_bps = bps;
+        unsafe { self.set_option(openh264_sys2::ENCODER_OPTION_BITRATE, &mut info, "bitrate") }
+    }
+
+    fn set_max_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        for layer in [
+            openh264_sys2::SPATIAL_LAYER_0,
+            openh264_sys2::SPATIAL_LAYER_ALL,
+        ] {
+            let mut info = openh264_sys2::SBitrateInfo {
+                iLayer: layer,
+                iBitrate: bps as i32,
+            };
+            // SAFETY: ENCODER_OPTION_MAX_BITRATE takes an SBitrateInfo.
+            unsafe {
+                self.set_option(
+                    openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+                    &mut info,
+                    "maximum bitrate",
+                )?
+            };
+        }
         Ok(())
     }
 
@@ -333,6 +369,15 @@ mod tests {
             .encode(&pattern.next_frame(Duration::from_millis(233)))
             .unwrap();
         assert!(forced.keyframe);
+    }
+
+    #[test]
+    fn the_bitrate_can_rise_above_the_initial_one_and_come_back() {
+        let mut encoder = H264Encoder::new(EncoderSettings::camera(300_000, 30.0)).unwrap();
+        encoder.set_bitrate(2_000_000).unwrap();
+        encoder.set_bitrate(150_000).unwrap();
+        encoder.set_bitrate(1_000_000).unwrap();
+        assert_eq!(encoder.settings().bitrate_bps, 1_000_000);
     }
 
     #[test]

@@ -108,10 +108,12 @@ impl FrameAssembler {
                 out.units.extend(taken);
                 continue;
             }
-            // Nothing complete at the front. Give up on the front packet when the window moved
-            // past it.
+            // Nothing complete at the front. A packet is missing when there is a hole below
+            // the highest one seen; give up on it once the window moved past it. (A large
+            // picture still arriving in order has no hole: it is waited for, however long.)
             let highest = self.highest.unwrap_or(next);
-            if highest >= next + REORDER_WINDOW {
+            let hole = (next..=highest).find(|sequence| !self.pending.contains_key(sequence));
+            if hole.is_some_and(|missing| highest >= missing + REORDER_WINDOW) {
                 self.skip_to_next_picture(&mut out);
                 continue;
             }
@@ -123,11 +125,7 @@ impl FrameAssembler {
     /// If the packets from `next` on form a whole picture (same timestamp, no gap, ending in a
     /// marker), removes and depacketizes them: `Some(Some(unit))`, or `Some(None)` when they
     /// were consumed but are not decodable. `None`: incomplete so far.
-    fn take_complete_unit(
-        &mut self,
-        next: u64,
-        out: &mut Assembled,
-    ) -> Option<Option<AccessUnit>> {
+    fn take_complete_unit(&mut self, next: u64, out: &mut Assembled) -> Option<Option<AccessUnit>> {
         let first = self.pending.get(&next)?;
         let timestamp = first.timestamp;
         let mut end = next;
@@ -267,8 +265,18 @@ mod tests {
     fn a_picture_is_released_as_soon_as_its_marker_packet_arrives() {
         let mut assembler = FrameAssembler::new();
         let parts = fragments(5, 3);
-        assert!(assembler.push(piece(10, 900, false, parts[0].clone())).units.is_empty());
-        assert!(assembler.push(piece(11, 900, false, parts[1].clone())).units.is_empty());
+        assert!(
+            assembler
+                .push(piece(10, 900, false, parts[0].clone()))
+                .units
+                .is_empty()
+        );
+        assert!(
+            assembler
+                .push(piece(11, 900, false, parts[1].clone()))
+                .units
+                .is_empty()
+        );
         let out = assembler.push(piece(12, 900, true, parts[2].clone()));
         assert_eq!(out.units.len(), 1);
         assert!(has_keyframe(&out.units[0].data));
@@ -280,7 +288,12 @@ mod tests {
         let mut assembler = FrameAssembler::new();
         let parts = fragments(5, 3);
         assembler.push(piece(65535, 1, false, parts[0].clone()));
-        assert!(assembler.push(piece(1, 1, true, parts[2].clone())).units.is_empty());
+        assert!(
+            assembler
+                .push(piece(1, 1, true, parts[2].clone()))
+                .units
+                .is_empty()
+        );
         let out = assembler.push(piece(0, 1, false, parts[1].clone()));
         assert_eq!(out.units.len(), 1, "sequence numbers wrap around");
         assert_eq!(out.units[0].data, vec![0, 0, 0, 1, 0x65, 0, 1, 2]);
@@ -312,11 +325,39 @@ mod tests {
     }
 
     #[test]
+    fn a_picture_of_hundreds_of_packets_in_order_is_waited_for() {
+        let mut assembler = FrameAssembler::new();
+        let parts = fragments(5, 250);
+        let mut units = Vec::new();
+        for (index, part) in parts.iter().enumerate() {
+            let last = index + 1 == parts.len();
+            let out = assembler.push(piece(index as u16, 7, last, part.clone()));
+            assert!(
+                !out.keyframe_needed,
+                "packet {index} made it ask for a keyframe"
+            );
+            units.extend(out.units);
+        }
+        assert_eq!(units.len(), 1);
+        assert_eq!(units[0].data.len(), 4 + 1 + 250);
+    }
+
+    #[test]
     fn duplicates_and_late_packets_are_ignored() {
         let mut assembler = FrameAssembler::new();
         assert_eq!(assembler.push(piece(5, 1, true, nal(5, 1))).units.len(), 1);
-        assert!(assembler.push(piece(5, 1, true, nal(5, 1))).units.is_empty());
-        assert!(assembler.push(piece(4, 0, true, nal(5, 1))).units.is_empty());
+        assert!(
+            assembler
+                .push(piece(5, 1, true, nal(5, 1)))
+                .units
+                .is_empty()
+        );
+        assert!(
+            assembler
+                .push(piece(4, 0, true, nal(5, 1)))
+                .units
+                .is_empty()
+        );
     }
 
     #[test]

@@ -32,8 +32,8 @@ use webrtc::peer_connection::{
     CongestionFeedback, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
-    SettingEngineBuilder, StatsSelector, configure_congestion_control,
-    register_default_interceptors,
+    SettingEngineBuilder, StatsSelector, configure_congestion_control, configure_nack,
+    configure_rtcp_reports,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -173,6 +173,9 @@ impl PeerConnectionEventHandler for Handler {
                 }
             }
         };
+        let track_id = track.track_id().await.to_string();
+        let stream_id = track.stream_id().await.to_string();
+        tracing::debug!(user = %self.user_id, ?source, %track_id, %stream_id, "remote track");
         self.send(PeerEventKind::RemoteTrack(source, track));
     }
 }
@@ -319,7 +322,8 @@ fn random_ssrc() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32)
+    let mut x = nanos
+        ^ (u64::from(std::process::id()) << 32)
         ^ COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
     // splitmix64
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -417,7 +421,9 @@ impl PeerLink {
             CongestionFeedback::Twcc,
             &mut engine,
         )?;
-        let registry = register_default_interceptors(registry, &mut engine)?;
+        // The defaults minus their receive-only TWCC, which congestion control already set up.
+        let registry = configure_nack(registry, &mut engine);
+        let registry = configure_rtcp_reports(registry);
         let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
 
         let settings = SettingEngineBuilder::new()
@@ -698,7 +704,10 @@ fn spawn_keyframe_watch(
         while !closed.load(Ordering::Relaxed) {
             match track.poll().await {
                 Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                    if packets.iter().any(|packet| is_keyframe_request(packet.as_ref())) {
+                    if packets
+                        .iter()
+                        .any(|packet| is_keyframe_request(packet.as_ref()))
+                    {
                         let _ = events.send(PeerEvent {
                             user_id: user_id.clone(),
                             generation,

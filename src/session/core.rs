@@ -395,7 +395,9 @@ impl Session {
                     })));
                 }
             }
-            Input::PeerState { user_id, state } => self.on_peer_state(now, user_id, state, &mut actions),
+            Input::PeerState { user_id, state } => {
+                self.on_peer_state(now, user_id, state, &mut actions)
+            }
             Input::PeerError { user_id, message } => {
                 self.last_error = Some(format!("{user_id}: {message}"));
                 actions.push(Action::Notify(SessionEvent::PeerError { user_id, message }));
@@ -539,7 +541,8 @@ impl Session {
                 }
                 // Same remote connection: renegotiation (an ICE restart, say). Another one: it
                 // rebuilt its side, so we rebuild ours.
-                peer.offer_pending || peer.remote_sdp_session.is_none()
+                peer.offer_pending
+                    || peer.remote_sdp_session.is_none()
                     || peer.remote_sdp_session != sdp_session
             }
         };

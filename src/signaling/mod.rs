@@ -91,7 +91,9 @@ pub fn input_from_event(event: &str, value: Value) -> Option<Input> {
         events::CHAT_MESSAGE => parse::<ChatMessage>(event, value, Input::Chat),
         events::OFFER => parse::<OfferFromPeer>(event, value, Input::Offer),
         events::ANSWER => parse::<AnswerFromPeer>(event, value, Input::Answer),
-        events::ICE_CANDIDATE => parse::<IceCandidateFromPeer>(event, value, Input::RemoteCandidate),
+        events::ICE_CANDIDATE => {
+            parse::<IceCandidateFromPeer>(event, value, Input::RemoteCandidate)
+        }
         events::ERROR => parse::<ErrorBody>(event, value, Input::ServerError),
         other => {
             tracing::debug!(event = other, "event not used by the session");
@@ -255,6 +257,9 @@ mod tests {
         .expect("encodes");
         assert_eq!(event, "chat-message");
         assert_eq!(value, serde_json::json!({"message": "hi"}));
-        assert_eq!(encode(&Outgoing::Leave).expect("encodes").0, "leave-session");
+        assert_eq!(
+            encode(&Outgoing::Leave).expect("encodes").0,
+            "leave-session"
+        );
     }
 }

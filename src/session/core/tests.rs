@@ -129,7 +129,11 @@ fn the_newcomer_offers_to_everyone_already_present() {
     s.handle(t, Input::SignalingConnected);
     let actions = s.handle(t, joined("ada", &["bob", "cy"]));
     assert_eq!(created_offers(&actions), vec!["bob", "cy"]);
-    assert!(actions.iter().any(|a| matches!(a, Action::Emit(Outgoing::MediaState(_)))));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Outgoing::MediaState(_))))
+    );
     let snapshot = s.snapshot();
     assert!(snapshot.joined);
     assert_eq!(snapshot.participants.len(), 2);
@@ -176,7 +180,10 @@ fn local_candidates_go_to_their_peer_and_stray_remote_ones_are_dropped() {
             candidate: None,
         },
     );
-    assert!(matches!(&actions[..], [Action::Emit(Outgoing::Candidate(_))]));
+    assert!(matches!(
+        &actions[..],
+        [Action::Emit(Outgoing::Candidate(_))]
+    ));
     let stray = s.handle(
         t,
         Input::RemoteCandidate(IceCandidateFromPeer {
@@ -270,9 +277,11 @@ fn a_failed_connection_is_reported_and_the_offerer_restarts_ice() {
     let actions = s.handle(t, answer_from("bob", "bob-1"));
     assert!(matches!(&actions[..], [Action::AcceptAnswer { .. }]));
     let actions = s.handle(t, state("bob", PeerConnState::Connected));
-    assert!(actions.contains(&Action::Notify(SessionEvent::PeerRecovered {
-        user_id: "bob".to_owned()
-    })));
+    assert!(
+        actions.contains(&Action::Notify(SessionEvent::PeerRecovered {
+            user_id: "bob".to_owned()
+        }))
+    );
 }
 
 #[test]
@@ -282,10 +291,17 @@ fn the_answering_side_waits_for_the_restart_offer() {
     s.handle(t, offer_from("bob", "b1"));
     s.handle(t, state("bob", PeerConnState::Connected));
     let actions = s.handle(t, state("bob", PeerConnState::Failed));
-    assert!(!actions.iter().any(|a| matches!(a, Action::RestartIce { .. })));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartIce { .. }))
+    );
     // Bob's restart offer comes from the same connection: renegotiated, not replaced.
     let actions = s.handle(t, offer_from("bob", "b1"));
-    assert!(matches!(&actions[..], [Action::AcceptOffer { replace: false, .. }]));
+    assert!(matches!(
+        &actions[..],
+        [Action::AcceptOffer { replace: false, .. }]
+    ));
 }
 
 #[test]
@@ -305,7 +321,10 @@ fn an_offer_from_a_new_connection_replaces_the_old_one() {
     s.handle(t, Input::UserJoined(participant("bob")));
     s.handle(t, offer_from("bob", "b1"));
     let actions = s.handle(t, offer_from("bob", "b2"));
-    assert!(matches!(&actions[..], [Action::AcceptOffer { replace: true, .. }]));
+    assert!(matches!(
+        &actions[..],
+        [Action::AcceptOffer { replace: true, .. }]
+    ));
 }
 
 #[test]
@@ -323,7 +342,10 @@ fn in_an_offer_collision_the_polite_side_yields() {
     s.handle(t, Input::SignalingConnected);
     s.handle(t, joined("cy", &["bob"]));
     let actions = s.handle(t, offer_from("bob", "b1"));
-    assert!(matches!(&actions[..], [Action::AcceptOffer { replace: true, .. }]));
+    assert!(matches!(
+        &actions[..],
+        [Action::AcceptOffer { replace: true, .. }]
+    ));
     // Its own offer is no longer pending: a late answer to it is ignored.
     assert!(s.handle(t, answer_from("bob", "b1")).is_empty());
 }
@@ -337,18 +359,23 @@ fn muting_stops_the_source_and_tells_everyone() {
         camera: true,
         screen: false
     }));
-    assert!(actions.contains(&Action::Emit(Outgoing::MediaState(MediaState {
-        audio_enabled: Some(false),
-        video_enabled: Some(true),
-        screen_sharing: Some(false),
-        hand_raised: Some(false),
-    }))));
+    assert!(
+        actions.contains(&Action::Emit(Outgoing::MediaState(MediaState {
+            audio_enabled: Some(false),
+            video_enabled: Some(true),
+            screen_sharing: Some(false),
+            hand_raised: Some(false),
+        })))
+    );
 }
 
 #[test]
 fn empty_chat_is_not_sent_and_text_is_trimmed() {
     let (mut s, t) = in_call_with("ada", &[]);
-    assert!(s.handle(t, Input::Command(Command::SendChat("  ".into()))).is_empty());
+    assert!(
+        s.handle(t, Input::Command(Command::SendChat("  ".into())))
+            .is_empty()
+    );
     assert_eq!(
         s.handle(t, Input::Command(Command::SendChat(" hi ".into()))),
         vec![Action::Emit(Outgoing::Chat(ChatSend {
@@ -382,7 +409,10 @@ fn leaving_closes_every_connection_and_stops_every_source() {
     assert_eq!(actions[0], Action::Emit(Outgoing::Leave));
     assert_eq!(closed(&actions), vec!["bob", "cy"]);
     assert_eq!(actions.last(), Some(&Action::Finished));
-    assert!(s.handle(t, Input::UserJoined(participant("dan"))).is_empty());
+    assert!(
+        s.handle(t, Input::UserJoined(participant("dan")))
+            .is_empty()
+    );
 }
 
 #[test]

@@ -1,0 +1,326 @@
+//! Calls end to end: a real signaling server and headless participants in separate processes,
+//! real WebRTC between them, inside a network namespace of their own (nothing leaves it).
+
+mod support;
+
+use std::time::Duration;
+
+use support::lab::{
+    Bot, BotOptions, NetNs, Server, ServerKind, TempDir, counters, dump_all,
+    everyone_sees_and_hears_everyone, wait_until,
+};
+
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(45);
+
+fn start_bots(ns: &NetNs, session: &str, users: &[&str]) -> Vec<Bot> {
+    users
+        .iter()
+        .map(|user| {
+            let bot = Bot::start(ns, session, user, BotOptions::default());
+            // Joining one after the other: each newcomer offers to those present.
+            std::thread::sleep(Duration::from_millis(300));
+            bot
+        })
+        .collect()
+}
+
+fn bot<'a>(bots: &'a [Bot], user: &str) -> &'a Bot {
+    bots.iter().find(|bot| bot.user == user).expect("bot")
+}
+
+#[test]
+fn four_participants_see_and_hear_each_other_through_our_server() {
+    let ns = NetNs::create("mesh4");
+    let data = TempDir::new("mesh4");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let bots = start_bots(&ns, "class-4", &["ada", "bob", "cy", "dee"]);
+    wait_until(
+        "every participant to decode every camera and hear every microphone",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 30, 3),
+        || dump_all(&bots),
+    );
+    // The roster agrees with the media: everyone lists the three others, connected.
+    for receiver in &bots {
+        for sender in bots.iter().filter(|s| s.user != receiver.user) {
+            let entry = receiver.participant(&sender.user).expect("in the roster");
+            assert_eq!(entry["connection"], "connected", "{}", receiver.dump());
+        }
+    }
+}
+
+#[test]
+fn the_same_call_works_through_the_node_socket_io_relay() {
+    let ns = NetNs::create("node");
+    let data = TempDir::new("node");
+    let _server = Server::start(&ns, ServerKind::NodeReference, &data.0);
+    let bots = start_bots(&ns, "class-node", &["ada", "bob", "cy"]);
+    wait_until(
+        "media between everyone through the Node relay",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 30, 3),
+        || dump_all(&bots),
+    );
+}
+
+#[test]
+fn mute_and_camera_off_stop_the_media_and_update_every_roster() {
+    let ns = NetNs::create("mute");
+    let data = TempDir::new("mute");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let mut bots = start_bots(&ns, "class-mute", &["ada", "bob", "cy"]);
+    wait_until(
+        "media flowing",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 20, 2),
+        || dump_all(&bots),
+    );
+    bots[0].send("mute");
+    bots[0].send("camera-off");
+    wait_until(
+        "everyone's roster to show ada muted with her camera off",
+        Duration::from_secs(10),
+        || {
+            bots[1..].iter().all(|bot| {
+                bot.participant("ada")
+                    .is_some_and(|ada| ada["audioEnabled"] == false && ada["videoEnabled"] == false)
+            })
+        },
+        || dump_all(&bots),
+    );
+    // Give packets in flight time to land, then nothing more may arrive from ada.
+    std::thread::sleep(Duration::from_secs(1));
+    let frames = counters(&bots, |bot, from| {
+        bot.video_counter(from, "camera", "framesDecoded")
+    });
+    let packets = counters(&bots, |bot, from| bot.audio_counter(from, "packets"));
+    std::thread::sleep(Duration::from_secs(3));
+    let frames_after = counters(&bots, |bot, from| {
+        bot.video_counter(from, "camera", "framesDecoded")
+    });
+    let packets_after = counters(&bots, |bot, from| bot.audio_counter(from, "packets"));
+    for (pair, before) in &frames {
+        let after = frames_after[pair];
+        if pair.1 == "ada" {
+            assert_eq!(after, *before, "{pair:?} still receives ada's camera");
+            assert_eq!(
+                packets_after[pair], packets[pair],
+                "{pair:?} still hears ada"
+            );
+        } else {
+            assert!(after > *before, "{pair:?}: other cameras keep flowing");
+            assert!(
+                packets_after[pair] > packets[pair],
+                "{pair:?}: other audio keeps flowing"
+            );
+        }
+    }
+    // And back on.
+    bots[0].send("unmute");
+    bots[0].send("camera-on");
+    let before = bot(&bots, "bob").camera_stamps_from("ada");
+    wait_until(
+        "ada's camera to come back",
+        Duration::from_secs(15),
+        || bot(&bots, "bob").camera_stamps_from("ada") > before + 10,
+        || dump_all(&bots),
+    );
+}
+
+#[test]
+fn a_screen_share_starts_and_stops_and_is_seen_as_a_screen_by_all() {
+    let ns = NetNs::create("share");
+    let data = TempDir::new("share");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let mut bots = start_bots(&ns, "class-share", &["teacher", "bob", "cy"]);
+    wait_until(
+        "media flowing",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 20, 2),
+        || dump_all(&bots),
+    );
+    assert_eq!(
+        bots[1].video_counter("teacher", "screen", "framesDecoded"),
+        0
+    );
+    bots[0].send("share-on");
+    wait_until(
+        "the share to reach everyone as a screen, in the roster and in the media",
+        Duration::from_secs(20),
+        || {
+            bots[1..].iter().all(|bot| {
+                bot.participant("teacher")
+                    .is_some_and(|t| t["screenSharing"] == true)
+                    && bot.video_counter("teacher", "screen", "stampsRead") >= 5
+                    && bot
+                        .remote("teacher")
+                        .is_some_and(|r| r["video"]["screen"]["width"] == 640)
+            })
+        },
+        || dump_all(&bots),
+    );
+    bots[0].send("share-off");
+    wait_until(
+        "the share to end in every roster",
+        Duration::from_secs(10),
+        || {
+            bots[1..].iter().all(|bot| {
+                bot.participant("teacher")
+                    .is_some_and(|t| t["screenSharing"] == false)
+            })
+        },
+        || dump_all(&bots),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let screen = counters(&bots, |bot, from| {
+        bot.video_counter(from, "screen", "framesDecoded")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let screen_after = counters(&bots, |bot, from| {
+        bot.video_counter(from, "screen", "framesDecoded")
+    });
+    assert_eq!(
+        screen, screen_after,
+        "no screen pictures after the share ended"
+    );
+}
+
+#[test]
+fn leaving_frees_every_thread_socket_and_task_and_updates_the_others() {
+    let ns = NetNs::create("leave");
+    let data = TempDir::new("leave");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let mut bots = start_bots(&ns, "class-leave", &["ada", "bob", "cy"]);
+    wait_until(
+        "media flowing",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 20, 2),
+        || dump_all(&bots),
+    );
+    bots[0].send("leave");
+    let status = bots[0].wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "ada exits cleanly: {}",
+        bots[0].dump()
+    );
+    let started = bots[0].lines_of_type("started");
+    let left = bots[0].lines_of_type("left");
+    let (before, after) = (&started[0]["resources"], &left[0]["resources"]);
+    assert_eq!(after["mediaThreads"], 0, "media threads remain: {after}");
+    assert!(
+        after["sockets"].as_u64() <= before["sockets"].as_u64(),
+        "sockets remain open: {before} → {after}"
+    );
+    assert!(
+        after["tasks"].as_u64() <= before["tasks"].as_u64(),
+        "tasks remain: {before} → {after}"
+    );
+    wait_until(
+        "the others to drop ada from the roster",
+        Duration::from_secs(10),
+        || bots[1..].iter().all(|bot| bot.participant("ada").is_none()),
+        || dump_all(&bots),
+    );
+}
+
+#[test]
+fn after_a_server_crash_and_restart_everyone_rejoins_and_media_keeps_flowing() {
+    let ns = NetNs::create("restart");
+    let data = TempDir::new("restart");
+    let mut server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let bots = start_bots(&ns, "class-restart", &["ada", "bob", "cy"]);
+    wait_until(
+        "media flowing",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 20, 2),
+        || dump_all(&bots),
+    );
+    server.kill();
+    // Peer-to-peer media does not need the server.
+    let before = counters(&bots, |bot, from| bot.camera_stamps_from(from));
+    std::thread::sleep(Duration::from_secs(3));
+    let during = counters(&bots, |bot, from| bot.camera_stamps_from(from));
+    for (pair, count) in &before {
+        assert!(
+            during[pair] > *count,
+            "{pair:?}: media stopped with the server"
+        );
+    }
+    let _restarted = Server::start(&ns, ServerKind::Ours, &data.0);
+    wait_until(
+        "everyone to rejoin on their own and see the two others again",
+        Duration::from_secs(30),
+        || {
+            bots.iter().all(|bot| {
+                bot.stats().is_some_and(|stats| {
+                    stats["joined"] == true
+                        && stats["participants"]
+                            .as_array()
+                            .is_some_and(|p| p.len() == 2)
+                })
+            })
+        },
+        || dump_all(&bots),
+    );
+    let rejoined = counters(&bots, |bot, from| bot.camera_stamps_from(from));
+    std::thread::sleep(Duration::from_secs(3));
+    let after = counters(&bots, |bot, from| bot.camera_stamps_from(from));
+    for (pair, count) in &rejoined {
+        assert!(
+            after[pair] > *count + 10,
+            "{pair:?}: media after the restart"
+        );
+    }
+}
+
+#[test]
+fn a_network_outage_fails_ice_which_is_reported_and_recovered() {
+    let ns = NetNs::create("ice");
+    let data = TempDir::new("ice");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let options = || BotOptions {
+        extra: vec!["--ice-failed-timeout-ms".into(), "2000".into()],
+        ..BotOptions::default()
+    };
+    let bots = vec![Bot::start(&ns, "class-ice", "ada", options()), {
+        std::thread::sleep(Duration::from_millis(300));
+        Bot::start(&ns, "class-ice", "bob", options())
+    }];
+    wait_until(
+        "media flowing",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 20, 2),
+        || dump_all(&bots),
+    );
+    ns.cut_network();
+    wait_until(
+        "both sides to report the failed connection",
+        Duration::from_secs(20),
+        || {
+            bots.iter().all(|bot| {
+                bot.events()
+                    .iter()
+                    .any(|event| event["event"] == "peer-failed")
+            })
+        },
+        || dump_all(&bots),
+    );
+    ns.restore_network();
+    let before = counters(&bots, |bot, from| bot.camera_stamps_from(from));
+    wait_until(
+        "the connection to recover and media to flow again",
+        Duration::from_secs(40),
+        || {
+            let now = counters(&bots, |bot, from| bot.camera_stamps_from(from));
+            now.iter().all(|(pair, count)| *count > before[pair] + 10)
+        },
+        || dump_all(&bots),
+    );
+    for bot in &bots {
+        let entry = bot
+            .participant(if bot.user == "ada" { "bob" } else { "ada" })
+            .expect("in the roster");
+        assert_eq!(entry["connection"], "connected", "{}", bot.dump());
+    }
+}
