@@ -54,12 +54,44 @@ fn the_same_call_works_through_the_node_socket_io_relay() {
     let ns = NetNs::create("node");
     let data = TempDir::new("node");
     let _server = Server::start(&ns, ServerKind::NodeReference, &data.0);
-    let bots = start_bots(&ns, "class-node", &["ada", "bob", "cy"]);
+    // Ada also saves what she receives.
+    let saved = data.0.join("received");
+    let mut bots = vec![Bot::start(
+        &ns,
+        "class-node",
+        "ada",
+        BotOptions {
+            extra: vec!["--save".into(), saved.to_string_lossy().into_owned()],
+            ..BotOptions::default()
+        },
+    )];
+    std::thread::sleep(Duration::from_millis(300));
+    bots.extend(start_bots(&ns, "class-node", &["bob", "cy"]));
     wait_until(
         "media between everyone through the Node relay",
         MEDIA_TIMEOUT,
         || everyone_sees_and_hears_everyone(&bots, 30, 3),
         || dump_all(&bots),
+    );
+    // What ada saved is Bob's H.264 (starting with a parameter set) and his audio, in which
+    // the markers can be heard again.
+    let video = std::fs::read(saved.join("bob-camera.h264")).expect("bob's video saved");
+    assert!(
+        video.len() > 10_000,
+        "saved video too small: {} bytes",
+        video.len()
+    );
+    assert!(video.starts_with(&[0, 0, 0, 1]), "saved video is Annex-B");
+    let pcm = std::fs::read(saved.join("bob-audio.pcm")).expect("bob's audio saved");
+    let samples: Vec<f32> = pcm
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let heard = classroom::media::tone::MarkerDetector::new().push(&samples);
+    assert!(
+        heard.len() >= 3,
+        "markers in the saved audio: {}",
+        heard.len()
     );
 }
 
@@ -323,4 +355,37 @@ fn a_network_outage_fails_ice_which_is_reported_and_recovered() {
             .expect("in the roster");
         assert_eq!(entry["connection"], "connected", "{}", bot.dump());
     }
+}
+
+#[test]
+fn lost_pictures_make_the_receiver_ask_for_a_keyframe_and_the_picture_comes_back() {
+    let ns = NetNs::create("pli");
+    let data = TempDir::new("pli");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let ada = Bot::start(&ns, "class-pli", "ada", BotOptions::default());
+    std::thread::sleep(Duration::from_millis(300));
+    // Bob loses 3 % of the video packets after the transport (so NACK cannot repair them).
+    let bob = Bot::start(
+        &ns,
+        "class-pli",
+        "bob",
+        BotOptions {
+            extra: vec!["--simulate-receive-loss".into(), "3".into()],
+            ..BotOptions::default()
+        },
+    );
+    let bots = [ada, bob];
+    wait_until(
+        "bob to lose pictures, ask ada for keyframes (PLI) and keep decoding her camera",
+        MEDIA_TIMEOUT,
+        || {
+            let requests = bots[0]
+                .stats()
+                .and_then(|s| s["local"]["sources"]["camera"]["keyframeRequestsReceived"].as_u64());
+            requests.unwrap_or(0) >= 2
+                && bots[1].video_counter("ada", "camera", "picturesDropped") > 0
+                && bots[1].camera_stamps_from("ada") >= 60
+        },
+        || dump_all(&bots),
+    );
 }

@@ -81,6 +81,10 @@ pub struct HeadlessArgs {
     /// Use the websocket transport only (no long-polling start).
     #[arg(long)]
     pub websocket_only: bool,
+    /// Test input: drop this percentage of received video packets after the transport (a
+    /// loss that retransmission cannot repair), to exercise keyframe requests.
+    #[arg(long, default_value_t = 0.0)]
+    pub simulate_receive_loss: f64,
 }
 
 /// `WxH@FPS`.
@@ -156,6 +160,7 @@ impl HeadlessArgs {
             screen: parse_screen(&self.screen)?,
             audio,
             save_dir: self.save.clone(),
+            simulated_receive_loss: (self.simulate_receive_loss / 100.0).clamp(0.0, 1.0),
             connect_timeout: Duration::from_secs_f64(self.connect_timeout_secs.max(0.0)),
         })
     }

@@ -38,6 +38,8 @@ pub struct CallConfig {
     pub audio: AudioInput,
     /// Save what is received (H.264 Annex-B and 48 kHz s16le PCM per remote) here.
     pub save_dir: Option<PathBuf>,
+    /// Test input: the fraction of received video packets dropped after the transport.
+    pub simulated_receive_loss: f64,
     /// How long to keep trying to reach the signaling server at the start.
     pub connect_timeout: Duration,
 }
@@ -57,6 +59,8 @@ pub struct LocalSourceReport {
     pub target_kbps: u64,
     pub dropped: u64,
     pub errors: u64,
+    /// Keyframe requests from receivers (PLI/FIR).
+    pub keyframe_requests_received: u64,
 }
 
 /// A running call.
@@ -92,6 +96,9 @@ impl CallHandle {
                         target_kbps: control.target_bps.load(Ordering::Relaxed) / 1000,
                         dropped: control.dropped.load(Ordering::Relaxed),
                         errors: control.errors.load(Ordering::Relaxed),
+                        keyframe_requests_received: control
+                            .keyframe_requests_from_peers
+                            .load(Ordering::Relaxed),
                     },
                 );
             }
@@ -200,6 +207,7 @@ impl Engine {
 
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
         let mut finished = false;
         while !finished {
             let input = tokio::select! {
@@ -217,6 +225,10 @@ impl Engine {
                 },
                 _ = ticker.tick() => {
                     self.follow_estimates(&media);
+                    ticks += 1;
+                    if ticks % 4 == 0 {
+                        self.refresh_transport_stats().await;
+                    }
                     Input::Tick
                 }
             };
@@ -295,14 +307,31 @@ impl Engine {
                     source,
                     track,
                     self.stats.clone(),
-                    self.config.save_dir.clone(),
+                    receiver::ReaderOptions {
+                        save_dir: self.config.save_dir.clone(),
+                        simulated_loss: self.config.simulated_receive_loss,
+                    },
                     entry.stop.clone(),
                 );
                 None
             }
             PeerEventKind::KeyframeRequested(source) => {
+                media
+                    .control(source)
+                    .keyframe_requests_from_peers
+                    .fetch_add(1, Ordering::Relaxed);
                 media.request_keyframe(source);
                 None
+            }
+        }
+    }
+
+    async fn refresh_transport_stats(&self) {
+        for (user_id, entry) in &self.peers {
+            if entry.state == PeerConnState::Connected {
+                let round_trip = entry.link.round_trip_ms().await;
+                let estimate = entry.link.target_bitrate_bps() / 1000.0;
+                self.stats.set_transport(user_id, round_trip, estimate);
             }
         }
     }

@@ -14,15 +14,24 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::stats::{AudioCounters, StatsBook, VideoCounters};
+use crate::media::clock;
 use crate::media::h264::H264Decoder;
 use crate::media::opus_codec::OpusDecoder;
 use crate::media::tone::MarkerDetector;
-use crate::media::{clock, stamp};
 use crate::rtc::Source;
 use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
 
 /// Minimum time between two keyframe requests for one track.
 const PLI_SPACING: Duration = Duration::from_millis(300);
+
+/// How a reader treats what it receives.
+#[derive(Debug, Clone, Default)]
+pub struct ReaderOptions {
+    /// Save what is received here.
+    pub save_dir: Option<PathBuf>,
+    /// Test input: drop this fraction of video packets after the transport.
+    pub simulated_loss: f64,
+}
 
 /// Reads one remote track until it ends or `stop` is set.
 pub fn spawn_track_reader(
@@ -30,13 +39,13 @@ pub fn spawn_track_reader(
     source: Source,
     track: Arc<dyn TrackRemote>,
     stats: StatsBook,
-    save_dir: Option<PathBuf>,
+    options: ReaderOptions,
     stop: Arc<AtomicBool>,
 ) {
     tokio::spawn(async move {
         let result = match source {
-            Source::Audio => read_audio(&user_id, track, &stats, save_dir, &stop).await,
-            _ => read_video(&user_id, source, track, &stats, save_dir, &stop).await,
+            Source::Audio => read_audio(&user_id, track, &stats, options.save_dir, &stop).await,
+            _ => read_video(&user_id, source, track, &stats, options, &stop).await,
         };
         if let Err(error) = result {
             tracing::warn!(user = %user_id, ?source, %error, "remote track reader stopped");
@@ -92,9 +101,11 @@ async fn read_video(
     source: Source,
     track: Arc<dyn TrackRemote>,
     stats: &StatsBook,
-    save_dir: Option<PathBuf>,
+    options: ReaderOptions,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), String> {
+    let save_dir = options.save_dir;
+    let mut loss = SimulatedLoss::new(options.simulated_loss);
     let counters = stats.video(user_id, source);
     let decode_failed = Arc::new(AtomicBool::new(false));
     let (units, decoder_input) = std::sync::mpsc::sync_channel::<AccessUnit>(8);
@@ -133,6 +144,9 @@ async fn read_video(
             continue;
         };
         counters.lock().on_packet(packet.payload.len());
+        if loss.drop_this() {
+            continue;
+        }
         let out = assembler.push(RtpPiece {
             sequence_number: packet.header.sequence_number,
             timestamp: packet.header.timestamp,
@@ -178,16 +192,12 @@ fn decode_loop(
                 saved = None;
             }
         }
-        match decoder.decode(&unit.data) {
-            Ok(Some(frame)) => {
-                let read = stamp::read_luma(&frame.y, frame.width, frame.height, frame.width);
+        match decoder.decode_stamp(&unit.data) {
+            Ok(Some((width, height, read))) => {
                 let latency = read.map(|stamp| clock::age(stamp.capture_time));
-                counters.lock().on_frame(
-                    frame.width,
-                    frame.height,
-                    read.map(|s| s.counter),
-                    latency,
-                );
+                counters
+                    .lock()
+                    .on_frame(width, height, read.map(|s| s.counter), latency);
             }
             Ok(None) => {}
             Err(error) => {
@@ -268,4 +278,29 @@ async fn read_audio(
         }
     }
     Ok(())
+}
+
+/// Test input: drops a fraction of packets, deterministically (xorshift).
+struct SimulatedLoss {
+    threshold: u64,
+    state: u64,
+}
+
+impl SimulatedLoss {
+    fn new(fraction: f64) -> Self {
+        SimulatedLoss {
+            threshold: (fraction.clamp(0.0, 1.0) * u32::MAX as f64) as u64,
+            state: 0x2545_F491_4F6C_DD1D,
+        }
+    }
+
+    fn drop_this(&mut self) -> bool {
+        if self.threshold == 0 {
+            return false;
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state & u64::from(u32::MAX)) < self.threshold
+    }
 }

@@ -55,6 +55,10 @@ pub struct SourceControl {
     /// Encoding time of the last unit, in microseconds.
     pub last_encode_micros: AtomicU64,
     pub errors: AtomicU64,
+    /// Keyframes asked for by receivers (PLI/FIR) or by new connections.
+    pub keyframe_requests: AtomicU64,
+    /// Of those, the ones receivers sent (PLI/FIR).
+    pub keyframe_requests_from_peers: AtomicU64,
 }
 
 impl SourceControl {
@@ -68,6 +72,8 @@ impl SourceControl {
             dropped: AtomicU64::new(0),
             last_encode_micros: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            keyframe_requests_from_peers: AtomicU64::new(0),
         })
     }
 }
@@ -149,9 +155,9 @@ impl MediaSender {
     }
 
     pub fn request_keyframe(&self, source: Source) {
-        self.control(source)
-            .keyframe_requested
-            .store(true, Ordering::SeqCst);
+        let control = self.control(source);
+        control.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        control.keyframe_requested.store(true, Ordering::SeqCst);
     }
 
     /// Splits the weakest link's estimate between the video sources that are on.

@@ -95,16 +95,29 @@ impl AudioCounters {
 
 #[derive(Default)]
 struct RemoteCounters {
+    /// Transport figures of the peer connection, refreshed by the engine.
+    round_trip_ms: Option<f64>,
+    estimate_kbps: Option<f64>,
     audio: Option<Arc<Mutex<AudioCounters>>>,
     video: BTreeMap<&'static str, Arc<Mutex<VideoCounters>>>,
     previous: BTreeMap<String, (u64, u64)>,
 }
 
 /// Counters for every remote participant, shared between the readers and the reporter.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StatsBook {
     remotes: Arc<Mutex<BTreeMap<String, RemoteCounters>>>,
-    started: Arc<Mutex<Option<Instant>>>,
+    /// When the call started (first-frame times count from here).
+    origin: Instant,
+}
+
+impl Default for StatsBook {
+    fn default() -> Self {
+        StatsBook {
+            remotes: Arc::default(),
+            origin: Instant::now(),
+        }
+    }
 }
 
 fn source_name(source: Source) -> &'static str {
@@ -132,6 +145,9 @@ pub struct VideoReport {
     pub decode_errors: u64,
     /// Milliseconds since the last decoded picture.
     pub last_frame_ago_ms: Option<u64>,
+    /// Milliseconds from the start of the call (connecting, joining) to the first picture
+    /// decoded from this participant.
+    pub first_frame_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +166,10 @@ pub struct AudioReport {
 #[serde(rename_all = "camelCase")]
 pub struct RemoteReport {
     pub user_id: String,
+    /// Round-trip time of the selected ICE candidate pair.
+    pub rtt_ms: Option<f64>,
+    /// What congestion control lets us send to this participant.
+    pub send_estimate_kbps: Option<f64>,
     pub video: BTreeMap<&'static str, VideoReport>,
     pub audio: Option<AudioReport>,
 }
@@ -184,6 +204,13 @@ impl StatsBook {
             .clone()
     }
 
+    pub fn set_transport(&self, user_id: &str, round_trip_ms: Option<f64>, estimate_kbps: f64) {
+        let mut remotes = self.remotes.lock();
+        let remote = remotes.entry(user_id.to_owned()).or_default();
+        remote.round_trip_ms = round_trip_ms;
+        remote.estimate_kbps = Some(estimate_kbps);
+    }
+
     pub fn forget(&self, user_id: &str) {
         self.remotes.lock().remove(user_id);
     }
@@ -193,7 +220,7 @@ impl StatsBook {
         let seconds = interval.as_secs_f64().max(0.001);
         let now = Instant::now();
         let mut remotes = self.remotes.lock();
-        let _ = self.started.lock().get_or_insert(now);
+        let origin = self.origin;
         remotes
             .iter_mut()
             .map(|(user_id, remote)| {
@@ -224,6 +251,9 @@ impl StatsBook {
                             last_frame_ago_ms: c
                                 .last_frame_at
                                 .map(|at| now.duration_since(at).as_millis() as u64),
+                            first_frame_ms: c
+                                .first_frame_at
+                                .map(|at| at.duration_since(origin).as_millis() as u64),
                         },
                     );
                 }
@@ -251,6 +281,8 @@ impl StatsBook {
                 });
                 RemoteReport {
                     user_id: user_id.clone(),
+                    rtt_ms: remote.round_trip_ms,
+                    send_estimate_kbps: remote.estimate_kbps,
                     video,
                     audio,
                 }

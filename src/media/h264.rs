@@ -77,6 +77,9 @@ pub struct EncodedFrame {
 pub struct H264Encoder {
     encoder: Encoder,
     settings: EncoderSettings,
+    /// Size of the last picture: OpenH264 starts (and restarts, on a new size) with the
+    /// picture, and only then takes run-time options; rates set before are applied then.
+    started_size: Option<(usize, usize)>,
 }
 
 impl H264Encoder {
@@ -102,7 +105,11 @@ impl H264Encoder {
             .background_detection(settings.content == ContentKind::Camera);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| CodecError::Encoder(e.to_string()))?;
-        Ok(H264Encoder { encoder, settings })
+        Ok(H264Encoder {
+            encoder,
+            settings,
+            started_size: None,
+        })
     }
 
     pub fn settings(&self) -> EncoderSettings {
@@ -120,6 +127,15 @@ impl H264Encoder {
     /// bitrate), so the maximum moves with the target: first when raising, last when lowering.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
         let bps = bps.clamp(16_000, i32::MAX as u32 / 2);
+        if self.started_size.is_none() {
+            // Not started yet: applied with the first picture.
+            self.settings.bitrate_bps = bps;
+            return Ok(());
+        }
+        self.apply_bitrate(bps)
+    }
+
+    fn apply_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
         let maximum = bps + bps / 2;
         if bps >= self.settings.bitrate_bps {
             self.set_max_bitrate(maximum)?;
@@ -164,6 +180,14 @@ impl H264Encoder {
 
     /// Changes the frame rate the rate control plans for.
     pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
+        if self.started_size.is_none() {
+            self.settings.max_fps = fps;
+            return Ok(());
+        }
+        self.apply_frame_rate(fps)
+    }
+
+    fn apply_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
         let mut value = fps;
         // SAFETY: ENCODER_OPTION_FRAME_RATE takes a float.
         unsafe {
@@ -224,6 +248,15 @@ impl H264Encoder {
         } else {
             bitstream.to_vec()
         };
+        let size = (frame.width, frame.height);
+        if self.started_size != Some(size) {
+            // (Re)started with this picture, from the initial configuration: bring the rates
+            // set since back.
+            self.started_size = Some(size);
+            let (bps, fps) = (self.settings.bitrate_bps, self.settings.max_fps);
+            self.apply_bitrate(bps)?;
+            self.apply_frame_rate(fps)?;
+        }
         Ok(EncodedFrame {
             data,
             keyframe,
@@ -257,6 +290,22 @@ impl H264Decoder {
         copy_plane(yuv.u(), us, &mut frame.u, cw, ch);
         copy_plane(yuv.v(), vs, &mut frame.v, cw, ch);
         Ok(Some(frame))
+    }
+
+    /// Decodes one access unit and reads the frame stamp straight from the decoder's own
+    /// picture, without copying it out: what a receiver that shows nothing needs.
+    /// `Some((width, height, stamp))` when a picture came out.
+    pub fn decode_stamp(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<(usize, usize, Option<crate::media::stamp::Stamp>)>, CodecError> {
+        let Some(yuv) = self.next_picture(data)? else {
+            return Ok(None);
+        };
+        let (width, height) = yuv.dimensions();
+        let (y_stride, _, _) = yuv.strides();
+        let stamp = crate::media::stamp::read_luma(yuv.y(), width, height, y_stride);
+        Ok(Some((width, height, stamp)))
     }
 
     /// Decodes one access unit straight into RGBA (for the UI), reusing `out`'s buffer.
@@ -374,6 +423,12 @@ mod tests {
     #[test]
     fn the_bitrate_can_rise_above_the_initial_one_and_come_back() {
         let mut encoder = H264Encoder::new(EncoderSettings::camera(300_000, 30.0)).unwrap();
+        // Before the first picture the rate is remembered, and applied with it.
+        encoder.set_bitrate(500_000).unwrap();
+        let mut pattern = TestPattern::new(320, 240, PatternKind::Camera);
+        encoder
+            .encode(&pattern.next_frame(Duration::from_millis(0)))
+            .unwrap();
         encoder.set_bitrate(2_000_000).unwrap();
         encoder.set_bitrate(150_000).unwrap();
         encoder.set_bitrate(1_000_000).unwrap();

@@ -350,7 +350,9 @@ impl LocalTrack {
             Instant::now(),
             MediaStreamTrack::new(
                 stream_id.to_owned(),
-                source.track_id().to_owned(),
+                // Unique per participant: webrtc-rs routes inbound RTCP (PLI, FIR) by track id,
+                // and a remote track of the same id would take our keyframe requests.
+                format!("{}-{stream_id}", source.track_id()),
                 source.track_id().to_owned(),
                 kind,
                 vec![RTCRtpEncodingParameters {

@@ -195,6 +195,7 @@ pub struct Bot {
 pub struct BotOptions {
     pub camera: &'static str,
     pub screen: &'static str,
+    pub stats_interval_ms: u64,
     pub extra: Vec<String>,
 }
 
@@ -203,6 +204,7 @@ impl Default for BotOptions {
         BotOptions {
             camera: "320x180@15",
             screen: "synthetic:640x360@5",
+            stats_interval_ms: 500,
             extra: Vec::new(),
         }
     }
@@ -229,7 +231,7 @@ impl Bot {
                 "--screen",
                 options.screen,
                 "--stats-interval-ms",
-                "500",
+                &options.stats_interval_ms.to_string(),
             ])
             .args(&options.extra)
             .env("RUST_LOG", "classroom=warn")
@@ -255,6 +257,10 @@ impl Bot {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn send(&mut self, command: &str) {
         if let Some(stdin) = self.stdin.as_mut() {
             writeln!(stdin, "{command}").expect("bot stdin");
@@ -270,6 +276,11 @@ impl Bot {
             .rev()
             .find(|line| line["type"] == "stats")
             .cloned()
+    }
+
+    /// Every stats line so far.
+    pub fn all_stats(&self) -> Vec<Value> {
+        self.lines_of_type("stats")
     }
 
     pub fn lines_of_type(&self, kind: &str) -> Vec<Value> {
