@@ -7,6 +7,11 @@
 //! mixer ─▶ VoiceProcessor::process_render ─▶ FromInternal ─▶ cpal speaker
 //! ```
 
+pub mod processing;
 pub mod room;
 
+pub use processing::{
+    AGC_TARGET_SPEECH_DBFS, NoiseSuppressionLevel, VoiceError, VoiceProcessingConfig,
+    VoiceProcessingStats, VoiceProcessor,
+};
 pub use room::{EchoPath, NoiseColor, RoomError, RoomNoise, SimulatedRoom, SimulatedRoomConfig};
