@@ -15,6 +15,7 @@ pub mod screen;
 pub mod stamp;
 pub mod synthetic;
 pub mod tone;
+pub mod voice;
 
 pub use frame::{I420Frame, RgbaFrame};
 pub use queue::FrameQueue;
