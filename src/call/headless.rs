@@ -15,6 +15,9 @@ use tokio::io::AsyncBufReadExt;
 
 use super::sender::{AudioInput, VideoInput};
 use super::{CallConfig, CallHandle};
+use crate::media::voice::{
+    EchoPath, NoiseColor, RoomNoise, SimulatedRoomConfig, VoiceProcessingConfig,
+};
 use crate::rtc::PeerOptions;
 use crate::session::{Command, SessionConfig};
 use crate::signaling::SignalingConfig;
@@ -48,9 +51,32 @@ pub struct HeadlessArgs {
     /// Screen: `synthetic:WxH@FPS`, `x11[@FPS]` (the X display in DISPLAY) or `none`.
     #[arg(long, default_value = "synthetic:1280x720@15")]
     pub screen: String,
-    /// Microphone: `tone` (the marker tone) or `none`.
+    /// Microphone: `tone` (the marker tone), `speech:FILE` (48 kHz mono s16le raw speech,
+    /// looped, with the markers over it), `silence` (a quiet talker: only the room is heard)
+    /// or `none` (no audio sent).
     #[arg(long, default_value = "tone")]
     pub audio: String,
+    /// Voice processing (echo cancellation, noise suppression, gain control, high-pass):
+    /// `on` (every stage, like a browser), `off`, a comma list of the stages to run
+    /// (`aec,ns,agc,hpf`), or `auto`: on, except for the marker tone, a stationary test
+    /// signal that noise suppression rightly removes (the tone measures the transport).
+    #[arg(long, default_value = "auto")]
+    pub voice_processing: String,
+    /// Simulate a room: what is played comes back into the microphone.
+    #[arg(long)]
+    pub room: bool,
+    /// Room: delay of the echo, ms.
+    #[arg(long, default_value_t = 80.0)]
+    pub room_delay_ms: f32,
+    /// Room: length of the decaying echo tail (RT60), ms.
+    #[arg(long, default_value_t = 250.0)]
+    pub room_tail_ms: f32,
+    /// Room: gain of the echo path, dB.
+    #[arg(long, default_value_t = -6.0)]
+    pub room_gain_db: f32,
+    /// Room: stationary pink background noise at this level, dBFS.
+    #[arg(long)]
+    pub room_noise_dbfs: Option<f32>,
     /// Start muted.
     #[arg(long)]
     pub muted: bool,
@@ -133,9 +159,32 @@ impl HeadlessArgs {
     pub fn call_config(&self) -> anyhow::Result<CallConfig> {
         let audio = match self.audio.as_str() {
             "tone" => AudioInput::Tone,
+            "silence" => AudioInput::Silence,
             "none" => AudioInput::None,
-            other => bail!("unknown audio source {other:?} (tone or none)"),
+            other => match other.strip_prefix("speech:") {
+                Some(path) => AudioInput::Speech(PathBuf::from(path)),
+                None => {
+                    bail!("unknown audio source {other:?} (tone, speech:FILE, silence or none)")
+                }
+            },
         };
+        let voice = match self.voice_processing.as_str() {
+            "auto" if audio == AudioInput::Tone => None,
+            "auto" => Some(VoiceProcessingConfig::default()),
+            other => parse_voice_processing(other)?,
+        };
+        let room = self.room.then(|| SimulatedRoomConfig {
+            echo: EchoPath {
+                delay_ms: self.room_delay_ms,
+                tail_ms: self.room_tail_ms,
+                gain_db: self.room_gain_db,
+            },
+            noise: self.room_noise_dbfs.map(|level_dbfs| RoomNoise {
+                color: NoiseColor::Pink,
+                level_dbfs,
+            }),
+            ..SimulatedRoomConfig::default()
+        });
         let name = self.name.clone().unwrap_or_else(|| self.user.clone());
         let mut session = SessionConfig::new(&self.session, &self.user, &name, self.instructor);
         session.audio_enabled = !self.muted;
@@ -159,11 +208,33 @@ impl HeadlessArgs {
             camera: parse_camera(&self.camera)?,
             screen: parse_screen(&self.screen)?,
             audio,
+            voice,
+            room,
             save_dir: self.save.clone(),
             simulated_receive_loss: (self.simulate_receive_loss / 100.0).clamp(0.0, 1.0),
             connect_timeout: Duration::from_secs_f64(self.connect_timeout_secs.max(0.0)),
         })
     }
+}
+
+/// `on`, `off`, or the stages to run (`aec,ns,agc,hpf`).
+fn parse_voice_processing(text: &str) -> anyhow::Result<Option<VoiceProcessingConfig>> {
+    match text {
+        "on" => return Ok(Some(VoiceProcessingConfig::default())),
+        "off" => return Ok(None),
+        _ => {}
+    }
+    let mut config = VoiceProcessingConfig::all_off();
+    for stage in text.split(',').map(str::trim) {
+        match stage {
+            "aec" => config.echo_cancellation = true,
+            "ns" => config.noise_suppression = true,
+            "agc" => config.gain_control = true,
+            "hpf" => config.high_pass_filter = true,
+            other => bail!("unknown voice processing stage {other:?} (aec, ns, agc, hpf)"),
+        }
+    }
+    Ok(Some(config))
 }
 
 /// A stdin line as a command.
@@ -206,6 +277,11 @@ fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_
             "screenSharing": snapshot.screen_sharing,
             "sources": call.local_report(),
             "weakestLinkKbps": call.weakest_link_kbps(),
+            "voiceProcessing": call.voice_stats(),
+            "playout": {
+                "underruns": call.playout_counters().0,
+                "droppedSamples": call.playout_counters().1,
+            },
         },
         "participants": snapshot.participants,
         "remotes": call.stats.report(interval),

@@ -4,6 +4,7 @@
 //! headless participant prints it), notable events over another. Nothing here blocks the
 //! caller: the engine is a tokio task, media lives on its own threads.
 
+pub mod audio;
 pub mod headless;
 pub mod receiver;
 pub mod sender;
@@ -19,12 +20,16 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::media::voice::{
+    SimulatedRoomConfig, VoiceProcessingConfig, VoiceProcessingStats, VoiceProcessor,
+};
 use crate::rtc::{EncodedUnit, PeerEvent, PeerEventKind, PeerLink, PeerOptions, Source};
 use crate::session::{
     Action, Command, Input, PeerConnState, Session, SessionConfig, SessionEvent, Snapshot,
 };
 use crate::signaling::{SignalingClient, SignalingConfig, SignalingError};
-use sender::{AudioInput, MediaSender, VideoInput};
+use audio::PlayoutMixer;
+use sender::{AudioInput, AudioSetup, MediaSender, VideoInput};
 use stats::StatsBook;
 
 /// Everything a call needs to start.
@@ -36,6 +41,11 @@ pub struct CallConfig {
     pub camera: VideoInput,
     pub screen: VideoInput,
     pub audio: AudioInput,
+    /// The voice processing stage (echo cancellation, noise suppression, gain control);
+    /// `None` sends the microphone unprocessed.
+    pub voice: Option<VoiceProcessingConfig>,
+    /// The headless participant's simulated room (playback back into the microphone).
+    pub room: Option<SimulatedRoomConfig>,
     /// Save what is received (H.264 Annex-B and 48 kHz s16le PCM per remote) here.
     pub save_dir: Option<PathBuf>,
     /// Test input: the fraction of received video packets dropped after the transport.
@@ -61,6 +71,9 @@ pub struct LocalSourceReport {
     pub errors: u64,
     /// Keyframe requests from receivers (PLI/FIR).
     pub keyframe_requests_received: u64,
+    /// Level of what was sent since the last report (audio), dBFS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_level_dbfs: Option<f64>,
 }
 
 /// A running call.
@@ -77,6 +90,8 @@ pub struct CallHandle {
 pub struct MediaSenderView {
     controls: RwLock<Option<[Arc<sender::SourceControl>; 3]>>,
     pub weakest_link_bps: AtomicU64,
+    voice: Option<Arc<VoiceProcessor>>,
+    mixer: PlayoutMixer,
 }
 
 impl CallHandle {
@@ -99,11 +114,28 @@ impl CallHandle {
                         keyframe_requests_received: control
                             .keyframe_requests_from_peers
                             .load(Ordering::Relaxed),
+                        sent_level_dbfs: {
+                            let mut energy = control.sent_energy.lock();
+                            let level = (energy.1 > 0)
+                                .then(|| 10.0 * (energy.0 / energy.1 as f64).max(1e-12).log10());
+                            *energy = (0.0, 0);
+                            level
+                        },
                     },
                 );
             }
         }
         report
+    }
+
+    /// The voice processing stage's state, when it runs.
+    pub fn voice_stats(&self) -> Option<VoiceProcessingStats> {
+        self.local.voice.as_ref().map(|voice| voice.stats())
+    }
+
+    /// Playout underruns and samples dropped to bound the delay, over all remotes.
+    pub fn playout_counters(&self) -> (u64, u64) {
+        self.local.mixer.counters()
     }
 
     pub fn weakest_link_kbps(&self) -> u64 {
@@ -134,6 +166,10 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
     let local = Arc::new(MediaSenderView {
         controls: RwLock::new(None),
         weakest_link_bps: AtomicU64::new(0),
+        voice: config
+            .voice
+            .map(|voice| Arc::new(VoiceProcessor::new(voice))),
+        mixer: PlayoutMixer::default(),
     });
     let engine = Engine {
         config,
@@ -193,7 +229,12 @@ impl Engine {
         let mut media = MediaSender::start(
             self.config.camera.clone(),
             self.config.screen.clone(),
-            self.config.audio.clone(),
+            AudioSetup {
+                input: self.config.audio.clone(),
+                mixer: self.local.mixer.clone(),
+                voice: self.local.voice.clone(),
+                room: self.config.room,
+            },
             media_tx,
         );
         *self.local.controls.write() = Some([
@@ -310,6 +351,7 @@ impl Engine {
                     receiver::ReaderOptions {
                         save_dir: self.config.save_dir.clone(),
                         simulated_loss: self.config.simulated_receive_loss,
+                        playout: Some(self.local.mixer.clone()),
                     },
                     entry.stop.clone(),
                 );
@@ -408,6 +450,7 @@ impl Engine {
             entry.stop.store(true, Ordering::SeqCst);
             entry.link.close().await;
             self.stats.forget(user_id);
+            self.local.mixer.forget(user_id);
         }
     }
 

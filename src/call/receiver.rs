@@ -31,6 +31,8 @@ pub struct ReaderOptions {
     pub save_dir: Option<PathBuf>,
     /// Test input: drop this fraction of video packets after the transport.
     pub simulated_loss: f64,
+    /// Where decoded audio goes to be played.
+    pub playout: Option<super::audio::PlayoutMixer>,
 }
 
 /// Reads one remote track until it ends or `stop` is set.
@@ -44,7 +46,7 @@ pub fn spawn_track_reader(
 ) {
     tokio::spawn(async move {
         let result = match source {
-            Source::Audio => read_audio(&user_id, track, &stats, options.save_dir, &stop).await,
+            Source::Audio => read_audio(&user_id, track, &stats, options, &stop).await,
             _ => read_video(&user_id, source, track, &stats, options, &stop).await,
         };
         if let Err(error) = result {
@@ -213,9 +215,10 @@ async fn read_audio(
     user_id: &str,
     track: Arc<dyn TrackRemote>,
     stats: &StatsBook,
-    save_dir: Option<PathBuf>,
+    options: ReaderOptions,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), String> {
+    let save_dir = options.save_dir;
     let counters: Arc<Mutex<AudioCounters>> = stats.audio(user_id);
     let mut decoder = OpusDecoder::new(false).map_err(|error| error.to_string())?;
     let mut markers = MarkerDetector::new();
@@ -258,6 +261,9 @@ async fn read_audio(
                 counters.lock().decode_errors += 1;
                 continue;
             }
+        }
+        if let Some(playout) = &options.playout {
+            playout.push(user_id, &pcm);
         }
         let heard = markers.push(&pcm);
         {

@@ -16,7 +16,10 @@ use crate::media::h264::{EncoderSettings, H264Encoder};
 use crate::media::opus_codec::{OpusEncoder, OpusSettings};
 use crate::media::synthetic::PatternKind;
 use crate::media::tone::ToneSource;
+use crate::media::voice::{SimulatedRoom, SimulatedRoomConfig, VoiceProcessor};
 use crate::rtc::{EncodedUnit, Source};
+
+use super::audio::{FRAME, PlayoutMixer};
 
 /// Where a video source comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +42,24 @@ pub enum VideoInput {
 pub enum AudioInput {
     /// The marker tone (a test input, not a device).
     Tone,
+    /// A quiet room: the microphone hears only what the (simulated) room sends back.
+    Silence,
+    /// Recorded speech (48 kHz mono s16le raw, looped) with the markers laid over it (a test
+    /// input: a talker an echo canceller can learn from, unlike a steady tone).
+    Speech(std::path::PathBuf),
     None,
+}
+
+/// The audio path around the microphone: what is played, and what processes the capture.
+#[derive(Clone)]
+pub struct AudioSetup {
+    pub input: AudioInput,
+    /// Remote audio to play (the echo canceller's reference).
+    pub mixer: PlayoutMixer,
+    /// Echo cancellation, noise suppression, gain control; `None` runs without the stage.
+    pub voice: Option<Arc<VoiceProcessor>>,
+    /// The headless participant's simulated room: playback comes back into the microphone.
+    pub room: Option<SimulatedRoomConfig>,
 }
 
 /// Switches and figures shared between the engine and the media threads.
@@ -59,6 +79,8 @@ pub struct SourceControl {
     pub keyframe_requests: AtomicU64,
     /// Of those, the ones receivers sent (PLI/FIR).
     pub keyframe_requests_from_peers: AtomicU64,
+    /// Energy and sample count of what was sent since the last report (audio).
+    pub sent_energy: parking_lot::Mutex<(f64, u64)>,
 }
 
 impl SourceControl {
@@ -74,6 +96,7 @@ impl SourceControl {
             errors: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             keyframe_requests_from_peers: AtomicU64::new(0),
+            sent_energy: parking_lot::Mutex::new((0.0, 0)),
         })
     }
 }
@@ -95,7 +118,7 @@ impl MediaSender {
     pub fn start(
         camera: VideoInput,
         screen: VideoInput,
-        audio: AudioInput,
+        audio: AudioSetup,
         out: mpsc::Sender<(Source, EncodedUnit)>,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -105,10 +128,10 @@ impl MediaSender {
             SourceControl::new(false, 1_200_000),
         );
         let mut threads = Vec::new();
-        if audio != AudioInput::None {
+        if audio.input != AudioInput::None {
             let (control, stop, out) = (controls.0.clone(), stop.clone(), out.clone());
-            threads.extend(spawn("classroom-audio-send", move || {
-                audio_thread(control, stop, out)
+            threads.extend(spawn("classroom-audio", move || {
+                audio_thread(audio, control, stop, out)
             }));
         }
         for (input, control, source) in [
@@ -347,7 +370,10 @@ fn video_thread(
 
 const OPUS_FRAME: usize = 960; // 20 ms at 48 kHz
 
+/// The audio clock: every 10 ms, one frame played and one frame captured, like a sound card
+/// whose output and input share a clock.
 fn audio_thread(
+    setup: AudioSetup,
     control: Arc<SourceControl>,
     stop: Arc<AtomicBool>,
     out: mpsc::Sender<(Source, EncodedUnit)>,
@@ -360,19 +386,95 @@ fn audio_thread(
             return;
         }
     };
-    let mut tone = ToneSource::new();
-    let period = Duration::from_millis(20);
+    let mut room = match setup.room.map(SimulatedRoom::new).transpose() {
+        Ok(room) => room,
+        Err(error) => {
+            tracing::error!(%error, "the simulated room is misconfigured");
+            control.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let speech: Vec<f32> = match &setup.input {
+        AudioInput::Speech(path) => match std::fs::read(path) {
+            Ok(bytes) if bytes.len() >= 2 * FRAME => bytes
+                .chunks_exact(2)
+                .map(|pair| f32::from(i16::from_le_bytes([pair[0], pair[1]])) / 32768.0)
+                .collect(),
+            Ok(_) => {
+                tracing::error!(path = %path.display(), "the speech file is too short");
+                control.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "cannot read the speech file");
+                control.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        },
+        _ => Vec::new(),
+    };
+    let mut speech_position = 0usize;
+    let mut tone = match setup.input {
+        AudioInput::Speech(_) => ToneSource::markers_only(),
+        _ => ToneSource::new(),
+    };
+    let period = Duration::from_millis(10);
     let mut next_due = Instant::now();
+    let mut pending: Vec<f32> = Vec::with_capacity(OPUS_FRAME);
+    let mut mic = vec![0.0f32; FRAME];
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if next_due > now {
             std::thread::sleep(next_due - now);
         }
         next_due = next_due.max(now) + period;
-        // The tone runs on whether muted or not, like a talker: muting stops the sending.
-        let pcm = tone.next_frame(OPUS_FRAME);
+
+        // Played: everyone's audio mixed; the echo canceller hears exactly this.
+        let played = setup.mixer.pull();
+        if let Some(voice) = &setup.voice {
+            voice.process_render(&played);
+        }
+        // Captured: the talker (tone or silence), plus the room's echo of what was played.
+        // The talker runs on when muted, like a person: muting stops the sending.
+        let near = match setup.input {
+            AudioInput::Tone => tone.next_frame(FRAME),
+            AudioInput::Speech(_) => {
+                let mut frame = tone.next_frame(FRAME);
+                for sample in &mut frame {
+                    *sample += speech[speech_position];
+                    speech_position = (speech_position + 1) % speech.len();
+                }
+                frame
+            }
+            _ => vec![0.0; FRAME],
+        };
+        match room.as_mut() {
+            Some(room) => {
+                if let Err(error) = room.process(&played, &near, &mut mic) {
+                    tracing::warn!(%error, "simulated room");
+                    mic.copy_from_slice(&near);
+                }
+            }
+            None => mic.copy_from_slice(&near),
+        }
+        if let Some(voice) = &setup.voice {
+            if let Err(error) = voice.process_capture(&mut mic) {
+                tracing::warn!(%error, "voice processing failed on a frame");
+                control.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        pending.extend_from_slice(&mic);
+        if pending.len() < OPUS_FRAME {
+            continue;
+        }
+        let pcm: Vec<f32> = pending.drain(..OPUS_FRAME).collect();
         if !control.enabled.load(Ordering::Relaxed) {
             continue;
+        }
+        {
+            let mut energy = control.sent_energy.lock();
+            energy.0 += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>();
+            energy.1 += pcm.len() as u64;
         }
         let packet = match encoder.encode(&pcm) {
             Ok(packet) => packet,
@@ -388,7 +490,7 @@ fn audio_thread(
             .fetch_add(packet.len() as u64, Ordering::Relaxed);
         let unit = EncodedUnit {
             data: Bytes::from(packet),
-            duration: period,
+            duration: Duration::from_millis(20),
         };
         if out.try_send((Source::Audio, unit)).is_err() {
             control.dropped.fetch_add(1, Ordering::Relaxed);

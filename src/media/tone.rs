@@ -15,6 +15,8 @@ const BIT_ZERO_HZ: f64 = 1_200.0;
 /// Generates the tone, 48 kHz mono.
 pub struct ToneSource {
     sample: usize,
+    /// The quiet 440 Hz base under the markers.
+    base: bool,
 }
 
 impl Default for ToneSource {
@@ -25,7 +27,18 @@ impl Default for ToneSource {
 
 impl ToneSource {
     pub fn new() -> Self {
-        ToneSource { sample: 0 }
+        ToneSource {
+            sample: 0,
+            base: true,
+        }
+    }
+
+    /// Only the markers, in silence: to lay over another signal (speech).
+    pub fn markers_only() -> Self {
+        ToneSource {
+            sample: 0,
+            base: false,
+        }
     }
 
     pub fn next_frame(&mut self, samples: usize) -> Vec<f32> {
@@ -33,15 +46,19 @@ impl ToneSource {
             .map(|_| {
                 let n = self.sample;
                 self.sample += 1;
-                sample_at(n)
+                sample_at(n, self.base)
             })
             .collect()
     }
 }
 
-fn sample_at(n: usize) -> f32 {
+fn sample_at(n: usize, with_base: bool) -> f32 {
     let t = n as f64 / RATE;
-    let base = 0.05 * (2.0 * std::f64::consts::PI * 440.0 * t).sin();
+    let base = if with_base {
+        0.05 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+    } else {
+        0.0
+    };
     let Some(since) = n.checked_sub(MARKER_OFFSET) else {
         return base as f32;
     };
