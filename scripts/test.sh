@@ -32,6 +32,7 @@ cargo test --workspace --locked
 
 echo "== node protocol suite"
 export CLASSROOM_SIGNALING_BIN="$CARGO_TARGET_DIR/debug/classroom-signaling"
+export CLASSROOM_BIN="$CARGO_TARGET_DIR/debug/classroom"
 failed=0
 for target in ours reference; do
   for transport in polling-upgrade websocket; do
@@ -42,8 +43,12 @@ for target in ours reference; do
     fi
   done
 done
+echo "-- a browser participant (Debian's Chromium) with a desktop participant"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec browser.test.mjs); then
+  failed=$((failed + 1))
+fi
 if [ "$failed" -ne 0 ]; then
-  echo "node protocol suite: $failed run(s) failed" >&2
+  echo "node suites: $failed run(s) failed" >&2
   exit 1
 fi
 echo "all tests passed"

@@ -342,19 +342,27 @@ impl Engine {
                     state,
                 })
             }
-            PeerEventKind::RemoteTrack(source, track) => {
-                receiver::spawn_track_reader(
-                    event.user_id,
-                    source,
-                    track,
-                    self.stats.clone(),
-                    receiver::ReaderOptions {
-                        save_dir: self.config.save_dir.clone(),
-                        simulated_loss: self.config.simulated_receive_loss,
-                        playout: Some(self.local.mixer.clone()),
-                    },
-                    entry.stop.clone(),
-                );
+            PeerEventKind::RemoteTrack(hint, track) => {
+                let link = entry.link.clone();
+                let stats = self.stats.clone();
+                let options = receiver::ReaderOptions {
+                    save_dir: self.config.save_dir.clone(),
+                    simulated_loss: self.config.simulated_receive_loss,
+                    playout: Some(self.local.mixer.clone()),
+                };
+                let stop = entry.stop.clone();
+                tokio::spawn(async move {
+                    // The transceiver's place decides; the track's own name is the fallback.
+                    let source = link.source_of(&track).await.unwrap_or(hint);
+                    receiver::spawn_track_reader(
+                        event.user_id,
+                        source,
+                        track,
+                        stats,
+                        options,
+                        stop,
+                    );
+                });
                 None
             }
             PeerEventKind::KeyframeRequested(source) => {

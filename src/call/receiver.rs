@@ -21,6 +21,9 @@ use crate::media::tone::MarkerDetector;
 use crate::rtc::Source;
 use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
 
+/// Stamps older than this are not stamps (see the decode loop).
+const PLAUSIBLE_STAMP_AGE: Duration = Duration::from_secs(60);
+
 /// Minimum time between two keyframe requests for one track.
 const PLI_SPACING: Duration = Duration::from_millis(300);
 
@@ -195,11 +198,21 @@ fn decode_loop(
             }
         }
         match decoder.decode_stamp(&unit.data) {
-            Ok(Some((width, height, read))) => {
-                let latency = read.map(|stamp| clock::age(stamp.capture_time));
-                counters
-                    .lock()
-                    .on_frame(width, height, read.map(|s| s.counter), latency);
+            Ok(Some(picture)) => {
+                // A CRC-8 lets about one random picture in 256 pass for a stamp (a browser's
+                // camera, say): a stamp from more than a minute ago is taken for such a one.
+                let stamp = picture
+                    .stamp
+                    .filter(|stamp| clock::age(stamp.capture_time) < PLAUSIBLE_STAMP_AGE);
+                let latency = stamp.map(|stamp| clock::age(stamp.capture_time));
+                let mut counters = counters.lock();
+                counters.on_frame(
+                    picture.width,
+                    picture.height,
+                    stamp.map(|s| s.counter),
+                    latency,
+                );
+                counters.luma_spread = picture.luma_spread;
             }
             Ok(None) => {}
             Err(error) => {

@@ -23,6 +23,8 @@ pub struct VideoCounters {
     pub width: usize,
     pub height: usize,
     pub last_counter: Option<u32>,
+    /// Luma spread of the last picture (0: blank).
+    pub luma_spread: f64,
     pub first_frame_at: Option<Instant>,
     pub last_frame_at: Option<Instant>,
     /// Glass-to-glass latencies (ms) since the last report.
@@ -137,6 +139,8 @@ pub struct VideoReport {
     pub stamps_read: u64,
     pub width: usize,
     pub height: usize,
+    /// Standard deviation of the last picture's luma (0 for a blank picture).
+    pub luma_spread: f64,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
     pub latency_ms_max: Option<f64>,
@@ -242,6 +246,7 @@ impl StatsBook {
                             stamps_read: c.stamps_read,
                             width: c.width,
                             height: c.height,
+                            luma_spread: c.luma_spread,
                             latency_ms_p50: percentile(&latencies, 0.5),
                             latency_ms_p95: percentile(&latencies, 0.95),
                             latency_ms_max: latencies.last().copied(),

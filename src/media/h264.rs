@@ -265,6 +265,16 @@ impl H264Encoder {
     }
 }
 
+/// What a receiver that shows nothing learns from a decoded picture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodedSummary {
+    pub width: usize,
+    pub height: usize,
+    pub stamp: Option<crate::media::stamp::Stamp>,
+    /// Standard deviation of the luma over a sparse grid (0 for a flat, blank picture).
+    pub luma_spread: f64,
+}
+
 pub struct H264Decoder {
     decoder: Decoder,
 }
@@ -295,17 +305,32 @@ impl H264Decoder {
     /// Decodes one access unit and reads the frame stamp straight from the decoder's own
     /// picture, without copying it out: what a receiver that shows nothing needs.
     /// `Some((width, height, stamp))` when a picture came out.
-    pub fn decode_stamp(
-        &mut self,
-        data: &[u8],
-    ) -> Result<Option<(usize, usize, Option<crate::media::stamp::Stamp>)>, CodecError> {
+    pub fn decode_stamp(&mut self, data: &[u8]) -> Result<Option<DecodedSummary>, CodecError> {
         let Some(yuv) = self.next_picture(data)? else {
             return Ok(None);
         };
         let (width, height) = yuv.dimensions();
         let (y_stride, _, _) = yuv.strides();
-        let stamp = crate::media::stamp::read_luma(yuv.y(), width, height, y_stride);
-        Ok(Some((width, height, stamp)))
+        let luma = yuv.y();
+        let stamp = crate::media::stamp::read_luma(luma, width, height, y_stride);
+        // Spread of the luma on a sparse grid: a blank (flat) picture has none.
+        let mut samples = Vec::with_capacity(1024);
+        for y in (0..height).step_by((height / 32).max(1)) {
+            for x in (0..width).step_by((width / 32).max(1)) {
+                if let Some(value) = luma.get(y * y_stride + x) {
+                    samples.push(f64::from(*value));
+                }
+            }
+        }
+        let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+        let variance =
+            samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / samples.len().max(1) as f64;
+        Ok(Some(DecodedSummary {
+            width,
+            height,
+            stamp,
+            luma_spread: variance.sqrt(),
+        }))
     }
 
     /// Decodes one access unit straight into RGBA (for the UI), reusing `out`'s buffer.

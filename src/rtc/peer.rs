@@ -655,6 +655,39 @@ impl PeerLink {
         }
     }
 
+    /// What a remote track carries, from its transceiver's place: audio, then the first video
+    /// transceiver (the camera), then the second (the screen). A browser's track ids are
+    /// random, so the order of the m-lines is what both sides agree on. `None` when the track
+    /// is not (or no longer) on this connection.
+    pub async fn source_of(&self, track: &Arc<dyn TrackRemote>) -> Option<Source> {
+        if track.kind().await == RtpCodecKind::Audio {
+            return Some(Source::Audio);
+        }
+        let mut video_index = 0;
+        // webrtc-rs hands transceivers back in no particular order; their ids are their
+        // places in the connection (creation order, which is m-line order).
+        let mut transceivers = self.connection.get_transceivers().await;
+        transceivers.sort_by_key(|transceiver| transceiver.id());
+        for transceiver in transceivers {
+            let Ok(Some(receiver)) = transceiver.receiver().await else {
+                continue;
+            };
+            let remote = receiver.track();
+            if remote.kind().await != RtpCodecKind::Video {
+                continue;
+            }
+            if Arc::ptr_eq(remote, track) {
+                return Some(if video_index == 0 {
+                    Source::Camera
+                } else {
+                    Source::Screen
+                });
+            }
+            video_index += 1;
+        }
+        None
+    }
+
     /// The congestion controller's current estimate for what this link carries.
     pub fn target_bitrate_bps(&self) -> f64 {
         f64::from_bits(self.target_bitrate.load(Ordering::Relaxed))

@@ -1,0 +1,402 @@
+// The browser client of a live class, served by the signaling server: the browser version's
+// behaviour (getUserMedia, join-session, one peer connection per participant, the newcomer
+// offers, trickle ICE, chat, participant list, camera/microphone toggles, screen share), in
+// the protocol of docs/protocol.md. Like the desktop app, each connection carries three
+// transceivers in this order: audio, camera, screen, so a screen share needs no renegotiation;
+// renegotiation follows "perfect negotiation" (the greater user id is polite).
+// Query parameters: session, user, name, instructor=1, token.
+"use strict";
+
+(() => {
+  const params = new URLSearchParams(location.search);
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    sessionId: params.get("session"),
+    userId: params.get("user"),
+    userName: params.get("name") || params.get("user"),
+    isInstructor: params.get("instructor") === "1",
+    joined: false,
+    self: null,
+    participants: new Map(), // userId -> participant
+    peers: new Map(), // userId -> { pc, polite, makingOffer, ignoreOffer, pending: [] }
+    chat: [],
+    iceServers: [],
+    local: { stream: null, screen: null, audio: true, video: true, sharing: false },
+    errors: [],
+  };
+
+  function showError(message) {
+    state.errors.push(message);
+    const el = $("error");
+    el.textContent = message;
+    el.hidden = false;
+    console.error(message);
+  }
+
+  // ---- media --------------------------------------------------------------------------
+
+  async function openMedia() {
+    try {
+      state.local.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    } catch (error) {
+      showError(`camera/microphone unavailable: ${error.message}`);
+      state.local.stream = new MediaStream();
+    }
+    showVideo(state.userId, "camera", state.local.stream, true);
+  }
+
+  const localAudio = () => state.local.stream?.getAudioTracks()[0] ?? null;
+  const localCamera = () => state.local.stream?.getVideoTracks()[0] ?? null;
+
+  function showVideo(userId, source, stream, muted) {
+    const key = `${userId}:${source}`;
+    let figure = document.querySelector(`figure[data-key="${CSS.escape(key)}"]`);
+    if (!figure) {
+      figure = document.createElement("figure");
+      figure.dataset.key = key;
+      figure.dataset.user = userId;
+      figure.dataset.source = source;
+      const video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.muted = muted;
+      const caption = document.createElement("figcaption");
+      figure.append(video, caption);
+      $("videos").append(figure);
+    }
+    const name = userId === state.userId ? `${state.userName} (you)` : state.participants.get(userId)?.userName ?? userId;
+    figure.querySelector("figcaption").textContent = source === "screen" ? `${name} — screen` : name;
+    const video = figure.querySelector("video");
+    if (video.srcObject !== stream) video.srcObject = stream;
+    video.play().catch(() => {});
+  }
+
+  function removeVideos(userId) {
+    for (const figure of document.querySelectorAll(`figure[data-user="${CSS.escape(userId)}"]`)) figure.remove();
+  }
+
+  // ---- peer connections -----------------------------------------------------------------
+
+  function sendersByRole(pc) {
+    const transceivers = pc.getTransceivers();
+    const audio = transceivers.find((t) => t.receiver.track.kind === "audio");
+    const videos = transceivers.filter((t) => t.receiver.track.kind === "video");
+    return { audio, camera: videos[0], screen: videos[1] };
+  }
+
+  async function attachLocalTracks(pc) {
+    const { audio, camera, screen } = sendersByRole(pc);
+    if (audio) { audio.direction = "sendrecv"; await audio.sender.replaceTrack(state.local.audio ? localAudio() : null); }
+    if (camera) { camera.direction = "sendrecv"; await camera.sender.replaceTrack(currentCameraTrack(!screen)); }
+    if (screen) { screen.direction = "sendrecv"; await screen.sender.replaceTrack(state.local.sharing ? state.local.screen : null); }
+  }
+
+  // With only one video transceiver (a peer of the browser version), the screen replaces the camera.
+  function currentCameraTrack(cameraCarriesScreen) {
+    if (cameraCarriesScreen && state.local.sharing) return state.local.screen;
+    return state.local.video ? localCamera() : null;
+  }
+
+  function peer(userId) {
+    let entry = state.peers.get(userId);
+    if (entry) return entry;
+    const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+    entry = { pc, polite: state.userId > userId, makingOffer: false, ignoreOffer: false, pending: [] };
+    state.peers.set(userId, entry);
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) socket.emit("ice-candidate", { targetUserId: userId, candidate: candidate.toJSON() });
+    };
+    pc.ontrack = (event) => {
+      const role = roleOf(pc, event.transceiver);
+      const stream = event.streams[0] ?? new MediaStream([event.track]);
+      if (event.track.kind === "video") {
+        const sharing = state.participants.get(userId)?.screenSharing;
+        const source = role === "screen" ? "screen" : (role === "camera" && sharing && !sendersByRole(pc).screen ? "screen" : "camera");
+        showVideo(userId, source, new MediaStream([event.track]), true);
+      } else {
+        showAudio(userId, stream);
+      }
+    };
+    pc.onconnectionstatechange = () => {
+      renderParticipants();
+      if (pc.connectionState === "failed" && !entry.polite) pc.restartIce();
+    };
+    pc.onnegotiationneeded = async () => {
+      try {
+        entry.makingOffer = true;
+        await pc.setLocalDescription();
+        socket.emit("offer", { targetUserId: userId, offer: { type: pc.localDescription.type, sdp: pc.localDescription.sdp } });
+      } catch (error) {
+        showError(`offer to ${userId}: ${error.message}`);
+      } finally {
+        entry.makingOffer = false;
+      }
+    };
+    return entry;
+  }
+
+  function roleOf(pc, transceiver) {
+    const { audio, camera, screen } = sendersByRole(pc);
+    if (transceiver === audio) return "audio";
+    if (transceiver === camera) return "camera";
+    if (transceiver === screen) return "screen";
+    return "unknown";
+  }
+
+  function showAudio(userId, stream) {
+    let audio = document.querySelector(`audio[data-user="${CSS.escape(userId)}"]`);
+    if (!audio) {
+      audio = document.createElement("audio");
+      audio.dataset.user = userId;
+      audio.autoplay = true;
+      document.body.append(audio);
+    }
+    audio.srcObject = stream;
+  }
+
+  // We are the newcomer: three transceivers, then the offer (negotiationneeded).
+  async function offerTo(userId) {
+    const { pc } = peer(userId);
+    pc.addTransceiver("audio", { direction: "sendrecv", streams: [state.local.stream] });
+    pc.addTransceiver("video", { direction: "sendrecv", streams: [state.local.stream] });
+    pc.addTransceiver("video", { direction: "sendrecv", streams: [state.local.stream] });
+    await attachLocalTracks(pc);
+  }
+
+  async function onDescription(fromUserId, description) {
+    const entry = peer(fromUserId);
+    const { pc } = entry;
+    const collision = description.type === "offer" && (entry.makingOffer || pc.signalingState !== "stable");
+    entry.ignoreOffer = !entry.polite && collision;
+    if (entry.ignoreOffer) return;
+    try {
+      await pc.setRemoteDescription(description);
+      for (const candidate of entry.pending.splice(0)) await pc.addIceCandidate(candidate).catch(() => {});
+      if (description.type === "offer") {
+        await attachLocalTracks(pc);
+        await pc.setLocalDescription();
+        socket.emit("answer", { targetUserId: fromUserId, answer: { type: pc.localDescription.type, sdp: pc.localDescription.sdp } });
+      }
+    } catch (error) {
+      showError(`${description.type} from ${fromUserId}: ${error.message}`);
+    }
+  }
+
+  async function onCandidate(fromUserId, candidate) {
+    if (!candidate || !candidate.candidate) return;
+    const entry = peer(fromUserId);
+    if (!entry.pc.remoteDescription) {
+      entry.pending.push(candidate);
+      return;
+    }
+    try {
+      await entry.pc.addIceCandidate(candidate);
+    } catch (error) {
+      if (!entry.ignoreOffer) showError(`candidate from ${fromUserId}: ${error.message}`);
+    }
+  }
+
+  function closePeer(userId) {
+    state.peers.get(userId)?.pc.close();
+    state.peers.delete(userId);
+    removeVideos(userId);
+    document.querySelector(`audio[data-user="${CSS.escape(userId)}"]`)?.remove();
+  }
+
+  // ---- controls -------------------------------------------------------------------------
+
+  function announce() {
+    socket.emit("media-state", { audioEnabled: state.local.audio, videoEnabled: state.local.video, screenSharing: state.local.sharing });
+    renderControls();
+  }
+
+  async function updateSenders() {
+    for (const { pc } of state.peers.values()) await attachLocalTracks(pc);
+  }
+
+  async function setMicrophone(on) {
+    state.local.audio = on;
+    await updateSenders();
+    announce();
+  }
+
+  async function setCamera(on) {
+    state.local.video = on;
+    await updateSenders();
+    announce();
+  }
+
+  async function setScreenShare(on) {
+    if (on && !state.local.screen) {
+      try {
+        const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+        state.local.screen = display.getVideoTracks()[0];
+        state.local.screen.onended = () => setScreenShare(false);
+      } catch (error) {
+        showError(`screen share refused: ${error.message}`);
+        return;
+      }
+    }
+    if (!on && state.local.screen) {
+      state.local.screen.stop();
+      state.local.screen = null;
+    }
+    state.local.sharing = on;
+    if (on) showVideo(state.userId, "screen", new MediaStream([state.local.screen]), true);
+    else document.querySelector(`figure[data-key="${CSS.escape(`${state.userId}:screen`)}"]`)?.remove();
+    await updateSenders();
+    announce();
+  }
+
+  function sendChat(message) {
+    if (message.trim()) socket.emit("chat-message", { message });
+  }
+
+  function leave() {
+    socket.emit("leave-session", {});
+    for (const userId of [...state.peers.keys()]) closePeer(userId);
+    state.participants.clear();
+    state.joined = false;
+    renderParticipants();
+  }
+
+  function rejoin() {
+    join();
+  }
+
+  // ---- rendering ------------------------------------------------------------------------
+
+  function renderParticipants() {
+    const list = $("participants");
+    list.replaceChildren();
+    const everyone = [...(state.self ? [state.self] : []), ...state.participants.values()];
+    for (const p of everyone) {
+      const li = document.createElement("li");
+      li.dataset.user = p.userId;
+      const connection = state.peers.get(p.userId)?.pc.connectionState ?? (p.userId === state.userId ? "you" : "waiting");
+      li.dataset.connection = connection;
+      li.textContent = `${p.userName}${p.isInstructor ? " (instructor)" : ""} — ${p.audioEnabled ? "mic on" : "muted"}, ${p.videoEnabled ? "camera on" : "camera off"}${p.screenSharing ? ", sharing" : ""} [${connection}]`;
+      list.append(li);
+    }
+  }
+
+  function renderChat(message) {
+    const li = document.createElement("li");
+    li.dataset.kind = message.type;
+    li.textContent = message.type === "system" ? message.message : `${message.userName}: ${message.message}`;
+    $("chat").append(li);
+  }
+
+  function renderControls() {
+    $("mic").textContent = state.local.audio ? "Mute" : "Unmute";
+    $("mic").setAttribute("aria-pressed", String(state.local.audio));
+    $("camera").textContent = state.local.video ? "Camera off" : "Camera on";
+    $("camera").setAttribute("aria-pressed", String(state.local.video));
+    $("share").textContent = state.local.sharing ? "Stop sharing" : "Share screen";
+    $("share").setAttribute("aria-pressed", String(state.local.sharing));
+  }
+
+  // ---- signaling ------------------------------------------------------------------------
+
+  const token = params.get("token");
+  const socket = io(location.origin, { auth: token ? { token } : {}, autoConnect: false });
+
+  function join() {
+    socket.emit("join-session", {
+      sessionId: state.sessionId,
+      userId: state.userId,
+      userName: state.userName,
+      isInstructor: state.isInstructor,
+    });
+  }
+
+  socket.on("connect", () => {
+    $("status").textContent = "connected";
+    $("status").dataset.state = "connected";
+    join();
+  });
+  socket.on("disconnect", () => {
+    $("status").textContent = "reconnecting…";
+    $("status").dataset.state = "disconnected";
+  });
+  socket.on("session-joined", async (joined) => {
+    state.joined = true;
+    state.self = joined.self;
+    state.userId = joined.self.userId;
+    state.iceServers = joined.iceServers ?? [];
+    $("title").textContent = `Live class ${joined.sessionId}`;
+    $("chat").replaceChildren();
+    state.chat = [...joined.chatHistory];
+    state.chat.forEach(renderChat);
+    const present = new Set(joined.participants.map((p) => p.userId));
+    for (const userId of [...state.peers.keys()]) if (!present.has(userId)) closePeer(userId);
+    state.participants = new Map(joined.participants.map((p) => [p.userId, p]));
+    renderParticipants();
+    announce();
+    for (const p of joined.participants) {
+      const existing = state.peers.get(p.userId);
+      if (existing && ["connected", "connecting", "new"].includes(existing.pc.connectionState)) continue;
+      if (existing) closePeer(p.userId);
+      await offerTo(p.userId);
+    }
+  });
+  socket.on("user-joined", (p) => {
+    const existing = state.peers.get(p.userId);
+    if (existing && !["connected", "connecting", "new"].includes(existing.pc.connectionState)) closePeer(p.userId);
+    state.participants.set(p.userId, p);
+    renderParticipants();
+  });
+  socket.on("user-left", ({ userId }) => {
+    state.participants.delete(userId);
+    closePeer(userId);
+    renderParticipants();
+  });
+  socket.on("participant-updated", (p) => {
+    if (p.userId === state.userId) return;
+    state.participants.set(p.userId, p);
+    renderParticipants();
+  });
+  socket.on("offer", ({ fromUserId, offer }) => onDescription(fromUserId, offer));
+  socket.on("answer", ({ fromUserId, answer }) => onDescription(fromUserId, answer));
+  socket.on("ice-candidate", ({ fromUserId, candidate }) => onCandidate(fromUserId, candidate));
+  socket.on("chat-message", (message) => {
+    state.chat.push(message);
+    renderChat(message);
+  });
+  socket.on("error", (error) => showError(`${error.code}: ${error.message}`));
+  socket.on("connect_error", (error) => {
+    $("status").textContent = `cannot connect: ${error.message}`;
+    $("status").dataset.state = "disconnected";
+  });
+
+  // ---- start ----------------------------------------------------------------------------
+
+  $("mic").onclick = () => setMicrophone(!state.local.audio);
+  $("camera").onclick = () => setCamera(!state.local.video);
+  $("share").onclick = () => setScreenShare(!state.local.sharing);
+  $("leave").onclick = () => leave();
+  $("chat-form").onsubmit = (event) => {
+    event.preventDefault();
+    sendChat($("chat-input").value);
+    $("chat-input").value = "";
+  };
+  $("join").onsubmit = (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const next = new URLSearchParams({ session: form.get("session"), user: form.get("user"), name: form.get("name") });
+    if (form.get("instructor")) next.set("instructor", "1");
+    location.search = next.toString();
+  };
+
+  // For tests and debugging: the page's state and its controls.
+  window.classroom = { state, setMicrophone, setCamera, setScreenShare, sendChat, leave, rejoin };
+
+  if (!state.sessionId || !state.userId) {
+    $("join").hidden = false;
+    $("status").textContent = "not joined";
+    return;
+  }
+  $("class").hidden = false;
+  openMedia().then(() => socket.connect());
+})();

@@ -1,0 +1,252 @@
+// A browser participant and a desktop participant in the same class: Debian's Chromium
+// (headless, fake camera and microphone, driven by puppeteer-core; never a downloaded browser)
+// on the page our signaling server serves, and the desktop engine's headless participant.
+// Everything runs in a network namespace of its own (loopback only).
+//
+// Needs: root (ip netns), /usr/bin/chromium, CLASSROOM_SIGNALING_BIN and CLASSROOM_BIN.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import { mkdtempSync, writeFileSync, chmodSync, rmSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import puppeteer from "puppeteer-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SERVER_BIN = process.env.CLASSROOM_SIGNALING_BIN;
+const DESKTOP_BIN = process.env.CLASSROOM_BIN;
+const CHROMIUM = process.env.CLASSROOM_CHROMIUM ?? "/usr/bin/chromium";
+const PORT = 3001;
+const SESSION = "browser-class";
+const ns = `classroom-browser-${process.pid}`;
+const work = mkdtempSync(join(tmpdir(), "classroom-browser-"));
+
+let server;
+let desktop;
+let browser;
+let page;
+const desktopLines = [];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(what, condition, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await condition();
+      if (last) return last;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 2000)}`);
+}
+
+function inNamespace(program, args) {
+  return spawn("ip", ["netns", "exec", ns, program, ...args], {
+    stdio: ["pipe", "pipe", "inherit"],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "error" },
+  });
+}
+
+function desktopStats() {
+  for (let i = desktopLines.length - 1; i >= 0; i--) if (desktopLines[i].type === "stats") return desktopLines[i];
+  return null;
+}
+
+function desktopRemote(userId) {
+  return desktopStats()?.remotes?.find((r) => r.userId === userId) ?? null;
+}
+
+function desktopSend(line) {
+  desktop.stdin.write(`${line}\n`);
+}
+
+/** Reads the frame stamp (src/media/stamp.rs) from a video element, in the page. */
+async function readStampIn(selector) {
+  return page.evaluate((selector) => {
+    const video = document.querySelector(selector);
+    if (!video || !video.videoWidth) return null;
+    const [w, h] = [video.videoWidth, video.videoHeight];
+    const canvas = document.createElement("canvas");
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0, w, h);
+    const pixels = ctx.getImageData(0, 0, w, h).data;
+    const COLUMNS = 40, ROWS = 2;
+    const side = Math.max(4, Math.floor(w / COLUMNS) & ~1);
+    if (side * COLUMNS > w || side * ROWS > h) return null;
+    const bytes = new Uint8Array(10);
+    const lo = Math.floor(side / 4), hi = side - Math.floor(side / 4);
+    for (let bit = 0; bit < COLUMNS * ROWS; bit++) {
+      const bx = (bit % COLUMNS) * side, by = Math.floor(bit / COLUMNS) * side;
+      let sum = 0, n = 0;
+      for (let y = by + lo; y < by + hi; y++)
+        for (let x = bx + lo; x < bx + hi; x++) { sum += pixels[(y * w + x) * 4 + 1]; n++; }
+      if (sum / n > 128) bytes[bit >> 3] |= 0x80 >> (bit % 8);
+    }
+    let crc = 0;
+    for (let i = 0; i < 9; i++) {
+      crc ^= bytes[i];
+      for (let b = 0; b < 8; b++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
+    }
+    if (crc !== bytes[9]) return null;
+    const counter = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+    let micros = 0;
+    for (let i = 4; i < 9; i++) micros = micros * 256 + bytes[i];
+    return { counter, micros, width: w, height: h };
+  }, selector);
+}
+
+/** Inbound RTP stats of the page's connection to `userId`, by kind and transceiver order. */
+async function pageInbound(userId) {
+  return page.evaluate(async (userId) => {
+    const entry = window.classroom.state.peers.get(userId);
+    if (!entry) return null;
+    const out = { video: [], audio: [] };
+    for (const transceiver of entry.pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      const report = await transceiver.receiver.getStats();
+      for (const s of report.values()) {
+        if (s.type === "inbound-rtp") out[kind].push({ framesDecoded: s.framesDecoded ?? 0, totalAudioEnergy: s.totalAudioEnergy ?? 0, audioLevel: s.audioLevel ?? 0, frameWidth: s.frameWidth ?? 0 });
+      }
+    }
+    return out;
+  }, userId);
+}
+
+before(async () => {
+  assert.ok(SERVER_BIN && DESKTOP_BIN, "set CLASSROOM_SIGNALING_BIN and CLASSROOM_BIN");
+  execFileSync("ip", ["netns", "add", ns]);
+  execFileSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+
+  server = inNamespace(SERVER_BIN, ["serve", "--dev", "--listen", `127.0.0.1:${PORT}`, "--database", join(work, "db.sqlite"), "--ice-server", "stun:127.0.0.1:3478"]);
+  await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: server.stdout });
+    lines.on("line", (line) => line.includes("listening on") && resolve());
+    server.on("exit", (code) => reject(new Error(`server exited ${code}`)));
+  });
+
+  desktop = inNamespace(DESKTOP_BIN, ["--headless", "--server", `http://127.0.0.1:${PORT}`, "--session", SESSION, "--user", "desk", "--name", "Desk Top", "--instructor", "--bind-ip", "127.0.0.1", "--camera", "640x360@15", "--screen", "synthetic:640x360@5", "--stats-interval-ms", "500"]);
+  createInterface({ input: desktop.stdout }).on("line", (line) => {
+    try { desktopLines.push(JSON.parse(line)); } catch { /* not JSON */ }
+  });
+  await waitFor("the desktop participant to join", () => desktopStats()?.joined);
+
+  // Chromium inside the namespace: a wrapper keeps puppeteer's pipe to it.
+  const wrapper = join(work, "chromium-in-namespace.sh");
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  browser = await puppeteer.launch({
+    executablePath: wrapper,
+    headless: true,
+    pipe: true,
+    userDataDir: join(work, "profile"),
+    args: [
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
+      "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--no-first-run", "--allow-loopback-in-peer-connection",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+  page = await browser.newPage();
+  page.on("pageerror", (error) => console.error("page error:", error.message));
+  await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=web&name=Web%20Student`);
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  desktop?.kill("SIGKILL");
+  server?.kill("SIGKILL");
+  try { execFileSync("ip", ["netns", "delete", ns]); } catch { /* gone */ }
+  rmSync(work, { recursive: true, force: true });
+});
+
+test("the page's socket.io client is the locked npm package's build", () => {
+  const served = readFileSync(join(here, "../../signaling-server/web/socket.io.min.js"));
+  const locked = readFileSync(join(here, "node_modules/socket.io-client/dist/socket.io.min.js"));
+  assert.ok(served.equals(locked), "signaling-server/web/socket.io.min.js differs from node_modules: copy it again");
+});
+
+test("the desktop decodes Chromium's H.264 camera and hears its microphone", async () => {
+  const remote = await waitFor("desktop to decode the browser's video and audio", () => {
+    const r = desktopRemote("web");
+    return r && r.video?.camera?.framesDecoded > 30 && r.audio?.levelDbfs > -60 ? r : null;
+  }, 40_000);
+  assert.ok(remote.video.camera.width >= 320, `picture size ${remote.video.camera.width}`);
+  assert.ok(remote.video.camera.lumaSpread > 10, `the picture is blank (luma spread ${remote.video.camera.lumaSpread})`);
+  assert.equal(remote.video.camera.decodeErrors, 0);
+});
+
+test("Chromium decodes the desktop's video, whose frame stamps it can read, and hears its audio", async () => {
+  const selector = 'figure[data-user="desk"][data-source="camera"] video';
+  const first = await waitFor("a stamp in the desktop's video, in Chromium", () => readStampIn(selector));
+  await sleep(1000);
+  const second = await waitFor("a later stamp", () => readStampIn(selector));
+  assert.ok(second.counter > first.counter, `stamps advance: ${first.counter} → ${second.counter}`);
+  assert.equal(first.width, 640);
+  const stats = await waitFor("inbound stats", async () => {
+    const s = await pageInbound("desk");
+    return s && s.video[0]?.framesDecoded > 10 && s.audio[0]?.totalAudioEnergy > 0 ? s : null;
+  });
+  assert.ok(stats.video[0].framesDecoded > 10);
+});
+
+test("chat goes both ways, with system messages, and both rosters are right", async () => {
+  await page.evaluate(() => window.classroom.sendChat("hello from the browser"));
+  desktopSend("chat hello from the desktop");
+  await waitFor("the desktop's message in the page", () =>
+    page.evaluate(() => window.classroom.state.chat.some((m) => m.message === "hello from the desktop" && m.userName === "Desk Top")));
+  const chat = await page.evaluate(() => window.classroom.state.chat);
+  assert.ok(chat.some((m) => m.type === "system"), "system messages in the page's chat");
+  await waitFor("the browser's message at the desktop", () =>
+    desktopLines.some((l) => l.type === "event" && l.detail.event === "chat-received" && l.detail.message === "hello from the browser"));
+  // Rosters: names, roles, media states.
+  const web = desktopStats().participants.find((p) => p.userId === "web");
+  assert.equal(web.userName, "Web Student");
+  assert.equal(web.isInstructor, false);
+  assert.equal(web.connection, "connected");
+  const desk = await page.evaluate(() => window.classroom.state.participants.get("desk"));
+  assert.equal(desk.userName, "Desk Top");
+  assert.equal(desk.isInstructor, true);
+  await page.evaluate(() => window.classroom.setMicrophone(false));
+  await waitFor("the browser's mute at the desktop", () => desktopStats()?.participants.find((p) => p.userId === "web")?.audioEnabled === false);
+  await page.evaluate(() => window.classroom.setMicrophone(true));
+});
+
+test("a desktop screen share appears in Chromium as a screen", async () => {
+  desktopSend("share-on");
+  const selector = 'figure[data-user="desk"][data-source="screen"] video';
+  const stamp = await waitFor("the desktop's screen, stamped, in Chromium", () => readStampIn(selector));
+  assert.equal(stamp.width, 640);
+  await waitFor("the roster to show the share", () =>
+    page.evaluate(() => window.classroom.state.participants.get("desk")?.screenSharing === true));
+  desktopSend("share-off");
+});
+
+test("a Chromium screen share appears on the desktop as a screen", async () => {
+  await page.evaluate(() => window.classroom.setScreenShare(true));
+  await waitFor("the desktop to decode the browser's screen", () => desktopRemote("web")?.video?.screen?.framesDecoded > 10, 30_000);
+  // The screen came on the third transceiver, not mixed into the camera's pictures.
+  const remote = desktopRemote("web");
+  assert.notEqual(remote.video.screen.width, remote.video.camera.width, "camera and screen are told apart");
+  await waitFor("the desktop's roster to show the share", () =>
+    desktopStats()?.participants.find((p) => p.userId === "web")?.screenSharing === true);
+  await page.evaluate(() => window.classroom.setScreenShare(false));
+});
+
+test("Chromium leaves and rejoins; the desktop recovers", async () => {
+  await page.evaluate(() => window.classroom.leave());
+  await waitFor("the desktop to see the browser leave", () => !desktopStats()?.participants.some((p) => p.userId === "web"));
+  await page.evaluate(() => window.classroom.rejoin());
+  await waitFor("the desktop to see the browser again", () =>
+    desktopStats()?.participants.some((p) => p.userId === "web" && p.connection === "connected"), 30_000);
+  const before = desktopRemote("web")?.video?.camera?.framesDecoded ?? 0;
+  await waitFor("video from the rejoined browser", () => (desktopRemote("web")?.video?.camera?.framesDecoded ?? 0) > before + 20, 30_000);
+});
