@@ -70,6 +70,14 @@ fn main() {
         println!("call: benchmark");
         return;
     }
+    // Every viewer shows everyone full size; then, side by side, every viewer shows a 2×2
+    // grid in a 720p window (360 tall tiles) and says so (`video-request`).
+    for view_height in [None, Some(360)] {
+        run_call(view_height);
+    }
+}
+
+fn run_call(view_height: Option<u32>) {
     let seconds: u64 = std::env::var("CALL_BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -84,10 +92,21 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4)
         .clamp(2, 8);
-    println!("call benchmark: {parties} participants, camera {camera}, {seconds} s measured");
+    println!();
+    println!(
+        "call benchmark: {parties} participants, camera {camera}, {seconds} s measured, viewers show {}",
+        match view_height {
+            Some(height) => format!("tiles {height} tall (a 2×2 grid in a 720p window)"),
+            None => "everyone full size".to_owned(),
+        }
+    );
     println!("machine: {}", machine());
 
-    let ns = NetNs::create("bench");
+    let ns = NetNs::create(if view_height.is_some() {
+        "bench-grid"
+    } else {
+        "bench-full"
+    });
     let data = TempDir::new("bench");
     let _server = Server::start(&ns, ServerKind::Ours, &data.0);
     let names = ["ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal"];
@@ -101,7 +120,15 @@ fn main() {
                 camera,
                 screen: "none",
                 stats_interval_ms: 1000,
-                extra: vec!["--audio".into(), "tone".into()],
+                extra: match view_height {
+                    Some(height) => vec![
+                        "--audio".into(),
+                        "tone".into(),
+                        "--view-height".into(),
+                        height.to_string(),
+                    ],
+                    None => vec!["--audio".into(), "tone".into()],
+                },
             },
         ));
         // The next one joins a call in progress.
@@ -111,7 +138,7 @@ fn main() {
     while !everyone_sees_and_hears_everyone(&bots, 30, 2) {
         if Instant::now() > deadline {
             eprintln!("the call did not come up:\n{}", lab::dump_all(&bots));
-            std::process::exit(1);
+            return;
         }
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -389,3 +389,43 @@ fn lost_pictures_make_the_receiver_ask_for_a_keyframe_and_the_picture_comes_back
         || dump_all(&bots),
     );
 }
+
+#[test]
+fn a_viewer_showing_small_tiles_is_sent_a_smaller_picture() {
+    let ns = NetNs::create("tiles");
+    let data = TempDir::new("tiles");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let ada = Bot::start(&ns, "class-tiles", "ada", BotOptions::default());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut bob = Bot::start(
+        &ns,
+        "class-tiles",
+        "bob",
+        BotOptions {
+            extra: vec!["--view-height".into(), "90".into()],
+            ..BotOptions::default()
+        },
+    );
+    // Ada's camera is 320×180; Bob shows it at most 90 tall: he gets 160×90, stamps intact.
+    wait_until(
+        "bob to receive ada's camera at a quarter of its size",
+        MEDIA_TIMEOUT,
+        || {
+            bob.remote("ada")
+                .is_some_and(|r| r["video"]["camera"]["width"] == 160)
+                && bob.camera_stamps_from("ada") >= 20
+        },
+        || format!("{}\n{}", ada.dump(), bob.dump()),
+    );
+    // A larger tile: the full picture again.
+    bob.send("view-height 720");
+    wait_until(
+        "bob to receive ada's camera at full size again",
+        Duration::from_secs(15),
+        || {
+            bob.remote("ada")
+                .is_some_and(|r| r["video"]["camera"]["width"] == 320)
+        },
+        || format!("{}\n{}", ada.dump(), bob.dump()),
+    );
+}

@@ -8,7 +8,7 @@ use classroom_wire::{
     Ack, AnswerFromPeer, AnswerToPeer, ChatAck, ChatKind, ChatMessage, ChatSend, Empty, ErrorCode,
     IceCandidateFromPeer, IceCandidateToPeer, JoinSession, LeaveReason, MediaState, MediaStateAck,
     OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant, SdpKind, SessionDescription,
-    SessionJoined, UserLeft, event,
+    SessionJoined, UserLeft, VideoRequestFromPeer, VideoRequestToPeer, event,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -313,6 +313,40 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                             from_user_id: from.0,
                             from_user_name: from.1,
                             candidate: d.candidate,
+                        },
+                    ))
+                },
+            )
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::VIDEO_REQUEST,
+        async move |s: SocketRef,
+                    TryData(d): TryData<VideoRequestToPeer>,
+                    ack: AckSender,
+                    arrival: Arrival| {
+            let _turn = arrival.turn().await;
+            relay(
+                &st,
+                &s,
+                ack,
+                event::VIDEO_REQUEST,
+                d,
+                |from, d: VideoRequestToPeer, _limits| {
+                    if !(90..=4320).contains(&d.max_height) {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidPayload,
+                            "maxHeight must be between 90 and 4320",
+                        ));
+                    }
+                    Ok((
+                        d.target_user_id,
+                        VideoRequestFromPeer {
+                            from_user_id: from.0,
+                            from_user_name: from.1,
+                            max_height: d.max_height,
                         },
                     ))
                 },

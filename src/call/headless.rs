@@ -86,6 +86,10 @@ pub struct HeadlessArgs {
     /// Start sharing the screen.
     #[arg(long)]
     pub share_screen: bool,
+    /// Show everyone's camera at most this tall (a grid of tiles: 360 for a 2×2 grid in a
+    /// 720p window); senders that understand it send no more. Default: full size.
+    #[arg(long)]
+    pub view_height: Option<u32>,
     /// Milliseconds between stats lines.
     #[arg(long, default_value_t = 1000)]
     pub stats_interval_ms: u64,
@@ -251,6 +255,12 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
         "hand-up" => Command::RaiseHand(true),
         "hand-down" => Command::RaiseHand(false),
         "chat" => Command::SendChat(rest.to_owned()),
+        "view-height" => Command::SetViewHeight(
+            rest.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("view-height needs a number, got {rest:?}"))?
+                .clamp(90, 4320),
+        ),
         "leave" => Command::Leave,
         other => return Err(format!("unknown command {other:?}")),
     })
@@ -310,6 +320,9 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
         .context("cannot start the call")?;
     if args.share_screen {
         call.command(Command::SetScreenShare(true));
+    }
+    if let Some(height) = args.view_height {
+        call.command(Command::SetViewHeight(height.clamp(90, 4320)));
     }
     print_line(
         json!({"type": "started", "user": args.user, "session": args.session, "resources": before}),

@@ -71,6 +71,8 @@ pub struct LocalSourceReport {
     pub errors: u64,
     /// Keyframe requests from receivers (PLI/FIR).
     pub keyframe_requests_received: u64,
+    /// Height of the pictures sent (video).
+    pub sent_height: u64,
     /// Level of what was sent since the last report (audio), dBFS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_level_dbfs: Option<f64>,
@@ -111,6 +113,7 @@ impl CallHandle {
                         target_kbps: control.target_bps.load(Ordering::Relaxed) / 1000,
                         dropped: control.dropped.load(Ordering::Relaxed),
                         errors: control.errors.load(Ordering::Relaxed),
+                        sent_height: control.sent_height.load(Ordering::Relaxed),
                         keyframe_requests_received: control
                             .keyframe_requests_from_peers
                             .load(Ordering::Relaxed),
@@ -199,6 +202,8 @@ struct PeerEntry {
     state: PeerConnState,
     /// Media is written only while connected (before, SRTP has no keys yet).
     connected: Arc<AtomicBool>,
+    /// How tall this participant shows our camera, if it said.
+    viewer_height: Option<u32>,
     /// Tells this peer's track readers to stop.
     stop: Arc<AtomicBool>,
 }
@@ -266,6 +271,7 @@ impl Engine {
                 },
                 _ = ticker.tick() => {
                     self.follow_estimates(&media);
+                    self.follow_viewers(&media);
                     ticks += 1;
                     if ticks % 4 == 0 {
                         self.refresh_transport_stats().await;
@@ -386,6 +392,27 @@ impl Engine {
         }
     }
 
+    /// The camera is sent as tall as the tallest connected viewer shows it; a viewer that never
+    /// said (a browser) gets full size.
+    fn follow_viewers(&self, media: &MediaSender) {
+        let connected = self
+            .peers
+            .values()
+            .filter(|entry| entry.state == PeerConnState::Connected);
+        let mut tallest = Some(0u32);
+        for entry in connected {
+            tallest = match (tallest, entry.viewer_height) {
+                (Some(current), Some(height)) => Some(current.max(height)),
+                _ => None,
+            };
+        }
+        let target = match tallest {
+            Some(height) if height > 0 => u64::from(height),
+            _ => 0,
+        };
+        media.camera.target_height.store(target, Ordering::Relaxed);
+    }
+
     fn follow_estimates(&self, media: &MediaSender) {
         let weakest = self
             .peers
@@ -446,6 +473,7 @@ impl Engine {
                 link: link.clone(),
                 state: PeerConnState::New,
                 connected,
+                viewer_height: None,
                 stop: Arc::new(AtomicBool::new(false)),
             },
         );
@@ -553,6 +581,14 @@ impl Engine {
                     }
                 }
                 Action::ClosePeer { user_id } => self.close_peer(&user_id).await,
+                Action::SetViewerHeight {
+                    user_id,
+                    max_height,
+                } => {
+                    if let Some(entry) = self.peers.get_mut(&user_id) {
+                        entry.viewer_height = Some(max_height);
+                    }
+                }
                 Action::SetSources {
                     audio,
                     camera,

@@ -81,6 +81,10 @@ pub struct SourceControl {
     pub keyframe_requests_from_peers: AtomicU64,
     /// Energy and sample count of what was sent since the last report (audio).
     pub sent_energy: parking_lot::Mutex<(f64, u64)>,
+    /// The tallest picture any viewer shows (0: full size); pictures are halved down to it.
+    pub target_height: AtomicU64,
+    /// Height of the last picture sent.
+    pub sent_height: AtomicU64,
 }
 
 impl SourceControl {
@@ -97,6 +101,8 @@ impl SourceControl {
             keyframe_requests: AtomicU64::new(0),
             keyframe_requests_from_peers: AtomicU64::new(0),
             sent_energy: parking_lot::Mutex::new((0.0, 0)),
+            target_height: AtomicU64::new(0),
+            sent_height: AtomicU64::new(0),
         })
     }
 }
@@ -328,6 +334,20 @@ fn video_thread(
                 continue;
             }
         };
+        // Only as tall as the tallest viewer shows it.
+        let mut frame = frame;
+        let wanted = control.target_height.load(Ordering::Relaxed) as usize;
+        while wanted > 0 && frame.height / 2 >= wanted && frame.height >= 4 {
+            frame = frame.half_size();
+        }
+        if control
+            .sent_height
+            .swap(frame.height as u64, Ordering::Relaxed)
+            != frame.height as u64
+        {
+            // A new size starts with a keyframe (the encoder restarts for it anyway).
+            control.keyframe_requested.store(true, Ordering::SeqCst);
+        }
         let target = control.target_bps.load(Ordering::Relaxed);
         if target.abs_diff(applied_bps) * 10 > applied_bps {
             if let Err(error) = encoding.set_bitrate(target as u32) {

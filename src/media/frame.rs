@@ -50,6 +50,47 @@ impl I420Frame {
     pub fn chroma_height(&self) -> usize {
         self.height / 2
     }
+
+    /// Half the width and height (each output pixel the mean of a 2×2 block): what a viewer
+    /// showing a small tile needs. Sizes are rounded down to even values.
+    pub fn half_size(&self) -> I420Frame {
+        let (width, height) = ((self.width / 2) & !1, (self.height / 2) & !1);
+        let mut out = I420Frame::black(width.max(2), height.max(2));
+        halve_plane(&self.y, self.width, &mut out.y, out.width, out.height);
+        let (source_chroma_width, chroma_width, chroma_height) =
+            (self.chroma_width(), out.chroma_width(), out.chroma_height());
+        halve_plane(
+            &self.u,
+            source_chroma_width,
+            &mut out.u,
+            chroma_width,
+            chroma_height,
+        );
+        halve_plane(
+            &self.v,
+            source_chroma_width,
+            &mut out.v,
+            chroma_width,
+            chroma_height,
+        );
+        out.capture_time = self.capture_time;
+        out
+    }
+}
+
+fn halve_plane(source: &[u8], source_stride: usize, out: &mut [u8], width: usize, height: usize) {
+    for row in 0..height {
+        let top = &source[2 * row * source_stride..];
+        let bottom = &source[(2 * row + 1) * source_stride..];
+        let line = &mut out[row * width..(row + 1) * width];
+        for (x, pixel) in line.iter_mut().enumerate() {
+            let sum = u16::from(top[2 * x])
+                + u16::from(top[2 * x + 1])
+                + u16::from(bottom[2 * x])
+                + u16::from(bottom[2 * x + 1]);
+            *pixel = ((sum + 2) / 4) as u8;
+        }
+    }
 }
 
 impl openh264::formats::YUVSource for I420Frame {
@@ -88,5 +129,25 @@ impl std::fmt::Debug for RgbaFrame {
             .field("width", &self.width)
             .field("height", &self.height)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::stamp::{self, Stamp};
+
+    #[test]
+    fn half_size_averages_blocks_and_keeps_the_stamp_readable() {
+        let mut frame = I420Frame::black(1280, 720);
+        let stamp = Stamp {
+            counter: 77,
+            capture_time: Duration::from_millis(1234),
+        };
+        stamp::write_luma(&mut frame.y, 1280, 720, 1280, stamp);
+        let half = frame.half_size();
+        assert_eq!((half.width, half.height), (640, 360));
+        assert_eq!(half.u.len(), 320 * 180);
+        assert_eq!(stamp::read_luma(&half.y, 640, 360, 640), Some(stamp));
     }
 }

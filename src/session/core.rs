@@ -5,6 +5,7 @@ use classroom_wire::{
     AnswerFromPeer, AnswerToPeer, ChatMessage, ChatSend, ErrorBody, IceCandidate,
     IceCandidateFromPeer, IceCandidateToPeer, IceServer, JoinSession, LeaveReason, MediaState,
     OfferFromPeer, OfferToPeer, Participant, SdpKind, SessionDescription, SessionJoined, UserLeft,
+    VideoRequestFromPeer, VideoRequestToPeer,
 };
 use serde::Serialize;
 
@@ -62,6 +63,8 @@ pub enum Command {
     SetScreenShare(bool),
     RaiseHand(bool),
     SendChat(String),
+    /// The tallest we show anyone's camera (a grid of tiles): senders need not send more.
+    SetViewHeight(u32),
     Leave,
 }
 
@@ -80,6 +83,8 @@ pub enum Input {
     Offer(OfferFromPeer),
     Answer(AnswerFromPeer),
     RemoteCandidate(IceCandidateFromPeer),
+    /// A viewer says how tall it shows our camera.
+    VideoRequest(VideoRequestFromPeer),
     /// Our peer connection to `user_id` produced an offer or answer to send.
     LocalDescription {
         user_id: String,
@@ -114,6 +119,7 @@ pub enum Outgoing {
     Candidate(IceCandidateToPeer),
     MediaState(MediaState),
     Chat(ChatSend),
+    VideoRequest(VideoRequestToPeer),
 }
 
 /// What the drivers must do.
@@ -149,6 +155,11 @@ pub enum Action {
     },
     ClosePeer {
         user_id: String,
+    },
+    /// `user_id` shows our camera at most this tall.
+    SetViewerHeight {
+        user_id: String,
+        max_height: u32,
     },
     /// Which local sources run.
     SetSources {
@@ -257,6 +268,7 @@ pub struct Session {
     screen: bool,
     hand_raised: bool,
     last_error: Option<String>,
+    view_height: Option<u32>,
 }
 
 impl Session {
@@ -276,6 +288,7 @@ impl Session {
             screen: false,
             hand_raised: false,
             last_error: None,
+            view_height: None,
         }
     }
 
@@ -397,6 +410,14 @@ impl Session {
             }
             Input::PeerState { user_id, state } => {
                 self.on_peer_state(now, user_id, state, &mut actions)
+            }
+            Input::VideoRequest(request) => {
+                if self.peers.contains_key(&request.from_user_id) {
+                    actions.push(Action::SetViewerHeight {
+                        user_id: request.from_user_id,
+                        max_height: request.max_height,
+                    });
+                }
             }
             Input::PeerError { user_id, message } => {
                 self.last_error = Some(format!("{user_id}: {message}"));
@@ -596,6 +617,14 @@ impl Session {
         peer.state = state;
         match state {
             PeerConnState::Connected => {
+                if !peer.was_connected {
+                    if let Some(max_height) = self.view_height {
+                        actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+                            target_user_id: user_id.clone(),
+                            max_height,
+                        })));
+                    }
+                }
                 if peer.failed_since.take().is_some() || before == PeerConnState::Disconnected {
                     actions.push(Action::Notify(SessionEvent::PeerRecovered {
                         user_id: user_id.clone(),
@@ -661,6 +690,18 @@ impl Session {
             Command::SetCamera(on) => self.camera = on,
             Command::SetScreenShare(on) => self.screen = on,
             Command::RaiseHand(up) => self.hand_raised = up,
+            Command::SetViewHeight(max_height) => {
+                self.view_height = Some(max_height);
+                for (user_id, peer) in &self.peers {
+                    if peer.was_connected {
+                        actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+                            target_user_id: user_id.clone(),
+                            max_height,
+                        })));
+                    }
+                }
+                return;
+            }
             Command::SendChat(message) => {
                 let message = message.trim().to_owned();
                 if !message.is_empty() {

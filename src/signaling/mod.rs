@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use classroom_wire::{
     AnswerFromPeer, ChatMessage, ErrorBody, ErrorCode, IceCandidateFromPeer, OfferFromPeer,
-    Participant, SessionJoined, UserLeft, event as events,
+    Participant, SessionJoined, UserLeft, VideoRequestFromPeer, event as events,
 };
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
@@ -95,6 +95,7 @@ pub fn input_from_event(event: &str, value: Value) -> Option<Input> {
             parse::<IceCandidateFromPeer>(event, value, Input::RemoteCandidate)
         }
         events::ERROR => parse::<ErrorBody>(event, value, Input::ServerError),
+        events::VIDEO_REQUEST => parse::<VideoRequestFromPeer>(event, value, Input::VideoRequest),
         other => {
             tracing::debug!(event = other, "event not used by the session");
             return None;
@@ -218,6 +219,7 @@ pub fn encode(outgoing: &Outgoing) -> Result<(&'static str, Value), SignalingErr
         Outgoing::Candidate(candidate) => json(events::ICE_CANDIDATE, candidate),
         Outgoing::MediaState(state) => json(events::MEDIA_STATE, state),
         Outgoing::Chat(chat) => json(events::CHAT_MESSAGE, chat),
+        Outgoing::VideoRequest(request) => json(events::VIDEO_REQUEST, request),
     }
 }
 

@@ -21,6 +21,8 @@ pub mod event {
     pub const MEDIA_STATE: &str = "media-state";
     pub const CHAT_MESSAGE: &str = "chat-message";
     pub const ERROR: &str = "error";
+    /// Desktop extension: the largest picture a viewer shows of the target's video.
+    pub const VIDEO_REQUEST: &str = "video-request";
 }
 
 /// `join-session`, as the browser version sends it. With a signed token the server takes the
@@ -159,6 +161,25 @@ pub struct IceCandidateFromPeer {
     pub from_user_id: String,
     pub from_user_name: String,
     pub candidate: Option<IceCandidate>,
+}
+
+/// Client → server `video-request`: "I show your video at most this tall" (a desktop
+/// extension; peers that do not know it send full resolution).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoRequestToPeer {
+    pub target_user_id: String,
+    /// Picture height in pixels the viewer shows (90 to 4320).
+    pub max_height: u32,
+}
+
+/// Server → target `video-request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoRequestFromPeer {
+    pub from_user_id: String,
+    pub from_user_name: String,
+    pub max_height: u32,
 }
 
 /// Client → server `media-state`: only the fields present change.

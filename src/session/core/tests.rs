@@ -443,3 +443,45 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
     with_history(&mut s);
     assert_eq!(s.snapshot().chat.len(), 1);
 }
+
+#[test]
+fn a_view_height_is_asked_of_every_connected_sender_and_of_those_who_connect_later() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(t, Input::Command(Command::SetViewHeight(360)));
+    assert_eq!(
+        actions,
+        vec![Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+            target_user_id: "bob".to_owned(),
+            max_height: 360
+        }))]
+    );
+    s.handle(t, Input::UserJoined(participant("cy")));
+    s.handle(t, offer_from("cy", "c1"));
+    let actions = s.handle(t, state("cy", PeerConnState::Connected));
+    assert!(
+        actions.contains(&Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+            target_user_id: "cy".to_owned(),
+            max_height: 360
+        })))
+    );
+}
+
+#[test]
+fn a_viewers_request_reaches_the_sender_and_strangers_are_ignored() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let request = |from: &str| {
+        Input::VideoRequest(VideoRequestFromPeer {
+            from_user_id: from.to_owned(),
+            from_user_name: from.to_uppercase(),
+            max_height: 360,
+        })
+    };
+    assert_eq!(
+        s.handle(t, request("bob")),
+        vec![Action::SetViewerHeight {
+            user_id: "bob".to_owned(),
+            max_height: 360
+        }]
+    );
+    assert!(s.handle(t, request("nobody")).is_empty());
+}
