@@ -210,8 +210,12 @@ fn run_call(view_height: Option<u32>) {
         p95.unwrap_or(f64::NAN),
         verdict(p95.is_some_and(|v| v <= 100.0))
     );
+    let received_height = last
+        .stats()
+        .and_then(|stats| stats["remotes"][0]["video"]["camera"]["height"].as_u64())
+        .unwrap_or(0);
     println!(
-        "  received frame rate: mean {mean_fps:.1} fps per stream; camera packets lost (total): {lost}"
+        "  received frame rate: mean {mean_fps:.1} fps per stream, pictures {received_height} tall; camera packets lost (total): {lost}"
     );
     println!(
         "join -> first remote picture (the last joiner, {} senders): max {:.0} ms -> {}",

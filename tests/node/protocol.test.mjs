@@ -358,6 +358,27 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
   });
   after(() => tmp?.remove());
 
+  it("relays video-request (a desktop extension) to its target and checks maxHeight", async () => {
+    const server = await startServer();
+    try {
+      const sessionId = uid("class");
+      const a = await connect(server.url);
+      await a.join(sessionId, "ada", "Ada");
+      const b = await connect(server.url);
+      await b.join(sessionId, "bob", "Bob");
+      const ack = await b.request("video-request", { targetUserId: "ada", maxHeight: 360 });
+      assert.equal(ack.ok, true);
+      assert.deepEqual(await a.waitFor("video-request"), { fromUserId: "bob", fromUserName: "Bob", maxHeight: 360 });
+      const refused = await b.request("video-request", { targetUserId: "ada", maxHeight: 5 });
+      assert.equal(refused.ok, false);
+      assert.equal(refused.error.code, "invalid-payload");
+      a.close();
+      b.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("keeps chat history across a server restart", async () => {
     const database = join(tmp.dir, "restart.sqlite3");
     const sessionId = uid("class");
