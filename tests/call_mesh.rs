@@ -429,3 +429,51 @@ fn a_viewer_showing_small_tiles_is_sent_a_smaller_picture() {
         || format!("{}\n{}", ada.dump(), bob.dump()),
     );
 }
+
+#[test]
+fn vp8_and_h264_links_in_one_call_each_get_their_codec_and_everyone_sees_everyone() {
+    let ns = NetNs::create("codecs");
+    let data = TempDir::new("codecs");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    // Ada prefers VP8 and answers the others' offers with it; Bob and Cy prefer H.264.
+    let ada = Bot::start(
+        &ns,
+        "class-codecs",
+        "ada",
+        BotOptions {
+            extra: vec!["--video-codecs".into(), "vp8,h264".into()],
+            ..BotOptions::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut bots = vec![ada];
+    bots.extend(start_bots(&ns, "class-codecs", &["bob", "cy"]));
+    wait_until(
+        "everyone to decode everyone, in whatever codec their link uses",
+        MEDIA_TIMEOUT,
+        || everyone_sees_and_hears_everyone(&bots, 30, 2),
+        || dump_all(&bots),
+    );
+    let codec = |receiver: &Bot, from: &str| {
+        receiver
+            .remote(from)
+            .map(|r| r["video"]["camera"]["codec"].clone())
+    };
+    // What Ada sends is VP8; between Bob and Cy it is H.264. (What Bob and Cy send Ada is
+    // what her answer lists first: either codec, both decoded.) Bob encodes his camera in
+    // both codecs, once each, for the two kinds of link.
+    for (receiver, from, expected) in [
+        ("bob", "ada", "vp8"),
+        ("cy", "ada", "vp8"),
+        ("bob", "cy", "h264"),
+        ("cy", "bob", "h264"),
+    ] {
+        let receiver = bot(&bots, receiver);
+        assert_eq!(
+            codec(receiver, from),
+            Some(expected.into()),
+            "{}",
+            receiver.dump()
+        );
+    }
+}

@@ -18,7 +18,7 @@ use super::{CallConfig, CallHandle};
 use crate::media::voice::{
     EchoPath, NoiseColor, RoomNoise, SimulatedRoomConfig, VoiceProcessingConfig,
 };
-use crate::rtc::PeerOptions;
+use crate::rtc::{PeerOptions, VideoCodec};
 use crate::session::{Command, SessionConfig};
 use crate::signaling::SignalingConfig;
 
@@ -111,6 +111,10 @@ pub struct HeadlessArgs {
     /// Use the websocket transport only (no long-polling start).
     #[arg(long)]
     pub websocket_only: bool,
+    /// Video codecs to offer and accept, in order of preference: `h264,vp8` (the default),
+    /// `vp8,h264`, or just one.
+    #[arg(long, default_value = "h264,vp8")]
+    pub video_codecs: String,
     /// Test input: drop this percentage of received video packets after the transport (a
     /// loss that retransmission cannot repair), to exercise keyframe requests.
     #[arg(long, default_value_t = 0.0)]
@@ -193,7 +197,20 @@ impl HeadlessArgs {
         let mut session = SessionConfig::new(&self.session, &self.user, &name, self.instructor);
         session.audio_enabled = !self.muted;
         session.video_enabled = !self.camera_off;
+        let video_codecs = self
+            .video_codecs
+            .split(',')
+            .map(|name| match name.trim() {
+                "h264" => Ok(VideoCodec::H264),
+                "vp8" => Ok(VideoCodec::Vp8),
+                other => Err(anyhow::anyhow!("unknown video codec {other:?} (h264, vp8)")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if video_codecs.is_empty() {
+            bail!("--video-codecs needs at least one codec");
+        }
         let peer = PeerOptions {
+            video_codecs,
             bind_ip: self.bind_ip,
             ice_failed_timeout: Duration::from_millis(self.ice_failed_timeout_ms),
             ice_disconnected_timeout: Duration::from_millis(

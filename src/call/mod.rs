@@ -339,9 +339,10 @@ impl Engine {
                     .connected
                     .store(state == PeerConnState::Connected, Ordering::SeqCst);
                 if state == PeerConnState::Connected {
-                    // A new or recovered receiver needs a picture to start from.
+                    // A new or recovered receiver needs a picture to start from, in its codec.
                     media.request_keyframe(Source::Camera);
                     media.request_keyframe(Source::Screen);
+                    self.follow_viewers(media);
                 }
                 Some(Input::PeerState {
                     user_id: event.user_id,
@@ -411,6 +412,22 @@ impl Engine {
             _ => 0,
         };
         media.camera.target_height.store(target, Ordering::Relaxed);
+        // Encode in each codec a connected link negotiated, and in no other.
+        let mut in_use = [false; 2];
+        for entry in self.peers.values() {
+            if entry.state == PeerConnState::Connected {
+                if let Some(codec) = entry.link.video_codec() {
+                    in_use[codec.index()] = true;
+                }
+            }
+        }
+        for control in [&media.camera, &media.screen] {
+            for (flag, used) in control.codecs_in_use.iter().zip(in_use) {
+                if flag.swap(used, Ordering::Relaxed) != used && used {
+                    control.keyframe_requested.store(true, Ordering::SeqCst);
+                }
+            }
+        }
     }
 
     fn follow_estimates(&self, media: &MediaSender) {

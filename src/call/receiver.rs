@@ -18,7 +18,9 @@ use crate::media::clock;
 use crate::media::h264::H264Decoder;
 use crate::media::opus_codec::OpusDecoder;
 use crate::media::tone::MarkerDetector;
+use crate::media::vp8::Vp8Decoder;
 use crate::rtc::Source;
+use crate::rtc::VideoCodec;
 use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
 
 /// Stamps older than this are not stamps (see the decode loop).
@@ -112,22 +114,36 @@ async fn read_video(
     let save_dir = options.save_dir;
     let mut loss = SimulatedLoss::new(options.simulated_loss);
     let counters = stats.video(user_id, source);
+    // What the remote sends, as negotiated.
+    let mime = match track.ssrcs().await.first() {
+        Some(ssrc) => track.codec(*ssrc).await.map(|codec| codec.mime_type),
+        None => None,
+    };
+    let codec = mime
+        .as_deref()
+        .and_then(VideoCodec::from_mime_type)
+        .unwrap_or(VideoCodec::H264);
+    counters.lock().codec = Some(codec);
     let decode_failed = Arc::new(AtomicBool::new(false));
     let (units, decoder_input) = std::sync::mpsc::sync_channel::<AccessUnit>(8);
     {
         let counters = counters.clone();
         let decode_failed = decode_failed.clone();
+        let extension = match codec {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Vp8 => "vp8",
+        };
         let saved = save_file(
             &save_dir,
             user_id,
-            &format!("{source:?}.h264").to_lowercase(),
+            &format!("{source:?}.{extension}").to_lowercase(),
         );
         std::thread::Builder::new()
             .name(format!("classroom-decode-{source:?}").to_lowercase())
-            .spawn(move || decode_loop(decoder_input, counters, decode_failed, saved))
+            .spawn(move || decode_loop(codec, decoder_input, counters, decode_failed, saved))
             .map_err(|error| error.to_string())?;
     }
-    let mut assembler = FrameAssembler::new();
+    let mut assembler = FrameAssembler::for_codec(codec);
     let mut last_pli = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -177,22 +193,52 @@ async fn read_video(
     Ok(())
 }
 
+/// One video decoder, of either codec.
+enum VideoDecoder {
+    H264(H264Decoder),
+    Vp8(Vp8Decoder),
+}
+
+impl VideoDecoder {
+    fn decode_stamp(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<crate::media::h264::DecodedSummary>, crate::media::h264::CodecError> {
+        match self {
+            VideoDecoder::H264(decoder) => decoder.decode_stamp(data),
+            VideoDecoder::Vp8(decoder) => decoder.decode_stamp(data),
+        }
+    }
+}
+
 fn decode_loop(
+    codec: VideoCodec,
     input: std::sync::mpsc::Receiver<AccessUnit>,
     counters: Arc<Mutex<VideoCounters>>,
     decode_failed: Arc<AtomicBool>,
     mut saved: Option<std::fs::File>,
 ) {
-    let mut decoder = match H264Decoder::new() {
+    let created = match codec {
+        VideoCodec::H264 => H264Decoder::new().map(VideoDecoder::H264),
+        VideoCodec::Vp8 => Vp8Decoder::new().map(VideoDecoder::Vp8),
+    };
+    let mut decoder = match created {
         Ok(decoder) => decoder,
         Err(error) => {
-            tracing::error!(%error, "cannot create the H.264 decoder");
+            tracing::error!(?codec, %error, "cannot create the video decoder");
             return;
         }
     };
     while let Ok(unit) = input.recv() {
         if let Some(file) = saved.as_mut() {
-            if let Err(error) = file.write_all(&unit.data) {
+            // H.264: an Annex-B stream. VP8: each frame prefixed by its length (u32 LE).
+            let written = match codec {
+                VideoCodec::H264 => file.write_all(&unit.data),
+                VideoCodec::Vp8 => file
+                    .write_all(&(unit.data.len() as u32).to_le_bytes())
+                    .and_then(|()| file.write_all(&unit.data)),
+            };
+            if let Err(error) = written {
                 tracing::warn!(%error, "saving received video failed; no longer saving");
                 saved = None;
             }

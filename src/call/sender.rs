@@ -12,12 +12,14 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::media::capture::{SyntheticCapture, VideoCapture};
-use crate::media::h264::{EncoderSettings, H264Encoder};
+use crate::media::frame::I420Frame;
+use crate::media::h264::{CodecError, EncodedFrame, EncoderSettings, H264Encoder};
 use crate::media::opus_codec::{OpusEncoder, OpusSettings};
 use crate::media::synthetic::PatternKind;
 use crate::media::tone::ToneSource;
 use crate::media::voice::{SimulatedRoom, SimulatedRoomConfig, VoiceProcessor};
-use crate::rtc::{EncodedUnit, Source};
+use crate::media::vp8::Vp8Encoder;
+use crate::rtc::{EncodedUnit, Source, VideoCodec};
 
 use super::audio::{FRAME, PlayoutMixer};
 
@@ -85,6 +87,8 @@ pub struct SourceControl {
     pub target_height: AtomicU64,
     /// Height of the last picture sent.
     pub sent_height: AtomicU64,
+    /// Which video codecs connected links use (by [`VideoCodec::index`]): each is encoded.
+    pub codecs_in_use: [AtomicBool; 2],
 }
 
 impl SourceControl {
@@ -103,6 +107,7 @@ impl SourceControl {
             sent_energy: parking_lot::Mutex::new((0.0, 0)),
             target_height: AtomicU64::new(0),
             sent_height: AtomicU64::new(0),
+            codecs_in_use: [AtomicBool::new(false), AtomicBool::new(false)],
         })
     }
 }
@@ -254,6 +259,44 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
     }
 }
 
+/// One video encoder, of either codec.
+enum VideoEncoder {
+    H264(H264Encoder),
+    Vp8(Vp8Encoder),
+}
+
+impl VideoEncoder {
+    fn new(codec: VideoCodec, settings: EncoderSettings) -> Result<Self, CodecError> {
+        Ok(match codec {
+            VideoCodec::H264 => VideoEncoder::H264(H264Encoder::new(settings)?),
+            VideoCodec::Vp8 => VideoEncoder::Vp8(Vp8Encoder::new(settings)?),
+        })
+    }
+
+    fn encode(&mut self, frame: &I420Frame) -> Result<EncodedFrame, CodecError> {
+        match self {
+            VideoEncoder::H264(encoder) => encoder.encode(frame),
+            VideoEncoder::Vp8(encoder) => encoder.encode(frame),
+        }
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        match self {
+            VideoEncoder::H264(encoder) => encoder.set_bitrate(bps),
+            VideoEncoder::Vp8(encoder) => encoder.set_bitrate(bps),
+        }
+    }
+
+    fn request_keyframe(&mut self) {
+        match self {
+            VideoEncoder::H264(encoder) => encoder.request_keyframe(),
+            VideoEncoder::Vp8(encoder) => encoder.request_keyframe(),
+        }
+    }
+}
+
+const VIDEO_CODECS: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
+
 fn video_thread(
     input: VideoInput,
     source: Source,
@@ -267,14 +310,14 @@ fn video_thread(
     };
     let frame_interval = Duration::from_secs_f64(1.0 / fps);
     let mut capture: Option<Box<dyn VideoCapture>> = None;
-    let mut encoder: Option<H264Encoder> = None;
-    let mut applied_bps = 0u64;
+    // One encoder per codec that a connected link uses; the same picture goes to each.
+    let mut encoders: [Option<(VideoEncoder, u64)>; 2] = [None, None];
     let mut next_due = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if !control.enabled.load(Ordering::Relaxed) {
             // Off: the device is released and nothing is encoded.
             capture = None;
-            encoder = None;
+            encoders = [None, None];
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
@@ -290,29 +333,6 @@ fn video_thread(
             }
         }
         let Some(capturing) = capture.as_mut() else {
-            continue;
-        };
-        if encoder.is_none() {
-            let bps = control.target_bps.load(Ordering::Relaxed);
-            let settings = if source == Source::Screen {
-                EncoderSettings::screen(bps as u32, fps as f32)
-            } else {
-                EncoderSettings::camera(bps as u32, fps as f32)
-            };
-            match H264Encoder::new(settings) {
-                Ok(created) => {
-                    encoder = Some(created);
-                    applied_bps = bps;
-                }
-                Err(error) => {
-                    tracing::error!(?source, %error, "cannot create the H.264 encoder");
-                    control.errors.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            }
-        }
-        let Some(encoding) = encoder.as_mut() else {
             continue;
         };
         // Synthetic sources pace themselves; screens are captured on this thread's clock.
@@ -348,42 +368,69 @@ fn video_thread(
             // A new size starts with a keyframe (the encoder restarts for it anyway).
             control.keyframe_requested.store(true, Ordering::SeqCst);
         }
+        let keyframe = control.keyframe_requested.swap(false, Ordering::SeqCst);
         let target = control.target_bps.load(Ordering::Relaxed);
-        if target.abs_diff(applied_bps) * 10 > applied_bps {
-            if let Err(error) = encoding.set_bitrate(target as u32) {
-                tracing::warn!(?source, %error, "bitrate change refused");
-            }
-            applied_bps = target;
-        }
-        if control.keyframe_requested.swap(false, Ordering::SeqCst) {
-            encoding.request_keyframe();
-        }
-        let started = Instant::now();
-        let encoded = match encoding.encode(&frame) {
-            Ok(encoded) => encoded,
-            Err(error) => {
-                tracing::warn!(?source, %error, "encode failed");
-                control.errors.fetch_add(1, Ordering::Relaxed);
+        for codec in VIDEO_CODECS {
+            let slot = &mut encoders[codec.index()];
+            if !control.codecs_in_use[codec.index()].load(Ordering::Relaxed) {
+                *slot = None; // no link uses it: no encoding for it
                 continue;
             }
-        };
-        control
-            .last_encode_micros
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if encoded.data.is_empty() {
-            continue;
-        }
-        control.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        control
-            .bytes_encoded
-            .fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
-        let unit = EncodedUnit {
-            data: Bytes::from(encoded.data),
-            duration: frame_interval,
-        };
-        if out.try_send((source, unit)).is_err() {
-            control.dropped.fetch_add(1, Ordering::Relaxed);
-            control.keyframe_requested.store(true, Ordering::SeqCst);
+            if slot.is_none() {
+                let settings = if source == Source::Screen {
+                    EncoderSettings::screen(target as u32, fps as f32)
+                } else {
+                    EncoderSettings::camera(target as u32, fps as f32)
+                };
+                match VideoEncoder::new(codec, settings) {
+                    Ok(created) => *slot = Some((created, target)),
+                    Err(error) => {
+                        tracing::error!(?source, ?codec, %error, "cannot create the encoder");
+                        control.errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            let Some((encoder, applied_bps)) = slot.as_mut() else {
+                continue;
+            };
+            if target.abs_diff(*applied_bps) * 10 > *applied_bps {
+                if let Err(error) = encoder.set_bitrate(target as u32) {
+                    tracing::warn!(?source, ?codec, %error, "bitrate change refused");
+                }
+                *applied_bps = target;
+            }
+            if keyframe {
+                encoder.request_keyframe();
+            }
+            let started = Instant::now();
+            let encoded = match encoder.encode(&frame) {
+                Ok(encoded) => encoded,
+                Err(error) => {
+                    tracing::warn!(?source, ?codec, %error, "encode failed");
+                    control.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            control
+                .last_encode_micros
+                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            if encoded.data.is_empty() {
+                continue;
+            }
+            control.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            control
+                .bytes_encoded
+                .fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
+            let unit = EncodedUnit {
+                data: Bytes::from(encoded.data),
+                duration: frame_interval,
+                codec: Some(codec),
+            };
+            if out.try_send((source, unit)).is_err() {
+                control.dropped.fetch_add(1, Ordering::Relaxed);
+                control.keyframe_requested.store(true, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -511,6 +558,7 @@ fn audio_thread(
         let unit = EncodedUnit {
             data: Bytes::from(packet),
             duration: Duration::from_millis(20),
+            codec: None,
         };
         if out.try_send((Source::Audio, unit)).is_err() {
             control.dropped.fetch_add(1, Ordering::Relaxed);

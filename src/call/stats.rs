@@ -13,6 +13,7 @@ use crate::rtc::Source;
 
 #[derive(Debug, Default)]
 pub struct VideoCounters {
+    pub codec: Option<crate::rtc::VideoCodec>,
     pub packets: u64,
     pub bytes: u64,
     pub frames_decoded: u64,
@@ -133,6 +134,7 @@ fn source_name(source: Source) -> &'static str {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoReport {
+    pub codec: Option<crate::rtc::VideoCodec>,
     pub fps: f64,
     pub bitrate_kbps: f64,
     pub frames_decoded: u64,
@@ -240,6 +242,7 @@ impl StatsBook {
                     video.insert(
                         *name,
                         VideoReport {
+                            codec: c.codec,
                             fps: (c.frames_decoded - frames_before) as f64 / seconds,
                             bitrate_kbps: (c.bytes - bytes_before) as f64 * 8.0 / seconds / 1000.0,
                             frames_decoded: c.frames_decoded,

@@ -16,6 +16,7 @@ pub mod stamp;
 pub mod synthetic;
 pub mod tone;
 pub mod voice;
+pub mod vp8;
 
 pub use frame::{I420Frame, RgbaFrame};
 pub use queue::FrameQueue;

@@ -1,4 +1,4 @@
-//! Turns a stream of H.264 RTP packets back into whole pictures (access units), as soon as the
+//! Turns a stream of video RTP packets (H.264 or VP8) back into whole pictures, as soon as the
 //! last packet of a picture (the marker bit) is in: no waiting for the next picture's first
 //! packet, which would add a frame time of latency. Packets may arrive reordered within a
 //! small window; a packet that never comes makes the picture (and what depends on it)
@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
+
+use super::VideoCodec;
 
 /// How far (in packets) the assembler waits for a missing packet before giving up on it.
 const REORDER_WINDOW: u64 = 64;
@@ -22,7 +25,7 @@ pub struct RtpPiece {
     pub payload: Bytes,
 }
 
-/// A complete picture, Annex-B.
+/// A complete picture: Annex-B for H.264, a VP8 frame for VP8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessUnit {
     pub timestamp: u32,
@@ -38,6 +41,7 @@ pub struct Assembled {
 }
 
 pub struct FrameAssembler {
+    codec: VideoCodec,
     /// Packets not yet consumed, by extended sequence number.
     pending: BTreeMap<u64, RtpPiece>,
     /// Extended sequence number of the next packet to consume.
@@ -59,9 +63,15 @@ impl Default for FrameAssembler {
 }
 
 impl FrameAssembler {
-    /// A new assembler waits for a keyframe: a decoder cannot start on anything else.
+    /// A new H.264 assembler (see [`for_codec`](Self::for_codec)).
     pub fn new() -> Self {
+        Self::for_codec(VideoCodec::H264)
+    }
+
+    /// A new assembler waits for a keyframe: a decoder cannot start on anything else.
+    pub fn for_codec(codec: VideoCodec) -> Self {
         FrameAssembler {
+            codec,
             pending: BTreeMap::new(),
             next: None,
             highest: None,
@@ -141,7 +151,10 @@ impl FrameAssembler {
             }
             end += 1;
         }
-        let mut depacketizer = H264Packet::default();
+        let mut depacketizer: Box<dyn Depacketizer> = match self.codec {
+            VideoCodec::H264 => Box::new(H264Packet::default()),
+            VideoCodec::Vp8 => Box::new(Vp8Packet::default()),
+        };
         let mut data = Vec::new();
         let mut broken = false;
         for sequence in next..=end {
@@ -153,7 +166,10 @@ impl FrameAssembler {
             }
         }
         self.next = Some(end + 1);
-        let starts_cleanly = has_keyframe(&data);
+        let starts_cleanly = match self.codec {
+            VideoCodec::H264 => has_keyframe(&data),
+            VideoCodec::Vp8 => crate::media::vp8::is_keyframe(&data),
+        };
         if self.resync && !starts_cleanly {
             self.dropped_units += 1;
             out.keyframe_needed = true;
@@ -357,6 +373,22 @@ mod tests {
                 .push(piece(4, 0, true, nal(5, 1)))
                 .units
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn vp8_pictures_are_put_together_from_their_packets() {
+        let mut assembler = FrameAssembler::for_codec(VideoCodec::Vp8);
+        // Descriptor byte 0x10 (S: start of partition) then payload; 0x00 for continuations.
+        // A keyframe's first byte has its low bit clear.
+        let first = Bytes::from(vec![0x10, 0x00, 0x01, 0x02, 0x03]);
+        let rest = Bytes::from(vec![0x00, 0x04, 0x05, 0x06, 0x07]);
+        assert!(assembler.push(piece(1, 9, false, first)).units.is_empty());
+        let out = assembler.push(piece(2, 9, true, rest));
+        assert_eq!(out.units.len(), 1);
+        assert_eq!(
+            out.units[0].data,
+            vec![0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]
         );
     }
 

@@ -37,9 +37,11 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::VideoCodec;
 use crate::session::PeerConnState;
 
 pub const H264_PAYLOAD_TYPE: u8 = 102;
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
@@ -51,6 +53,11 @@ pub enum RtcError {
     InvalidSdp(String),
     #[error("the peer connection has no local description")]
     NoLocalDescription,
+    #[error("{step}: {source}")]
+    Step {
+        step: &'static str,
+        source: webrtc::error::Error,
+    },
 }
 
 /// A local source, or what a remote track carries.
@@ -85,6 +92,8 @@ pub struct PeerOptions {
     pub initial_bitrate_bps: f64,
     pub min_bitrate_bps: f64,
     pub max_bitrate_bps: f64,
+    /// Video codecs offered and accepted, in order of preference.
+    pub video_codecs: Vec<VideoCodec>,
 }
 
 impl Default for PeerOptions {
@@ -97,6 +106,7 @@ impl Default for PeerOptions {
             initial_bitrate_bps: 1_000_000.0,
             min_bitrate_bps: 150_000.0,
             max_bitrate_bps: 4_000_000.0,
+            video_codecs: vec![VideoCodec::H264, VideoCodec::Vp8],
         }
     }
 }
@@ -288,7 +298,24 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-fn media_engine() -> Result<MediaEngine, RtcError> {
+fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn video_codec_parameters(codec: VideoCodec) -> (RTCRtpCodec, u8) {
+    match codec {
+        VideoCodec::H264 => (h264_codec(), H264_PAYLOAD_TYPE),
+        VideoCodec::Vp8 => (vp8_codec(), VP8_PAYLOAD_TYPE),
+    }
+}
+
+fn media_engine(video_codecs: &[VideoCodec]) -> Result<MediaEngine, RtcError> {
     let mut engine = MediaEngine::default();
     engine.register_codec(
         RTCRtpCodecParameters {
@@ -298,14 +325,25 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
         },
         RtpCodecKind::Audio,
     )?;
-    engine.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: h264_codec(),
-            payload_type: H264_PAYLOAD_TYPE,
-            ..Default::default()
-        },
-        RtpCodecKind::Video,
-    )?;
+    // In order of preference, then the others: every link can carry both, so a peer that
+    // has only one (Firefox without its H.264 plugin: VP8) still gets video.
+    let mut ordered: Vec<VideoCodec> = video_codecs.to_vec();
+    for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+        if !ordered.contains(&codec) {
+            ordered.push(codec);
+        }
+    }
+    for codec in &ordered {
+        let (rtp_codec, payload_type) = video_codec_parameters(*codec);
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec,
+                payload_type,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        )?;
+    }
     engine.register_feedback(
         RTCPFeedback {
             typ: "ccm".to_owned(),
@@ -333,53 +371,78 @@ fn random_ssrc() -> u32 {
 
 struct LocalTrack {
     source: Source,
-    track: Arc<TrackLocalStaticSample>,
+    stream_id: String,
+    /// Replaced when negotiation picks another video codec than the one it was made for.
+    track: Mutex<Arc<TrackLocalStaticSample>>,
+    codec: Mutex<Option<VideoCodec>>,
     ssrc: u32,
     sender: Mutex<Option<Arc<dyn RtpSender>>>,
     payload_type: Mutex<Option<u8>>,
 }
 
-impl LocalTrack {
-    fn new(source: Source, stream_id: &str) -> Result<Self, RtcError> {
-        let ssrc = random_ssrc();
-        let (kind, codec) = match source {
-            Source::Audio => (RtpCodecKind::Audio, opus_codec()),
-            _ => (RtpCodecKind::Video, h264_codec()),
-        };
-        let track = TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                stream_id.to_owned(),
-                // Unique per participant: webrtc-rs routes inbound RTCP (PLI, FIR) by track id,
-                // and a remote track of the same id would take our keyframe requests.
-                format!("{}-{stream_id}", source.track_id()),
-                source.track_id().to_owned(),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
+fn make_track(
+    source: Source,
+    stream_id: &str,
+    ssrc: u32,
+    video_codec: Option<VideoCodec>,
+) -> Result<Arc<TrackLocalStaticSample>, RtcError> {
+    let (kind, codec) = match (source, video_codec) {
+        (Source::Audio, _) => (RtpCodecKind::Audio, opus_codec()),
+        (_, codec) => (
+            RtpCodecKind::Video,
+            video_codec_parameters(codec.unwrap_or(VideoCodec::H264)).0,
+        ),
+    };
+    let track = TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            stream_id.to_owned(),
+            // Unique per participant: webrtc-rs routes inbound RTCP (PLI, FIR) by track id,
+            // and a remote track of the same id would take our keyframe requests.
+            format!("{}-{stream_id}", source.track_id()),
+            source.track_id().to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
                     ..Default::default()
-                }],
-            ),
-        )?;
+                },
+                codec,
+                ..Default::default()
+            }],
+        ),
+    )?;
+    Ok(Arc::new(track))
+}
+
+impl LocalTrack {
+    fn new(source: Source, stream_id: &str, video_codec: VideoCodec) -> Result<Self, RtcError> {
+        let ssrc = random_ssrc();
+        let codec = (source != Source::Audio).then_some(video_codec);
         Ok(LocalTrack {
             source,
-            track: Arc::new(track),
+            stream_id: stream_id.to_owned(),
+            track: Mutex::new(make_track(source, stream_id, ssrc, codec)?),
+            codec: Mutex::new(codec),
             ssrc,
             sender: Mutex::new(None),
             payload_type: Mutex::new(None),
         })
     }
+
+    fn current(&self) -> Arc<TrackLocalStaticSample> {
+        self.track.lock().clone()
+    }
 }
 
-/// One encoded unit to send: an H.264 access unit or an Opus packet.
+/// One encoded unit to send: a video picture (H.264 access unit or VP8 frame) or an Opus
+/// packet.
 #[derive(Debug, Clone)]
 pub struct EncodedUnit {
     pub data: Bytes,
     pub duration: Duration,
+    /// The video codec, `None` for audio.
+    pub codec: Option<VideoCodec>,
 }
 
 /// The peer connection to one remote participant.
@@ -387,12 +450,13 @@ pub struct PeerLink {
     user_id: String,
     generation: u64,
     connection: Arc<dyn PeerConnection>,
-    tracks: Vec<LocalTrack>,
+    tracks: Vec<Arc<LocalTrack>>,
     tracks_attached: AtomicBool,
     remote_description_set: AtomicBool,
     pending_candidates: Mutex<Vec<RTCIceCandidateInit>>,
     target_bitrate: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
+    video_codecs: Vec<VideoCodec>,
 }
 
 impl PeerLink {
@@ -407,7 +471,7 @@ impl PeerLink {
         offering: bool,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self, RtcError> {
-        let mut engine = media_engine()?;
+        let mut engine = media_engine(&options.video_codecs)?;
         let target_bitrate = Arc::new(AtomicU64::new(options.initial_bitrate_bps.to_bits()));
         let estimator = PublishedEstimate {
             inner: Gcc::new(
@@ -465,9 +529,14 @@ impl PeerLink {
             .build()
             .await?;
         let connection: Arc<dyn PeerConnection> = Arc::new(connection);
+        let preferred = options
+            .video_codecs
+            .first()
+            .copied()
+            .unwrap_or(VideoCodec::H264);
         let tracks = Source::ALL
             .into_iter()
-            .map(|source| LocalTrack::new(source, local_stream_id))
+            .map(|source| LocalTrack::new(source, local_stream_id, preferred).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let link = PeerLink {
             user_id: user_id.to_owned(),
@@ -479,6 +548,7 @@ impl PeerLink {
             pending_candidates: Mutex::new(Vec::new()),
             target_bitrate,
             closed,
+            video_codecs: options.video_codecs.clone(),
         };
         if offering {
             link.attach_tracks().await?;
@@ -486,7 +556,7 @@ impl PeerLink {
         for track in &link.tracks {
             if track.source != Source::Audio {
                 spawn_keyframe_watch(
-                    track.track.clone(),
+                    track.clone(),
                     track.source,
                     user_id.to_owned(),
                     generation,
@@ -510,11 +580,38 @@ impl PeerLink {
         if self.tracks_attached.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        // Offering: webrtc-rs narrows a transceiver to its track's codec; we offer every codec
+        // we have, in our order, and adopt the one the answer picks.
+        let offering = !self.remote_description_set.load(Ordering::SeqCst);
         for track in &self.tracks {
             let sender = self
                 .connection
-                .add_track(track.track.clone() as Arc<dyn TrackLocal>)
-                .await?;
+                .add_track(track.current() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(|source| {
+                    tracing::warn!(track = ?track.source, codec = ?*track.codec.lock(), "attaching failed");
+                    RtcError::Step {
+                        step: "attaching a track",
+                        source,
+                    }
+                })?;
+            if offering && track.source != Source::Audio {
+                for transceiver in self.connection.get_transceivers().await {
+                    let Ok(Some(owner)) = transceiver.sender().await else {
+                        continue;
+                    };
+                    if owner.id() == sender.id() {
+                        // Empty: the media engine's codecs, in registration (preference) order.
+                        transceiver
+                            .set_codec_preferences(Vec::new())
+                            .await
+                            .map_err(|source| RtcError::Step {
+                                step: "offering every video codec",
+                                source,
+                            })?;
+                    }
+                }
+            }
             *track.sender.lock() = Some(sender);
         }
         Ok(())
@@ -551,9 +648,30 @@ impl PeerLink {
             .await
             .map_err(|error| RtcError::InvalidSdp(error.to_string()))?;
         self.remote_description_applied().await;
+        if !self.tracks_attached.load(Ordering::SeqCst) {
+            // Our video tracks must carry a codec the offer has: the first of the offer's
+            // (its preference) that we know.
+            let offered = offer_video_codecs(&offer.sdp, &self.video_codecs);
+            for track in &self.tracks {
+                let place = match track.source {
+                    Source::Audio => continue,
+                    Source::Camera => 0,
+                    Source::Screen => 1,
+                };
+                if let Some(Some(codec)) = offered.get(place).copied() {
+                    if *track.codec.lock() != Some(codec) {
+                        *track.track.lock() =
+                            make_track(track.source, &track.stream_id, track.ssrc, Some(codec))?;
+                        *track.codec.lock() = Some(codec);
+                    }
+                }
+            }
+        }
         self.attach_tracks().await?;
         let answer = self.connection.create_answer(None).await?;
         self.connection.set_local_description(answer).await?;
+        // What we send is what we chose from the offer above (any codec in the answer is
+        // one the offerer decodes), not necessarily the first one the answer lists.
         self.forget_payload_types();
         self.local_description().await
     }
@@ -566,8 +684,63 @@ impl PeerLink {
             .await
             .map_err(|error| RtcError::InvalidSdp(error.to_string()))?;
         self.forget_payload_types();
+        self.fit_tracks_to_negotiation().await?;
         self.remote_description_applied().await;
         Ok(())
+    }
+
+    /// After negotiation: a video track made for another codec than the one negotiated is
+    /// replaced by one for the negotiated codec (same SSRC, same ids), so what we send is
+    /// what the remote decodes. The negotiated codec of an m-line is the first format of the
+    /// answer's m-line (whichever side wrote the answer).
+    async fn fit_tracks_to_negotiation(&self) -> Result<(), RtcError> {
+        let local = self.connection.current_local_description().await;
+        let remote = self.connection.current_remote_description().await;
+        let answer = [local, remote]
+            .into_iter()
+            .flatten()
+            .find(|description| description.sdp_type == RTCSdpType::Answer);
+        let Some(answer) = answer else {
+            return Ok(());
+        };
+        let negotiated = answer_video_codecs(&answer.sdp);
+        for track in &self.tracks {
+            let place = match track.source {
+                Source::Audio => continue,
+                Source::Camera => 0,
+                Source::Screen => 1,
+            };
+            let Some(Some(codec)) = negotiated.get(place).copied() else {
+                continue;
+            };
+            if *track.codec.lock() == Some(codec) {
+                continue;
+            }
+            let Some(sender) = track.sender.lock().clone() else {
+                continue;
+            };
+            let replacement = make_track(track.source, &track.stream_id, track.ssrc, Some(codec))?;
+            sender
+                .replace_track(replacement.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(|source| RtcError::Step {
+                    step: "switching the track's codec",
+                    source,
+                })?;
+            *track.track.lock() = replacement;
+            *track.codec.lock() = Some(codec);
+            *track.payload_type.lock() = None;
+            tracing::debug!(user = %self.user_id, source = ?track.source, ?codec, "video codec");
+        }
+        Ok(())
+    }
+
+    /// The video codec negotiated on this link (the camera's), once known.
+    pub fn video_codec(&self) -> Option<VideoCodec> {
+        self.tracks
+            .iter()
+            .find(|track| track.source == Source::Camera)
+            .and_then(|track| *track.codec.lock())
     }
 
     async fn remote_description_applied(&self) {
@@ -618,7 +791,17 @@ impl PeerLink {
         }
         let sender = track.sender.lock().clone()?;
         let parameters = sender.get_parameters().await.ok()?;
-        let payload_type = parameters.rtp_parameters.codecs.first()?.payload_type;
+        let codecs = &parameters.rtp_parameters.codecs;
+        // The payload type of the codec this track carries (the first one for audio).
+        let payload_type = match *track.codec.lock() {
+            Some(codec) => {
+                codecs
+                    .iter()
+                    .find(|c| VideoCodec::from_mime_type(&c.rtp_codec.mime_type) == Some(codec))?
+                    .payload_type
+            }
+            None => codecs.first()?.payload_type,
+        };
         *track.payload_type.lock() = Some(payload_type);
         Some(payload_type)
     }
@@ -632,6 +815,9 @@ impl PeerLink {
         if !self.tracks_attached.load(Ordering::Relaxed) {
             return Ok(false);
         }
+        if unit.codec.is_some() && unit.codec != *track.codec.lock() {
+            return Ok(false); // encoded for links that use the other codec
+        }
         let Some(payload_type) = self.payload_type(track).await else {
             return Ok(false);
         };
@@ -640,8 +826,8 @@ impl PeerLink {
             duration: unit.duration,
             ..Sample::new(Instant::now())
         };
-        match track
-            .track
+        let current = track.current();
+        match current
             .sample_writer(track.ssrc, payload_type)
             .write_sample(&sample)
             .await
@@ -714,6 +900,64 @@ impl PeerLink {
     }
 }
 
+/// For each video m-line of an offer, in order, the codec we send on it: the first of `ours`
+/// (our preference) that the offer has, else the first one of the offer's that we know.
+pub fn offer_video_codecs(sdp: &str, ours: &[VideoCodec]) -> Vec<Option<VideoCodec>> {
+    video_sections(sdp)
+        .iter()
+        .map(|(media, attributes)| {
+            let offered: Vec<VideoCodec> = media
+                .split_whitespace()
+                .skip(3)
+                .filter_map(|format| codec_of_format(attributes, format))
+                .collect();
+            ours.iter()
+                .copied()
+                .find(|codec| offered.contains(codec))
+                .or_else(|| offered.first().copied())
+        })
+        .collect()
+}
+
+fn video_sections(sdp: &str) -> Vec<(String, Vec<String>)> {
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new(); // (m= line, attribute lines)
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("m=") {
+            sections.push((line.to_owned(), Vec::new()));
+        } else if let Some((_, attributes)) = sections.last_mut() {
+            attributes.push(line.to_owned());
+        }
+    }
+    sections.retain(|(media, _)| media.starts_with("m=video"));
+    sections
+}
+
+fn codec_of_format(attributes: &[String], format: &str) -> Option<VideoCodec> {
+    attributes.iter().find_map(|attribute| {
+        let rest = attribute.strip_prefix("a=rtpmap:")?;
+        let (payload_type, encoding) = rest.split_once(' ')?;
+        if payload_type != format {
+            return None;
+        }
+        let name = encoding.split('/').next()?;
+        VideoCodec::from_mime_type(&format!("video/{name}"))
+    })
+}
+
+/// For each video m-line of an answer, in order, the codec its first format names (if one we
+/// know).
+pub fn answer_video_codecs(sdp: &str) -> Vec<Option<VideoCodec>> {
+    video_sections(sdp)
+        .iter()
+        .map(|(media, attributes)| {
+            // m=video <port> <proto> <fmt> <fmt>…: the first format is the one in use.
+            let first = media.split_whitespace().nth(3)?;
+            codec_of_format(attributes, first)
+        })
+        .collect()
+}
+
 fn to_wire(description: &RTCSessionDescription) -> SessionDescription {
     SessionDescription {
         kind: match description.sdp_type {
@@ -728,7 +972,7 @@ fn to_wire(description: &RTCSessionDescription) -> SessionDescription {
 
 /// Watches a sending video track for keyframe requests from the remote.
 fn spawn_keyframe_watch(
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<LocalTrack>,
     source: Source,
     user_id: String,
     generation: u64,
@@ -737,7 +981,9 @@ fn spawn_keyframe_watch(
 ) {
     tokio::spawn(async move {
         while !closed.load(Ordering::Relaxed) {
-            match track.poll().await {
+            // The track in use now (negotiation may have replaced it).
+            let current = track.current();
+            match current.poll().await {
                 Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                     if packets
                         .iter()
@@ -756,4 +1002,67 @@ fn spawn_keyframe_watch(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn link(codecs: &[VideoCodec], offering: bool, name: &str) -> PeerLink {
+        let (events, _) = mpsc::unbounded_channel();
+        let options = PeerOptions {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            video_codecs: codecs.to_vec(),
+            ..PeerOptions::default()
+        };
+        PeerLink::new(
+            name,
+            1,
+            &format!("classroom-{name}"),
+            &[],
+            &options,
+            offering,
+            events,
+        )
+        .await
+        .expect("peer connection")
+    }
+
+    /// Only the SDP is exchanged (no candidates): nothing is sent anywhere.
+    #[tokio::test]
+    async fn an_answerer_that_prefers_vp8_sends_vp8_to_an_offerer_that_prefers_h264() {
+        let offerer = link(&[VideoCodec::H264, VideoCodec::Vp8], true, "a").await;
+        let answerer = link(&[VideoCodec::Vp8, VideoCodec::H264], false, "b").await;
+        let offer = offerer.create_offer().await.expect("offer");
+        // The offer carries every codec, in the offerer's order, not just its track's.
+        let offered = video_sections(&offer.sdp)[0].0.clone();
+        assert!(
+            offered.ends_with(&format!("{H264_PAYLOAD_TYPE} {VP8_PAYLOAD_TYPE}")),
+            "{offered}"
+        );
+        let answer = answerer.accept_offer(&offer).await.expect("answer");
+        offerer
+            .accept_answer(&answer)
+            .await
+            .expect("answer accepted");
+        assert_eq!(answerer.video_codec(), Some(VideoCodec::Vp8));
+        // The offerer sends what the answer put first; both codecs are in the answer, so
+        // either way each side decodes what the other sends.
+        assert_eq!(offerer.video_codec(), answer_video_codecs(&answer.sdp)[0]);
+        offerer.close().await;
+        answerer.close().await;
+    }
+
+    #[test]
+    fn the_first_format_of_each_video_m_line_of_an_answer_is_its_codec() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:102 H264/90000\r\na=rtpmap:96 VP8/90000\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n\
+                   m=video 0 UDP/TLS/RTP/SAVPF 45\r\na=rtpmap:45 AV1/90000\r\n";
+        assert_eq!(
+            answer_video_codecs(sdp),
+            vec![Some(VideoCodec::Vp8), Some(VideoCodec::H264), None]
+        );
+    }
 }
