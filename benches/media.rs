@@ -21,6 +21,7 @@ use classroom::media::opus_codec::{FRAME_SAMPLES, OpusDecoder, OpusEncoder, Opus
 use classroom::media::screen::X11ScreenCapture;
 use classroom::media::synthetic::{PatternKind, TestPattern};
 use classroom::media::tone::ToneSource;
+use classroom::media::vp8::{Vp8Decoder, Vp8Encoder};
 use classroom::media::{I420Frame, RgbaFrame};
 
 const FRAMES: usize = 90;
@@ -232,9 +233,93 @@ fn opus_cost() {
     );
 }
 
+/// VP8 (libvpx, real-time, speed 8) beside H.264 (OpenH264) on the same camera frames.
+fn vp8_vs_h264((w, h): (usize, usize)) {
+    let mut pattern = TestPattern::new(w, h, PatternKind::Camera);
+    let frames: Vec<I420Frame> = (0..FRAMES)
+        .map(|i| pattern.next_frame(Duration::from_millis(i as u64 * 33)))
+        .collect();
+    let bitrate = if h >= 720 { 1_500_000 } else { 600_000 };
+    let mut results = Vec::new();
+    for codec in ["H.264", "VP8"] {
+        let mut rates = Vec::new();
+        let mut encoded: Vec<Vec<u8>> = Vec::new();
+        for pass in 0..4 {
+            let settings = EncoderSettings::camera(bitrate, 30.0);
+            let t = Instant::now();
+            encoded = if codec == "VP8" {
+                let mut encoder = Vp8Encoder::new(settings).expect("vp8 encoder");
+                frames
+                    .iter()
+                    .map(|f| encoder.encode(f).expect("encode").data)
+                    .collect()
+            } else {
+                let mut encoder = H264Encoder::new(settings).expect("h264 encoder");
+                frames
+                    .iter()
+                    .map(|f| encoder.encode(f).expect("encode").data)
+                    .collect()
+            };
+            if pass > 0 {
+                rates.push(FRAMES as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        rates.sort_by(f64::total_cmp);
+        let coded: Vec<&Vec<u8>> = encoded.iter().filter(|e| !e.is_empty()).collect();
+        let t = Instant::now();
+        let mut decoded = 0;
+        if codec == "VP8" {
+            let mut decoder = Vp8Decoder::new().expect("vp8 decoder");
+            for e in &coded {
+                if decoder.decode(e).expect("decode").is_some() {
+                    decoded += 1;
+                }
+            }
+        } else {
+            let mut decoder = H264Decoder::new().expect("h264 decoder");
+            for e in &coded {
+                if decoder.decode(e).expect("decode").is_some() {
+                    decoded += 1;
+                }
+            }
+        }
+        let decode_fps = decoded as f64 / t.elapsed().as_secs_f64();
+        let kbps = coded.iter().map(|e| e.len()).sum::<usize>() as f64 * 8.0
+            / (FRAMES as f64 / 30.0)
+            / 1000.0;
+        results.push((codec, rates[1], decode_fps, kbps));
+    }
+    for (codec, encode_fps, decode_fps, kbps) in &results {
+        println!(
+            "camera {h:>5}p {codec:<6} encode {encode_fps:>7.1} fps  decode {decode_fps:>7.1} fps  ({kbps:.0} kbit/s at 30 fps)"
+        );
+    }
+    let (vp8, h264) = (&results[1], &results[0]);
+    println!(
+        "camera {h:>5}p VP8/H.264: encode {:.2}×, decode {:.2}×{}",
+        vp8.1 / h264.1,
+        vp8.2 / h264.2,
+        if h == 720 {
+            format!(
+                "; VP8 720p encode budget ≥ 60 fps: {}",
+                if vp8.1 >= 60.0 { "met" } else { "NOT MET" }
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
 fn main() {
     println!("machine: {}; pinned to CPU 0, one codec thread", machine());
     pin_to_cpu(0);
+    for size in [(1280, 720), (640, 360)] {
+        vp8_vs_h264(size);
+    }
+    // `cargo bench --bench media -- vp8`: only the comparison above.
+    if std::env::args().skip(1).any(|arg| arg == "vp8") {
+        return;
+    }
     for kind in [PatternKind::Camera, PatternKind::Screen] {
         for size in [(1280, 720), (1920, 1080)] {
             codec_row(kind, size);

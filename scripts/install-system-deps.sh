@@ -14,7 +14,7 @@ PACKAGES=(
   # signaling server state
   libsqlite3-dev sqlite3
   # tests: Node socket.io peers, network namespaces, audio fixtures
-  nodejs iproute2 espeak-ng sox chromium
+  nodejs iproute2 espeak-ng sox chromium firefox-esr
 )
 # NodeSource's nodejs package ships npm itself; Debian's separate npm package conflicts with it.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -22,13 +22,10 @@ pub struct TestPattern {
     kind: PatternKind,
     counter: u32,
     noise: u64,
-    /// One period of the camera pattern's ramp, and a table of random grain.
+    /// One period of the camera pattern's ramp, and one row of random grain.
     ramp: Vec<u8>,
     grain: Vec<u8>,
 }
-
-/// Grain table length beyond one row: rows read it at pseudo-random offsets.
-const GRAIN_EXTRA: usize = 4096;
 
 impl TestPattern {
     /// Width and height are rounded down to even values.
@@ -86,30 +83,34 @@ impl TestPattern {
     fn draw_camera(&mut self, frame: &mut I420Frame, t: usize) {
         let (w, h) = (frame.width, frame.height);
         let (bx, by, side) = ((t * 7) % w.max(1), (t * 3) % h.max(1), (h / 4).max(2));
-        // A diagonal ramp (one precomputed period, read at a moving offset) plus temporal
-        // noise (a table of random grain, read at a different place every row and frame):
-        // the same kind of picture as a per-pixel generator, at a fraction of the cost.
+        // A diagonal ramp (one precomputed period, read at a moving offset) plus fresh
+        // temporal noise for every pixel of every frame, as hard for an encoder as a sensor's:
+        // each xorshift step gives the grain of 16 pixels.
         if self.ramp.len() < w + 160 {
             self.ramp = (0..w + 160).map(|i| 40 + (i % 160) as u8).collect();
         }
-        if self.grain.len() < w + GRAIN_EXTRA {
-            self.grain = (0..w + GRAIN_EXTRA)
-                .map(|_| (self.next_noise() & 15) as u8)
-                .collect();
-        }
-        let frame_seed = self.next_noise() as usize;
+        self.grain.resize(w.div_ceil(16) * 16, 0);
         for row in 0..h {
+            let mut noise = self.noise;
+            for chunk in self.grain.chunks_exact_mut(16) {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                let bits = noise;
+                for (index, grain) in chunk.iter_mut().enumerate() {
+                    *grain = ((bits >> (index * 4)) & 15) as u8;
+                }
+            }
+            self.noise = noise;
             let line = &mut frame.y[row * w..(row + 1) * w];
             let ramp_start = (row + 2 * t) % 160;
             let ramp = &self.ramp[ramp_start..ramp_start + w];
-            let grain_start = frame_seed.wrapping_add(row.wrapping_mul(7919)) % GRAIN_EXTRA;
-            let grain = &self.grain[grain_start..grain_start + w];
-            for ((px, base), noise) in line.iter_mut().zip(ramp).zip(grain) {
+            for ((px, base), noise) in line.iter_mut().zip(ramp).zip(&self.grain) {
                 *px = base.saturating_add(*noise).min(235);
             }
             if row.wrapping_sub(by) < side {
                 let end = (bx + side).min(w);
-                for (px, noise) in line[bx.min(w)..end].iter_mut().zip(grain) {
+                for (px, noise) in line[bx.min(w)..end].iter_mut().zip(&self.grain) {
                     *px = (200 + noise).min(235);
                 }
             }
