@@ -8,6 +8,9 @@
 //! Options (environment): CALL_BENCH_SECONDS (measured window, default 20),
 //! CALL_BENCH_CAMERA (default 1280x720@30), CALL_BENCH_PARTIES (default 4).
 
+#[path = "support/machine.rs"]
+mod machine;
+
 #[path = "../tests/support/lab.rs"]
 mod lab;
 
@@ -45,20 +48,6 @@ fn percentile(values: &mut [f64], fraction: f64) -> Option<f64> {
     values.sort_by(|a, b| a.total_cmp(b));
     let index = ((values.len() - 1) as f64 * fraction).round() as usize;
     values.get(index).copied()
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, name)| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores")
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -100,7 +89,7 @@ fn run_call(view_height: Option<u32>) {
             None => "everyone full size".to_owned(),
         }
     );
-    println!("machine: {}", machine());
+    println!("machine: {}", machine::describe());
 
     let ns = NetNs::create(if view_height.is_some() {
         "bench-grid"

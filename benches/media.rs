@@ -11,6 +11,9 @@
 //! Budgets (media engine issue): 720p encode ≥ 120 fps; 1080p screen capture + encode ≥ 30 fps;
 //! capture → encode → decode ≤ 15 ms per 720p frame.
 
+#[path = "support/machine.rs"]
+mod machine;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,23 +35,6 @@ fn pin_to_cpu(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!(
-        "{cpu}, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    )
 }
 
 fn settings(kind: PatternKind, height: usize) -> EncoderSettings {
@@ -311,7 +297,10 @@ fn vp8_vs_h264((w, h): (usize, usize)) {
 }
 
 fn main() {
-    println!("machine: {}; pinned to CPU 0, one codec thread", machine());
+    println!(
+        "machine: {}; pinned to CPU 0, one codec thread",
+        machine::describe()
+    );
     pin_to_cpu(0);
     for size in [(1280, 720), (640, 360)] {
         vp8_vs_h264(size);

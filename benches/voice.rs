@@ -9,6 +9,9 @@
 //!
 //! Budget (voice processing issue): ≤ 2 % of one core at 48 kHz mono with every stage on.
 
+#[path = "support/machine.rs"]
+mod machine;
+
 #[path = "../tests/support/speech.rs"]
 mod speech;
 
@@ -40,23 +43,6 @@ fn pin_to_cpu(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!(
-        "{cpu}, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    )
 }
 
 /// CPU time of the calling thread (not inflated by waiting for the CPU on a shared machine).
@@ -181,7 +167,7 @@ fn noise_reduction(near: &[f32], color: NoiseColor) -> (f64, f64) {
 
 fn main() {
     // Read before pinning, or the process sees one core.
-    let machine = machine();
+    let machine = machine::describe();
     pin_to_cpu(0);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split(' ').take(3).collect();

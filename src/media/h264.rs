@@ -265,6 +265,22 @@ impl H264Encoder {
     }
 }
 
+/// Standard deviation of a luma plane over a sparse 32×32 grid: a blank (flat) picture has
+/// none.
+pub fn luma_spread(luma: &[u8], width: usize, height: usize, stride: usize) -> f64 {
+    let mut samples = Vec::with_capacity(1024);
+    for y in (0..height).step_by((height / 32).max(1)) {
+        for x in (0..width).step_by((width / 32).max(1)) {
+            if let Some(value) = luma.get(y * stride + x) {
+                samples.push(f64::from(*value));
+            }
+        }
+    }
+    let count = samples.len().max(1) as f64;
+    let mean = samples.iter().sum::<f64>() / count;
+    (samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt()
+}
+
 /// What a receiver that shows nothing learns from a decoded picture.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodedSummary {
@@ -313,23 +329,11 @@ impl H264Decoder {
         let (y_stride, _, _) = yuv.strides();
         let luma = yuv.y();
         let stamp = crate::media::stamp::read_luma(luma, width, height, y_stride);
-        // Spread of the luma on a sparse grid: a blank (flat) picture has none.
-        let mut samples = Vec::with_capacity(1024);
-        for y in (0..height).step_by((height / 32).max(1)) {
-            for x in (0..width).step_by((width / 32).max(1)) {
-                if let Some(value) = luma.get(y * y_stride + x) {
-                    samples.push(f64::from(*value));
-                }
-            }
-        }
-        let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
-        let variance =
-            samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / samples.len().max(1) as f64;
         Ok(Some(DecodedSummary {
             width,
             height,
             stamp,
-            luma_spread: variance.sqrt(),
+            luma_spread: luma_spread(luma, width, height, y_stride),
         }))
     }
 

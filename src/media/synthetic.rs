@@ -41,14 +41,6 @@ impl TestPattern {
         }
     }
 
-    /// xorshift64.
-    fn next_noise(&mut self) -> u64 {
-        self.noise ^= self.noise << 13;
-        self.noise ^= self.noise >> 7;
-        self.noise ^= self.noise << 17;
-        self.noise
-    }
-
     /// Draws the next frame, stamped with `capture_time` (the caller's media clock).
     pub fn next_frame(&mut self, capture_time: Duration) -> I420Frame {
         let mut frame = I420Frame::black(self.width, self.height);

@@ -16,7 +16,9 @@ use vpx_sys::{
 };
 
 use crate::media::frame::I420Frame;
-use crate::media::h264::{CodecError, ContentKind, DecodedSummary, EncodedFrame, EncoderSettings};
+use crate::media::h264::{
+    CodecError, ContentKind, DecodedSummary, EncodedFrame, EncoderSettings, luma_spread,
+};
 use crate::media::stamp;
 
 /// libvpx's real-time speed (VP8E_SET_CPUUSED): higher is faster and a little worse.
@@ -312,22 +314,28 @@ impl Vp8Decoder {
             // SAFETY: plane 0 holds `stride × height` bytes of luma.
             let luma = unsafe { std::slice::from_raw_parts(image.planes[0], stride * height) };
             let stamp = stamp::read_luma(luma, width, height, stride);
-            let mut samples = Vec::with_capacity(1024);
-            for y in (0..height).step_by((height / 32).max(1)) {
-                for x in (0..width).step_by((width / 32).max(1)) {
-                    samples.push(f64::from(luma[y * stride + x]));
-                }
-            }
-            let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
-            let variance = samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-                / samples.len().max(1) as f64;
             DecodedSummary {
                 width,
                 height,
                 stamp,
-                luma_spread: variance.sqrt(),
+                luma_spread: luma_spread(luma, width, height, stride),
             }
         })
+    }
+
+    /// Decodes one frame into RGBA for the UI, reusing `out`'s buffer; `false` when no picture
+    /// came out.
+    pub fn decode_rgba(
+        &mut self,
+        data: &[u8],
+        out: &mut crate::media::frame::RgbaFrame,
+    ) -> Result<bool, CodecError> {
+        let Some(frame) = self.decode(data)? else {
+            return Ok(false);
+        };
+        crate::media::convert::i420_to_rgba(&frame, out)
+            .map_err(|error| CodecError::Decoder(error.to_string()))?;
+        Ok(true)
     }
 
     /// Decodes into an I420 picture of its own.
@@ -431,6 +439,27 @@ mod tests {
         assert!(first_small.keyframe);
         let picture = decoder.decode(&first_small.data).unwrap().unwrap();
         assert_eq!((picture.width, picture.height), (320, 180));
+    }
+
+    #[test]
+    fn pictures_come_out_as_rgba_for_the_ui_with_the_stamp_readable() {
+        let frame =
+            TestPattern::new(320, 180, PatternKind::Camera).next_frame(Duration::from_millis(5));
+        let mut encoder = Vp8Encoder::new(EncoderSettings::camera(800_000, 30.0)).unwrap();
+        let mut decoder = Vp8Decoder::new().unwrap();
+        let mut out = crate::media::frame::RgbaFrame {
+            width: 0,
+            height: 0,
+            pixels: Vec::new(),
+        };
+        let encoded = encoder.encode(&frame).unwrap();
+        assert!(decoder.decode_rgba(&encoded.data, &mut out).unwrap());
+        assert_eq!(
+            (out.width, out.height, out.pixels.len()),
+            (320, 180, 320 * 180 * 4)
+        );
+        let stamp = stamp::read_rgba(&out.pixels, 320, 180).expect("stamp");
+        assert_eq!(stamp.counter, 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
+import { sleep, waitFor } from "./three-way-lab.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SERVER_BIN = process.env.CLASSROOM_SIGNALING_BIN;
@@ -29,23 +30,6 @@ let desktop;
 let browser;
 let page;
 const desktopLines = [];
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what, condition, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await condition();
-      if (last) return last;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 2000)}`);
-}
 
 function inNamespace(program, args) {
   return spawn("ip", ["netns", "exec", ns, program, ...args], {
