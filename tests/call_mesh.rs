@@ -477,3 +477,50 @@ fn vp8_and_h264_links_in_one_call_each_get_their_codec_and_everyone_sees_everyon
         );
     }
 }
+
+#[test]
+fn a_participant_with_a_real_microphone_and_speaker_takes_part() {
+    // Real cpal streams on this machine's default ALSA devices (the `null` device where there
+    // is no sound card: it captures silence and discards what is played, through the same
+    // code path as a laptop's).
+    let ns = NetNs::create("devices");
+    let data = TempDir::new("devices");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    let ada = Bot::start(&ns, "class-devices", "ada", BotOptions::default());
+    std::thread::sleep(Duration::from_millis(300));
+    let bob = Bot::start(
+        &ns,
+        "class-devices",
+        "bob",
+        BotOptions {
+            extra: vec![
+                "--audio".into(),
+                "mic".into(),
+                "--speaker".into(),
+                "default".into(),
+            ],
+            ..BotOptions::default()
+        },
+    );
+    let bots = [ada, bob];
+    wait_until(
+        "ada to receive bob's microphone, and bob's speaker to play ada (the echo canceller's reference)",
+        MEDIA_TIMEOUT,
+        || {
+            let bob_stats = bots[1].stats();
+            let rendered = bob_stats
+                .as_ref()
+                .and_then(|s| s["local"]["voiceProcessing"]["render_frames"].as_u64());
+            bots[0].audio_counter("bob", "packets") > 100
+                && bots[1].audio_counter("ada", "markersHeard") >= 2
+                && rendered.unwrap_or(0) > 100
+        },
+        || dump_all(&bots),
+    );
+    let stats = bots[1].stats().expect("stats");
+    assert!(
+        stats["local"]["sources"]["audio"]["deviceError"].is_null(),
+        "a device failed: {}",
+        bots[1].dump()
+    );
+}

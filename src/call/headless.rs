@@ -52,8 +52,8 @@ pub struct HeadlessArgs {
     #[arg(long, default_value = "synthetic:1280x720@15")]
     pub screen: String,
     /// Microphone: `tone` (the marker tone), `speech:FILE` (48 kHz mono s16le raw speech,
-    /// looped, with the markers over it), `silence` (a quiet talker: only the room is heard)
-    /// or `none` (no audio sent).
+    /// looped, with the markers over it), `silence` (a quiet talker: only the room is heard),
+    /// `mic` or `mic:DEVICE` (a real input device, cpal) or `none` (no audio sent).
     #[arg(long, default_value = "tone")]
     pub audio: String,
     /// Voice processing (echo cancellation, noise suppression, gain control, high-pass):
@@ -62,6 +62,10 @@ pub struct HeadlessArgs {
     /// signal that noise suppression rightly removes (the tone measures the transport).
     #[arg(long, default_value = "auto")]
     pub voice_processing: String,
+    /// Play the class on an output device: `default` or a device name (cpal). Default: not
+    /// played.
+    #[arg(long)]
+    pub speaker: Option<String>,
     /// Simulate a room: what is played comes back into the microphone.
     #[arg(long)]
     pub room: bool,
@@ -169,11 +173,13 @@ impl HeadlessArgs {
             "tone" => AudioInput::Tone,
             "silence" => AudioInput::Silence,
             "none" => AudioInput::None,
-            other => match other.strip_prefix("speech:") {
-                Some(path) => AudioInput::Speech(PathBuf::from(path)),
-                None => {
-                    bail!("unknown audio source {other:?} (tone, speech:FILE, silence or none)")
-                }
+            "mic" => AudioInput::Microphone(None),
+            other => match (other.strip_prefix("speech:"), other.strip_prefix("mic:")) {
+                (Some(path), _) => AudioInput::Speech(PathBuf::from(path)),
+                (_, Some(device)) => AudioInput::Microphone(Some(device.to_owned())),
+                _ => bail!(
+                    "unknown audio source {other:?} (tone, speech:FILE, silence, mic[:DEVICE] or none)"
+                ),
             },
         };
         let voice = match self.voice_processing.as_str() {
@@ -231,6 +237,10 @@ impl HeadlessArgs {
             audio,
             voice,
             room,
+            speaker: self
+                .speaker
+                .as_ref()
+                .map(|name| (name != "default").then(|| name.clone())),
             save_dir: self.save.clone(),
             simulated_receive_loss: (self.simulate_receive_loss / 100.0).clamp(0.0, 1.0),
             connect_timeout: Duration::from_secs_f64(self.connect_timeout_secs.max(0.0)),

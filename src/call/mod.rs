@@ -46,6 +46,8 @@ pub struct CallConfig {
     pub voice: Option<VoiceProcessingConfig>,
     /// The headless participant's simulated room (playback back into the microphone).
     pub room: Option<SimulatedRoomConfig>,
+    /// Play the class on this output device (`Some(None)`: the default one).
+    pub speaker: Option<Option<String>>,
     /// Save what is received (H.264 Annex-B and 48 kHz s16le PCM per remote) here.
     pub save_dir: Option<PathBuf>,
     /// Test input: the fraction of received video packets dropped after the transport.
@@ -73,6 +75,9 @@ pub struct LocalSourceReport {
     pub keyframe_requests_received: u64,
     /// Height of the pictures sent (video).
     pub sent_height: u64,
+    /// A microphone or speaker that failed, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_error: Option<String>,
     /// Level of what was sent since the last report (audio), dBFS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_level_dbfs: Option<f64>,
@@ -114,6 +119,7 @@ impl CallHandle {
                         dropped: control.dropped.load(Ordering::Relaxed),
                         errors: control.errors.load(Ordering::Relaxed),
                         sent_height: control.sent_height.load(Ordering::Relaxed),
+                        device_error: control.device_error.lock().clone(),
                         keyframe_requests_received: control
                             .keyframe_requests_from_peers
                             .load(Ordering::Relaxed),
@@ -239,6 +245,7 @@ impl Engine {
                 mixer: self.local.mixer.clone(),
                 voice: self.local.voice.clone(),
                 room: self.config.room,
+                speaker: self.config.speaker.clone(),
             },
             media_tx,
         );

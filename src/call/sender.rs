@@ -46,6 +46,8 @@ pub enum AudioInput {
     Tone,
     /// A quiet room: the microphone hears only what the (simulated) room sends back.
     Silence,
+    /// A real microphone (cpal), by name, or the default one.
+    Microphone(Option<String>),
     /// Recorded speech (48 kHz mono s16le raw, looped) with the markers laid over it (a test
     /// input: a talker an echo canceller can learn from, unlike a steady tone).
     Speech(std::path::PathBuf),
@@ -62,6 +64,9 @@ pub struct AudioSetup {
     pub voice: Option<Arc<VoiceProcessor>>,
     /// The headless participant's simulated room: playback comes back into the microphone.
     pub room: Option<SimulatedRoomConfig>,
+    /// Play the mix on a real output device (cpal), by name (`None`: the default one);
+    /// not set: nothing is played (the headless participant).
+    pub speaker: Option<Option<String>>,
 }
 
 /// Switches and figures shared between the engine and the media threads.
@@ -89,6 +94,8 @@ pub struct SourceControl {
     pub sent_height: AtomicU64,
     /// Which video codecs connected links use (by [`VideoCodec::index`]): each is encoded.
     pub codecs_in_use: [AtomicBool; 2],
+    /// The last device failure (a microphone or speaker that vanished), for the user.
+    pub device_error: parking_lot::Mutex<Option<String>>,
 }
 
 impl SourceControl {
@@ -108,6 +115,7 @@ impl SourceControl {
             target_height: AtomicU64::new(0),
             sent_height: AtomicU64::new(0),
             codecs_in_use: [AtomicBool::new(false), AtomicBool::new(false)],
+            device_error: parking_lot::Mutex::new(None),
         })
     }
 }
@@ -437,14 +445,141 @@ fn video_thread(
 
 const OPUS_FRAME: usize = 960; // 20 ms at 48 kHz
 
-/// The audio clock: every 10 ms, one frame played and one frame captured, like a sound card
-/// whose output and input share a clock.
+/// Encodes 20 ms of what the microphone path produced and hands it to the peers.
+fn send_audio(
+    encoder: &mut OpusEncoder,
+    pcm: &[f32],
+    control: &SourceControl,
+    out: &mpsc::Sender<(Source, EncodedUnit)>,
+) {
+    if !control.enabled.load(Ordering::Relaxed) {
+        return;
+    }
+    {
+        let mut energy = control.sent_energy.lock();
+        energy.0 += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>();
+        energy.1 += pcm.len() as u64;
+    }
+    let packet = match encoder.encode(pcm) {
+        Ok(packet) => packet,
+        Err(error) => {
+            tracing::warn!(%error, "Opus encode failed");
+            control.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    control.frames_encoded.fetch_add(1, Ordering::Relaxed);
+    control
+        .bytes_encoded
+        .fetch_add(packet.len() as u64, Ordering::Relaxed);
+    let unit = EncodedUnit {
+        data: Bytes::from(packet),
+        duration: Duration::from_millis(20),
+        codec: None,
+    };
+    if out.try_send((Source::Audio, unit)).is_err() {
+        control.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Real devices: the speaker's callback pulls the mix (and hands exactly what it plays to the
+/// echo canceller); the microphone's frames arrive through a queue, are processed and sent. A
+/// device that fails is reported (the stats' `deviceError`) and the rest goes on.
+fn device_audio_thread(
+    setup: AudioSetup,
+    control: Arc<SourceControl>,
+    stop: Arc<AtomicBool>,
+    out: mpsc::Sender<(Source, EncodedUnit)>,
+) {
+    use crate::media::audio_device::{AudioEvent, open_microphone, open_speaker};
+    use crate::media::queue::FrameQueue;
+
+    let mut encoder = match OpusEncoder::new(OpusSettings::default()) {
+        Ok(encoder) => encoder,
+        Err(error) => {
+            tracing::error!(%error, "cannot create the Opus encoder");
+            control.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let (events_tx, events) = std::sync::mpsc::channel::<AudioEvent>();
+    let report = |control: &SourceControl, message: String| {
+        tracing::warn!(%message, "audio device");
+        control.errors.fetch_add(1, Ordering::Relaxed);
+        *control.device_error.lock() = Some(message);
+    };
+    let _speaker = setup.speaker.as_ref().and_then(|name| {
+        let mixer = setup.mixer.clone();
+        let voice = setup.voice.clone();
+        let mut carry: Vec<f32> = Vec::new();
+        let fill = move |out: &mut [f32]| {
+            while carry.len() < out.len() {
+                carry.extend(mixer.pull());
+            }
+            out.copy_from_slice(&carry[..out.len()]);
+            carry.drain(..out.len());
+            if let Some(voice) = &voice {
+                voice.process_render(out);
+            }
+        };
+        match open_speaker(name.as_deref(), fill, events_tx.clone()) {
+            Ok(speaker) => Some(speaker),
+            Err(error) => {
+                report(&control, format!("speaker: {error}"));
+                None
+            }
+        }
+    });
+    let frames: FrameQueue<crate::media::audio_device::AudioFrame> = FrameQueue::new(50);
+    let _microphone = match &setup.input {
+        AudioInput::Microphone(name) => {
+            match open_microphone(name.as_deref(), frames.clone(), events_tx.clone()) {
+                Ok(microphone) => Some(microphone),
+                Err(error) => {
+                    report(&control, format!("microphone: {error}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let mut pending: Vec<f32> = Vec::with_capacity(OPUS_FRAME);
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(AudioEvent::DeviceLost { name, message }) = events.try_recv() {
+            report(&control, format!("{name}: {message}"));
+        }
+        let Ok(frame) = frames.pop_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let mut mic = frame.samples;
+        if mic.len() != FRAME {
+            continue;
+        }
+        if let Some(voice) = &setup.voice {
+            if let Err(error) = voice.process_capture(&mut mic) {
+                tracing::warn!(%error, "voice processing failed on a frame");
+            }
+        }
+        pending.extend_from_slice(&mic);
+        if pending.len() >= OPUS_FRAME {
+            let pcm: Vec<f32> = pending.drain(..OPUS_FRAME).collect();
+            send_audio(&mut encoder, &pcm, &control, &out);
+        }
+    }
+}
+
+/// The audio path: with a real microphone or speaker, the devices' own clocks drive it
+/// ([`device_audio_thread`]); without, a 10 ms clock of its own, like a sound card whose output
+/// and input share a clock.
 fn audio_thread(
     setup: AudioSetup,
     control: Arc<SourceControl>,
     stop: Arc<AtomicBool>,
     out: mpsc::Sender<(Source, EncodedUnit)>,
 ) {
+    if matches!(setup.input, AudioInput::Microphone(_)) || setup.speaker.is_some() {
+        return device_audio_thread(setup, control, stop, out);
+    }
     let mut encoder = match OpusEncoder::new(OpusSettings::default()) {
         Ok(encoder) => encoder,
         Err(error) => {
@@ -535,33 +670,6 @@ fn audio_thread(
             continue;
         }
         let pcm: Vec<f32> = pending.drain(..OPUS_FRAME).collect();
-        if !control.enabled.load(Ordering::Relaxed) {
-            continue;
-        }
-        {
-            let mut energy = control.sent_energy.lock();
-            energy.0 += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>();
-            energy.1 += pcm.len() as u64;
-        }
-        let packet = match encoder.encode(&pcm) {
-            Ok(packet) => packet,
-            Err(error) => {
-                tracing::warn!(%error, "Opus encode failed");
-                control.errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        control.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        control
-            .bytes_encoded
-            .fetch_add(packet.len() as u64, Ordering::Relaxed);
-        let unit = EncodedUnit {
-            data: Bytes::from(packet),
-            duration: Duration::from_millis(20),
-            codec: None,
-        };
-        if out.try_send((Source::Audio, unit)).is_err() {
-            control.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        send_audio(&mut encoder, &pcm, &control, &out);
     }
 }

@@ -131,7 +131,29 @@ struct Opened {
 }
 
 fn open_device(input: bool, name: Option<&str>) -> Result<Opened, AudioError> {
-    let device = find_device(input, name)?;
+    let opened = open_found(find_device(input, name)?, input);
+    if name.is_some() || opened.is_ok() {
+        return opened;
+    }
+    // The system's default device is unusable (no sound card behind it, say): the first
+    // listed device that opens is the next best, as a user would pick it.
+    let host = cpal::default_host();
+    let listed: Vec<cpal::Device> = if input {
+        host.input_devices()
+            .map(Iterator::collect)
+            .unwrap_or_default()
+    } else {
+        host.output_devices()
+            .map(Iterator::collect)
+            .unwrap_or_default()
+    };
+    listed
+        .into_iter()
+        .find_map(|device| open_found(device, input).ok())
+        .map_or(opened, Ok)
+}
+
+fn open_found(device: cpal::Device, input: bool) -> Result<Opened, AudioError> {
     let label = device_name(&device);
     let supported = if input {
         device.default_input_config()

@@ -88,6 +88,17 @@ impl Vp8Encoder {
         Ok(())
     }
 
+    /// Changes the frame rate the rate control plans for (each picture's duration).
+    pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
+        if !(1.0..=240.0).contains(&fps) {
+            return Err(CodecError::Encoder(format!(
+                "frame rate {fps} out of range"
+            )));
+        }
+        self.settings.max_fps = fps;
+        Ok(())
+    }
+
     fn start(&mut self, width: usize, height: usize) -> Result<(), CodecError> {
         self.stop();
         let config = &mut self.config;
@@ -422,6 +433,8 @@ mod tests {
         assert!(!delta.keyframe);
         encoder.request_keyframe();
         encoder.set_bitrate(1_000_000).unwrap();
+        encoder.set_frame_rate(15.0).unwrap();
+        assert!(encoder.set_frame_rate(0.0).is_err());
         let forced = encoder
             .encode(&pattern.next_frame(Duration::from_millis(233)))
             .unwrap();
