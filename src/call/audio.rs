@@ -23,12 +23,26 @@ const PREBUFFER: usize = 4 * FRAME;
 /// Buffered audio beyond which the oldest is dropped (bounds the playout delay).
 const MAX_BUFFERED: usize = 12 * FRAME;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct JitterBuffer {
     samples: VecDeque<f32>,
+    /// This participant's playback volume (1.0: as received).
+    volume: f32,
     playing: bool,
     underruns: u64,
     dropped_samples: u64,
+}
+
+impl Default for JitterBuffer {
+    fn default() -> Self {
+        JitterBuffer {
+            samples: VecDeque::new(),
+            volume: 1.0,
+            playing: false,
+            underruns: 0,
+            dropped_samples: 0,
+        }
+    }
 }
 
 impl JitterBuffer {
@@ -55,8 +69,9 @@ impl JitterBuffer {
             return;
         }
         let length = mix.len();
+        let volume = self.volume;
         for (out, sample) in mix.iter_mut().zip(self.samples.drain(..length)) {
-            *out += sample;
+            *out += sample * volume;
         }
     }
 }
@@ -74,6 +89,15 @@ impl PlayoutMixer {
             .entry(user_id.to_owned())
             .or_default()
             .push(pcm);
+    }
+
+    /// One participant's playback volume: 0 mutes them for us, 1 is as received, up to 4.
+    pub fn set_volume(&self, user_id: &str, volume: f32) {
+        self.remotes
+            .lock()
+            .entry(user_id.to_owned())
+            .or_default()
+            .volume = volume.clamp(0.0, 4.0);
     }
 
     pub fn forget(&self, user_id: &str) {
@@ -122,6 +146,16 @@ mod tests {
         mixer.push("b", &vec![0.5; FRAME * 4]);
         let mix = mixer.pull();
         assert!(mix.iter().all(|s| (*s - 0.75).abs() < 1e-6));
+    }
+
+    #[test]
+    fn each_participant_has_a_volume_of_its_own() {
+        let mixer = PlayoutMixer::default();
+        mixer.set_volume("a", 0.5);
+        mixer.set_volume("b", 0.0);
+        mixer.push("a", &vec![0.4; PREBUFFER]);
+        mixer.push("b", &vec![0.4; PREBUFFER]);
+        assert!(mixer.pull().iter().all(|s| (*s - 0.2).abs() < 1e-6));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! stats interval on stdout. The workhorse of the integration tests and benchmarks.
 //!
 //! stdin commands, one per line: `mute`, `unmute`, `camera-off`, `camera-on`, `share-on`,
-//! `share-off`, `hand-up`, `hand-down`, `chat <text>`, `leave`.
+//! `share-off`, `hand-up`, `hand-down`, `chat <text>`, `view-height <pixels>`,
+//! `volume <user> <percent>`, `leave`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -282,6 +283,19 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
         "hand-up" => Command::RaiseHand(true),
         "hand-down" => Command::RaiseHand(false),
         "chat" => Command::SendChat(rest.to_owned()),
+        "volume" => {
+            let (user_id, percent) = rest
+                .trim()
+                .rsplit_once(' ')
+                .ok_or_else(|| format!("volume needs a user and a percentage, got {rest:?}"))?;
+            Command::SetVolume {
+                user_id: user_id.trim().to_owned(),
+                percent: percent
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("volume needs a percentage, got {percent:?}"))?,
+            }
+        }
         "view-height" => Command::SetViewHeight(
             rest.trim()
                 .parse::<u32>()

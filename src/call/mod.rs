@@ -605,6 +605,11 @@ impl Engine {
                     }
                 }
                 Action::ClosePeer { user_id } => self.close_peer(&user_id).await,
+                Action::SetVolume { user_id, percent } => {
+                    self.local
+                        .mixer
+                        .set_volume(&user_id, percent as f32 / 100.0);
+                }
                 Action::SetViewerHeight {
                     user_id,
                     max_height,

@@ -65,6 +65,11 @@ pub enum Command {
     SendChat(String),
     /// The tallest we show anyone's camera (a grid of tiles): senders need not send more.
     SetViewHeight(u32),
+    /// How loud one participant plays for us, in percent (0 mutes them for us alone).
+    SetVolume {
+        user_id: String,
+        percent: u32,
+    },
     Leave,
 }
 
@@ -160,6 +165,11 @@ pub enum Action {
     SetViewerHeight {
         user_id: String,
         max_height: u32,
+    },
+    /// Play `user_id` at this volume (percent).
+    SetVolume {
+        user_id: String,
+        percent: u32,
     },
     /// Which local sources run.
     SetSources {
@@ -700,6 +710,13 @@ impl Session {
                         })));
                     }
                 }
+                return;
+            }
+            Command::SetVolume { user_id, percent } => {
+                actions.push(Action::SetVolume {
+                    user_id,
+                    percent: percent.min(400),
+                });
                 return;
             }
             Command::SendChat(message) => {

@@ -485,3 +485,22 @@ fn a_viewers_request_reaches_the_sender_and_strangers_are_ignored() {
     );
     assert!(s.handle(t, request("nobody")).is_empty());
 }
+
+#[test]
+fn a_participants_volume_is_set_for_us_alone_and_bounded() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(
+        t,
+        Input::Command(Command::SetVolume {
+            user_id: "bob".to_owned(),
+            percent: 900,
+        }),
+    );
+    assert_eq!(
+        actions,
+        vec![Action::SetVolume {
+            user_id: "bob".to_owned(),
+            percent: 400
+        }]
+    );
+}
