@@ -349,12 +349,17 @@ fn a_network_outage_fails_ice_which_is_reported_and_recovered() {
         },
         || dump_all(&bots),
     );
-    for bot in &bots {
-        let entry = bot
-            .participant(if bot.user == "ada" { "bob" } else { "ada" })
-            .expect("in the roster");
-        assert_eq!(entry["connection"], "connected", "{}", bot.dump());
-    }
+    wait_until(
+        "both rosters to show the connection as connected again",
+        Duration::from_secs(15),
+        || {
+            bots.iter().all(|bot| {
+                bot.participant(if bot.user == "ada" { "bob" } else { "ada" })
+                    .is_some_and(|entry| entry["connection"] == "connected")
+            })
+        },
+        || dump_all(&bots),
+    );
 }
 
 #[test]

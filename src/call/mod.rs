@@ -280,7 +280,7 @@ impl Engine {
                     self.follow_estimates(&media);
                     self.follow_viewers(&media);
                     ticks += 1;
-                    if ticks % 4 == 0 {
+                    if ticks.is_multiple_of(4) {
                         self.refresh_transport_stats().await;
                     }
                     Input::Tick
@@ -422,10 +422,10 @@ impl Engine {
         // Encode in each codec a connected link negotiated, and in no other.
         let mut in_use = [false; 2];
         for entry in self.peers.values() {
-            if entry.state == PeerConnState::Connected {
-                if let Some(codec) = entry.link.video_codec() {
-                    in_use[codec.index()] = true;
-                }
+            if entry.state == PeerConnState::Connected
+                && let Some(codec) = entry.link.video_codec()
+            {
+                in_use[codec.index()] = true;
             }
         }
         for control in [&media.camera, &media.screen] {
@@ -580,17 +580,17 @@ impl Engine {
                     }
                 }
                 Action::AcceptAnswer { user_id, answer } => {
-                    if let Some(entry) = self.peers.get(&user_id) {
-                        if let Err(error) = entry.link.accept_answer(&answer).await {
-                            produced.push(peer_error(user_id, error));
-                        }
+                    if let Some(entry) = self.peers.get(&user_id)
+                        && let Err(error) = entry.link.accept_answer(&answer).await
+                    {
+                        produced.push(peer_error(user_id, error));
                     }
                 }
                 Action::AddRemoteCandidate { user_id, candidate } => {
-                    if let Some(entry) = self.peers.get(&user_id) {
-                        if let Err(error) = entry.link.add_remote_candidate(candidate).await {
-                            tracing::warn!(user = %user_id, %error, "remote candidate refused");
-                        }
+                    if let Some(entry) = self.peers.get(&user_id)
+                        && let Err(error) = entry.link.add_remote_candidate(candidate).await
+                    {
+                        tracing::warn!(user = %user_id, %error, "remote candidate refused");
                     }
                 }
                 Action::RestartIce { user_id } => {

@@ -269,15 +269,15 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
 
 /// One video encoder, of either codec.
 enum VideoEncoder {
-    H264(H264Encoder),
-    Vp8(Vp8Encoder),
+    H264(Box<H264Encoder>),
+    Vp8(Box<Vp8Encoder>),
 }
 
 impl VideoEncoder {
     fn new(codec: VideoCodec, settings: EncoderSettings) -> Result<Self, CodecError> {
         Ok(match codec {
-            VideoCodec::H264 => VideoEncoder::H264(H264Encoder::new(settings)?),
-            VideoCodec::Vp8 => VideoEncoder::Vp8(Vp8Encoder::new(settings)?),
+            VideoCodec::H264 => VideoEncoder::H264(Box::new(H264Encoder::new(settings)?)),
+            VideoCodec::Vp8 => VideoEncoder::Vp8(Box::new(Vp8Encoder::new(settings)?)),
         })
     }
 
@@ -555,10 +555,10 @@ fn device_audio_thread(
         if mic.len() != FRAME {
             continue;
         }
-        if let Some(voice) = &setup.voice {
-            if let Err(error) = voice.process_capture(&mut mic) {
-                tracing::warn!(%error, "voice processing failed on a frame");
-            }
+        if let Some(voice) = &setup.voice
+            && let Err(error) = voice.process_capture(&mut mic)
+        {
+            tracing::warn!(%error, "voice processing failed on a frame");
         }
         pending.extend_from_slice(&mic);
         if pending.len() >= OPUS_FRAME {
@@ -659,11 +659,11 @@ fn audio_thread(
             }
             None => mic.copy_from_slice(&near),
         }
-        if let Some(voice) = &setup.voice {
-            if let Err(error) = voice.process_capture(&mut mic) {
-                tracing::warn!(%error, "voice processing failed on a frame");
-                control.errors.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(voice) = &setup.voice
+            && let Err(error) = voice.process_capture(&mut mic)
+        {
+            tracing::warn!(%error, "voice processing failed on a frame");
+            control.errors.fetch_add(1, Ordering::Relaxed);
         }
         pending.extend_from_slice(&mic);
         if pending.len() < OPUS_FRAME {

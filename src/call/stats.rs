@@ -55,10 +55,10 @@ impl VideoCounters {
             self.stamps_read += 1;
             self.last_counter = Some(counter);
         }
-        if let Some(latency) = latency {
-            if self.latencies_ms.len() < 10_000 {
-                self.latencies_ms.push(latency.as_secs_f64() * 1000.0);
-            }
+        if let Some(latency) = latency
+            && self.latencies_ms.len() < 10_000
+        {
+            self.latencies_ms.push(latency.as_secs_f64() * 1000.0);
         }
     }
 }

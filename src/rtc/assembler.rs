@@ -112,8 +112,7 @@ impl FrameAssembler {
         self.next.get_or_insert(extended);
         self.pending.insert(extended, piece);
 
-        loop {
-            let Some(next) = self.next else { break };
+        while let Some(next) = self.next {
             if let Some(taken) = self.take_complete_unit(next, &mut out) {
                 out.units.extend(taken);
                 continue;
@@ -236,12 +235,12 @@ pub fn has_keyframe(annex_b: &[u8]) -> bool {
             zeros += 1;
             continue;
         }
-        if byte == 1 && zeros >= 2 {
-            if let Some(header) = annex_b.get(index + 1) {
-                if header & 0x1f == 5 {
-                    return true;
-                }
-            }
+        if byte == 1
+            && zeros >= 2
+            && let Some(header) = annex_b.get(index + 1)
+            && header & 0x1f == 5
+        {
+            return true;
         }
         zeros = 0;
     }

@@ -321,7 +321,6 @@ fn media_engine(video_codecs: &[VideoCodec]) -> Result<MediaEngine, RtcError> {
         RTCRtpCodecParameters {
             rtp_codec: opus_codec(),
             payload_type: OPUS_PAYLOAD_TYPE,
-            ..Default::default()
         },
         RtpCodecKind::Audio,
     )?;
@@ -339,7 +338,6 @@ fn media_engine(video_codecs: &[VideoCodec]) -> Result<MediaEngine, RtcError> {
             RTCRtpCodecParameters {
                 rtp_codec,
                 payload_type,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )?;
@@ -509,7 +507,6 @@ impl PeerLink {
                         urls: server.urls.clone(),
                         username: server.username.clone().unwrap_or_default(),
                         credential: server.credential.clone().unwrap_or_default(),
-                        ..Default::default()
                     })
                     .collect(),
             )
@@ -658,12 +655,12 @@ impl PeerLink {
                     Source::Camera => 0,
                     Source::Screen => 1,
                 };
-                if let Some(Some(codec)) = offered.get(place).copied() {
-                    if *track.codec.lock() != Some(codec) {
-                        *track.track.lock() =
-                            make_track(track.source, &track.stream_id, track.ssrc, Some(codec))?;
-                        *track.codec.lock() = Some(codec);
-                    }
+                if let Some(Some(codec)) = offered.get(place).copied()
+                    && *track.codec.lock() != Some(codec)
+                {
+                    *track.track.lock() =
+                        make_track(track.source, &track.stream_id, track.ssrc, Some(codec))?;
+                    *track.codec.lock() = Some(codec);
                 }
             }
         }

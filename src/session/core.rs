@@ -578,10 +578,10 @@ impl Session {
             }
         };
         let mut peer = Peer::new(false);
-        if let Some(existing) = self.peers.get(&user_id) {
-            if !replace {
-                peer = existing.clone();
-            }
+        if let Some(existing) = self.peers.get(&user_id)
+            && !replace
+        {
+            peer = existing.clone();
         }
         peer.offer_pending = false;
         peer.remote_sdp_session = sdp_session;
@@ -627,13 +627,13 @@ impl Session {
         peer.state = state;
         match state {
             PeerConnState::Connected => {
-                if !peer.was_connected {
-                    if let Some(max_height) = self.view_height {
-                        actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
-                            target_user_id: user_id.clone(),
-                            max_height,
-                        })));
-                    }
+                if !peer.was_connected
+                    && let Some(max_height) = self.view_height
+                {
+                    actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+                        target_user_id: user_id.clone(),
+                        max_height,
+                    })));
                 }
                 if peer.failed_since.take().is_some() || before == PeerConnState::Disconnected {
                     actions.push(Action::Notify(SessionEvent::PeerRecovered {

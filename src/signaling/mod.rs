@@ -26,12 +26,12 @@ pub enum SignalingError {
     #[error("cannot reach the signaling server at {url}: {source}")]
     Connect {
         url: String,
-        source: rust_socketio::Error,
+        source: Box<rust_socketio::Error>,
     },
     #[error("sending {event} failed: {source}")]
     Emit {
         event: &'static str,
-        source: rust_socketio::Error,
+        source: Box<rust_socketio::Error>,
     },
     #[error("encoding {event}: {source}")]
     Encode {
@@ -181,7 +181,7 @@ impl SignalingClient {
             .await
             .map_err(|source| SignalingError::Connect {
                 url: config.url.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(SignalingClient { client })
     }
@@ -191,7 +191,10 @@ impl SignalingClient {
         self.client
             .emit(event, value)
             .await
-            .map_err(|source| SignalingError::Emit { event, source })
+            .map_err(|source| SignalingError::Emit {
+                event,
+                source: Box::new(source),
+            })
     }
 
     pub async fn disconnect(&self) {
