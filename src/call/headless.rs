@@ -46,7 +46,8 @@ pub struct HeadlessArgs {
     /// Signed token for the server's `auth.token`.
     #[arg(long, env = "CLASSROOM_TOKEN")]
     pub token: Option<String>,
-    /// Camera: `WxH@FPS` of the synthetic stamped pattern, or `none`.
+    /// Camera: `WxH@FPS` of the synthetic stamped pattern, `device:INDEX:WxH@FPS` for a real
+    /// camera (nokhwa), or `none`.
     #[arg(long, default_value = "640x360@30")]
     pub camera: String,
     /// Screen: `synthetic:WxH@FPS`, `x11[@FPS]` (the X display in DISPLAY) or `none`.
@@ -144,6 +145,17 @@ fn parse_geometry(text: &str) -> anyhow::Result<(usize, usize, f64)> {
 fn parse_camera(text: &str) -> anyhow::Result<VideoInput> {
     if text == "none" {
         return Ok(VideoInput::None);
+    }
+    if let Some(rest) = text.strip_prefix("device:") {
+        let (index, geometry) = rest.split_once(':').unwrap_or((rest, "1280x720@30"));
+        let index: u32 = index.parse().context("camera index")?;
+        let (width, height, fps) = parse_geometry(geometry)?;
+        return Ok(VideoInput::Camera {
+            index,
+            width,
+            height,
+            fps,
+        });
     }
     let (width, height, fps) = parse_geometry(text)?;
     Ok(VideoInput::Synthetic { width, height, fps })
@@ -467,6 +479,20 @@ mod tests {
         assert!(parse_geometry("12x7@30").is_err());
         assert!(parse_geometry("1280x720@0").is_err());
         assert!(parse_geometry("wide").is_err());
+    }
+
+    #[test]
+    fn camera_sources_are_parsed() {
+        assert_eq!(
+            parse_camera("device:1:640x480@15").ok(),
+            Some(VideoInput::Camera {
+                index: 1,
+                width: 640,
+                height: 480,
+                fps: 15.0
+            })
+        );
+        assert!(parse_camera("device:x").is_err());
     }
 
     #[test]

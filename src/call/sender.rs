@@ -32,6 +32,13 @@ pub enum VideoInput {
         height: usize,
         fps: f64,
     },
+    /// A real camera (nokhwa), by index, at the format closest to this size and rate.
+    Camera {
+        index: u32,
+        width: usize,
+        height: usize,
+        fps: f64,
+    },
     /// An X11 screen (`DISPLAY`), the whole screen.
     X11Screen {
         fps: f64,
@@ -263,6 +270,19 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
             .map_err(|error| error.to_string()),
         #[cfg(not(target_os = "linux"))]
         VideoInput::X11Screen { .. } => Err("X11 capture exists on Linux only".to_owned()),
+        VideoInput::Camera {
+            index,
+            width,
+            height,
+            fps,
+        } => crate::media::camera::CameraCapture::open(
+            *index,
+            *width as u32,
+            *height as u32,
+            fps.round() as u32,
+        )
+        .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
+        .map_err(|error| error.to_string()),
         VideoInput::None => Err("no video input".to_owned()),
     }
 }
@@ -313,7 +333,9 @@ fn video_thread(
     out: mpsc::Sender<(Source, EncodedUnit)>,
 ) {
     let fps = match input {
-        VideoInput::Synthetic { fps, .. } | VideoInput::X11Screen { fps } => fps.max(1.0),
+        VideoInput::Synthetic { fps, .. }
+        | VideoInput::X11Screen { fps }
+        | VideoInput::Camera { fps, .. } => fps.max(1.0),
         VideoInput::None => return,
     };
     let frame_interval = Duration::from_secs_f64(1.0 / fps);

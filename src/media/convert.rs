@@ -166,3 +166,174 @@ mod tests {
         ));
     }
 }
+
+/// Converts packed YUYV 4:2:2 (`stride` bytes per row; what most webcams offer uncompressed)
+/// into `frame`. Odd sizes are cropped by one pixel.
+pub fn yuyv_to_i420(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    frame: &mut I420Frame,
+) -> Result<(), ConvertError> {
+    let want = stride * height.saturating_sub(1) + width * 2;
+    if data.len() < want || stride < width * 2 || width < 2 || height < 2 {
+        return Err(ConvertError::BufferSize {
+            what: "YUYV picture",
+            got: data.len(),
+            want,
+            width,
+            height,
+        });
+    }
+    let (w, h) = (width & !1, height & !1);
+    if frame.width != w || frame.height != h {
+        *frame = I420Frame::black(w, h);
+    }
+    // Plain loops: yuvutils-rs 0.8.3's YUYV→4:2:0 left the last 16 columns of a 64-wide
+    // picture unconverted (found by the fixture test), and this is a copy plus an average.
+    let cw = w / 2;
+    for row in (0..h).step_by(2) {
+        let top = &data[row * stride..row * stride + w * 2];
+        let bottom = &data[(row + 1) * stride..(row + 1) * stride + w * 2];
+        for (line, source) in [(row, top), (row + 1, bottom)] {
+            for (x, luma) in frame.y[line * w..(line + 1) * w].iter_mut().enumerate() {
+                *luma = source[2 * x];
+            }
+        }
+        let chroma_row = row / 2;
+        for x in 0..cw {
+            let (u, v) = (4 * x + 1, 4 * x + 3);
+            frame.u[chroma_row * cw + x] =
+                ((u16::from(top[u]) + u16::from(bottom[u])).div_ceil(2)) as u8;
+            frame.v[chroma_row * cw + x] =
+                ((u16::from(top[v]) + u16::from(bottom[v])).div_ceil(2)) as u8;
+        }
+    }
+    Ok(())
+}
+
+/// Converts NV12 (a luma plane, then one plane of interleaved U,V at half size; what many
+/// cameras and hardware decoders give) into `frame`.
+pub fn nv12_to_i420(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    frame: &mut I420Frame,
+) -> Result<(), ConvertError> {
+    let (w, h) = (width & !1, height & !1);
+    let want = width * height + 2 * (width / 2) * (height / 2);
+    if data.len() < want || w < 2 || h < 2 {
+        return Err(ConvertError::BufferSize {
+            what: "NV12 picture",
+            got: data.len(),
+            want,
+            width,
+            height,
+        });
+    }
+    if frame.width != w || frame.height != h {
+        *frame = I420Frame::black(w, h);
+    }
+    for row in 0..h {
+        frame.y[row * w..(row + 1) * w].copy_from_slice(&data[row * width..row * width + w]);
+    }
+    let chroma = &data[width * height..];
+    let (cw, ch) = (w / 2, h / 2);
+    for row in 0..ch {
+        let line = &chroma[row * (width / 2) * 2..];
+        for x in 0..cw {
+            frame.u[row * cw + x] = line[2 * x];
+            frame.v[row * cw + x] = line[2 * x + 1];
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one MJPEG frame (a JPEG picture) into `frame`.
+pub fn mjpeg_to_i420(data: &[u8], frame: &mut I420Frame) -> Result<(), ConvertError> {
+    let picture = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+        .map_err(|e| ConvertError::Yuv(format!("MJPEG frame: {e}")))?
+        .into_rgba8();
+    let (width, height) = (picture.width() as usize, picture.height() as usize);
+    packed_to_i420(
+        picture.as_raw(),
+        width,
+        height,
+        width * 4,
+        PackedOrder::Rgba,
+        frame,
+    )
+}
+
+#[cfg(test)]
+mod camera_format_tests {
+    use super::*;
+
+    const FIXTURE_W: usize = 64;
+    const FIXTURE_H: usize = 48;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+    }
+
+    /// The fixture's picture: luma at (x, y), from its YUYV form.
+    fn expected_luma(x: usize, y: usize) -> u8 {
+        fixture("camera-64x48.yuyv")[y * FIXTURE_W * 2 + x * 2]
+    }
+
+    #[test]
+    fn a_yuyv_camera_frame_becomes_i420_with_its_luma_and_chroma() {
+        let data = fixture("camera-64x48.yuyv");
+        let mut frame = I420Frame::black(2, 2);
+        yuyv_to_i420(&data, FIXTURE_W, FIXTURE_H, FIXTURE_W * 2, &mut frame).unwrap();
+        assert_eq!((frame.width, frame.height), (64, 48));
+        let wrong = (0..48)
+            .flat_map(|y| (0..64).map(move |x| (x, y)))
+            .filter(|&(x, y)| frame.y[y * 64 + x] != expected_luma(x, y))
+            .count();
+        assert_eq!(wrong, 0, "luma samples that differ from the camera's");
+        for (x, y) in [(0, 0), (10, 5), (25, 20), (63, 47)] {
+            assert_eq!(frame.y[y * 64 + x], expected_luma(x, y), "luma at {x},{y}");
+        }
+        // Chroma: U of the first pixel pair (rows 0 and 1 averaged).
+        let u = (u16::from(data[1]) + u16::from(data[FIXTURE_W * 2 + 1])).div_ceil(2) as i32;
+        assert!((i32::from(frame.u[0]) - u).abs() <= 1);
+    }
+
+    #[test]
+    fn an_mjpeg_camera_frame_decodes_to_the_same_picture() {
+        let mut frame = I420Frame::black(2, 2);
+        mjpeg_to_i420(&fixture("camera-64x48.jpg"), &mut frame).unwrap();
+        assert_eq!((frame.width, frame.height), (64, 48));
+        // Lossy, so close rather than equal: the gradient and the dark square are there.
+        for (x, y) in [(4, 4), (60, 4), (27, 19), (50, 40)] {
+            let got = i32::from(frame.y[y * 64 + x]);
+            let want = i32::from(expected_luma(x, y));
+            assert!((got - want).abs() <= 8, "luma at {x},{y}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn an_nv12_frame_becomes_i420() {
+        let (w, h) = (8, 4);
+        let mut data: Vec<u8> = (0..w * h).map(|i| i as u8).collect();
+        for i in 0..(w / 2) * (h / 2) {
+            data.extend([100 + i as u8, 200 + i as u8]); // U, V interleaved
+        }
+        let mut frame = I420Frame::black(2, 2);
+        nv12_to_i420(&data, w, h, &mut frame).unwrap();
+        assert_eq!(frame.y[9], 9);
+        assert_eq!(frame.u, vec![100, 101, 102, 103, 104, 105, 106, 107]);
+        assert_eq!(frame.v[3], 203);
+    }
+
+    #[test]
+    fn short_or_broken_camera_frames_are_clear_errors() {
+        let mut frame = I420Frame::black(2, 2);
+        assert!(yuyv_to_i420(&[0; 10], 64, 48, 128, &mut frame).is_err());
+        assert!(nv12_to_i420(&[0; 10], 64, 48, &mut frame).is_err());
+        assert!(mjpeg_to_i420(b"not a jpeg", &mut frame).is_err());
+    }
+}

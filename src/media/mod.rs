@@ -4,6 +4,7 @@
 //! → decode ([`h264`]) → render (RGBA for the UI).
 
 pub mod audio_device;
+pub mod camera;
 pub mod capture;
 pub mod clock;
 pub mod convert;
