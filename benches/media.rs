@@ -17,7 +17,7 @@ mod machine;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use classroom::media::capture::VideoCapture;
+use classroom::media::capture::{SyntheticCapture, VideoCapture};
 use classroom::media::convert::i420_to_rgba;
 use classroom::media::h264::{EncoderSettings, H264Decoder, H264Encoder};
 use classroom::media::opus_codec::{FRAME_SAMPLES, OpusDecoder, OpusEncoder, OpusSettings};
@@ -202,6 +202,39 @@ fn screen_capture() {
     );
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// The whole send pipeline of a 720p30 camera, paced in real time as in a call: capture (the
+/// synthetic source, with its drawing and stamping), encode (H.264, 1.5 Mbit/s), for 10 s.
+fn send_pipeline_cpu() {
+    let seconds = 10.0;
+    let mut capture = SyntheticCapture::new(1280, 720, 30.0, PatternKind::Camera);
+    let mut encoder = H264Encoder::new(EncoderSettings::camera(1_500_000, 30.0)).expect("encoder");
+    let started = Instant::now();
+    let cpu_before = thread_cpu();
+    let mut frames = 0u32;
+    while started.elapsed().as_secs_f64() < seconds {
+        let frame = capture.capture().expect("capture");
+        encoder.encode(&frame).expect("encode");
+        frames += 1;
+    }
+    let cpu = (thread_cpu() - cpu_before).as_secs_f64();
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "send pipeline 720p30 (capture + H.264 encode, real-time pacing): {:.1} % of one core, {frames} frames in {wall:.1} s",
+        cpu / wall * 100.0
+    );
+}
+
 fn opus_cost() {
     let mut tone = ToneSource::new();
     let frames: Vec<Vec<f32>> = (0..500).map(|_| tone.next_frame(FRAME_SAMPLES)).collect(); // 10 s
@@ -302,6 +335,11 @@ fn main() {
         machine::describe()
     );
     pin_to_cpu(0);
+    // `cargo bench --bench media -- send`: only the send pipeline's CPU.
+    if std::env::args().skip(1).any(|arg| arg == "send") {
+        send_pipeline_cpu();
+        return;
+    }
     for size in [(1280, 720), (640, 360)] {
         vp8_vs_h264(size);
     }
@@ -315,6 +353,7 @@ fn main() {
         }
     }
     pipeline_latency();
+    send_pipeline_cpu();
     opus_cost();
     screen_capture();
 }
