@@ -50,7 +50,9 @@ pub struct HeadlessArgs {
     /// camera (nokhwa), or `none`.
     #[arg(long, default_value = "640x360@30")]
     pub camera: String,
-    /// Screen: `synthetic:WxH@FPS`, `x11[@FPS]` (the X display in DISPLAY) or `none`.
+    /// Screen: `synthetic:WxH@FPS`, `x11[@FPS]` (the X display in DISPLAY), `portal[@FPS]`
+    /// (Wayland's desktop portal; the user picks), `auto[@FPS]` (the portal on Wayland, else
+    /// X11) or `none`.
     #[arg(long, default_value = "synthetic:1280x720@15")]
     pub screen: String,
     /// Microphone: `tone` (the marker tone), `speech:FILE` (48 kHz mono s16le raw speech,
@@ -168,6 +170,28 @@ fn parse_screen(text: &str) -> anyhow::Result<VideoInput> {
     if let Some(rest) = text.strip_prefix("synthetic:") {
         let (width, height, fps) = parse_geometry(rest)?;
         return Ok(VideoInput::Synthetic { width, height, fps });
+    }
+    let fps_after = |rest: &str, name: &str| -> anyhow::Result<f64> {
+        match rest.strip_prefix('@') {
+            Some(fps) => fps.parse().context("frames per second"),
+            None if rest.is_empty() => Ok(15.0),
+            None => bail!("expected {name} or {name}@FPS, got {text:?}"),
+        }
+    };
+    if let Some(rest) = text.strip_prefix("portal") {
+        return Ok(VideoInput::PortalScreen {
+            fps: fps_after(rest, "portal")?,
+        });
+    }
+    if let Some(rest) = text.strip_prefix("auto") {
+        let fps = fps_after(rest, "auto")?;
+        return Ok(
+            if crate::media::portal_screen::portal_unavailable().is_none() {
+                VideoInput::PortalScreen { fps }
+            } else {
+                VideoInput::X11Screen { fps }
+            },
+        );
     }
     if let Some(rest) = text.strip_prefix("x11") {
         let fps = match rest.strip_prefix('@') {
@@ -506,6 +530,17 @@ mod tests {
             Some(VideoInput::X11Screen { fps: 5.0 })
         );
         assert!(parse_screen("webcam").is_err());
+        assert_eq!(
+            parse_screen("portal@10").ok(),
+            Some(VideoInput::PortalScreen { fps: 10.0 })
+        );
+        if std::env::var_os("WAYLAND_DISPLAY").is_none() {
+            // Not on Wayland: auto is the X11 path.
+            assert_eq!(
+                parse_screen("auto").ok(),
+                Some(VideoInput::X11Screen { fps: 15.0 })
+            );
+        }
     }
 
     #[test]

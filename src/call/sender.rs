@@ -39,6 +39,10 @@ pub enum VideoInput {
         height: usize,
         fps: f64,
     },
+    /// The desktop portal's screen or window (Wayland; the user picks), through scap.
+    PortalScreen {
+        fps: f64,
+    },
     /// An X11 screen (`DISPLAY`), the whole screen.
     X11Screen {
         fps: f64,
@@ -283,6 +287,11 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
         )
         .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
         .map_err(|error| error.to_string()),
+        VideoInput::PortalScreen { fps } => {
+            crate::media::portal_screen::PortalScreenCapture::open(fps.round() as u32)
+                .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
+                .map_err(|error| error.to_string())
+        }
         VideoInput::None => Err("no video input".to_owned()),
     }
 }
@@ -335,6 +344,7 @@ fn video_thread(
     let fps = match input {
         VideoInput::Synthetic { fps, .. }
         | VideoInput::X11Screen { fps }
+        | VideoInput::PortalScreen { fps }
         | VideoInput::Camera { fps, .. } => fps.max(1.0),
         VideoInput::None => return,
     };
@@ -366,7 +376,10 @@ fn video_thread(
             continue;
         };
         // Synthetic sources pace themselves; screens are captured on this thread's clock.
-        if matches!(input, VideoInput::X11Screen { .. }) {
+        if matches!(
+            input,
+            VideoInput::X11Screen { .. } | VideoInput::PortalScreen { .. }
+        ) {
             let now = Instant::now();
             if next_due > now {
                 std::thread::sleep(next_due - now);

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod frame;
 pub mod h264;
 pub mod opus_codec;
+pub mod portal_screen;
 pub mod queue;
 pub mod screen;
 pub mod stamp;
