@@ -26,6 +26,37 @@ use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
 /// Stamps older than this are not stamps (see the decode loop).
 const PLAUSIBLE_STAMP_AGE: Duration = Duration::from_secs(60);
 
+/// What a track reader does next.
+enum Next {
+    Packet(rtc::rtp::Packet),
+    /// The ticker fired (nothing arrived): time for periodic work.
+    Tick,
+    /// An event other than a packet.
+    Other,
+    /// The track ended or the reader was told to stop.
+    End,
+}
+
+/// Waits for the track's next event or the ticker; `stop` ends the reader either way.
+async fn next_rtp(
+    track: &Arc<dyn TrackRemote>,
+    ticker: &mut tokio::time::Interval,
+    stop: &AtomicBool,
+) -> Next {
+    let event = tokio::select! {
+        event = track.poll() => event,
+        _ = ticker.tick() => {
+            return if stop.load(Ordering::Relaxed) { Next::End } else { Next::Tick };
+        }
+    };
+    match event {
+        _ if stop.load(Ordering::Relaxed) => Next::End,
+        None => Next::End,
+        Some(TrackRemoteEvent::OnRtpPacket(packet)) => Next::Packet(packet),
+        Some(_) => Next::Other,
+    }
+}
+
 /// Minimum time between two keyframe requests for one track.
 const PLI_SPACING: Duration = Duration::from_millis(300);
 
@@ -147,22 +178,16 @@ async fn read_video(
     let mut last_pli = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
-        let event = tokio::select! {
-            event = track.poll() => event,
-            _ = ticker.tick() => {
-                if stop.load(Ordering::Relaxed) { break; }
+        let packet = match next_rtp(&track, &mut ticker, stop).await {
+            Next::Packet(packet) => packet,
+            Next::Tick => {
                 if assembler.awaiting_keyframe() || decode_failed.swap(false, Ordering::Relaxed) {
                     request_keyframe(&track, &mut last_pli).await;
                 }
                 continue;
             }
-        };
-        let Some(event) = event else { break };
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            continue;
+            Next::Other => continue,
+            Next::End => break,
         };
         counters.lock().on_packet(packet.payload.len());
         if loss.drop_this() {
@@ -285,19 +310,10 @@ async fn read_audio(
     let mut last_sequence: Option<u16> = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
-        let event = tokio::select! {
-            event = track.poll() => event,
-            _ = ticker.tick() => {
-                if stop.load(Ordering::Relaxed) { break; }
-                continue;
-            }
-        };
-        let Some(event) = event else { break };
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            continue;
+        let packet = match next_rtp(&track, &mut ticker, stop).await {
+            Next::Packet(packet) => packet,
+            Next::Tick | Next::Other => continue,
+            Next::End => break,
         };
         let sequence = packet.header.sequence_number;
         let gap = last_sequence.map_or(0, |last| sequence.wrapping_sub(last).wrapping_sub(1));

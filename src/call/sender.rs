@@ -279,7 +279,7 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
             width,
             height,
             fps,
-        } => crate::media::camera::CameraCapture::open(
+        } => crate::media::camera::open_camera_capture(
             *index,
             *width as u32,
             *height as u32,
@@ -288,7 +288,7 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
         .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
         .map_err(|error| error.to_string()),
         VideoInput::PortalScreen { fps } => {
-            crate::media::portal_screen::PortalScreenCapture::open(fps.round() as u32)
+            crate::media::portal_screen::open_portal_capture(fps.round() as u32)
                 .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
                 .map_err(|error| error.to_string())
         }
@@ -480,6 +480,29 @@ fn video_thread(
 
 const OPUS_FRAME: usize = 960; // 20 ms at 48 kHz
 
+/// One 10 ms frame of the microphone path: through the voice processing stage, then, every
+/// 20 ms, to Opus and the peers.
+fn captured(
+    mic: &mut [f32],
+    setup: &AudioSetup,
+    pending: &mut Vec<f32>,
+    encoder: &mut OpusEncoder,
+    control: &SourceControl,
+    out: &mpsc::Sender<(Source, EncodedUnit)>,
+) {
+    if let Some(voice) = &setup.voice
+        && let Err(error) = voice.process_capture(mic)
+    {
+        tracing::warn!(%error, "voice processing failed on a frame");
+        control.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pending.extend_from_slice(mic);
+    if pending.len() >= OPUS_FRAME {
+        let pcm: Vec<f32> = pending.drain(..OPUS_FRAME).collect();
+        send_audio(encoder, &pcm, control, out);
+    }
+}
+
 /// Encodes 20 ms of what the microphone path produced and hands it to the peers.
 fn send_audio(
     encoder: &mut OpusEncoder,
@@ -522,6 +545,7 @@ fn send_audio(
 /// device that fails is reported (the stats' `deviceError`) and the rest goes on.
 fn device_audio_thread(
     setup: AudioSetup,
+    mut encoder: OpusEncoder,
     control: Arc<SourceControl>,
     stop: Arc<AtomicBool>,
     out: mpsc::Sender<(Source, EncodedUnit)>,
@@ -529,14 +553,6 @@ fn device_audio_thread(
     use crate::media::audio_device::{AudioEvent, open_microphone, open_speaker};
     use crate::media::queue::FrameQueue;
 
-    let mut encoder = match OpusEncoder::new(OpusSettings::default()) {
-        Ok(encoder) => encoder,
-        Err(error) => {
-            tracing::error!(%error, "cannot create the Opus encoder");
-            control.errors.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
     let (events_tx, events) = std::sync::mpsc::channel::<AudioEvent>();
     let report = |control: &SourceControl, message: String| {
         tracing::warn!(%message, "audio device");
@@ -590,16 +606,7 @@ fn device_audio_thread(
         if mic.len() != FRAME {
             continue;
         }
-        if let Some(voice) = &setup.voice
-            && let Err(error) = voice.process_capture(&mut mic)
-        {
-            tracing::warn!(%error, "voice processing failed on a frame");
-        }
-        pending.extend_from_slice(&mic);
-        if pending.len() >= OPUS_FRAME {
-            let pcm: Vec<f32> = pending.drain(..OPUS_FRAME).collect();
-            send_audio(&mut encoder, &pcm, &control, &out);
-        }
+        captured(&mut mic, &setup, &mut pending, &mut encoder, &control, &out);
     }
 }
 
@@ -612,9 +619,6 @@ fn audio_thread(
     stop: Arc<AtomicBool>,
     out: mpsc::Sender<(Source, EncodedUnit)>,
 ) {
-    if matches!(setup.input, AudioInput::Microphone(_)) || setup.speaker.is_some() {
-        return device_audio_thread(setup, control, stop, out);
-    }
     let mut encoder = match OpusEncoder::new(OpusSettings::default()) {
         Ok(encoder) => encoder,
         Err(error) => {
@@ -623,6 +627,9 @@ fn audio_thread(
             return;
         }
     };
+    if matches!(setup.input, AudioInput::Microphone(_)) || setup.speaker.is_some() {
+        return device_audio_thread(setup, encoder, control, stop, out);
+    }
     let mut room = match setup.room.map(SimulatedRoom::new).transpose() {
         Ok(room) => room,
         Err(error) => {
@@ -694,17 +701,6 @@ fn audio_thread(
             }
             None => mic.copy_from_slice(&near),
         }
-        if let Some(voice) = &setup.voice
-            && let Err(error) = voice.process_capture(&mut mic)
-        {
-            tracing::warn!(%error, "voice processing failed on a frame");
-            control.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        pending.extend_from_slice(&mic);
-        if pending.len() < OPUS_FRAME {
-            continue;
-        }
-        let pcm: Vec<f32> = pending.drain(..OPUS_FRAME).collect();
-        send_audio(&mut encoder, &pcm, &control, &out);
+        captured(&mut mic, &setup, &mut pending, &mut encoder, &control, &out);
     }
 }

@@ -10,12 +10,9 @@ use nokhwa::utils::{
     Resolution,
 };
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::media::FrameQueue;
-use crate::media::capture::{CaptureError, CaptureInfo, VideoCapture};
+use crate::media::capture::{CaptureBackend, CaptureError, CaptureInfo, ThreadedCapture};
 use crate::media::clock;
 use crate::media::convert::{
     PackedOrder, mjpeg_to_i420, nv12_to_i420, packed_to_i420, yuyv_to_i420,
@@ -50,63 +47,39 @@ pub fn cameras() -> Result<Vec<CameraInfo>, CaptureError> {
         .collect())
 }
 
-/// An open camera, streaming. nokhwa's camera is not `Send`, so it lives on a thread of its
-/// own, which converts each picture and hands it over through a drop-oldest queue.
-pub struct CameraCapture {
-    info: CaptureInfo,
-    frames: FrameQueue<Result<I420Frame, CaptureError>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// How long `capture` waits for a picture before calling the camera lost.
+/// How long the capture waits for a picture before calling the camera lost.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(3);
 
-impl CameraCapture {
-    /// Opens camera `index` at the format closest to `width`×`height` at `fps`.
-    pub fn open(index: u32, width: u32, height: u32, fps: u32) -> Result<Self, CaptureError> {
-        let frames = FrameQueue::new(2);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
-        let (queue, stopping) = (frames.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("classroom-camera".to_owned())
-            .spawn(move || {
-                let mut camera = match open_camera(index, width, height, fps) {
-                    Ok(camera) => camera,
-                    Err(error) => {
-                        let _ = opened_tx.send(Err(error));
-                        return;
-                    }
-                };
-                let format = camera.camera_format();
-                let _ = opened_tx.send(Ok(CaptureInfo {
-                    name: camera.info().human_name(),
-                    width: format.width() as usize & !1,
-                    height: format.height() as usize & !1,
-                    is_screen: false,
-                }));
-                let mut frame = I420Frame::black(2, 2);
-                while !stopping.load(Ordering::Relaxed) {
-                    let result = next_picture(&mut camera, &mut frame);
-                    let lost = result.is_err();
-                    queue.push(result);
-                    if lost {
-                        break; // unplugged: reported once, the caller reopens
-                    }
-                }
-                let _ = camera.stop_stream();
-            })
-            .map_err(|error| device_error("camera thread", error))?;
-        let info = opened_rx
-            .recv()
-            .map_err(|_| device_error("camera", "its thread ended before opening it"))??;
-        Ok(CameraCapture {
-            info,
-            frames,
-            stop,
-            thread: Some(thread),
-        })
+/// Opens camera `index` at the format closest to `width`×`height` at `fps`, streaming. nokhwa's
+/// camera is not `Send`, so it lives on a thread of its own ([`ThreadedCapture`]).
+pub fn open_camera_capture(
+    index: u32,
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> Result<ThreadedCapture, CaptureError> {
+    ThreadedCapture::start("classroom-camera", FRAME_TIMEOUT, move || {
+        let camera = open_camera(index, width, height, fps)?;
+        let format = camera.camera_format();
+        let info = CaptureInfo {
+            name: camera.info().human_name(),
+            width: format.width() as usize & !1,
+            height: format.height() as usize & !1,
+            is_screen: false,
+        };
+        Ok((info, CameraBackend(camera)))
+    })
+}
+
+struct CameraBackend(Camera);
+
+impl CaptureBackend for CameraBackend {
+    fn next(&mut self, frame: &mut I420Frame) -> Result<I420Frame, CaptureError> {
+        next_picture(&mut self.0, frame)
+    }
+
+    fn close(&mut self) {
+        let _ = self.0.stop_stream();
     }
 }
 
@@ -158,34 +131,6 @@ fn next_picture(camera: &mut Camera, frame: &mut I420Frame) -> Result<I420Frame,
     Ok(picture)
 }
 
-impl VideoCapture for CameraCapture {
-    fn info(&self) -> CaptureInfo {
-        self.info.clone()
-    }
-
-    /// The next picture; a camera that was unplugged (or went silent) is an error the caller
-    /// reports and recovers from, never a panic or a hung thread.
-    fn capture(&mut self) -> Result<I420Frame, CaptureError> {
-        match self.frames.pop_timeout(FRAME_TIMEOUT) {
-            Ok(result) => result,
-            Err(_) => Err(CaptureError::DeviceLost(format!(
-                "{}: no picture for {} s",
-                self.info.name,
-                FRAME_TIMEOUT.as_secs()
-            ))),
-        }
-    }
-}
-
-impl Drop for CameraCapture {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,7 +141,7 @@ mod tests {
         let found = cameras().expect("cameras listed");
         if found.is_empty() {
             assert!(
-                CameraCapture::open(0, 1280, 720, 30).is_err(),
+                open_camera_capture(0, 1280, 720, 30).is_err(),
                 "opening a camera that is not there is a clear error"
             );
         }

@@ -6,12 +6,9 @@
 //! (`media::screen`), behind the same [`VideoCapture`] trait.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::media::FrameQueue;
-use crate::media::capture::{CaptureError, CaptureInfo, VideoCapture};
+use crate::media::capture::{CaptureBackend, CaptureError, CaptureInfo, ThreadedCapture};
 use crate::media::clock;
 use crate::media::convert::{PackedOrder, packed_to_i420};
 use crate::media::frame::I420Frame;
@@ -33,88 +30,60 @@ pub fn portal_unavailable() -> Option<String> {
     }
 }
 
-/// A portal screen capture, streaming.
-pub struct PortalScreenCapture {
-    info: CaptureInfo,
-    frames: FrameQueue<Result<I420Frame, CaptureError>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PortalScreenCapture {
-    /// Asks the portal for a screen or window (the user picks) at up to `fps`.
-    pub fn open(fps: u32) -> Result<Self, CaptureError> {
-        if let Some(reason) = portal_unavailable() {
-            return Err(CaptureError::Backend(reason));
-        }
-        let frames = FrameQueue::new(2);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (queue, stopping) = (frames.clone(), stop.clone());
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("classroom-portal".to_owned())
-            .spawn(move || {
-                let options = scap::capturer::Options {
-                    fps: fps.max(1),
-                    show_cursor: true,
-                    output_type: scap::frame::FrameType::BGRAFrame,
-                    ..Default::default()
-                };
-                let started = catch_unwind(AssertUnwindSafe(|| {
-                    let mut capturer = scap::capturer::Capturer::build(options)
-                        .map_err(|error| format!("{error:?}"))?;
-                    capturer.start_capture();
-                    Ok::<_, String>(capturer)
-                }));
-                let mut capturer = match started {
-                    Ok(Ok(capturer)) => capturer,
-                    Ok(Err(reason)) => {
-                        let _ = started_tx.send(Err(reason));
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = started_tx
-                            .send(Err("the portal failed or the user cancelled".to_owned()));
-                        return;
-                    }
-                };
-                let _ = started_tx.send(Ok(()));
-                let mut frame = I420Frame::black(2, 2);
-                while !stopping.load(Ordering::Relaxed) {
-                    let next = catch_unwind(AssertUnwindSafe(|| capturer.get_next_frame()));
-                    let result = match next {
-                        Ok(Ok(picture)) => convert(picture, &mut frame),
-                        _ => Err(CaptureError::DeviceLost(
-                            "the portal stream ended".to_owned(),
-                        )),
-                    };
-                    let ended = result.is_err();
-                    queue.push(result);
-                    if ended {
-                        break;
-                    }
-                }
-                let _ = catch_unwind(AssertUnwindSafe(|| capturer.stop_capture()));
-            })
-            .map_err(|error| CaptureError::Backend(format!("portal thread: {error}")))?;
-        match started_rx.recv() {
-            Ok(Ok(())) => {}
+/// Asks the portal for a screen or window (the user picks) at up to `fps`; scap's capturer
+/// lives on a thread of its own ([`ThreadedCapture`]).
+pub fn open_portal_capture(fps: u32) -> Result<ThreadedCapture, CaptureError> {
+    if let Some(reason) = portal_unavailable() {
+        return Err(CaptureError::Backend(reason));
+    }
+    ThreadedCapture::start("classroom-portal", Duration::from_secs(5), move || {
+        let options = scap::capturer::Options {
+            fps: fps.max(1),
+            show_cursor: true,
+            output_type: scap::frame::FrameType::BGRAFrame,
+            ..Default::default()
+        };
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            let mut capturer =
+                scap::capturer::Capturer::build(options).map_err(|error| format!("{error:?}"))?;
+            capturer.start_capture();
+            Ok::<_, String>(capturer)
+        }));
+        let capturer = match started {
+            Ok(Ok(capturer)) => capturer,
             Ok(Err(reason)) => {
                 return Err(CaptureError::Backend(format!("screen portal: {reason}")));
             }
-            Err(_) => return Err(CaptureError::Backend("screen portal: no answer".to_owned())),
+            Err(_) => {
+                return Err(CaptureError::Backend(
+                    "screen portal: the portal failed or the user cancelled".to_owned(),
+                ));
+            }
+        };
+        let info = CaptureInfo {
+            name: "screen (desktop portal)".to_owned(),
+            width: 0,
+            height: 0,
+            is_screen: true,
+        };
+        Ok((info, PortalBackend(capturer)))
+    })
+}
+
+struct PortalBackend(scap::capturer::Capturer);
+
+impl CaptureBackend for PortalBackend {
+    fn next(&mut self, frame: &mut I420Frame) -> Result<I420Frame, CaptureError> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.get_next_frame())) {
+            Ok(Ok(picture)) => convert(picture, frame),
+            _ => Err(CaptureError::DeviceLost(
+                "the portal stream ended".to_owned(),
+            )),
         }
-        Ok(PortalScreenCapture {
-            info: CaptureInfo {
-                name: "screen (desktop portal)".to_owned(),
-                width: 0,
-                height: 0,
-                is_screen: true,
-            },
-            frames,
-            stop,
-            thread: Some(thread),
-        })
+    }
+
+    fn close(&mut self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.0.stop_capture()));
     }
 }
 
@@ -139,31 +108,6 @@ fn convert(picture: scap::frame::Frame, frame: &mut I420Frame) -> Result<I420Fra
     Ok(picture)
 }
 
-impl VideoCapture for PortalScreenCapture {
-    fn info(&self) -> CaptureInfo {
-        self.info.clone()
-    }
-
-    fn capture(&mut self) -> Result<I420Frame, CaptureError> {
-        let picture = self
-            .frames
-            .pop_timeout(Duration::from_secs(5))
-            .map_err(|_| CaptureError::DeviceLost("no picture from the portal".to_owned()))??;
-        self.info.width = picture.width;
-        self.info.height = picture.height;
-        Ok(picture)
-    }
-}
-
-impl Drop for PortalScreenCapture {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +120,7 @@ mod tests {
         let reason = portal_unavailable().expect("unavailable here");
         assert!(reason.contains("Wayland"), "{reason}");
         assert!(matches!(
-            PortalScreenCapture::open(15),
+            open_portal_capture(15),
             Err(CaptureError::Backend(message)) if message.contains("Wayland")
         ));
     }
