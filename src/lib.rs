@@ -7,9 +7,11 @@
 //! - [`session`]: the call's sans-IO state machine: inputs in, actions out.
 //! - [`call`]: the engine that drives the session with real sockets, peer connections and
 //!   media, and the headless participant built on it.
+//! - [`ui`]: the window (eframe/egui): start screen, pre-join check, class view.
 
 pub mod call;
 pub mod media;
 pub mod rtc;
 pub mod session;
 pub mod signaling;
+pub mod ui;

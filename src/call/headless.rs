@@ -189,7 +189,7 @@ fn parse_screen(text: &str) -> anyhow::Result<VideoInput> {
             if crate::media::portal_screen::portal_unavailable().is_none() {
                 VideoInput::PortalScreen { fps }
             } else {
-                VideoInput::X11Screen { fps }
+                VideoInput::X11Screen { fps, display: None }
             },
         );
     }
@@ -199,7 +199,7 @@ fn parse_screen(text: &str) -> anyhow::Result<VideoInput> {
             None if rest.is_empty() => 15.0,
             None => bail!("expected x11 or x11@FPS, got {text:?}"),
         };
-        return Ok(VideoInput::X11Screen { fps });
+        return Ok(VideoInput::X11Screen { fps, display: None });
     }
     bail!("unknown screen source {text:?} (synthetic:WxH@FPS, x11[@FPS] or none)")
 }
@@ -281,6 +281,7 @@ impl HeadlessArgs {
             save_dir: self.save.clone(),
             simulated_receive_loss: (self.simulate_receive_loss / 100.0).clamp(0.0, 1.0),
             connect_timeout: Duration::from_secs_f64(self.connect_timeout_secs.max(0.0)),
+            pictures: None,
         })
     }
 }
@@ -523,11 +524,17 @@ mod tests {
     fn screen_sources_are_parsed() {
         assert_eq!(
             parse_screen("x11").ok(),
-            Some(VideoInput::X11Screen { fps: 15.0 })
+            Some(VideoInput::X11Screen {
+                fps: 15.0,
+                display: None
+            })
         );
         assert_eq!(
             parse_screen("x11@5").ok(),
-            Some(VideoInput::X11Screen { fps: 5.0 })
+            Some(VideoInput::X11Screen {
+                fps: 5.0,
+                display: None
+            })
         );
         assert!(parse_screen("webcam").is_err());
         assert_eq!(
@@ -538,7 +545,10 @@ mod tests {
             // Not on Wayland: auto is the X11 path.
             assert_eq!(
                 parse_screen("auto").ok(),
-                Some(VideoInput::X11Screen { fps: 15.0 })
+                Some(VideoInput::X11Screen {
+                    fps: 15.0,
+                    display: None
+                })
             );
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod headless;
+pub mod pictures;
 pub mod receiver;
 pub mod sender;
 pub mod stats;
@@ -54,6 +55,19 @@ pub struct CallConfig {
     pub simulated_receive_loss: f64,
     /// How long to keep trying to reach the signaling server at the start.
     pub connect_timeout: Duration,
+    /// Where decoded pictures and the local previews are shown (the UI); `None`: nowhere
+    /// (headless), and nothing is converted for display.
+    pub pictures: Option<PictureOutput>,
+}
+
+/// The UI's picture sink, as a call's configuration holds it.
+#[derive(Clone)]
+pub struct PictureOutput(pub Arc<dyn pictures::PictureSink>);
+
+impl std::fmt::Debug for PictureOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PictureOutput")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +149,19 @@ impl CallHandle {
             }
         }
         report
+    }
+
+    /// Switches `source` to `input` (the screen the user picked to share, another camera);
+    /// a source that is off uses it when switched on.
+    pub fn choose_input(&self, source: Source, input: sender::VideoInput) {
+        let index = match source {
+            Source::Audio => 0,
+            Source::Camera => 1,
+            Source::Screen => 2,
+        };
+        if let Some(controls) = self.local.controls.read().as_ref() {
+            *controls[index].chosen_input.lock() = Some(input);
+        }
     }
 
     /// The voice processing stage's state, when it runs.
@@ -248,6 +275,7 @@ impl Engine {
                 speaker: self.config.speaker.clone(),
             },
             media_tx,
+            self.config.pictures.clone().map(|output| output.0),
         );
         *self.local.controls.write() = Some([
             media.audio.clone(),
@@ -363,6 +391,7 @@ impl Engine {
                     save_dir: self.config.save_dir.clone(),
                     simulated_loss: self.config.simulated_receive_loss,
                     playout: Some(self.local.mixer.clone()),
+                    pictures: self.config.pictures.clone(),
                 };
                 let stop = entry.stop.clone();
                 tokio::spawn(async move {

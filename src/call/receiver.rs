@@ -13,8 +13,10 @@ use parking_lot::Mutex;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use super::pictures::{PictureKey, PictureSink, offer_picture};
 use super::stats::{AudioCounters, StatsBook, VideoCounters};
 use crate::media::clock;
+use crate::media::frame::I420View;
 use crate::media::h264::H264Decoder;
 use crate::media::opus_codec::OpusDecoder;
 use crate::media::tone::MarkerDetector;
@@ -69,6 +71,8 @@ pub struct ReaderOptions {
     pub simulated_loss: f64,
     /// Where decoded audio goes to be played.
     pub playout: Option<super::audio::PlayoutMixer>,
+    /// Where decoded pictures go to be shown (the UI).
+    pub pictures: Option<super::PictureOutput>,
 }
 
 /// Reads one remote track until it ends or `stop` is set.
@@ -169,9 +173,22 @@ async fn read_video(
             user_id,
             &format!("{source:?}.{extension}").to_lowercase(),
         );
+        let display = options
+            .pictures
+            .clone()
+            .map(|output| (output.0, PictureKey::new(user_id, source)));
         std::thread::Builder::new()
             .name(format!("classroom-decode-{source:?}").to_lowercase())
-            .spawn(move || decode_loop(codec, decoder_input, counters, decode_failed, saved))
+            .spawn(move || {
+                decode_loop(
+                    codec,
+                    decoder_input,
+                    counters,
+                    decode_failed,
+                    saved,
+                    display,
+                )
+            })
             .map_err(|error| error.to_string())?;
     }
     let mut assembler = FrameAssembler::for_codec(codec);
@@ -225,13 +242,31 @@ enum VideoDecoder {
 }
 
 impl VideoDecoder {
-    fn decode_stamp(
+    /// Decodes, reads what the stats need, and shows the picture if there is somewhere to.
+    fn decode(
         &mut self,
         data: &[u8],
+        display: Option<&(Arc<dyn PictureSink>, PictureKey)>,
     ) -> Result<Option<crate::media::h264::DecodedSummary>, crate::media::h264::CodecError> {
+        let use_picture = |picture: I420View<'_>| {
+            if let Some((sink, key)) = display {
+                offer_picture(sink.as_ref(), key, picture);
+            }
+            crate::media::h264::DecodedSummary {
+                width: picture.width,
+                height: picture.height,
+                stamp: picture.stamp(),
+                luma_spread: crate::media::h264::luma_spread(
+                    picture.y,
+                    picture.width,
+                    picture.height,
+                    picture.y_stride,
+                ),
+            }
+        };
         match self {
-            VideoDecoder::H264(decoder) => decoder.decode_stamp(data),
-            VideoDecoder::Vp8(decoder) => decoder.decode_stamp(data),
+            VideoDecoder::H264(decoder) => decoder.decode_view(data, use_picture),
+            VideoDecoder::Vp8(decoder) => decoder.decode_view(data, use_picture),
         }
     }
 }
@@ -242,6 +277,7 @@ fn decode_loop(
     counters: Arc<Mutex<VideoCounters>>,
     decode_failed: Arc<AtomicBool>,
     mut saved: Option<std::fs::File>,
+    display: Option<(Arc<dyn PictureSink>, PictureKey)>,
 ) {
     let created = match codec {
         VideoCodec::H264 => H264Decoder::new().map(VideoDecoder::H264),
@@ -268,7 +304,7 @@ fn decode_loop(
                 saved = None;
             }
         }
-        match decoder.decode_stamp(&unit.data) {
+        match decoder.decode(&unit.data, display.as_ref()) {
             Ok(Some(picture)) => {
                 // A CRC-8 lets about one random picture in 256 pass for a stamp (a browser's
                 // camera, say): a stamp from more than a minute ago is taken for such a one.
@@ -292,6 +328,10 @@ fn decode_loop(
                 decode_failed.store(true, Ordering::Relaxed);
             }
         }
+    }
+    // The track ended: its tile shows no stale picture.
+    if let Some((sink, key)) = &display {
+        sink.clear(key);
     }
 }
 

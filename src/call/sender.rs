@@ -22,6 +22,7 @@ use crate::media::vp8::Vp8Encoder;
 use crate::rtc::{EncodedUnit, Source, VideoCodec};
 
 use super::audio::{FRAME, PlayoutMixer};
+use super::pictures::{PictureKey, PictureSink, offer_preview};
 
 /// Where a video source comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +44,10 @@ pub enum VideoInput {
     PortalScreen {
         fps: f64,
     },
-    /// An X11 screen (`DISPLAY`), the whole screen.
+    /// An X11 screen (`DISPLAY`), whole: the display with this id, or the primary one.
     X11Screen {
         fps: f64,
+        display: Option<u32>,
     },
     None,
 }
@@ -107,6 +109,9 @@ pub struct SourceControl {
     pub codecs_in_use: [AtomicBool; 2],
     /// The last device failure (a microphone or speaker that vanished), for the user.
     pub device_error: parking_lot::Mutex<Option<String>>,
+    /// An input chosen during the call (the screen picked to share, another camera): the
+    /// source switches to it.
+    pub chosen_input: parking_lot::Mutex<Option<VideoInput>>,
 }
 
 impl SourceControl {
@@ -127,6 +132,7 @@ impl SourceControl {
             sent_height: AtomicU64::new(0),
             codecs_in_use: [AtomicBool::new(false), AtomicBool::new(false)],
             device_error: parking_lot::Mutex::new(None),
+            chosen_input: parking_lot::Mutex::new(None),
         })
     }
 }
@@ -150,6 +156,7 @@ impl MediaSender {
         screen: VideoInput,
         audio: AudioSetup,
         out: mpsc::Sender<(Source, EncodedUnit)>,
+        preview: Option<Arc<dyn PictureSink>>,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let controls = (
@@ -172,9 +179,12 @@ impl MediaSender {
                 continue;
             }
             let (stop, out) = (stop.clone(), out.clone());
+            let preview = preview
+                .clone()
+                .map(|sink| (sink, PictureKey::local(source)));
             let name = format!("classroom-{source:?}-send").to_lowercase();
             threads.extend(spawn(&name, move || {
-                video_thread(input, source, control, stop, out)
+                video_thread(input, source, control, stop, out, preview)
             }));
         }
         MediaSender {
@@ -258,7 +268,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<JoinHandle<
     }
 }
 
-fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture>, String> {
+pub fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture>, String> {
     match input {
         VideoInput::Synthetic { width, height, fps } => {
             let kind = if source == Source::Screen {
@@ -269,9 +279,11 @@ fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture
             Ok(Box::new(SyntheticCapture::new(*width, *height, *fps, kind)))
         }
         #[cfg(target_os = "linux")]
-        VideoInput::X11Screen { .. } => crate::media::screen::X11ScreenCapture::open(None, None)
-            .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
-            .map_err(|error| error.to_string()),
+        VideoInput::X11Screen { display, .. } => {
+            crate::media::screen::X11ScreenCapture::open(*display, None)
+                .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
+                .map_err(|error| error.to_string())
+        }
         #[cfg(not(target_os = "linux"))]
         VideoInput::X11Screen { .. } => Err("X11 capture exists on Linux only".to_owned()),
         VideoInput::Camera {
@@ -340,10 +352,11 @@ fn video_thread(
     control: Arc<SourceControl>,
     stop: Arc<AtomicBool>,
     out: mpsc::Sender<(Source, EncodedUnit)>,
+    preview: Option<(Arc<dyn PictureSink>, PictureKey)>,
 ) {
     let fps = match input {
         VideoInput::Synthetic { fps, .. }
-        | VideoInput::X11Screen { fps }
+        | VideoInput::X11Screen { fps, .. }
         | VideoInput::PortalScreen { fps }
         | VideoInput::Camera { fps, .. } => fps.max(1.0),
         VideoInput::None => return,
@@ -353,9 +366,21 @@ fn video_thread(
     // One encoder per codec that a connected link uses; the same picture goes to each.
     let mut encoders: [Option<(VideoEncoder, u64)>; 2] = [None, None];
     let mut next_due = Instant::now();
+    let mut input = input;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(chosen) = control.chosen_input.lock().take() {
+            // Another device or screen was picked: switch to it (a keyframe starts it).
+            input = chosen;
+            capture = None;
+            control.keyframe_requested.store(true, Ordering::SeqCst);
+        }
         if !control.enabled.load(Ordering::Relaxed) {
             // Off: the device is released and nothing is encoded.
+            if capture.is_some()
+                && let Some((sink, key)) = &preview
+            {
+                sink.clear(key);
+            }
             capture = None;
             encoders = [None, None];
             std::thread::sleep(Duration::from_millis(20));
@@ -397,6 +422,9 @@ fn video_thread(
                 continue;
             }
         };
+        if let Some((sink, key)) = &preview {
+            offer_preview(sink.as_ref(), key, &frame);
+        }
         // Only as tall as the tallest viewer shows it.
         let mut frame = frame;
         let wanted = control.target_height.load(Ordering::Relaxed) as usize;

@@ -93,6 +93,66 @@ fn halve_plane(source: &[u8], source_stride: usize, out: &mut [u8], width: usize
     }
 }
 
+/// A decoder's own picture, borrowed (planes with their strides): read the stamp from it or
+/// convert it for display without copying it out first.
+#[derive(Clone, Copy)]
+pub struct I420View<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub y: &'a [u8],
+    pub u: &'a [u8],
+    pub v: &'a [u8],
+    pub y_stride: usize,
+    pub u_stride: usize,
+    pub v_stride: usize,
+}
+
+impl I420View<'_> {
+    /// The stamp, if the picture carries one.
+    pub fn stamp(&self) -> Option<crate::media::stamp::Stamp> {
+        crate::media::stamp::read_luma(self.y, self.width, self.height, self.y_stride)
+    }
+
+    /// Writes the picture as RGBA (`width × height × 4` bytes) into `out`: straight into the
+    /// buffer a texture is made from.
+    pub fn write_rgba(&self, out: &mut [u8]) -> Result<(), crate::media::convert::ConvertError> {
+        let image = yuvutils_rs::YuvPlanarImage {
+            y_plane: self.y,
+            y_stride: self.y_stride as u32,
+            u_plane: self.u,
+            u_stride: self.u_stride as u32,
+            v_plane: self.v,
+            v_stride: self.v_stride as u32,
+            width: self.width as u32,
+            height: self.height as u32,
+        };
+        yuvutils_rs::yuv420_to_rgba(
+            &image,
+            out,
+            self.width as u32 * 4,
+            yuvutils_rs::YuvRange::Limited,
+            yuvutils_rs::YuvStandardMatrix::Bt601,
+        )
+        .map_err(|e| crate::media::convert::ConvertError::Yuv(e.to_string()))
+    }
+}
+
+impl I420Frame {
+    /// The frame as a borrowed view.
+    pub fn view(&self) -> I420View<'_> {
+        I420View {
+            width: self.width,
+            height: self.height,
+            y: &self.y,
+            u: &self.u,
+            v: &self.v,
+            y_stride: self.width,
+            u_stride: self.chroma_width(),
+            v_stride: self.chroma_width(),
+        }
+    }
+}
+
 impl openh264::formats::YUVSource for I420Frame {
     fn dimensions(&self) -> (usize, usize) {
         (self.width, self.height)

@@ -12,7 +12,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 
-use crate::media::frame::{I420Frame, RgbaFrame};
+use crate::media::frame::{I420Frame, I420View, RgbaFrame};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -300,6 +300,30 @@ impl H264Decoder {
         Ok(H264Decoder {
             decoder: Decoder::new().map_err(|e| CodecError::Decoder(e.to_string()))?,
         })
+    }
+
+    /// Decodes one access unit and hands the decoder's own picture to `use_picture` (no
+    /// copy); `None` while there is no picture yet.
+    pub fn decode_view<T>(
+        &mut self,
+        data: &[u8],
+        use_picture: impl FnOnce(I420View<'_>) -> T,
+    ) -> Result<Option<T>, CodecError> {
+        let Some(yuv) = self.next_picture(data)? else {
+            return Ok(None);
+        };
+        let (width, height) = yuv.dimensions();
+        let (y_stride, u_stride, v_stride) = yuv.strides();
+        Ok(Some(use_picture(I420View {
+            width,
+            height,
+            y: yuv.y(),
+            u: yuv.u(),
+            v: yuv.v(),
+            y_stride,
+            u_stride,
+            v_stride,
+        })))
     }
 
     /// Decodes one access unit (Annex-B) into I420; `None` while the decoder has no picture yet

@@ -15,7 +15,7 @@ use vpx_sys::{
     vpx_img_wrap, vpx_rc_mode,
 };
 
-use crate::media::frame::I420Frame;
+use crate::media::frame::{I420Frame, I420View};
 use crate::media::h264::{
     CodecError, ContentKind, DecodedSummary, EncodedFrame, EncoderSettings, luma_spread,
 };
@@ -315,6 +315,40 @@ impl Vp8Decoder {
         }
         // SAFETY: non-null image owned by the decoder, valid until the next decode call.
         Ok(Some(use_picture(unsafe { &*image })))
+    }
+
+    /// Decodes one frame and hands the decoder's own picture to `use_picture` (no copy).
+    pub fn decode_view<T>(
+        &mut self,
+        data: &[u8],
+        use_picture: impl FnOnce(I420View<'_>) -> T,
+    ) -> Result<Option<T>, CodecError> {
+        self.decode_with(data, |image| {
+            let (width, height) = (image.d_w as usize, image.d_h as usize);
+            let stride = |plane: usize| image.stride[plane].max(0) as usize;
+            let rows = |plane: usize| {
+                if plane == 0 {
+                    height
+                } else {
+                    height.div_ceil(2)
+                }
+            };
+            // SAFETY: libvpx's I420 picture: plane p holds `stride(p) × rows(p)` bytes, valid
+            // until the next decode call (the view does not outlive `use_picture`).
+            let plane = |p: usize| unsafe {
+                std::slice::from_raw_parts(image.planes[p], stride(p) * rows(p))
+            };
+            use_picture(I420View {
+                width,
+                height,
+                y: plane(0),
+                u: plane(1),
+                v: plane(2),
+                y_stride: stride(0),
+                u_stride: stride(1),
+                v_stride: stride(2),
+            })
+        })
     }
 
     /// Decodes and reads the frame stamp straight from the decoder's picture (no copy).

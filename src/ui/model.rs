@@ -1,0 +1,376 @@
+//! What the window shows, as plain data: the screen the user is on, the forms, the class as
+//! the engine last published it, and the view choices (panels, pin, full screen). Views read
+//! it and return [`UiAction`]s; nothing here does IO.
+
+use std::collections::BTreeMap;
+
+use crate::call::pictures::PictureKey;
+use crate::rtc::Source;
+use crate::session::Snapshot;
+
+/// Which screen is up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Screen {
+    Start,
+    PreJoin,
+    Class,
+    /// After leaving, or when the class could not be joined.
+    Ended {
+        message: String,
+    },
+}
+
+/// Where the class runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ServerChoice {
+    /// A school's server (`http://…` or `https://…`).
+    Remote(String),
+    /// "Start a local class": the signaling server in this process, on loopback.
+    Local { port: u16 },
+}
+
+impl ServerChoice {
+    pub fn label(&self) -> String {
+        match self {
+            ServerChoice::Remote(url) => url.clone(),
+            ServerChoice::Local { port } => format!("local class on port {port}"),
+        }
+    }
+}
+
+/// Everything needed to join a class.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JoinTarget {
+    pub server: ServerChoice,
+    pub session: String,
+    pub name: String,
+    /// Sign-in token for the server (`auth.token`); `None` for a local class.
+    #[serde(skip)]
+    pub token: Option<String>,
+    pub instructor: bool,
+}
+
+/// The start screen's form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartForm {
+    pub server_url: String,
+    pub session: String,
+    pub name: String,
+    pub token: String,
+    pub instructor: bool,
+    /// Why the last attempt was refused, in plain words.
+    pub error: Option<String>,
+}
+
+impl StartForm {
+    /// The target this form describes, or what is missing.
+    pub fn target(&self) -> Result<JoinTarget, String> {
+        let session = self.session.trim();
+        let name = self.name.trim();
+        let server = self.server_url.trim();
+        if name.is_empty() {
+            return Err("Enter your name.".into());
+        }
+        if session.is_empty() {
+            return Err("Enter the class to join.".into());
+        }
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err("The server address starts with http:// or https://.".into());
+        }
+        Ok(JoinTarget {
+            server: ServerChoice::Remote(server.to_owned()),
+            session: session.to_owned(),
+            name: name.to_owned(),
+            token: Some(self.token.trim().to_owned()).filter(|token| !token.is_empty()),
+            instructor: self.instructor,
+        })
+    }
+}
+
+/// One choice in a device picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceOption {
+    pub id: String,
+    pub label: String,
+}
+
+/// What the pickers offer (enumerated off the UI thread).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceLists {
+    pub cameras: Vec<DeviceOption>,
+    pub microphones: Vec<DeviceOption>,
+    pub speakers: Vec<DeviceOption>,
+    pub screens: Vec<DeviceOption>,
+}
+
+/// Video quality the user picked in the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum VideoQuality {
+    /// 360p camera: saves data and CPU.
+    Low,
+    /// 720p camera.
+    Standard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ThemeChoice {
+    Dark,
+    Light,
+}
+
+/// Device and view preferences (settings panel and pre-join check).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// Camera id from [`DeviceLists::cameras`] (`synthetic` is the test pattern).
+    pub camera: String,
+    /// Microphone and speaker names (`None`: the system default).
+    pub microphone: Option<String>,
+    pub speaker: Option<String>,
+    /// Screen id from [`DeviceLists::screens`].
+    pub screen: String,
+    pub video_quality: VideoQuality,
+    pub theme: ThemeChoice,
+    /// Echo cancellation, noise suppression and gain control (a browser's default).
+    pub voice_processing: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            camera: "0".into(),
+            microphone: None,
+            speaker: None,
+            screen: "auto".into(),
+            video_quality: VideoQuality::Standard,
+            theme: ThemeChoice::Dark,
+            voice_processing: true,
+        }
+    }
+}
+
+/// The pre-join check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreJoin {
+    pub target: JoinTarget,
+    pub mic_on: bool,
+    pub camera_on: bool,
+    /// Microphone level for the meter, dBFS (`None`: no microphone signal).
+    pub mic_level_dbfs: Option<f32>,
+    pub speaker_test_playing: bool,
+    /// A camera or microphone that could not be opened, in plain words.
+    pub device_problem: Option<String>,
+}
+
+/// How a connection to one participant is doing, from the live stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NetworkQuality {
+    Connecting,
+    Poor,
+    Fair,
+    Good,
+}
+
+/// What the engine knows about one remote participant beyond the roster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RemoteLive {
+    pub quality: Option<NetworkQuality>,
+    pub speaking: bool,
+    pub round_trip_ms: Option<u32>,
+}
+
+/// The class as the engine last published it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveClass {
+    pub snapshot: Snapshot,
+    pub server_label: String,
+    pub remote: BTreeMap<String, RemoteLive>,
+    /// We are speaking (voice activity from the processing, else our level).
+    pub self_speaking: bool,
+    /// A camera, microphone or speaker that failed during the class, in plain words.
+    pub device_problem: Option<String>,
+    /// The class was joined at least once (a later loss is a reconnect, not a first join).
+    pub joined_once: bool,
+}
+
+impl LiveClass {
+    /// The banner over the class while it is not (or no longer) connected.
+    pub fn connection_banner(&self) -> Option<&'static str> {
+        if self.snapshot.joined && self.snapshot.signaling_connected {
+            None
+        } else if self.joined_once {
+            Some("Connection to the class lost. Reconnecting…")
+        } else {
+            Some("Joining the class…")
+        }
+    }
+}
+
+/// Side panels of the class view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Chat,
+    People,
+    Settings,
+}
+
+/// The class view's own choices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassView {
+    /// The class's name, for the top bar.
+    pub title: String,
+    pub panel: Option<Panel>,
+    /// The tile shown large (`None`: automatic: a screen share, else the grid).
+    pub pinned: Option<PictureKey>,
+    pub fullscreen: bool,
+    pub chat_draft: String,
+    /// Chat messages already seen (the unread badge counts the rest).
+    pub chat_seen: usize,
+    pub share_picker_open: bool,
+}
+
+impl ClassView {
+    pub fn unread(&self, live: &LiveClass) -> usize {
+        if self.panel == Some(Panel::Chat) {
+            return 0;
+        }
+        live.snapshot.chat.len().saturating_sub(self.chat_seen)
+    }
+}
+
+/// A recent class on the start screen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecentClass {
+    pub target: JoinTarget,
+}
+
+/// Everything the window renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiModel {
+    pub screen: Screen,
+    pub start: StartForm,
+    pub recent: Vec<RecentClass>,
+    pub prejoin: Option<PreJoin>,
+    pub settings: Settings,
+    pub devices: DeviceLists,
+    pub class: ClassView,
+    pub live: LiveClass,
+    /// A one-line notice (e.g. someone joined), shown for a few seconds.
+    pub notice: Option<String>,
+}
+
+impl Default for UiModel {
+    fn default() -> Self {
+        UiModel {
+            screen: Screen::Start,
+            start: StartForm {
+                server_url: "http://127.0.0.1:3001".into(),
+                ..StartForm::default()
+            },
+            recent: Vec::new(),
+            prejoin: None,
+            settings: Settings::default(),
+            devices: DeviceLists::default(),
+            class: ClassView::default(),
+            live: LiveClass::default(),
+            notice: None,
+        }
+    }
+}
+
+/// What the views ask for; the app turns these into engine commands or model changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiAction {
+    /// Go to the pre-join check for this class.
+    Prepare(JoinTarget),
+    /// Start a local class (embedded server) and go to the pre-join check.
+    StartLocalClass,
+    /// Join with the pre-join choices.
+    Join,
+    BackToStart,
+    SetMicrophone(bool),
+    SetCamera(bool),
+    /// Start sharing this screen (`None`: stop).
+    ShareScreen(Option<String>),
+    RaiseHand(bool),
+    SendChat(String),
+    TogglePanel(Panel),
+    Pin(Option<PictureKey>),
+    ToggleFullscreen,
+    OpenSharePicker(bool),
+    PlayTestSound,
+    ChangeSettings(Settings),
+    Leave,
+}
+
+/// The tiles of the class view, in display order: screens first, then cameras (ours last).
+pub fn tiles(live: &LiveClass) -> Vec<PictureKey> {
+    let snapshot = &live.snapshot;
+    let mut screens = Vec::new();
+    let mut cameras = Vec::new();
+    for peer in &snapshot.participants {
+        let participant = &peer.participant;
+        if participant.screen_sharing {
+            screens.push(PictureKey::new(&participant.user_id, Source::Screen));
+        }
+        cameras.push(PictureKey::new(&participant.user_id, Source::Camera));
+    }
+    if snapshot.screen_sharing {
+        screens.push(PictureKey::new(&snapshot.self_user_id, Source::Screen));
+    }
+    cameras.push(PictureKey::new(&snapshot.self_user_id, Source::Camera));
+    screens.extend(cameras);
+    screens
+}
+
+/// Grid shape (columns, rows) for `count` tiles in an area `width × height` of 16:9 tiles:
+/// the shape whose tiles come out largest.
+pub fn grid_shape(count: usize, width: f32, height: f32) -> (usize, usize) {
+    let count = count.max(1);
+    let mut best = (1, count);
+    let mut best_area = 0.0f32;
+    // From the most columns down: on a tie, side by side beats stacked.
+    for columns in (1..=count).rev() {
+        let rows = count.div_ceil(columns);
+        let cell_w = width / columns as f32;
+        let cell_h = height / rows as f32;
+        let tile_w = cell_w.min(cell_h * 16.0 / 9.0);
+        let area = tile_w * tile_w * 9.0 / 16.0;
+        if area > best_area + 0.5 {
+            best_area = area;
+            best = (columns, rows);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_shapes_follow_the_tile_count() {
+        assert_eq!(grid_shape(1, 1280.0, 720.0), (1, 1));
+        assert_eq!(grid_shape(2, 1280.0, 720.0), (2, 1));
+        assert_eq!(grid_shape(4, 1280.0, 720.0), (2, 2));
+        assert_eq!(grid_shape(9, 1280.0, 720.0), (3, 3));
+        assert_eq!(grid_shape(10, 1280.0, 720.0), (4, 3));
+    }
+
+    #[test]
+    fn the_start_form_says_what_is_missing() {
+        let mut form = StartForm {
+            server_url: "http://127.0.0.1:3001".into(),
+            ..StartForm::default()
+        };
+        assert_eq!(form.target(), Err("Enter your name.".into()));
+        form.name = "Ada".into();
+        assert_eq!(form.target(), Err("Enter the class to join.".into()));
+        form.session = "physics".into();
+        form.server_url = "example.org".into();
+        assert!(form.target().unwrap_err().contains("http://"));
+        form.server_url = "https://example.org".into();
+        let target = form.target().unwrap();
+        assert_eq!(target.token, None);
+        assert_eq!(target.session, "physics");
+    }
+}

@@ -1,0 +1,636 @@
+//! Snapshot tests of every screen and state of the window, rendered headless (wgpu, Mesa's
+//! software renderer) and compared with the images in `tests/snapshots/` (egui_kittest; a
+//! missing or different image fails and writes `NAME.new.png`; `UPDATE_SNAPSHOTS=1` accepts).
+//!
+//! The class is fed the way the call engine feeds it: a real [`Session`] driven by scripted
+//! signaling inputs (joins, chat, media state, peer states), and pictures put on the picture
+//! board (drawn portraits and a slide), so no network and no device is involved and the
+//! images do not depend on the machine.
+
+#![allow(clippy::field_reassign_with_default)] // a scripted model reads best as default + changes
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use classroom::call::pictures::PictureKey;
+use classroom::rtc::Source;
+use classroom::session::{Input, PeerConnState, Session, SessionConfig};
+use classroom::ui::ClassroomApp;
+use classroom::ui::backend::Request;
+use classroom::ui::model::{
+    DeviceLists, DeviceOption, JoinTarget, NetworkQuality, Panel, PreJoin, RecentClass, RemoteLive,
+    Screen, ServerChoice, ThemeChoice, UiModel,
+};
+use classroom::ui::pictures::PictureBoard;
+use classroom_wire::{ChatKind, ChatMessage, PROTOCOL_VERSION, Participant, SessionJoined};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+const SIZE: [f32; 2] = [1024.0, 640.0];
+/// 2026-11-30 09:00 UTC, when the scripted class starts.
+const CLASS_START_MS: u64 = 1_796_029_200_000;
+
+fn participant(user_id: &str, name: &str, instructor: bool) -> Participant {
+    Participant {
+        user_id: user_id.into(),
+        user_name: name.into(),
+        is_instructor: instructor,
+        audio_enabled: true,
+        video_enabled: true,
+        screen_sharing: false,
+        hand_raised: false,
+        joined_at: CLASS_START_MS,
+    }
+}
+
+fn chat(id: u32, from: &Participant, text: &str, minutes: u64, kind: ChatKind) -> ChatMessage {
+    ChatMessage {
+        id: format!("m{id}"),
+        user_id: from.user_id.clone(),
+        user_name: from.user_name.clone(),
+        message: text.into(),
+        timestamp: CLASS_START_MS + minutes * 60_000,
+        kind,
+    }
+}
+
+/// A class of four: the instructor Grace, students Ada and Alan, and us (Kit).
+struct ScriptedClass {
+    session: Session,
+    now: Instant,
+}
+
+impl ScriptedClass {
+    fn new() -> Self {
+        let mut session = Session::new(SessionConfig::new("physics-101", "kit", "Kit", false));
+        let now = Instant::now();
+        let grace = participant("grace", "Grace Hopper", true);
+        let ada = participant("ada", "Ada Lovelace", false);
+        let mut alan = participant("alan", "Alan Turing", false);
+        alan.video_enabled = false;
+        alan.audio_enabled = false;
+        session.handle(now, Input::SignalingConnected);
+        session.handle(
+            now,
+            Input::Joined(SessionJoined {
+                protocol_version: PROTOCOL_VERSION,
+                session_id: "physics-101".into(),
+                self_: participant("kit", "Kit", false),
+                participants: vec![grace.clone(), ada.clone(), alan.clone()],
+                ice_servers: vec![],
+                chat_history: vec![
+                    chat(
+                        1,
+                        &grace,
+                        "Grace Hopper joined the class",
+                        0,
+                        ChatKind::System,
+                    ),
+                    chat(
+                        2,
+                        &grace,
+                        "Good morning! Today: compilers.",
+                        1,
+                        ChatKind::User,
+                    ),
+                    chat(
+                        3,
+                        &ada,
+                        "Morning! Could you share the slides?",
+                        2,
+                        ChatKind::User,
+                    ),
+                ],
+            }),
+        );
+        for user in ["grace", "ada", "alan"] {
+            session.handle(
+                now,
+                Input::PeerState {
+                    user_id: user.into(),
+                    state: PeerConnState::Connected,
+                },
+            );
+        }
+        ScriptedClass { session, now }
+    }
+
+    fn input(&mut self, input: Input) -> &mut Self {
+        self.session.handle(self.now, input);
+        self
+    }
+
+    fn update(&mut self, user_id: &str, change: impl FnOnce(&mut Participant)) -> &mut Self {
+        let mut p = self
+            .session
+            .snapshot()
+            .participants
+            .into_iter()
+            .find(|peer| peer.participant.user_id == user_id)
+            .expect("scripted participant")
+            .participant;
+        change(&mut p);
+        self.input(Input::ParticipantUpdated(p))
+    }
+
+    /// The window's model of this class, with live figures (speaking, network quality).
+    fn model(&self) -> UiModel {
+        let mut model = UiModel::default();
+        model.screen = Screen::Class;
+        model.live.snapshot = self.session.snapshot();
+        model.live.server_label = "https://classroom.school.org".into();
+        model.live.joined_once = true;
+        model.class.title = "physics-101".into();
+        for (user, quality, speaking) in [
+            ("grace", NetworkQuality::Good, true),
+            ("ada", NetworkQuality::Fair, false),
+            ("alan", NetworkQuality::Poor, false),
+        ] {
+            model.live.remote.insert(
+                user.into(),
+                RemoteLive {
+                    quality: Some(quality),
+                    speaking,
+                    round_trip_ms: Some(40),
+                },
+            );
+        }
+        model.class.chat_seen = model.live.snapshot.chat.len();
+        model.devices = devices();
+        model
+    }
+}
+
+fn devices() -> DeviceLists {
+    let option = |id: &str, label: &str| DeviceOption {
+        id: id.into(),
+        label: label.into(),
+    };
+    DeviceLists {
+        cameras: vec![
+            option("0", "Integrated Webcam"),
+            option("synthetic", "Test pattern (no camera)"),
+        ],
+        microphones: vec![option("default", "Built-in microphone (default)")],
+        speakers: vec![option("default", "Built-in speakers (default)")],
+        screens: vec![
+            option("x11:1", "Screen 1, main (1920×1080)"),
+            option("x11:2", "Screen 2 (1280×1024)"),
+        ],
+    }
+}
+
+/// A camera picture: a person-like silhouette on a soft gradient (smooth, so the stored
+/// images stay small; the codec path is tested elsewhere, this is about the layout).
+fn portrait(board: &PictureBoard, key: PictureKey, seed: u8) {
+    let (width, height) = (320usize, 180usize);
+    let hue = [
+        (84, 120, 168),
+        (150, 102, 84),
+        (96, 140, 104),
+        (140, 96, 150),
+        (170, 150, 90),
+    ][usize::from(seed) % 5];
+    let mut pixels = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            let shade = 0.55 + 0.45 * (1.0 - y as f32 / height as f32);
+            let (dx, dy) = (x as f32 - 160.0, y as f32 - 80.0);
+            let head = dx * dx + dy * dy < 34.0 * 34.0;
+            let (sx, sy) = (x as f32 - 160.0, y as f32 - 190.0);
+            let shoulders = (sx / 90.0).powi(2) + (sy / 70.0).powi(2) < 1.0;
+            let color = if head {
+                egui::Color32::from_rgb(230, 196, 170)
+            } else if shoulders {
+                egui::Color32::from_rgb(hue.2 / 2, hue.1 / 2, hue.0 / 2)
+            } else {
+                egui::Color32::from_rgb(
+                    (hue.0 as f32 * shade) as u8,
+                    (hue.1 as f32 * shade) as u8,
+                    (hue.2 as f32 * shade) as u8,
+                )
+            };
+            pixels.push(color);
+        }
+    }
+    board.put(&key, egui::ColorImage::new([width, height], pixels));
+}
+
+/// A shared screen: a slide (title bar, bullet lines) on white, flat so that it stores small.
+fn screen_picture(board: &PictureBoard, key: PictureKey) {
+    let (width, height) = (640usize, 360usize);
+    let mut pixels = vec![egui::Color32::WHITE; width * height];
+    let mut fill = |x0: usize, y0: usize, w: usize, h: usize, color: egui::Color32| {
+        for y in y0..(y0 + h).min(height) {
+            for x in x0..(x0 + w).min(width) {
+                pixels[y * width + x] = color;
+            }
+        }
+    };
+    fill(0, 0, width, 56, egui::Color32::from_rgb(40, 70, 140));
+    fill(32, 20, 260, 16, egui::Color32::from_rgb(236, 240, 248));
+    for (i, length) in [420, 360, 480, 300, 390].into_iter().enumerate() {
+        let y = 90 + i * 46;
+        fill(40, y + 4, 10, 10, egui::Color32::from_rgb(40, 70, 140));
+        fill(64, y, length, 18, egui::Color32::from_gray(70));
+    }
+    board.put(&key, egui::ColorImage::new([width, height], pixels));
+}
+
+fn class_pictures(board: &PictureBoard) {
+    portrait(board, PictureKey::new("grace", Source::Camera), 0);
+    portrait(board, PictureKey::new("ada", Source::Camera), 1);
+    portrait(board, PictureKey::local(Source::Camera), 2);
+}
+
+fn harness(model: UiModel, pictures: impl FnOnce(&PictureBoard)) -> Harness<'static, ClassroomApp> {
+    let board = Arc::new(PictureBoard::default());
+    pictures(&board);
+    let app = ClassroomApp::scripted(model, board, 0);
+    // Through eframe's `App`, as the window runs it.
+    let mut harness = Harness::builder().with_size(SIZE).build_eframe(|_| app);
+    harness.run();
+    harness
+}
+
+/// The start screen: server, class, name, token, and the local class button.
+#[test]
+fn start_screen() {
+    let mut harness = harness(UiModel::default(), |_| {});
+    harness.snapshot("start_screen");
+}
+
+/// Recent classes are listed, and a form without a name says so instead of going on.
+#[test]
+fn start_screen_with_recent_classes_and_a_missing_name() {
+    let mut model = UiModel::default();
+    model.recent = vec![RecentClass {
+        target: JoinTarget {
+            server: ServerChoice::Remote("https://classroom.school.org".into()),
+            session: "physics-101".into(),
+            name: "Kit".into(),
+            token: None,
+            instructor: false,
+        },
+    }];
+    model.start.session = "chemistry".into();
+    let mut harness = harness(model, |_| {});
+    harness.get_by_label("Continue").click();
+    harness.run();
+    assert_eq!(
+        harness.state().model.start.error.as_deref(),
+        Some("Enter your name.")
+    );
+    assert_eq!(harness.state().model.screen, Screen::Start);
+    harness.snapshot("start_screen_recent_and_error");
+}
+
+/// A filled form goes to the pre-join check and starts the camera preview and the meter.
+#[test]
+fn continue_opens_the_pre_join_check() {
+    let mut model = UiModel::default();
+    model.start.session = "physics-101".into();
+    model.start.name = "Kit".into();
+    let mut harness = harness(model, |_| {});
+    harness.get_by_label("Continue").click();
+    harness.run();
+    assert_eq!(harness.state().model.screen, Screen::PreJoin);
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter().any(|r| matches!(
+            r,
+            Request::StartCheck {
+                camera_on: true,
+                mic_on: true,
+                ..
+            }
+        )),
+        "the check starts: {sent:?}"
+    );
+}
+
+fn prejoin_model() -> UiModel {
+    let mut model = UiModel::default();
+    model.screen = Screen::PreJoin;
+    model.devices = devices();
+    model.settings.camera = "0".into();
+    model.prejoin = Some(PreJoin {
+        target: JoinTarget {
+            server: ServerChoice::Remote("https://classroom.school.org".into()),
+            session: "physics-101".into(),
+            name: "Kit".into(),
+            token: None,
+            instructor: false,
+        },
+        mic_on: true,
+        camera_on: true,
+        mic_level_dbfs: Some(-22.0),
+        speaker_test_playing: false,
+        device_problem: None,
+    });
+    model
+}
+
+/// The pre-join check: our camera preview, the microphone meter, pickers, join.
+#[test]
+fn pre_join_check() {
+    let mut harness = harness(prejoin_model(), |board| {
+        portrait(board, PictureKey::local(Source::Camera), 3)
+    });
+    harness.snapshot("pre_join_check");
+    harness.get_by_label("Join now").click();
+    harness.run();
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter().any(|r| matches!(
+            r,
+            Request::Join {
+                camera_on: true,
+                mic_on: true,
+                ..
+            }
+        )),
+        "joining sends the choices: {sent:?}"
+    );
+    assert_eq!(
+        harness.state().model.recent.len(),
+        1,
+        "the class is remembered"
+    );
+}
+
+/// A camera that cannot be opened is said in plain words; camera off shows initials.
+#[test]
+fn pre_join_check_with_a_device_problem_and_camera_off() {
+    let mut model = prejoin_model();
+    if let Some(prejoin) = &mut model.prejoin {
+        prejoin.camera_on = false;
+        prejoin.mic_level_dbfs = None;
+        prejoin.device_problem = Some(
+            "The device is not there. Pick another one in the settings. (camera 0 not found)"
+                .into(),
+        );
+    }
+    let mut harness = harness(model, |_| {});
+    harness.snapshot("pre_join_device_problem");
+}
+
+/// Four people in a grid: pictures, initials for a camera that is off, mic marks, a
+/// speaking frame, network bars.
+#[test]
+fn class_grid() {
+    let class = ScriptedClass::new();
+    let mut harness = harness(class.model(), class_pictures);
+    harness.snapshot("class_grid");
+}
+
+/// Nine tiles fill a 3×3 grid.
+#[test]
+fn class_grid_of_nine() {
+    let mut class = ScriptedClass::new();
+    for i in 0..5 {
+        let p = participant(&format!("s{i}"), &format!("Student {}", i + 1), false);
+        class.input(Input::UserJoined(p));
+    }
+    let mut harness = harness(class.model(), |board| {
+        class_pictures(board);
+        for i in 0..5 {
+            portrait(board, PictureKey::new(format!("s{i}"), Source::Camera), i);
+        }
+    });
+    harness.snapshot("class_grid_nine");
+}
+
+/// Someone shares: the screen takes the stage, cameras move to a strip; a raised hand shows.
+#[test]
+fn class_screen_share_stage() {
+    let mut class = ScriptedClass::new();
+    class.update("grace", |p| p.screen_sharing = true);
+    class.update("ada", |p| p.hand_raised = true);
+    let mut harness = harness(class.model(), |board| {
+        class_pictures(board);
+        screen_picture(board, PictureKey::new("grace", Source::Screen));
+    });
+    harness.snapshot("class_screen_share");
+}
+
+/// Clicking a tile pins it to the stage; clicking again unpins.
+#[test]
+fn class_pinned_tile() {
+    let class = ScriptedClass::new();
+    let mut harness = harness(class.model(), class_pictures);
+    harness.get_by_label("Ada Lovelace").click();
+    harness.run();
+    assert_eq!(
+        harness.state().model.class.pinned,
+        Some(PictureKey::new("ada", Source::Camera))
+    );
+    harness.snapshot("class_pinned");
+    harness.get_by_label("Ada Lovelace").click();
+    harness.run();
+    assert_eq!(harness.state().model.class.pinned, None);
+}
+
+/// New messages while the chat is closed show a badge; opening it shows them with times.
+#[test]
+fn class_chat_unread_then_open() {
+    let mut class = ScriptedClass::new();
+    let mut model = class.model();
+    let ada = participant("ada", "Ada Lovelace", false);
+    let alan = participant("alan", "Alan Turing", false);
+    class.input(Input::Chat(chat(
+        4,
+        &ada,
+        "Is the homework due Friday?",
+        5,
+        ChatKind::User,
+    )));
+    class.input(Input::Chat(chat(
+        5,
+        &alan,
+        "Alan Turing left the class",
+        6,
+        ChatKind::System,
+    )));
+    model.live.snapshot = class.session.snapshot();
+    let mut harness = harness(model, class_pictures);
+    assert_eq!(
+        harness
+            .state()
+            .model
+            .class
+            .unread(&harness.state().model.live),
+        2
+    );
+    harness.snapshot("class_chat_unread");
+    harness.get_by_label("Chat").click();
+    harness.run();
+    assert_eq!(
+        harness
+            .state()
+            .model
+            .class
+            .unread(&harness.state().model.live),
+        0
+    );
+    harness.snapshot("class_chat_open");
+}
+
+/// Typing a message and pressing Send sends it and clears the line.
+#[test]
+fn class_chat_sends_a_message() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Chat);
+    let mut harness = harness(model, |_| {});
+    harness
+        .get_by_label("Message to everyone in the class")
+        .focus();
+    harness.run();
+    harness
+        .get_by_label("Message to everyone in the class")
+        .type_text("Yes, Friday.");
+    harness.run();
+    harness.get_by_label("Send").click();
+    harness.run();
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter().any(|r| matches!(r, Request::Command(classroom::session::Command::SendChat(text)) if text == "Yes, Friday.")),
+        "the message goes out: {sent:?}"
+    );
+    assert!(harness.state().model.class.chat_draft.is_empty());
+}
+
+/// The participants panel: roles, states, hands.
+#[test]
+fn class_people_panel() {
+    let mut class = ScriptedClass::new();
+    class.update("ada", |p| p.hand_raised = true);
+    let mut model = class.model();
+    model.class.panel = Some(Panel::People);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_people");
+}
+
+/// The settings panel: devices, quality, sound processing, theme, shortcuts.
+#[test]
+fn class_settings_panel() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Settings);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_settings");
+    harness.get_by_label("Light").click();
+    harness.run();
+    assert_eq!(harness.state().model.settings.theme, ThemeChoice::Light);
+}
+
+/// The light theme.
+#[test]
+fn class_light_theme() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.settings.theme = ThemeChoice::Light;
+    model.class.panel = Some(Panel::Chat);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_light");
+}
+
+/// Losing the server shows the reconnecting banner; a vanished device is said in words.
+#[test]
+fn class_reconnecting_and_device_lost() {
+    let mut class = ScriptedClass::new();
+    class.input(Input::SignalingDisconnected);
+    let mut model = class.model();
+    model.live.device_problem = Some(
+        "A device was disconnected. Plug it back in or pick another one in the settings. (microphone USB Headset lost)".into(),
+    );
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_reconnecting");
+}
+
+/// The share picker lists displays with thumbnails; picking one starts the share.
+#[test]
+fn class_share_picker() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.share_picker_open = true;
+    let mut harness = harness(model, |board| {
+        class_pictures(board);
+        screen_picture(board, PictureKey::new("thumbnail:x11:1", Source::Screen));
+    });
+    harness.snapshot("class_share_picker");
+    harness.get_by_label("Share Screen 2 (1280×1024)").click();
+    harness.run();
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter()
+            .any(|r| matches!(r, Request::ShareScreen(id) if id == "x11:2")),
+        "the picked screen is shared: {sent:?}"
+    );
+    assert!(!harness.state().model.class.share_picker_open);
+}
+
+/// Full screen hides the top bar and panels; the shortcut toggles the microphone.
+#[test]
+fn class_full_screen_and_shortcuts() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.fullscreen = true;
+    model.class.panel = Some(Panel::Chat);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_fullscreen");
+    harness.key_press_modifiers(egui::Modifiers::CTRL | egui::Modifiers::SHIFT, egui::Key::M);
+    harness.run();
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter().any(|r| matches!(
+            r,
+            Request::Command(classroom::session::Command::SetMicrophone(false))
+        )),
+        "Ctrl+Shift+M mutes: {sent:?}"
+    );
+}
+
+/// Leaving ends on a screen that offers to rejoin.
+#[test]
+fn leaving_shows_the_ended_screen() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.prejoin = prejoin_model().prejoin;
+    let mut harness = harness(model, class_pictures);
+    harness.get_by_label("Leave").click();
+    harness.run();
+    assert!(matches!(harness.state().model.screen, Screen::Ended { .. }));
+    assert!(
+        harness
+            .state_mut()
+            .take_sent()
+            .iter()
+            .any(|r| matches!(r, Request::Leave))
+    );
+    harness.snapshot("ended");
+    harness.get_by_label("Rejoin").click();
+    harness.run();
+    assert_eq!(harness.state().model.screen, Screen::Class);
+}
+
+/// A pinned tile whose participant left gives way to the grid.
+#[test]
+fn a_pinned_tile_that_left_falls_back_to_the_grid() {
+    let mut class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.pinned = Some(PictureKey::new("ada", Source::Camera));
+    class.input(Input::UserLeft(classroom_wire::UserLeft {
+        user_id: "ada".into(),
+        user_name: "Ada Lovelace".into(),
+        reason: classroom_wire::LeaveReason::Left,
+    }));
+    model.live.snapshot = class.session.snapshot();
+    let mut harness = harness(model, class_pictures);
+    harness.run();
+    assert!(
+        harness.query_by_label("Ada Lovelace").is_none(),
+        "Ada's tile is gone"
+    );
+}
