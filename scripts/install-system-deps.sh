@@ -10,7 +10,7 @@ PACKAGES=(
   libasound2-dev alsa-utils libv4l-dev libpipewire-0.3-dev libspa-0.2-dev libdbus-1-dev
   libxcb1-dev libxcb-randr0-dev libxcb-shm0-dev libxrandr-dev libopus-dev libvpx-dev
   # UI: winit/wgpu under a virtual display
-  libxkbcommon-dev libwayland-dev libgbm-dev libudev-dev mesa-vulkan-drivers xvfb imagemagick
+  libxkbcommon-dev libwayland-dev libgbm-dev libudev-dev mesa-vulkan-drivers xvfb imagemagick xdotool
   # signaling server state
   libsqlite3-dev sqlite3
   # tests: Node socket.io peers, network namespaces, audio fixtures

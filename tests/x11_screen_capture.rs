@@ -2,65 +2,22 @@
 //! background by ImageMagick's `display`), and the capture must find that picture.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
 
 use classroom::media::capture::VideoCapture;
 use classroom::media::convert::i420_to_rgba;
 use classroom::media::screen::{Region, X11ScreenCapture, x11_displays};
 use classroom::media::{I420Frame, RgbaFrame};
+use support::display::Xvfb;
 
 const W: usize = 1280;
 const H: usize = 720;
 const RED: [u8; 3] = [220, 30, 30];
 const BLUE: [u8; 3] = [30, 40, 220];
 const GREEN: [u8; 3] = [30, 200, 60];
-
-/// An Xvfb server on a display number of its own; killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        for n in 140..200 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-                continue;
-            }
-            let display = format!(":{n}");
-            let child = Command::new("Xvfb")
-                .args([
-                    &display,
-                    "-screen",
-                    "0",
-                    &format!("{W}x{H}x24"),
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb runs (package xvfb; scripts/test.sh installs it)");
-            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !socket.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            assert!(socket.exists(), "Xvfb {display} did not start");
-            return Xvfb { child, display };
-        }
-        panic!("no free X display number");
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct KillOnDrop(Child);
 
@@ -113,7 +70,7 @@ fn rgba(frame: &I420Frame) -> RgbaFrame {
 
 #[test]
 fn captures_what_an_x11_display_shows() {
-    let xvfb = Xvfb::start();
+    let xvfb = Xvfb::start(W, H, None);
     let dir = std::env::temp_dir().join(format!("classroom-x11-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let picture = dir.join("fixture.ppm");

@@ -230,12 +230,22 @@ impl Worker {
         let mut ticker = tokio::time::interval(LIVE_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_tick = Instant::now();
+        let mut stop_signals = StopSignals::new();
         loop {
             tokio::select! {
                 request = inbox.recv() => match request {
                     Some(request) => self.handle(request).await,
                     None => break,
                 },
+                () = stop_signals.next() => {
+                    // Logging out or shutting down: leave the class properly, then close.
+                    tracing::info!("asked to stop; leaving the class");
+                    self.leave("You left the class.").await;
+                    if let Some(ctx) = self.shared.ctx.get() {
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                        ctx.request_repaint();
+                    }
+                }
                 _ = ticker.tick() => {
                     let interval = last_tick.elapsed();
                     last_tick = Instant::now();
@@ -568,6 +578,46 @@ impl Worker {
         if ended {
             self.call = None;
         }
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C in a terminal, a session logging out).
+struct StopSignals {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(terminate), Ok(interrupt)) => Some((terminate, interrupt)),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "stop signals not handled");
+                    None
+                }
+            };
+            StopSignals { signals }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((terminate, interrupt)) = &mut self.signals {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            return;
+        }
+        std::future::pending::<()>().await
     }
 }
 

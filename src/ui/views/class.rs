@@ -15,6 +15,7 @@ pub const SHORTCUT_SHARE: &str = "Ctrl+Shift+S";
 pub const SHORTCUT_HAND: &str = "Ctrl+Shift+H";
 pub const SHORTCUT_CHAT: &str = "Ctrl+Shift+C";
 pub const SHORTCUT_FULLSCREEN: &str = "F11";
+pub const SHORTCUT_LEAVE: &str = "Ctrl+Shift+Q";
 
 pub fn show(
     ui: &mut egui::Ui,
@@ -78,6 +79,9 @@ fn shortcuts(ctx: &egui::Context, model: &UiModel, actions: &mut Vec<UiAction>) 
         }
         if input.consume_key(chord, egui::Key::C) {
             actions.push(UiAction::TogglePanel(Panel::Chat));
+        }
+        if input.consume_key(chord, egui::Key::Q) {
+            actions.push(UiAction::Leave);
         }
         if input.consume_key(egui::Modifiers::NONE, egui::Key::F11) {
             actions.push(UiAction::ToggleFullscreen);
@@ -389,7 +393,16 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
             actions.push(UiAction::ToggleFullscreen);
         }
         ui.add_space(CONTROL_GAP - spacing);
-        if control(ui, width, "Leave", false, true, "Leave the class").clicked() {
+        if control(
+            ui,
+            width,
+            "Leave",
+            false,
+            true,
+            &format!("Leave the class ({SHORTCUT_LEAVE})"),
+        )
+        .clicked()
+        {
             actions.push(UiAction::Leave);
         }
     });

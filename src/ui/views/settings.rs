@@ -127,6 +127,7 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
         (SHORTCUT_HAND, "raise/lower hand"),
         (SHORTCUT_CHAT, "chat"),
         (SHORTCUT_FULLSCREEN, "full screen"),
+        (SHORTCUT_LEAVE, "leave the class"),
     ] {
         ui.label(RichText::new(format!("{keys}  {what}")).size(12.0));
     }
