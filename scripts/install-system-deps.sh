@@ -15,6 +15,8 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   # tests: Node socket.io peers, network namespaces, audio fixtures
   nodejs iproute2 espeak-ng sox chromium firefox-esr
+  # benchmarks: a sound server with devices that keep real time (PulseAudio null sink/source)
+  pulseaudio libasound2-plugins
 )
 # NodeSource's nodejs package ships npm itself; Debian's separate npm package conflicts with it.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

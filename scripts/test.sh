@@ -3,7 +3,7 @@
 #   1. installs the Debian/Ubuntu packages the build and the tests need (scripts/install-system-deps.sh),
 #   2. installs the Node test peers from tests/node/package-lock.json (npm ci),
 #   3. cargo test for the whole workspace (unit tests, Rust protocol suite against our server and
-#      the Node reference relay),
+#      the Node reference relay, calls, the window's snapshots and its smoke test under Xvfb),
 #   4. the Node socket.io-client protocol suite against our server and the Node reference relay,
 #      over polling-then-upgrade and websocket only.
 set -euo pipefail
@@ -20,6 +20,12 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The window tests (snapshots, the Xvfb smoke test) want a private runtime directory.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -w "${XDG_RUNTIME_DIR}" ]; then
+  XDG_RUNTIME_DIR="$(mktemp -d)"
+  chmod 700 "$XDG_RUNTIME_DIR"
+  export XDG_RUNTIME_DIR
+fi
 
 echo "== npm ci (tests/node)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

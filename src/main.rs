@@ -67,6 +67,9 @@ struct JoinArgs {
     /// Join with the camera off.
     #[arg(long)]
     camera_off: bool,
+    /// Join without audio: no microphone, no speakers.
+    #[arg(long)]
+    no_audio: bool,
 }
 
 fn default_name() -> String {
@@ -120,6 +123,7 @@ fn main() -> anyhow::Result<()> {
                 now: false,
                 mic_on: true,
                 camera_on: true,
+                audio_devices: true,
             }
         }
         (None, Some(AppCommand::Join(join))) => {
@@ -139,6 +143,7 @@ fn main() -> anyhow::Result<()> {
                 now: join.now,
                 mic_on: !join.muted,
                 camera_on: !join.camera_off,
+                audio_devices: !join.no_audio,
             }
         }
         (None, None) => Launch::Start,

@@ -324,6 +324,7 @@ fn prejoin_model() -> UiModel {
         },
         mic_on: true,
         camera_on: true,
+        audio_devices: true,
         mic_level_dbfs: Some(-22.0),
         speaker_test_playing: false,
         device_problem: None,
@@ -356,6 +357,27 @@ fn pre_join_check() {
         harness.state().model.recent.len(),
         1,
         "the class is remembered"
+    );
+}
+
+/// "Join without audio" joins with no microphone and no speakers.
+#[test]
+fn joining_without_audio_opens_no_audio_device() {
+    let mut harness = harness(prejoin_model(), |_| {});
+    harness.get_by_label("Join without audio").click();
+    harness.run();
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter().any(|r| matches!(
+            r,
+            Request::Join {
+                audio_devices: false,
+                mic_on: false,
+                camera_on: true,
+                ..
+            }
+        )),
+        "joined without audio: {sent:?}"
     );
 }
 

@@ -518,11 +518,17 @@ fn captured(
     control: &SourceControl,
     out: &mpsc::Sender<(Source, EncodedUnit)>,
 ) {
-    if let Some(voice) = &setup.voice
-        && let Err(error) = voice.process_capture(mic)
-    {
-        tracing::warn!(%error, "voice processing failed on a frame");
-        control.errors.fetch_add(1, Ordering::Relaxed);
+    if let Some(voice) = &setup.voice {
+        if !control.enabled.load(Ordering::Relaxed) {
+            // Muted: nothing is sent, so nothing is processed (it costs about 3 % of a core).
+            voice.discard_render();
+            pending.clear();
+            return;
+        }
+        if let Err(error) = voice.process_capture(mic) {
+            tracing::warn!(%error, "voice processing failed on a frame");
+            control.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
     pending.extend_from_slice(mic);
     if pending.len() >= OPUS_FRAME {

@@ -109,11 +109,13 @@ impl ClassroomApp {
                 now,
                 mic_on,
                 camera_on,
+                audio_devices,
             } => {
                 self.join_when_ready = now;
                 let mut prejoin = self.prejoin_for(target.clone());
-                prejoin.mic_on = mic_on;
+                prejoin.mic_on = mic_on && audio_devices;
                 prejoin.camera_on = camera_on;
+                prejoin.audio_devices = audio_devices;
                 self.model.prejoin = Some(prejoin);
                 match target.server {
                     ServerChoice::Local { port } => {
@@ -135,6 +137,7 @@ impl ClassroomApp {
             target,
             mic_on: true,
             camera_on: true,
+            audio_devices: true,
             mic_level_dbfs: None,
             speaker_test_playing: false,
             device_problem: None,
@@ -213,6 +216,7 @@ impl ClassroomApp {
                 if let Some(previous) = &self.model.prejoin {
                     prejoin.mic_on = previous.mic_on;
                     prejoin.camera_on = previous.camera_on;
+                    prejoin.audio_devices = previous.audio_devices;
                 }
                 self.model.prejoin = Some(prejoin);
                 self.model.screen = Screen::PreJoin;
@@ -258,8 +262,16 @@ impl ClassroomApp {
                     target: prejoin.target,
                     settings: self.model.settings.clone(),
                     camera_on: prejoin.camera_on,
-                    mic_on: prejoin.mic_on,
+                    mic_on: prejoin.mic_on && prejoin.audio_devices,
+                    audio_devices: prejoin.audio_devices,
                 });
+            }
+            UiAction::JoinWithoutAudio => {
+                if let Some(prejoin) = &mut model.prejoin {
+                    prejoin.audio_devices = false;
+                    prejoin.mic_on = false;
+                }
+                self.apply(UiAction::Join);
             }
             UiAction::BackToStart => {
                 model.screen = Screen::Start;
@@ -346,6 +358,9 @@ impl ClassroomApp {
     /// One frame: what the window shows now.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if tracing::enabled!(target: "classroom::ui::repaint", tracing::Level::TRACE) {
+            tracing::trace!(target: "classroom::ui::repaint", causes = ?ctx.repaint_causes(), "frame");
+        }
         if let Some(published) = self.backend.as_mut().and_then(Backend::poll) {
             self.merge(published);
         }

@@ -49,6 +49,8 @@ pub enum Request {
         settings: Settings,
         camera_on: bool,
         mic_on: bool,
+        /// Open a microphone and speakers at all.
+        audio_devices: bool,
     },
     Command(Command),
     /// Share this screen (an id from [`DeviceLists::screens`]).
@@ -293,7 +295,15 @@ impl Worker {
                 settings,
                 camera_on,
                 mic_on,
-            } => self.join(target, settings, camera_on, mic_on).await,
+                audio_devices,
+            } => {
+                let media = MediaChoice {
+                    camera_on,
+                    mic_on,
+                    audio_devices,
+                };
+                self.join(target, settings, media).await
+            }
             Request::Command(Command::Leave) | Request::Leave => {
                 self.leave("You left the class.").await
             }
@@ -429,13 +439,7 @@ impl Worker {
         }
     }
 
-    async fn join(
-        &mut self,
-        target: JoinTarget,
-        settings: Settings,
-        camera_on: bool,
-        mic_on: bool,
-    ) {
+    async fn join(&mut self, target: JoinTarget, settings: Settings, media: MediaChoice) {
         self.check = None;
         self.leave_quietly().await;
         let url = match &target.server {
@@ -462,14 +466,7 @@ impl Worker {
                 ..LiveClass::default()
             };
         });
-        let config = call_config(
-            &target,
-            &settings,
-            url,
-            camera_on,
-            mic_on,
-            self.board.clone(),
-        );
+        let config = call_config(&target, &settings, url, media, self.board.clone());
         match crate::call::start(config).await {
             Ok(call) => {
                 self.call = Some(call);
@@ -722,25 +719,33 @@ pub fn screen_input(id: &str) -> Option<VideoInput> {
     })
 }
 
+/// How a participant joins: camera and microphone on or off, and audio devices at all.
+#[derive(Debug, Clone, Copy)]
+struct MediaChoice {
+    camera_on: bool,
+    mic_on: bool,
+    audio_devices: bool,
+}
+
 fn call_config(
     target: &JoinTarget,
     settings: &Settings,
     url: String,
-    camera_on: bool,
-    mic_on: bool,
+    media: MediaChoice,
     board: Arc<PictureBoard>,
 ) -> CallConfig {
     let user_id = local_user_id(&target.name);
     let mut session =
         SessionConfig::new(&target.session, &user_id, &target.name, target.instructor);
-    session.audio_enabled = mic_on;
-    session.video_enabled = camera_on;
+    session.audio_enabled = media.mic_on && media.audio_devices;
+    session.video_enabled = media.camera_on;
     let bind_ip = match target.server {
         // A local class stays on this machine.
         ServerChoice::Local { .. } => std::net::IpAddr::from([127, 0, 0, 1]),
         ServerChoice::Remote(_) => std::net::IpAddr::from([0, 0, 0, 0]),
     };
     let audio = match settings.microphone.as_deref() {
+        _ if !media.audio_devices => AudioInput::None,
         Some("tone") => AudioInput::Tone,
         name => AudioInput::Microphone(name.map(str::to_owned)),
     };
@@ -761,7 +766,7 @@ fn call_config(
             .then(VoiceProcessingConfig::default),
         audio,
         room: None,
-        speaker: Some(settings.speaker.clone()),
+        speaker: media.audio_devices.then(|| settings.speaker.clone()),
         save_dir: None,
         simulated_receive_loss: 0.0,
         connect_timeout: Duration::from_secs(15),

@@ -17,6 +17,8 @@ pub enum Launch {
         now: bool,
         mic_on: bool,
         camera_on: bool,
+        /// Use a microphone and speakers (`--no-audio`: neither).
+        audio_devices: bool,
     },
 }
 

@@ -154,6 +154,8 @@ pub struct PreJoin {
     pub target: JoinTarget,
     pub mic_on: bool,
     pub camera_on: bool,
+    /// Use a microphone and speakers at all ("Join without audio" turns both off).
+    pub audio_devices: bool,
     /// Microphone level for the meter, dBFS (`None`: no microphone signal).
     pub mic_level_dbfs: Option<f32>,
     pub speaker_test_playing: bool,
@@ -286,6 +288,8 @@ pub enum UiAction {
     StartLocalClass,
     /// Join with the pre-join choices.
     Join,
+    /// Join without microphone and speakers (listen elsewhere, or no audio device at all).
+    JoinWithoutAudio,
     BackToStart,
     SetMicrophone(bool),
     SetCamera(bool),

@@ -386,6 +386,13 @@ impl VoiceProcessor {
         }
     }
 
+    /// Forgets the render audio queued so far without processing it: while the microphone is
+    /// muted nothing is processed, and the reference must not pile up meanwhile, so that the
+    /// canceller finds its usual alignment again on unmute (its filter is kept).
+    pub fn discard_render(&self) {
+        self.render.lock().samples.clear();
+    }
+
     /// Processes microphone audio in place: whole 10 ms frames of 48 kHz mono (480 samples,
     /// or a multiple). Takes the render audio queued so far first. About 0.3 ms of work per
     /// frame with every stage on: call it on the thread that takes frames from the

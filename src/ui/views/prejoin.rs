@@ -100,6 +100,15 @@ pub fn show(
                     actions.push(UiAction::Join);
                 }
                 if ui
+                    .add(egui::Button::new("Join without audio").min_size(vec2(120.0, 34.0)))
+                    .on_hover_text(
+                        "No microphone and no speakers (the class plays on another device)",
+                    )
+                    .clicked()
+                {
+                    actions.push(UiAction::JoinWithoutAudio);
+                }
+                if ui
                     .add(egui::Button::new("Back").min_size(vec2(80.0, 34.0)))
                     .clicked()
                 {
