@@ -5,7 +5,9 @@
 #   3. cargo test for the whole workspace (unit tests, Rust protocol suite against our server and
 #      the Node reference relay, calls, the window's snapshots and its smoke test under Xvfb),
 #   4. the Node socket.io-client protocol suite against our server and the Node reference relay,
-#      over polling-then-upgrade and websocket only.
+#      over polling-then-upgrade and websocket only; the browser suites (Chromium, Firefox);
+#   5. the Linux packages: built, signed with a throwaway key, verified, unpacked into a
+#      throwaway root and checked (tests/packaging/test-packages.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,4 +69,7 @@ if [ "$failed" -ne 0 ]; then
   echo "node suites: $failed run(s) failed" >&2
   exit 1
 fi
+
+echo "== packages: build, sign, verify, install into a throwaway root, policy"
+bash tests/packaging/test-packages.sh
 echo "all tests passed"

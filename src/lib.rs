@@ -8,9 +8,11 @@
 //! - [`call`]: the engine that drives the session with real sockets, peer connections and
 //!   media, and the headless participant built on it.
 //! - [`ui`]: the window (eframe/egui): start screen, pre-join check, class view.
+//! - [`policy`]: managed configuration (what IT presets and locks) and the effective config.
 
 pub mod call;
 pub mod media;
+pub mod policy;
 pub mod rtc;
 pub mod session;
 pub mod signaling;

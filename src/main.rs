@@ -4,13 +4,20 @@
 //! - `classroom join --server URL --session ID [--token T]` (or `--local`) opens it straight
 //!   into a class's pre-join check (`--now` joins right away);
 //! - `classroom 'classroom://join?server=…&session=…&token=…'` does the same from a link;
+//! - `classroom config show [--root DIR] [--json]` prints the effective configuration: the
+//!   school's managed policy (`/etc/classroom/policy.toml`), the user's settings, environment
+//!   and flags, with where each value came from;
 //! - `classroom --headless …` runs the same call engine without a window (synthetic media,
 //!   JSON stats on stdout): see `classroom --help`.
 
 use anyhow::Context;
 use clap::Parser;
 
+use std::path::{Path, PathBuf};
+
 use classroom::call::headless::{self, HeadlessArgs};
+use classroom::policy::{EffectiveConfig, Overrides, Policy};
+use classroom::ui::WindowSetup;
 use classroom::ui::launch::{DEFAULT_LOCAL_PORT, Launch, parse_link};
 use classroom::ui::model::{JoinTarget, ServerChoice};
 
@@ -34,6 +41,23 @@ struct Cli {
 enum AppCommand {
     /// Open the window straight into a class (what the LMS's Join button runs).
     Join(JoinArgs),
+    /// The configuration: `config show` prints the effective one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration and where each value comes from.
+    Show {
+        /// Read the system's policy under this root instead of `/` (a package test's
+        /// throwaway root, an image being prepared).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +103,63 @@ fn default_name() -> String {
         .unwrap_or_else(|| "Student".into())
 }
 
+/// The user's own choices that the effective configuration layers over the policy.
+fn user_overrides(flag_server_url: Option<String>) -> Overrides {
+    let saved = classroom::ui::store::Store::for_user().map(|store| store.load());
+    Overrides {
+        user_server_url: saved.as_ref().and_then(|saved| {
+            saved
+                .recent
+                .iter()
+                .find_map(|recent| match &recent.target.server {
+                    classroom::ui::model::ServerChoice::Remote(url) => Some(url.clone()),
+                    classroom::ui::model::ServerChoice::Local { .. } => None,
+                })
+        }),
+        user_voice_processing: saved.map(|saved| saved.settings.voice_processing),
+        env_server_url: std::env::var("CLASSROOM_SERVER")
+            .ok()
+            .filter(|url| !url.is_empty()),
+        flag_server_url,
+    }
+}
+
+fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
+    let policy = Policy::load(root)?;
+    let config = EffectiveConfig::resolve(&policy, &user_overrides(None));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let origin = |origin: classroom::policy::Origin| {
+        serde_json::to_value(origin)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    println!(
+        "{:<17} {:<40} {}",
+        "server_url",
+        config.server_url.value,
+        origin(config.server_url.origin)
+    );
+    println!(
+        "{:<17} {:<40} {}",
+        "ice_servers",
+        config.ice_servers.value.join(","),
+        origin(config.ice_servers.origin)
+    );
+    for (name, value) in [
+        ("local_class", &config.local_class),
+        ("screen_share", &config.screen_share),
+        ("chat", &config.chat),
+        ("voice_processing", &config.voice_processing),
+    ] {
+        println!("{name:<17} {:<40} {}", value.value, origin(value.origin));
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // Read before any thread starts (the C library's time zone lookup is not thread-safe).
     let utc_offset_secs = time::UtcOffset::current_local_offset()
@@ -102,6 +183,9 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(AppCommand::Config(ConfigCommand::Show { root, json })) = &cli.command {
+        return show_config(root, *json);
+    }
     if cli.headless {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -112,6 +196,10 @@ fn main() -> anyhow::Result<()> {
         runtime.shutdown_timeout(std::time::Duration::from_millis(500));
         return result;
     }
+    let flag_server = match &cli.command {
+        Some(AppCommand::Join(join)) => join.server.clone(),
+        _ => None,
+    };
     let launch = match (link, cli.command) {
         (Some(link), _) => {
             let mut target = parse_link(&link).context("cannot open the link")?;
@@ -146,7 +234,59 @@ fn main() -> anyhow::Result<()> {
                 audio_devices: !join.no_audio,
             }
         }
-        (None, None) => Launch::Start,
+        (None, Some(AppCommand::Config(_))) | (None, None) => Launch::Start,
     };
-    classroom::ui::run_window(launch, utc_offset_secs)
+    // The school's policy: a broken one is said on the start screen, and nothing of it is
+    // applied (the app cannot tell what was meant).
+    let (policy, policy_problem) = match Policy::load(Path::new("/")) {
+        Ok(policy) => (policy, None),
+        Err(error) => {
+            tracing::error!(%error, "managed policy not applied");
+            (
+                Policy::default(),
+                Some(format!("Your school's settings could not be read: {error}")),
+            )
+        }
+    };
+    let config = EffectiveConfig::resolve(&policy, &user_overrides(flag_server));
+    let launch = match launch {
+        // A locked server wins over the link's or the command line's.
+        Launch::Join {
+            mut target,
+            now,
+            mic_on,
+            camera_on,
+            audio_devices,
+        } => {
+            if config.server_url.locked()
+                && let classroom::ui::model::ServerChoice::Remote(url) = &mut target.server
+            {
+                *url = config.server_url.value.clone();
+            }
+            if !config.local_class.value
+                && matches!(
+                    target.server,
+                    classroom::ui::model::ServerChoice::Local { .. }
+                )
+            {
+                anyhow::bail!("local classes are turned off by your school's policy");
+            }
+            Launch::Join {
+                target,
+                now,
+                mic_on,
+                camera_on,
+                audio_devices,
+            }
+        }
+        other => other,
+    };
+    classroom::ui::run_window(
+        launch,
+        WindowSetup {
+            utc_offset_secs,
+            config,
+            policy_problem,
+        },
+    )
 }

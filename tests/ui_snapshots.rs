@@ -18,8 +18,8 @@ use classroom::session::{Input, PeerConnState, Session, SessionConfig};
 use classroom::ui::ClassroomApp;
 use classroom::ui::backend::Request;
 use classroom::ui::model::{
-    DeviceLists, DeviceOption, JoinTarget, NetworkQuality, Panel, PreJoin, RecentClass, RemoteLive,
-    Screen, ServerChoice, ThemeChoice, UiModel,
+    DeviceLists, DeviceOption, JoinTarget, Managed, NetworkQuality, Panel, PreJoin, RecentClass,
+    RemoteLive, Screen, ServerChoice, ThemeChoice, UiModel,
 };
 use classroom::ui::pictures::PictureBoard;
 use classroom_wire::{ChatKind, ChatMessage, PROTOCOL_VERSION, Participant, SessionJoined};
@@ -655,4 +655,45 @@ fn a_pinned_tile_that_left_falls_back_to_the_grid() {
         harness.query_by_label("Ada Lovelace").is_none(),
         "Ada's tile is gone"
     );
+}
+
+/// A school's policy: the server is set (greyed out) and local classes are not offered.
+#[test]
+fn start_screen_managed_by_the_school() {
+    let mut model = UiModel::default();
+    model.start.server_url = "https://classroom.school.org".into();
+    model.managed = Managed {
+        server_locked: true,
+        local_class: false,
+        ..Managed::default()
+    };
+    let mut harness = harness(model, |_| {});
+    assert!(
+        harness
+            .query_by_label("Start a local class on this computer")
+            .is_none(),
+        "no local class when the policy turns it off"
+    );
+    harness.snapshot("start_screen_managed");
+}
+
+/// With chat and screen sharing turned off by policy, neither can be reached, not even by
+/// their shortcuts.
+#[test]
+fn class_with_chat_and_sharing_turned_off() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.managed = Managed {
+        chat: false,
+        screen_share: false,
+        ..Managed::default()
+    };
+    let mut harness = harness(model, class_pictures);
+    assert!(harness.query_by_label("Chat").is_none(), "no chat button");
+    harness.key_press_modifiers(egui::Modifiers::CTRL | egui::Modifiers::SHIFT, egui::Key::S);
+    harness.key_press_modifiers(egui::Modifiers::CTRL | egui::Modifiers::SHIFT, egui::Key::C);
+    harness.run();
+    assert!(!harness.state().model.class.share_picker_open);
+    assert_eq!(harness.state().model.class.panel, None);
+    harness.snapshot("class_managed");
 }

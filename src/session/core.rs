@@ -25,6 +25,8 @@ pub struct SessionConfig {
     pub restart_timeout: Duration,
     /// Chat messages kept for the UI.
     pub chat_capacity: usize,
+    /// STUN/TURN servers of our own (the school's managed policy), added to the server's.
+    pub extra_ice_servers: Vec<IceServer>,
 }
 
 impl SessionConfig {
@@ -39,6 +41,7 @@ impl SessionConfig {
             reconnect_grace: Duration::from_secs(20),
             restart_timeout: Duration::from_secs(8),
             chat_capacity: 500,
+            extra_ice_servers: Vec::new(),
         }
     }
 }
@@ -443,6 +446,8 @@ impl Session {
         self.joined = true;
         self.self_id = joined.self_.user_id.clone();
         self.ice_servers = joined.ice_servers;
+        self.ice_servers
+            .extend(self.config.extra_ice_servers.iter().cloned());
         for message in joined.chat_history {
             if !self.chat.iter().any(|known| known.id == message.id) {
                 self.push_chat(message);

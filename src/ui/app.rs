@@ -15,6 +15,16 @@ use super::store::Store;
 use super::views::{self, ViewContext};
 use crate::session::Command;
 
+/// What the window starts with besides the launch target.
+pub struct WindowSetup {
+    /// The local time zone's offset from UTC, seconds.
+    pub utc_offset_secs: i32,
+    /// The effective configuration (managed policy included).
+    pub config: crate::policy::EffectiveConfig,
+    /// The policy could not be read: said on the start screen.
+    pub policy_problem: Option<String>,
+}
+
 /// How long a notice (someone joined) stays up.
 const NOTICE_TIME: Duration = Duration::from_secs(4);
 /// Recent classes kept on the start screen.
@@ -50,11 +60,11 @@ impl ClassroomApp {
         backend: Backend,
         store: Option<Store>,
         launch: Launch,
-        utc_offset_secs: i32,
+        setup: WindowSetup,
     ) -> Self {
         backend.attach(ctx);
         let board = backend.board.clone();
-        let mut app = ClassroomApp::scripted(UiModel::default(), board, utc_offset_secs);
+        let mut app = ClassroomApp::scripted(UiModel::default(), board, setup.utc_offset_secs);
         app.backend = Some(backend);
         if let Some(store) = &store {
             let saved = store.load();
@@ -64,6 +74,14 @@ impl ClassroomApp {
                 app.model.start.name = last.target.name.clone();
             }
         }
+        // The school's policy: presets, locks, features.
+        let config = &setup.config;
+        app.model.managed = super::model::Managed::from_config(config);
+        app.model.start.server_url = config.server_url.value.clone();
+        if config.voice_processing.locked() {
+            app.model.settings.voice_processing = config.voice_processing.value;
+        }
+        app.model.start.error = setup.policy_problem;
         app.store = store;
         app.send(Request::EnumerateDevices);
         app.launch(launch);

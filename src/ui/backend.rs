@@ -118,8 +118,9 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Starts the background thread and its runtime.
-    pub fn start() -> std::io::Result<Self> {
+    /// Starts the background thread and its runtime; `extra_ice_servers` (the school's
+    /// policy) are added to the class server's for every call.
+    pub fn start(extra_ice_servers: Vec<classroom_wire::IceServer>) -> std::io::Result<Self> {
         let (requests, inbox) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             published: Mutex::new((1, Published::default())),
@@ -137,6 +138,7 @@ impl Backend {
             call: None,
             server: None,
             check: None,
+            extra_ice_servers,
         };
         let thread = std::thread::Builder::new()
             .name("classroom-runtime".into())
@@ -222,6 +224,7 @@ struct Worker {
     call: Option<CallHandle>,
     server: Option<classroom_signaling::RunningServer>,
     check: Option<Check>,
+    extra_ice_servers: Vec<classroom_wire::IceServer>,
 }
 
 /// How often the live figures (levels, network quality) are refreshed.
@@ -466,7 +469,8 @@ impl Worker {
                 ..LiveClass::default()
             };
         });
-        let config = call_config(&target, &settings, url, media, self.board.clone());
+        let mut config = call_config(&target, &settings, url, media, self.board.clone());
+        config.session.extra_ice_servers = self.extra_ice_servers.clone();
         match crate::call::start(config).await {
             Ok(call) => {
                 self.call = Some(call);

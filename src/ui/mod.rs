@@ -11,32 +11,39 @@ pub mod pictures;
 pub mod store;
 pub mod views;
 
-pub use app::ClassroomApp;
+pub use app::{ClassroomApp, WindowSetup};
 pub use launch::Launch;
 
 /// Opens the window and runs until it is closed.
-pub fn run_window(launch: Launch, utc_offset_secs: i32) -> anyhow::Result<()> {
+pub fn run_window(launch: Launch, setup: WindowSetup) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Classroom")
             .with_app_id("classroom")
             .with_inner_size([1280.0, 760.0])
-            .with_min_inner_size([720.0, 480.0]),
+            .with_min_inner_size([720.0, 480.0])
+            .with_icon(std::sync::Arc::new(window_icon())),
         ..eframe::NativeOptions::default()
     };
     eframe::run_native(
         "Classroom",
         options,
         Box::new(move |cc| {
-            let backend = backend::Backend::start()?;
+            let backend = backend::Backend::start(setup.config.extra_ice_servers())?;
             Ok(Box::new(ClassroomApp::new(
                 &cc.egui_ctx,
                 backend,
                 store::Store::for_user(),
                 launch,
-                utc_offset_secs,
+                setup,
             )))
         }),
     )
     .map_err(|error| anyhow::anyhow!("the window could not open: {error}"))
+}
+
+/// The app's icon for the window (the 64 px PNG of `assets/icons`).
+fn window_icon() -> egui::IconData {
+    let png = include_bytes!("../../assets/icons/classroom-64.png");
+    eframe::icon_data::from_png_bytes(png).unwrap_or_default()
 }

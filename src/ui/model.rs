@@ -239,6 +239,41 @@ impl ClassView {
     }
 }
 
+/// What the school's managed policy allows and locks, as the window needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Managed {
+    /// The server address is set by the school: the start screen shows it, greyed out.
+    pub server_locked: bool,
+    pub local_class: bool,
+    pub screen_share: bool,
+    pub chat: bool,
+    pub voice_processing_locked: bool,
+}
+
+impl Default for Managed {
+    fn default() -> Self {
+        Managed {
+            server_locked: false,
+            local_class: true,
+            screen_share: true,
+            chat: true,
+            voice_processing_locked: false,
+        }
+    }
+}
+
+impl Managed {
+    pub fn from_config(config: &crate::policy::EffectiveConfig) -> Managed {
+        Managed {
+            server_locked: config.server_url.locked(),
+            local_class: config.local_class.value,
+            screen_share: config.screen_share.value,
+            chat: config.chat.value,
+            voice_processing_locked: config.voice_processing.locked(),
+        }
+    }
+}
+
 /// A recent class on the start screen.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecentClass {
@@ -258,6 +293,7 @@ pub struct UiModel {
     pub live: LiveClass,
     /// A one-line notice (e.g. someone joined), shown for a few seconds.
     pub notice: Option<String>,
+    pub managed: Managed,
 }
 
 impl Default for UiModel {
@@ -275,6 +311,7 @@ impl Default for UiModel {
             class: ClassView::default(),
             live: LiveClass::default(),
             notice: None,
+            managed: Managed::default(),
         }
     }
 }

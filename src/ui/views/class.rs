@@ -32,7 +32,11 @@ pub fn show(
         .exact_size(64.0)
         .resizable(false)
         .show(ui, |ui| control_bar(ui, model, actions));
-    if let Some(panel) = model.class.panel.filter(|_| !model.class.fullscreen) {
+    let panel = model
+        .class
+        .panel
+        .filter(|panel| !model.class.fullscreen && (*panel != Panel::Chat || model.managed.chat));
+    if let Some(panel) = panel {
         egui::Panel::right("class-panel")
             .resizable(false)
             .exact_size(300.0)
@@ -70,14 +74,14 @@ fn shortcuts(ctx: &egui::Context, model: &UiModel, actions: &mut Vec<UiAction>) 
         if input.consume_key(chord, egui::Key::S) {
             if snapshot.screen_sharing {
                 actions.push(UiAction::ShareScreen(None));
-            } else {
+            } else if model.managed.screen_share {
                 actions.push(UiAction::OpenSharePicker(true));
             }
         }
         if input.consume_key(chord, egui::Key::H) {
             actions.push(UiAction::RaiseHand(!snapshot.hand_raised));
         }
-        if input.consume_key(chord, egui::Key::C) {
+        if input.consume_key(chord, egui::Key::C) && model.managed.chat {
             actions.push(UiAction::TogglePanel(Panel::Chat));
         }
         if input.consume_key(chord, egui::Key::Q) {
@@ -262,10 +266,10 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
     ui.horizontal(|ui| {
         // As wide as the window allows, up to 104 points; the bar is centred.
         let spacing = ui.spacing().item_spacing.x;
-        let available =
-            ui.available_width() - CONTROL_GAP - spacing * (CONTROL_BUTTONS - 1.0) - 8.0;
-        let width = (available / CONTROL_BUTTONS).clamp(64.0, 104.0);
-        let used = width * CONTROL_BUTTONS + spacing * (CONTROL_BUTTONS - 1.0) + CONTROL_GAP;
+        let buttons = CONTROL_BUTTONS - if model.managed.chat { 0.0 } else { 1.0 };
+        let available = ui.available_width() - CONTROL_GAP - spacing * (buttons - 1.0) - 8.0;
+        let width = (available / buttons).clamp(64.0, 104.0);
+        let used = width * buttons + spacing * (buttons - 1.0) + CONTROL_GAP;
         ui.add_space(((ui.available_width() - used) / 2.0).max(4.0));
         let mic = if snapshot.audio_enabled {
             "Mute"
@@ -306,16 +310,21 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         } else {
             "Share screen"
         };
-        if control(
-            ui,
-            width,
-            share,
-            snapshot.screen_sharing,
-            false,
-            &format!("Share a screen ({SHORTCUT_SHARE})"),
-        )
-        .clicked()
-        {
+        let share_allowed = model.managed.screen_share || snapshot.screen_sharing;
+        let shared = ui
+            .add_enabled_ui(share_allowed, |ui| {
+                control(
+                    ui,
+                    width,
+                    share,
+                    snapshot.screen_sharing,
+                    false,
+                    &format!("Share a screen ({SHORTCUT_SHARE})"),
+                )
+                .on_disabled_hover_text("Screen sharing is turned off by your school")
+            })
+            .inner;
+        if shared.clicked() {
             actions.push(if snapshot.screen_sharing {
                 UiAction::ShareScreen(None)
             } else {
@@ -339,17 +348,19 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         {
             actions.push(UiAction::RaiseHand(!snapshot.hand_raised));
         }
-        let chat = control(
-            ui,
-            width,
-            "Chat",
-            model.class.panel == Some(Panel::Chat),
-            false,
-            &format!("Chat ({SHORTCUT_CHAT})"),
-        );
-        badge(ui.painter(), chat.rect, model.class.unread(&model.live));
-        if chat.clicked() {
-            actions.push(UiAction::TogglePanel(Panel::Chat));
+        if model.managed.chat {
+            let chat = control(
+                ui,
+                width,
+                "Chat",
+                model.class.panel == Some(Panel::Chat),
+                false,
+                &format!("Chat ({SHORTCUT_CHAT})"),
+            );
+            badge(ui.painter(), chat.rect, model.class.unread(&model.live));
+            if chat.clicked() {
+                actions.push(UiAction::TogglePanel(Panel::Chat));
+            }
         }
         if control(
             ui,

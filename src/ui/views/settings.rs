@@ -102,10 +102,14 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
     ui.add_space(10.0);
     ui.label(RichText::new("Sound").strong());
     changed |= ui
-        .checkbox(
-            &mut settings.voice_processing,
-            "Echo cancellation, noise suppression, gain control",
+        .add_enabled(
+            !model.managed.voice_processing_locked,
+            egui::Checkbox::new(
+                &mut settings.voice_processing,
+                "Echo cancellation, noise suppression, gain control",
+            ),
         )
+        .on_disabled_hover_text("Set by your school")
         .changed();
     ui.add_space(10.0);
     ui.label(RichText::new("Theme").strong());

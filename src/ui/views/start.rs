@@ -19,20 +19,22 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
         ui.vertical(|ui| {
             ui.set_width(width);
             form(ui, model, actions);
-            ui.add_space(12.0);
-            ui.vertical_centered(|ui| ui.label(RichText::new("or").weak()));
-            ui.add_space(8.0);
-            let local = ui
-                .add_sized(
-                    [width, 32.0],
-                    egui::Button::new("Start a local class on this computer"),
-                )
-                .on_hover_text(
-                    "Runs the class server inside the app; others on this computer (or a \
-                     browser on it) can join",
-                );
-            if local.clicked() {
-                actions.push(UiAction::StartLocalClass);
+            if model.managed.local_class {
+                ui.add_space(12.0);
+                ui.vertical_centered(|ui| ui.label(RichText::new("or").weak()));
+                ui.add_space(8.0);
+                let local = ui
+                    .add_sized(
+                        [width, 32.0],
+                        egui::Button::new("Start a local class on this computer"),
+                    )
+                    .on_hover_text(
+                        "Runs the class server inside the app; others on this computer (or a \
+                         browser on it) can join",
+                    );
+                if local.clicked() {
+                    actions.push(UiAction::StartLocalClass);
+                }
             }
             recent(ui, model, actions);
         });
@@ -40,6 +42,7 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
 }
 
 fn form(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>) {
+    let server_locked = model.managed.server_locked;
     let form = &mut model.start;
     egui::Grid::new("start-form")
         .num_columns(2)
@@ -55,12 +58,17 @@ fn form(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>) {
                 .labelled_by(label.id);
                 ui.end_row();
             };
-            field(
-                ui,
-                "Server",
-                &mut form.server_url,
-                "https://classroom.school.org",
+            let label = ui.label("Server");
+            let server = ui.add_enabled(
+                !server_locked,
+                egui::TextEdit::singleline(&mut form.server_url)
+                    .hint_text("https://classroom.school.org")
+                    .desired_width(280.0),
             );
+            server
+                .labelled_by(label.id)
+                .on_disabled_hover_text("Set by your school");
+            ui.end_row();
             field(ui, "Class", &mut form.session, "physics-101");
             field(ui, "Your name", &mut form.name, "Ada Lovelace");
             let label = ui.label("Sign-in token");
