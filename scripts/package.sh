@@ -21,6 +21,11 @@ command -v cargo-generate-rpm >/dev/null 2>&1 || cargo install --locked cargo-ge
 
 echo "== release build"
 cargo build --release --locked -p classroom -p classroom-signaling
+# The packages ship the binaries without their debug information.
+mkdir -p "$CARGO_TARGET_DIR/release/stripped"
+for bin in classroom classroom-signaling; do
+  strip --strip-debug -o "$CARGO_TARGET_DIR/release/stripped/$bin" "$CARGO_TARGET_DIR/release/$bin"
+done
 
 echo "== packages"
 rm -f "$OUT"/*.deb "$OUT"/*.rpm "$OUT"/*.asc "$OUT"/SHA256SUMS

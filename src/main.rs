@@ -105,7 +105,9 @@ fn default_name() -> String {
 
 /// The user's own choices that the effective configuration layers over the policy.
 fn user_overrides(flag_server_url: Option<String>) -> Overrides {
-    let saved = classroom::ui::store::Store::for_user().map(|store| store.load());
+    let saved = classroom::ui::store::Store::for_user()
+        .filter(|store| store.exists())
+        .map(|store| store.load());
     Overrides {
         user_server_url: saved.as_ref().and_then(|saved| {
             saved

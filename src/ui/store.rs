@@ -37,6 +37,11 @@ impl Store {
         }
     }
 
+    /// Whether anything was saved yet.
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
     /// What was saved; defaults when nothing was or the file is unreadable (said in the log).
     pub fn load(&self) -> Saved {
         match std::fs::read(&self.path) {

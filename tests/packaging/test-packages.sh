@@ -64,10 +64,16 @@ grep -qx 'MimeType=x-scheme-handler/classroom;' "$DESKTOP" || fail "the classroo
 grep -q '^Exec=classroom %u$' "$DESKTOP" || fail "the desktop entry does not pass the link to the app"
 appstreamcli validate --no-net --pedantic "$TARGET/usr/share/metainfo/app.classroom.Classroom.metainfo.xml" >/dev/null || fail "AppStream data"
 [ -f "$TARGET/usr/share/icons/hicolor/256x256/apps/app.classroom.Classroom.png" ] || fail "icon"
-ls "$TARGET"/lib/systemd/system/classroom-signaling.service "$TARGET"/usr/lib/systemd/system/classroom-signaling.service 2>/dev/null | grep -q . || fail "systemd unit"
+UNIT="$(find "$TARGET" -path '*/systemd/system/classroom-signaling.service' | head -1)"
+[ -n "$UNIT" ] || fail "systemd unit"
 grep -q '^ExecStart=/usr/bin/classroom-signaling --config /etc/classroom/signaling.toml serve$' \
-  "$TARGET"/*lib/systemd/system/classroom-signaling.service || fail "unit's command"
-grep -q '^User=classroom$' "$TARGET"/*lib/systemd/system/classroom-signaling.service || fail "unit's user"
+  "$UNIT" || fail "unit's command"
+grep -q '^User=classroom$' "$UNIT" || fail "unit's user"
+if command -v systemd-analyze >/dev/null 2>&1; then
+  systemd-analyze verify --root="$TARGET" "$UNIT" 2>&1 | grep -v 'Failed to' || true
+fi
+# Installed binaries carry no debug sections (scripts/package.sh strips them).
+if readelf -S --wide "$TARGET/usr/bin/classroom" | grep -q '\.debug_info'; then fail "the app binary is not stripped"; fi
 [ -f "$TARGET/etc/classroom/signaling.toml" ] || fail "server config"
 dpkg-deb -f "$SERVER_DEB" Depends | grep -q adduser || fail "the server package needs adduser for its user"
 dpkg-deb -e "$SERVER_DEB" "$WORK/server-control"
@@ -86,6 +92,7 @@ echo "$after"
 echo "$after" | grep -Eq '^server_url +https://classroom.school.org +policy-locked$' || fail "policy server"
 echo "$after" | grep -Eq '^local_class +false +policy-locked$' || fail "policy local class"
 echo "$after" | grep -Eq '^ice_servers +turn:turn.school.org:3478 +policy$' || fail "policy TURN"
+echo "$after" | grep -Eq '^voice_processing +true +policy$' || fail "policy sound processing"
 CLASSROOM_SERVER=http://elsewhere:3001 "$TARGET/usr/bin/classroom" config show --root "$TARGET" \
   | grep -Eq '^server_url +https://classroom.school.org +policy-locked$' || fail "a locked server yields to the environment"
 echo 'server_ulr = "typo"' > "$TARGET/etc/classroom/policy.toml"
