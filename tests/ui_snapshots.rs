@@ -176,6 +176,7 @@ fn devices() -> DeviceLists {
         screens: vec![
             option("x11:1", "Screen 1, main (1920×1080)"),
             option("x11:2", "Screen 2 (1280×1024)"),
+            option("x11window:4194311", "Window: Lecture notes.pdf"),
         ],
     }
 }

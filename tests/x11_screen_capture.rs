@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use classroom::media::capture::CaptureError;
 use classroom::media::capture::VideoCapture;
 use classroom::media::convert::i420_to_rgba;
-use classroom::media::screen::{Region, X11ScreenCapture, x11_displays};
+use classroom::media::screen::{Region, X11ScreenCapture, x11_displays, x11_windows};
 use classroom::media::{I420Frame, RgbaFrame};
 use support::display::Xvfb;
 
@@ -166,6 +167,81 @@ fn captures_what_an_x11_display_shows() {
     assert!(
         X11ScreenCapture::open(Some(9999), None).is_err(),
         "an unknown display is refused"
+    );
+
+    // One application window: listed with its title, captured alone, lost when it closes.
+    let small = dir.join("window.ppm");
+    let mut ppm = b"P6\n320 240\n255\n".to_vec();
+    for _ in 0..240 {
+        for x in 0..320 {
+            ppm.extend_from_slice(if x < 160 { &GREEN } else { &BLUE });
+        }
+    }
+    std::fs::write(&small, ppm).unwrap();
+    let window_viewer = KillOnDrop(
+        Command::new("display")
+            .args([
+                "-geometry",
+                "+700+200",
+                "-borderwidth",
+                "0",
+                "-title",
+                "classroom test window",
+            ])
+            .arg(&small)
+            .env("DISPLAY", &xvfb.display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ImageMagick's display runs"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let window = loop {
+        let windows = x11_windows().expect("windows are listed");
+        if let Some(window) = windows
+            .into_iter()
+            .find(|w| w.title == "classroom test window")
+        {
+            break window;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the test window was never listed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((window.width, window.height), (320, 240));
+    let mut window_capture = X11ScreenCapture::open_window(window.id).expect("opens the window");
+    assert_eq!(window_capture.info().name, "classroom test window");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let shot = loop {
+        let shot = rgba(&window_capture.capture().expect("captures the window"));
+        if pixel(&shot, 240, 120)[2] > 150 || Instant::now() > deadline {
+            break shot;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((shot.width, shot.height), (320, 240));
+    assert_close(pixel(&shot, 80, 120), GREEN, "the window's left half");
+    assert_close(pixel(&shot, 240, 120), BLUE, "the window's right half");
+    drop(window_viewer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match window_capture.capture() {
+            Err(CaptureError::DeviceLost(_)) => break,
+            Err(other) => panic!("a closed window is a lost device, not {other}"),
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "a closed window is still captured"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    assert!(
+        X11ScreenCapture::open_window(0x7fff_fff0).is_err(),
+        "an unknown window is refused"
     );
 
     drop(viewer);

@@ -49,6 +49,11 @@ pub enum VideoInput {
         fps: f64,
         display: Option<u32>,
     },
+    /// One X11 application window, by its id.
+    X11Window {
+        fps: f64,
+        window: u32,
+    },
     None,
 }
 
@@ -284,8 +289,16 @@ pub fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCap
                 .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
                 .map_err(|error| error.to_string())
         }
+        #[cfg(target_os = "linux")]
+        VideoInput::X11Window { window, .. } => {
+            crate::media::screen::X11ScreenCapture::open_window(*window)
+                .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
+                .map_err(|error| error.to_string())
+        }
         #[cfg(not(target_os = "linux"))]
-        VideoInput::X11Screen { .. } => Err("X11 capture exists on Linux only".to_owned()),
+        VideoInput::X11Screen { .. } | VideoInput::X11Window { .. } => {
+            Err("X11 capture exists on Linux only".to_owned())
+        }
         VideoInput::Camera {
             index,
             width,
@@ -357,6 +370,7 @@ fn video_thread(
     let fps = match input {
         VideoInput::Synthetic { fps, .. }
         | VideoInput::X11Screen { fps, .. }
+        | VideoInput::X11Window { fps, .. }
         | VideoInput::PortalScreen { fps }
         | VideoInput::Camera { fps, .. } => fps.max(1.0),
         VideoInput::None => return,
@@ -403,7 +417,9 @@ fn video_thread(
         // Synthetic sources pace themselves; screens are captured on this thread's clock.
         if matches!(
             input,
-            VideoInput::X11Screen { .. } | VideoInput::PortalScreen { .. }
+            VideoInput::X11Screen { .. }
+                | VideoInput::X11Window { .. }
+                | VideoInput::PortalScreen { .. }
         ) {
             let now = Instant::now();
             if next_due > now {

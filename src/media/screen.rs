@@ -57,8 +57,10 @@ pub fn x11_displays() -> Result<Vec<DisplayInfo>, CaptureError> {
 /// the capture's lifetime, converting the server's BGRX pixels straight to I420.
 pub struct X11ScreenCapture {
     conn: xcb::Connection,
-    root: xcb::x::Window,
-    /// Area of the root window to capture (the display's position plus the region).
+    /// What is read: the root window (a display, a region of it) or one application window.
+    drawable: xcb::x::Window,
+    /// Area of the drawable to capture (the display's position plus the region; a window's
+    /// whole area).
     area: Region,
     info: CaptureInfo,
     frame: I420Frame,
@@ -108,34 +110,181 @@ impl X11ScreenCapture {
                 height: chosen.height,
             },
         };
-        let (conn, screen) =
-            xcb::Connection::connect(None).map_err(|e| CaptureError::Backend(e.to_string()))?;
-        let setup = conn.get_setup();
-        let root_screen = setup
-            .roots()
-            .nth(screen.max(0) as usize)
-            .ok_or_else(|| CaptureError::NotFound(format!("X screen {screen}")))?;
-        let (root, depth) = (root_screen.root(), root_screen.root_depth());
-        let bpp = setup
-            .pixmap_formats()
-            .iter()
-            .find(|f| f.depth() == depth)
-            .map(|f| f.bits_per_pixel());
-        let byte_order = setup.image_byte_order();
-        if !matches!(depth, 24 | 32)
-            || bpp != Some(32)
-            || byte_order != xcb::x::ImageOrder::LsbFirst
-        {
-            return Err(CaptureError::Backend(format!(
-                "X screen format depth {depth}, {bpp:?} bits per pixel, {byte_order:?}: only 32-bit BGRX is supported"
-            )));
-        }
+        let (conn, root) = connect_bgrx()?;
         Ok(X11ScreenCapture {
             conn,
-            root,
+            drawable: root,
             area,
             info: CaptureInfo {
                 name: chosen.name,
+                width: (area.width & !1) as usize,
+                height: (area.height & !1) as usize,
+                is_screen: true,
+            },
+            frame: I420Frame::black(2, 2),
+            clock: Instant::now(),
+        })
+    }
+}
+
+/// Connects to `$DISPLAY` and checks its pixel format (32-bit BGRX, what the conversion
+/// reads); returns the connection and the root window.
+fn connect_bgrx() -> Result<(xcb::Connection, xcb::x::Window), CaptureError> {
+    if std::env::var_os("DISPLAY").is_none() {
+        return Err(CaptureError::NotFound(
+            "no X11 display ($DISPLAY is not set)".into(),
+        ));
+    }
+    let (conn, screen) =
+        xcb::Connection::connect(None).map_err(|e| CaptureError::Backend(e.to_string()))?;
+    let setup = conn.get_setup();
+    let root_screen = setup
+        .roots()
+        .nth(screen.max(0) as usize)
+        .ok_or_else(|| CaptureError::NotFound(format!("X screen {screen}")))?;
+    let (root, depth) = (root_screen.root(), root_screen.root_depth());
+    let bpp = setup
+        .pixmap_formats()
+        .iter()
+        .find(|f| f.depth() == depth)
+        .map(|f| f.bits_per_pixel());
+    let byte_order = setup.image_byte_order();
+    if !matches!(depth, 24 | 32) || bpp != Some(32) || byte_order != xcb::x::ImageOrder::LsbFirst {
+        return Err(CaptureError::Backend(format!(
+            "X screen format depth {depth}, {bpp:?} bits per pixel, {byte_order:?}: only 32-bit BGRX is supported"
+        )));
+    }
+    Ok((conn, root))
+}
+
+/// An application window that can be shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowInfo {
+    pub id: u32,
+    pub title: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn intern(conn: &xcb::Connection, name: &[u8]) -> Option<xcb::x::Atom> {
+    let cookie = conn.send_request(&xcb::x::InternAtom {
+        only_if_exists: true,
+        name,
+    });
+    conn.wait_for_reply(cookie)
+        .ok()
+        .map(|reply| reply.atom())
+        .filter(|atom| *atom != xcb::x::ATOM_NONE)
+}
+
+fn window_title(conn: &xcb::Connection, window: xcb::x::Window) -> Option<String> {
+    let property = |property: xcb::x::Atom, kind: xcb::x::Atom| {
+        let cookie = conn.send_request(&xcb::x::GetProperty {
+            delete: false,
+            window,
+            property,
+            r#type: kind,
+            long_offset: 0,
+            long_length: 256,
+        });
+        conn.wait_for_reply(cookie)
+            .ok()
+            .map(|reply| String::from_utf8_lossy(reply.value::<u8>()).into_owned())
+            .filter(|title| !title.is_empty())
+    };
+    let utf8 = intern(conn, b"UTF8_STRING");
+    let net_name = intern(conn, b"_NET_WM_NAME");
+    match (net_name, utf8) {
+        (Some(name), Some(utf8)) => property(name, utf8),
+        _ => None,
+    }
+    .or_else(|| property(xcb::x::ATOM_WM_NAME, xcb::x::ATOM_STRING))
+}
+
+/// The application windows of the X11 session: the window manager's client list where there
+/// is one, else the root's mapped, titled children (no window manager, as on Xvfb).
+pub fn x11_windows() -> Result<Vec<WindowInfo>, CaptureError> {
+    let (conn, root) = connect_bgrx()?;
+    let mut candidates: Vec<xcb::x::Window> = Vec::new();
+    if let Some(client_list) = intern(&conn, b"_NET_CLIENT_LIST") {
+        let cookie = conn.send_request(&xcb::x::GetProperty {
+            delete: false,
+            window: root,
+            property: client_list,
+            r#type: xcb::x::ATOM_WINDOW,
+            long_offset: 0,
+            long_length: 4096,
+        });
+        if let Ok(reply) = conn.wait_for_reply(cookie) {
+            candidates.extend(reply.value::<xcb::x::Window>().iter().copied());
+        }
+    }
+    if candidates.is_empty() {
+        let cookie = conn.send_request(&xcb::x::QueryTree { window: root });
+        let reply = conn
+            .wait_for_reply(cookie)
+            .map_err(|e| CaptureError::Backend(e.to_string()))?;
+        candidates.extend(reply.children().iter().copied());
+    }
+    let mut windows = Vec::new();
+    for window in candidates {
+        let attributes = conn.send_request(&xcb::x::GetWindowAttributes { window });
+        let geometry = conn.send_request(&xcb::x::GetGeometry {
+            drawable: xcb::x::Drawable::Window(window),
+        });
+        let (Ok(attributes), Ok(geometry)) = (
+            conn.wait_for_reply(attributes),
+            conn.wait_for_reply(geometry),
+        ) else {
+            continue; // gone meanwhile
+        };
+        if attributes.map_state() != xcb::x::MapState::Viewable
+            || attributes.override_redirect()
+            || geometry.width() < 64
+            || geometry.height() < 64
+        {
+            continue;
+        }
+        let Some(title) = window_title(&conn, window) else {
+            continue;
+        };
+        windows.push(WindowInfo {
+            id: xcb::Xid::resource_id(&window),
+            title,
+            width: u32::from(geometry.width()),
+            height: u32::from(geometry.height()),
+        });
+    }
+    Ok(windows)
+}
+
+impl X11ScreenCapture {
+    /// Captures one application window (its id from [`x11_windows`]), whole. A window that
+    /// closes or is unmapped makes `capture` return [`CaptureError::DeviceLost`]; one that is
+    /// resized is captured at its new size once reopened.
+    pub fn open_window(id: u32) -> Result<Self, CaptureError> {
+        let (conn, _root) = connect_bgrx()?;
+        // An X id is a plain number; the server checks that it names a window.
+        let window: xcb::x::Window = xcb::XidNew::new(id);
+        let geometry = conn.send_request(&xcb::x::GetGeometry {
+            drawable: xcb::x::Drawable::Window(window),
+        });
+        let geometry = conn
+            .wait_for_reply(geometry)
+            .map_err(|e| CaptureError::NotFound(format!("window {id:#x}: {e}")))?;
+        let title = window_title(&conn, window).unwrap_or_else(|| format!("window {id:#x}"));
+        let area = Region {
+            x: 0,
+            y: 0,
+            width: u32::from(geometry.width()),
+            height: u32::from(geometry.height()),
+        };
+        Ok(X11ScreenCapture {
+            conn,
+            drawable: window,
+            area,
+            info: CaptureInfo {
+                name: title,
                 width: (area.width & !1) as usize,
                 height: (area.height & !1) as usize,
                 is_screen: true,
@@ -156,7 +305,7 @@ impl VideoCapture for X11ScreenCapture {
         let a = self.area;
         let cookie = self.conn.send_request(&xcb::x::GetImage {
             format: xcb::x::ImageFormat::ZPixmap,
-            drawable: xcb::x::Drawable::Window(self.root),
+            drawable: xcb::x::Drawable::Window(self.drawable),
             x: a.x as i16,
             y: a.y as i16,
             width: a.width as u16,

@@ -716,6 +716,12 @@ pub fn screen_input(id: &str) -> Option<VideoInput> {
             fps: FPS,
         });
     }
+    if let Some(window) = id.strip_prefix("x11window:") {
+        return Some(VideoInput::X11Window {
+            fps: FPS,
+            window: window.parse().ok()?,
+        });
+    }
     let display = id.strip_prefix("x11:")?.parse().ok()?;
     Some(VideoInput::X11Screen {
         fps: FPS,
@@ -897,6 +903,25 @@ fn enumerate_devices(board: &PictureBoard) -> DeviceLists {
                     display.width,
                     display.height
                 ),
+            });
+        }
+    }
+    #[cfg(target_os = "linux")]
+    if let Ok(windows) = crate::media::screen::x11_windows() {
+        for window in windows.into_iter().filter(|w| w.title != "Classroom") {
+            let id = format!("x11window:{}", window.id);
+            if let Ok(mut capture) = crate::media::screen::X11ScreenCapture::open_window(window.id)
+                && let Ok(frame) = crate::media::capture::VideoCapture::capture(&mut capture)
+            {
+                crate::call::pictures::offer_preview(
+                    board,
+                    &PictureKey::new(format!("thumbnail:{id}"), Source::Screen),
+                    &frame,
+                );
+            }
+            lists.screens.push(DeviceOption {
+                id,
+                label: format!("Window: {}", window.title),
             });
         }
     }

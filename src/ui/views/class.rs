@@ -482,10 +482,14 @@ fn share_picker(
                 }
             });
             ui.add_space(8.0);
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                if ui.button("Cancel").clicked() {
-                    actions.push(UiAction::OpenSharePicker(false));
-                }
-            });
+            ui.allocate_ui_with_layout(
+                vec2(ui.available_width(), 28.0),
+                Layout::right_to_left(Align::Center),
+                |ui| {
+                    if ui.button("Cancel").clicked() {
+                        actions.push(UiAction::OpenSharePicker(false));
+                    }
+                },
+            );
         });
 }
