@@ -130,6 +130,45 @@ fn captures_what_an_x11_display_shows() {
         "inside the green rectangle",
     );
     assert_close(pixel(&picture, 650, 50), RED, "on the background");
+    // The mouse pointer is in the picture where it is on the screen, and only there.
+    let moved = Command::new("xdotool")
+        .args(["mousemove", "650", "50"])
+        .env("DISPLAY", &xvfb.display)
+        .status()
+        .expect("xdotool runs (package xdotool)");
+    assert!(moved.success());
+    let not_red_near = |frame: &I420Frame, (cx, cy): (usize, usize)| {
+        let picture = rgba(frame);
+        let mut count = 0;
+        for y in cy.saturating_sub(12)..cy + 12 {
+            for x in cx.saturating_sub(12)..cx + 12 {
+                let p = pixel(&picture, x, y);
+                if (p[0] as i32 - RED[0] as i32).abs() > 40 || p[1] > 80 {
+                    count += 1;
+                }
+            }
+        }
+        count
+    };
+    let with_pointer = capture.capture().expect("captures with the pointer");
+    assert!(
+        not_red_near(&with_pointer, (650, 50)) > 10,
+        "the pointer is drawn where it is"
+    );
+    assert_eq!(
+        not_red_near(&with_pointer, (650, 600)),
+        0,
+        "and nowhere else"
+    );
+    let mut no_pointer = X11ScreenCapture::open(None, None)
+        .expect("opens the display")
+        .without_cursor();
+    let plain = no_pointer.capture().expect("captures without the pointer");
+    assert_eq!(
+        not_red_near(&plain, (650, 50)),
+        0,
+        "the pointer can be left out"
+    );
     let second = capture.capture().expect("captures again");
     assert!(
         second.capture_time > first.capture_time,

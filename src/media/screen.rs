@@ -65,6 +65,10 @@ pub struct X11ScreenCapture {
     info: CaptureInfo,
     frame: I420Frame,
     clock: Instant,
+    /// Draw the mouse pointer into the picture (screens; XFixes needed).
+    with_cursor: bool,
+    /// The drawable is an application window, not the root.
+    drawable_is_window: bool,
 }
 
 impl X11ScreenCapture {
@@ -123,6 +127,8 @@ impl X11ScreenCapture {
             },
             frame: I420Frame::black(2, 2),
             clock: Instant::now(),
+            with_cursor: true,
+            drawable_is_window: false,
         })
     }
 }
@@ -135,8 +141,21 @@ fn connect_bgrx() -> Result<(xcb::Connection, xcb::x::Window), CaptureError> {
             "no X11 display ($DISPLAY is not set)".into(),
         ));
     }
+    // XFixes (optional) gives the cursor's picture and position.
     let (conn, screen) =
-        xcb::Connection::connect(None).map_err(|e| CaptureError::Backend(e.to_string()))?;
+        xcb::Connection::connect_with_extensions(None, &[], &[xcb::Extension::XFixes])
+            .map_err(|e| CaptureError::Backend(e.to_string()))?;
+    if conn
+        .active_extensions()
+        .any(|e| e == xcb::Extension::XFixes)
+    {
+        let cookie = conn.send_request(&xcb::xfixes::QueryVersion {
+            client_major_version: 4,
+            client_minor_version: 0,
+        });
+        // Required before any other XFixes request; failure leaves the cursor out.
+        let _ = conn.wait_for_reply(cookie);
+    }
     let setup = conn.get_setup();
     let root_screen = setup
         .roots()
@@ -291,6 +310,8 @@ impl X11ScreenCapture {
             },
             frame: I420Frame::black(2, 2),
             clock: Instant::now(),
+            with_cursor: true,
+            drawable_is_window: true,
         })
     }
 }
@@ -325,7 +346,105 @@ impl VideoCapture for X11ScreenCapture {
             PackedOrder::Bgra,
             &mut self.frame,
         )?;
+        if self.with_cursor {
+            self.draw_cursor();
+        }
         self.frame.capture_time = captured_at;
         Ok(self.frame.clone())
+    }
+}
+
+impl X11ScreenCapture {
+    /// Leaves the mouse pointer out of the pictures (it is in them by default).
+    pub fn without_cursor(mut self) -> Self {
+        self.with_cursor = false;
+        self
+    }
+
+    /// Blends the pointer's picture (XFixes, premultiplied ARGB) into the frame at its place.
+    fn draw_cursor(&mut self) {
+        if !self
+            .conn
+            .active_extensions()
+            .any(|e| e == xcb::Extension::XFixes)
+        {
+            return;
+        }
+        let cookie = self.conn.send_request(&xcb::xfixes::GetCursorImage {});
+        let Ok(cursor) = self.conn.wait_for_reply(cookie) else {
+            return;
+        };
+        // Where the cursor's top-left pixel lands in the picture (a window's own area is
+        // relative to the window, which the pointer position is not: screens only).
+        if self.drawable_is_window {
+            return;
+        }
+        let left = i64::from(cursor.x()) - i64::from(cursor.xhot()) - i64::from(self.area.x);
+        let top = i64::from(cursor.y()) - i64::from(cursor.yhot()) - i64::from(self.area.y);
+        blend_cursor(
+            &mut self.frame,
+            cursor.cursor_image(),
+            usize::from(cursor.width()),
+            usize::from(cursor.height()),
+            left,
+            top,
+        );
+    }
+}
+
+/// Blends a premultiplied ARGB picture into an I420 frame at (`left`, `top`), clipped.
+fn blend_cursor(
+    frame: &mut I420Frame,
+    argb: &[u32],
+    width: usize,
+    height: usize,
+    left: i64,
+    top: i64,
+) {
+    let (frame_width, frame_height) = (frame.width as i64, frame.height as i64);
+    let chroma_width = frame.chroma_width();
+    for row in 0..height {
+        let y = top + row as i64;
+        if y < 0 || y >= frame_height {
+            continue;
+        }
+        for column in 0..width {
+            let x = left + column as i64;
+            if x < 0 || x >= frame_width {
+                continue;
+            }
+            let Some(&pixel) = argb.get(row * width + column) else {
+                return;
+            };
+            let alpha = (pixel >> 24) & 0xff;
+            if alpha == 0 {
+                continue;
+            }
+            let (r, g, b) = (
+                ((pixel >> 16) & 0xff) as f32,
+                ((pixel >> 8) & 0xff) as f32,
+                (pixel & 0xff) as f32,
+            );
+            let keep = 1.0 - alpha as f32 / 255.0;
+            // BT.601 limited range, premultiplied colours (offsets scaled by alpha).
+            let a = alpha as f32 / 255.0;
+            let luma = 16.0 * a + 0.257 * r + 0.504 * g + 0.098 * b;
+            let (x, y) = (x as usize, y as usize);
+            let index = y * frame.width + x;
+            frame.y[index] = (f32::from(frame.y[index]) * keep + luma)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+            if x % 2 == 0 && y % 2 == 0 {
+                let u = 128.0 * a - 0.148 * r - 0.291 * g + 0.439 * b;
+                let v = 128.0 * a + 0.439 * r - 0.368 * g - 0.071 * b;
+                let chroma = (y / 2) * chroma_width + x / 2;
+                frame.u[chroma] = (f32::from(frame.u[chroma]) * keep + u)
+                    .round()
+                    .clamp(0.0, 255.0) as u8;
+                frame.v[chroma] = (f32::from(frame.v[chroma]) * keep + v)
+                    .round()
+                    .clamp(0.0, 255.0) as u8;
+            }
+        }
     }
 }
