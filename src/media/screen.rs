@@ -115,21 +115,13 @@ impl X11ScreenCapture {
             },
         };
         let (conn, root) = connect_bgrx()?;
-        Ok(X11ScreenCapture {
+        Ok(X11ScreenCapture::reading(
             conn,
-            drawable: root,
+            root,
             area,
-            info: CaptureInfo {
-                name: chosen.name,
-                width: (area.width & !1) as usize,
-                height: (area.height & !1) as usize,
-                is_screen: true,
-            },
-            frame: I420Frame::black(2, 2),
-            clock: Instant::now(),
-            with_cursor: true,
-            drawable_is_window: false,
-        })
+            chosen.name,
+            false,
+        ))
     }
 }
 
@@ -298,21 +290,7 @@ impl X11ScreenCapture {
             width: u32::from(geometry.width()),
             height: u32::from(geometry.height()),
         };
-        Ok(X11ScreenCapture {
-            conn,
-            drawable: window,
-            area,
-            info: CaptureInfo {
-                name: title,
-                width: (area.width & !1) as usize,
-                height: (area.height & !1) as usize,
-                is_screen: true,
-            },
-            frame: I420Frame::black(2, 2),
-            clock: Instant::now(),
-            with_cursor: true,
-            drawable_is_window: true,
-        })
+        Ok(X11ScreenCapture::reading(conn, window, area, title, true))
     }
 }
 
@@ -355,6 +333,31 @@ impl VideoCapture for X11ScreenCapture {
 }
 
 impl X11ScreenCapture {
+    /// A capture of `area` of `drawable` (the root, or an application window).
+    fn reading(
+        conn: xcb::Connection,
+        drawable: xcb::x::Window,
+        area: Region,
+        name: String,
+        drawable_is_window: bool,
+    ) -> Self {
+        X11ScreenCapture {
+            conn,
+            drawable,
+            area,
+            info: CaptureInfo {
+                name,
+                width: (area.width & !1) as usize,
+                height: (area.height & !1) as usize,
+                is_screen: true,
+            },
+            frame: I420Frame::black(2, 2),
+            clock: Instant::now(),
+            with_cursor: true,
+            drawable_is_window,
+        }
+    }
+
     /// Leaves the mouse pointer out of the pictures (it is in them by default).
     pub fn without_cursor(mut self) -> Self {
         self.with_cursor = false;

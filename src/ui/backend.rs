@@ -843,6 +843,24 @@ fn meter_microphone(
     shared.update(|p| p.mic_level_dbfs = None);
 }
 
+/// Puts one picture of a screen or window on the board as its picker thumbnail.
+#[cfg(target_os = "linux")]
+fn thumbnail<C: crate::media::capture::VideoCapture>(
+    board: &PictureBoard,
+    id: &str,
+    capture: Result<C, crate::media::capture::CaptureError>,
+) {
+    if let Ok(mut capture) = capture
+        && let Ok(frame) = capture.capture()
+    {
+        crate::call::pictures::offer_preview(
+            board,
+            &PictureKey::new(format!("thumbnail:{id}"), Source::Screen),
+            &frame,
+        );
+    }
+}
+
 /// Everything the pickers offer; screen thumbnails go onto the board.
 fn enumerate_devices(board: &PictureBoard) -> DeviceLists {
     let mut lists = DeviceLists::default();
@@ -884,16 +902,11 @@ fn enumerate_devices(board: &PictureBoard) -> DeviceLists {
         for display in displays {
             let id = format!("x11:{}", display.id);
             // One picture of each display for the picker.
-            if let Ok(mut capture) =
-                crate::media::screen::X11ScreenCapture::open(Some(display.id), None)
-                && let Ok(frame) = crate::media::capture::VideoCapture::capture(&mut capture)
-            {
-                crate::call::pictures::offer_preview(
-                    board,
-                    &PictureKey::new(format!("thumbnail:{id}"), Source::Screen),
-                    &frame,
-                );
-            }
+            thumbnail(
+                board,
+                &id,
+                crate::media::screen::X11ScreenCapture::open(Some(display.id), None),
+            );
             lists.screens.push(DeviceOption {
                 id,
                 label: format!(
@@ -910,15 +923,11 @@ fn enumerate_devices(board: &PictureBoard) -> DeviceLists {
     if let Ok(windows) = crate::media::screen::x11_windows() {
         for window in windows.into_iter().filter(|w| w.title != "Classroom") {
             let id = format!("x11window:{}", window.id);
-            if let Ok(mut capture) = crate::media::screen::X11ScreenCapture::open_window(window.id)
-                && let Ok(frame) = crate::media::capture::VideoCapture::capture(&mut capture)
-            {
-                crate::call::pictures::offer_preview(
-                    board,
-                    &PictureKey::new(format!("thumbnail:{id}"), Source::Screen),
-                    &frame,
-                );
-            }
+            thumbnail(
+                board,
+                &id,
+                crate::media::screen::X11ScreenCapture::open_window(window.id),
+            );
             lists.screens.push(DeviceOption {
                 id,
                 label: format!("Window: {}", window.title),
