@@ -171,7 +171,9 @@ fn screen_capture() {
     };
     // SAFETY: single-threaded at this point; nothing else reads the environment.
     unsafe { std::env::set_var("DISPLAY", &xvfb.1) };
-    let mut capture = match X11ScreenCapture::open(None, None) {
+    // Every frame, changed or not: the capture's own speed (a still Xvfb screen would
+    // otherwise give only the twice-a-second keepalive pictures).
+    let mut capture = match X11ScreenCapture::open(None, None).map(X11ScreenCapture::every_frame) {
         Ok(c) => c,
         Err(e) => {
             println!("screen capture: cannot open the Xvfb display: {e}");

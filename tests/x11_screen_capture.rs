@@ -169,6 +169,36 @@ fn captures_what_an_x11_display_shows() {
         0,
         "the pointer can be left out"
     );
+    // Only-changed frames: a still screen gives a picture per keepalive (0.5 s), a change one
+    // at once.
+    let started = Instant::now();
+    for _ in 0..3 {
+        capture.capture().expect("captures a still screen");
+    }
+    let still = started.elapsed();
+    assert!(
+        still >= Duration::from_millis(900),
+        "a still screen is not captured at full rate ({still:?} for 3 pictures)"
+    );
+    let mover = std::thread::spawn({
+        let display = xvfb.display.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(100));
+            Command::new("xdotool")
+                .args(["mousemove", "640", "360"])
+                .env("DISPLAY", display)
+                .status()
+                .map(|status| status.success())
+        }
+    });
+    let started = Instant::now();
+    capture.capture().expect("captures the change");
+    let waited = started.elapsed();
+    assert!(mover.join().unwrap().unwrap());
+    assert!(
+        waited < Duration::from_millis(400),
+        "a change is captured at once, not at the keepalive ({waited:?})"
+    );
     let second = capture.capture().expect("captures again");
     assert!(
         second.capture_time > first.capture_time,

@@ -1,5 +1,7 @@
-//! Screen capture. On X11 sessions (and Xvfb): displays listed by `xcap`, pixels read over one
-//! XCB connection of our own (`GetImage`, BGRX straight to I420). Wayland and macOS/Windows
+//! Screen capture. On X11 sessions (and Xvfb): displays listed by `xcap`, application windows
+//! listed by title; pixels read over one XCB connection of our own (`GetImage`, BGRX straight
+//! to I420), with the mouse pointer drawn in (XFixes) and only-changed frames (X Damage: a
+//! still screen is sent twice a second, not at the full rate). Wayland and macOS/Windows
 //! go through `scap` (the desktop portal), added behind the same [`VideoCapture`] trait.
 
 use std::time::Instant;
@@ -69,7 +71,16 @@ pub struct X11ScreenCapture {
     with_cursor: bool,
     /// The drawable is an application window, not the root.
     drawable_is_window: bool,
+    /// Only-changed frames: what X Damage reports about the drawable (absent without the
+    /// extension, or when every frame is wanted).
+    damage: Option<xcb::damage::Damage>,
+    /// When the last picture was taken, and where the pointer was then.
+    last_taken: Option<(Instant, (i16, i16))>,
 }
+
+/// Longest wait for a change: a still screen still sends a picture this often, so a new
+/// viewer gets one.
+const UNCHANGED_KEEPALIVE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl X11ScreenCapture {
     /// Opens the display with `id`, or the primary one.
@@ -134,9 +145,12 @@ fn connect_bgrx() -> Result<(xcb::Connection, xcb::x::Window), CaptureError> {
         ));
     }
     // XFixes (optional) gives the cursor's picture and position.
-    let (conn, screen) =
-        xcb::Connection::connect_with_extensions(None, &[], &[xcb::Extension::XFixes])
-            .map_err(|e| CaptureError::Backend(e.to_string()))?;
+    let (conn, screen) = xcb::Connection::connect_with_extensions(
+        None,
+        &[],
+        &[xcb::Extension::XFixes, xcb::Extension::Damage],
+    )
+    .map_err(|e| CaptureError::Backend(e.to_string()))?;
     if conn
         .active_extensions()
         .any(|e| e == xcb::Extension::XFixes)
@@ -146,6 +160,16 @@ fn connect_bgrx() -> Result<(xcb::Connection, xcb::x::Window), CaptureError> {
             client_minor_version: 0,
         });
         // Required before any other XFixes request; failure leaves the cursor out.
+        let _ = conn.wait_for_reply(cookie);
+    }
+    if conn
+        .active_extensions()
+        .any(|e| e == xcb::Extension::Damage)
+    {
+        let cookie = conn.send_request(&xcb::damage::QueryVersion {
+            client_major_version: 1,
+            client_minor_version: 1,
+        });
         let _ = conn.wait_for_reply(cookie);
     }
     let setup = conn.get_setup();
@@ -300,6 +324,13 @@ impl VideoCapture for X11ScreenCapture {
     }
 
     fn capture(&mut self) -> Result<I420Frame, CaptureError> {
+        if let Some(damage) = self.damage {
+            self.wait_for_change(damage);
+        }
+        if self.damage.is_some() {
+            let pointer = self.pointer();
+            self.last_taken = Some((Instant::now(), pointer));
+        }
         let captured_at = self.clock.elapsed();
         let a = self.area;
         let cookie = self.conn.send_request(&xcb::x::GetImage {
@@ -355,7 +386,74 @@ impl X11ScreenCapture {
             clock: Instant::now(),
             with_cursor: true,
             drawable_is_window,
+            damage: None,
+            last_taken: None,
         }
+        .watching_changes()
+    }
+
+    /// Reports changes of the drawable (X Damage) so that `capture` waits for one.
+    fn watching_changes(mut self) -> Self {
+        if self
+            .conn
+            .active_extensions()
+            .any(|e| e == xcb::Extension::Damage)
+        {
+            let damage: xcb::damage::Damage = self.conn.generate_id();
+            let created = self.conn.send_and_check_request(&xcb::damage::Create {
+                damage,
+                drawable: xcb::x::Drawable::Window(self.drawable),
+                level: xcb::damage::ReportLevel::NonEmpty,
+            });
+            if created.is_ok() {
+                self.damage = Some(damage);
+            }
+        }
+        self
+    }
+
+    /// Every call of `capture` takes a picture, changed or not (benchmarks).
+    pub fn every_frame(mut self) -> Self {
+        if let Some(damage) = self.damage.take() {
+            let _ = self
+                .conn
+                .send_and_check_request(&xcb::damage::Destroy { damage });
+        }
+        self
+    }
+
+    fn pointer(&self) -> (i16, i16) {
+        let cookie = self.conn.send_request(&xcb::x::QueryPointer {
+            window: self.drawable,
+        });
+        self.conn
+            .wait_for_reply(cookie)
+            .map(|reply| (reply.root_x(), reply.root_y()))
+            .unwrap_or((0, 0))
+    }
+
+    /// Waits until the drawable changed or the pointer moved since the last picture (at most
+    /// [`UNCHANGED_KEEPALIVE`]), then clears the damage: only-changed frames.
+    fn wait_for_change(&mut self, damage: xcb::damage::Damage) {
+        if let Some((taken, pointer)) = self.last_taken {
+            loop {
+                let mut changed = false;
+                while let Ok(Some(event)) = self.conn.poll_for_event() {
+                    changed |= matches!(event, xcb::Event::Damage(_));
+                }
+                changed |= self.with_cursor && self.pointer() != pointer;
+                if changed || taken.elapsed() >= UNCHANGED_KEEPALIVE {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(8));
+            }
+        }
+        let none: xcb::xfixes::Region = xcb::XidNew::new(0);
+        self.conn.send_request(&xcb::damage::Subtract {
+            damage,
+            repair: none,
+            parts: none,
+        });
     }
 
     /// Leaves the mouse pointer out of the pictures (it is in them by default).
