@@ -365,11 +365,14 @@ impl ClassroomApp {
         }
     }
 
-    fn save(&self) {
-        if let Some(store) = &self.store
-            && let Err(error) = store.save(&self.model.settings, &self.model.recent)
-        {
-            tracing::warn!(%error, "settings not saved");
+    /// Saves settings and recent classes, off the UI thread (the background writes the file).
+    fn save(&mut self) {
+        if self.store.is_some() {
+            let request = Request::Save {
+                settings: self.model.settings.clone(),
+                recent: self.model.recent.clone(),
+            };
+            self.send(request);
         }
     }
 

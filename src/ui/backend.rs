@@ -57,6 +57,11 @@ pub enum Request {
     ShareScreen(String),
     /// The camera or video quality changed in the settings during the class.
     SwitchCamera(Settings),
+    /// Write the settings and recent classes to the user's store.
+    Save {
+        settings: Settings,
+        recent: Vec<super::model::RecentClass>,
+    },
     Leave,
 }
 
@@ -313,6 +318,14 @@ impl Worker {
             Request::Command(command) => {
                 if let Some(call) = &self.call {
                     call.command(command);
+                }
+            }
+            Request::Save { settings, recent } => {
+                // A few hundred bytes, written here so that saves stay in order.
+                if let Some(store) = super::store::Store::for_user()
+                    && let Err(error) = store.save(&settings, &recent)
+                {
+                    tracing::warn!(%error, "settings not saved");
                 }
             }
             Request::SwitchCamera(settings) => {
