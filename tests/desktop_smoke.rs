@@ -159,10 +159,11 @@ fn the_window_shows_a_participants_test_pattern_and_leaves_cleanly() {
         "the participant saw the window leave after {:?}",
         left_at.elapsed()
     );
-    let after = xvfb.screenshot();
-    assert!(
-        find_stamp(&after, FRESH).is_none(),
-        "the class view is gone after leaving"
+    wait_until(
+        "the class view to be gone after leaving",
+        Duration::from_secs(5),
+        || find_stamp(&xvfb.screenshot(), FRESH).is_none(),
+        || log(),
     );
 
     // SIGTERM closes the window cleanly.

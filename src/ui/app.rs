@@ -420,6 +420,10 @@ impl ClassroomApp {
                 egui::CentralPanel::default().show(ui, |ui| ended(ui, &message, &mut actions));
             }
         }
+        if !actions.is_empty() {
+            // What the actions changed is drawn at once, not at the next outside event.
+            ctx.request_repaint();
+        }
         for action in actions {
             self.apply(action);
         }
