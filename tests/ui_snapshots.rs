@@ -26,6 +26,18 @@ use classroom_wire::{ChatKind, ChatMessage, PROTOCOL_VERSION, Participant, Sessi
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+/// Asserts that the window asked the background for something matching the pattern.
+macro_rules! assert_sent {
+    ($harness:expr, $pattern:pat $(if $guard:expr)?, $what:literal) => {{
+        let sent = $harness.state_mut().take_sent();
+        assert!(
+            sent.iter().any(|request| matches!(request, $pattern $(if $guard)?)),
+            concat!($what, ": {:?}"),
+            sent
+        );
+    }};
+}
+
 const SIZE: [f32; 2] = [1024.0, 640.0];
 /// 2026-11-30 09:00 UTC, when the scripted class starts.
 const CLASS_START_MS: u64 = 1_796_029_200_000;
@@ -296,17 +308,14 @@ fn continue_opens_the_pre_join_check() {
     harness.get_by_label("Continue").click();
     harness.run();
     assert_eq!(harness.state().model.screen, Screen::PreJoin);
-    let sent = harness.state_mut().take_sent();
-    assert!(
-        sent.iter().any(|r| matches!(
-            r,
-            Request::StartCheck {
-                camera_on: true,
-                mic_on: true,
-                ..
-            }
-        )),
-        "the check starts: {sent:?}"
+    assert_sent!(
+        harness,
+        Request::StartCheck {
+            camera_on: true,
+            mic_on: true,
+            ..
+        },
+        "the check starts"
     );
 }
 
@@ -342,17 +351,14 @@ fn pre_join_check() {
     harness.snapshot("pre_join_check");
     harness.get_by_label("Join now").click();
     harness.run();
-    let sent = harness.state_mut().take_sent();
-    assert!(
-        sent.iter().any(|r| matches!(
-            r,
-            Request::Join {
-                camera_on: true,
-                mic_on: true,
-                ..
-            }
-        )),
-        "joining sends the choices: {sent:?}"
+    assert_sent!(
+        harness,
+        Request::Join {
+            camera_on: true,
+            mic_on: true,
+            ..
+        },
+        "joining sends the choices"
     );
     assert_eq!(
         harness.state().model.recent.len(),
@@ -367,18 +373,15 @@ fn joining_without_audio_opens_no_audio_device() {
     let mut harness = harness(prejoin_model(), |_| {});
     harness.get_by_label("Join without audio").click();
     harness.run();
-    let sent = harness.state_mut().take_sent();
-    assert!(
-        sent.iter().any(|r| matches!(
-            r,
-            Request::Join {
-                audio_devices: false,
-                mic_on: false,
-                camera_on: true,
-                ..
-            }
-        )),
-        "joined without audio: {sent:?}"
+    assert_sent!(
+        harness,
+        Request::Join {
+            audio_devices: false,
+            mic_on: false,
+            camera_on: true,
+            ..
+        },
+        "joined without audio"
     );
 }
 
@@ -516,11 +519,7 @@ fn class_chat_sends_a_message() {
     harness.run();
     harness.get_by_label("Send").click();
     harness.run();
-    let sent = harness.state_mut().take_sent();
-    assert!(
-        sent.iter().any(|r| matches!(r, Request::Command(classroom::session::Command::SendChat(text)) if text == "Yes, Friday.")),
-        "the message goes out: {sent:?}"
-    );
+    assert_sent!(harness, Request::Command(classroom::session::Command::SendChat(text)) if text == "Yes, Friday.", "the message goes out");
     assert!(harness.state().model.class.chat_draft.is_empty());
 }
 
@@ -585,12 +584,7 @@ fn class_share_picker() {
     harness.snapshot("class_share_picker");
     harness.get_by_label("Share Screen 2 (1280×1024)").click();
     harness.run();
-    let sent = harness.state_mut().take_sent();
-    assert!(
-        sent.iter()
-            .any(|r| matches!(r, Request::ShareScreen(id) if id == "x11:2")),
-        "the picked screen is shared: {sent:?}"
-    );
+    assert_sent!(harness, Request::ShareScreen(id) if id == "x11:2", "the picked screen is shared");
     assert!(!harness.state().model.class.share_picker_open);
 }
 
@@ -605,13 +599,10 @@ fn class_full_screen_and_shortcuts() {
     harness.snapshot("class_fullscreen");
     harness.key_press_modifiers(egui::Modifiers::CTRL | egui::Modifiers::SHIFT, egui::Key::M);
     harness.run();
-    let sent = harness.state_mut().take_sent();
-    assert!(
-        sent.iter().any(|r| matches!(
-            r,
-            Request::Command(classroom::session::Command::SetMicrophone(false))
-        )),
-        "Ctrl+Shift+M mutes: {sent:?}"
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::SetMicrophone(false)),
+        "Ctrl+Shift+M mutes"
     );
 }
 
