@@ -202,7 +202,7 @@ fn main() -> anyhow::Result<()> {
         Some(AppCommand::Join(join)) => join.server.clone(),
         _ => None,
     };
-    let launch = match (link, cli.command) {
+    let mut launch = match (link, cli.command) {
         (Some(link), _) => {
             let mut target = parse_link(&link).context("cannot open the link")?;
             if target.name.is_empty() {
@@ -251,38 +251,22 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let config = EffectiveConfig::resolve(&policy, &user_overrides(flag_server));
-    let launch = match launch {
+    if let Launch::Join { target, .. } = &mut launch {
         // A locked server wins over the link's or the command line's.
-        Launch::Join {
-            mut target,
-            now,
-            mic_on,
-            camera_on,
-            audio_devices,
-        } => {
-            if config.server_url.locked()
-                && let classroom::ui::model::ServerChoice::Remote(url) = &mut target.server
-            {
-                *url = config.server_url.value.clone();
-            }
-            if !config.local_class.value
-                && matches!(
-                    target.server,
-                    classroom::ui::model::ServerChoice::Local { .. }
-                )
-            {
-                anyhow::bail!("local classes are turned off by your school's policy");
-            }
-            Launch::Join {
-                target,
-                now,
-                mic_on,
-                camera_on,
-                audio_devices,
-            }
+        if config.server_url.locked()
+            && let classroom::ui::model::ServerChoice::Remote(url) = &mut target.server
+        {
+            *url = config.server_url.value.clone();
         }
-        other => other,
-    };
+        if !config.local_class.value
+            && matches!(
+                target.server,
+                classroom::ui::model::ServerChoice::Local { .. }
+            )
+        {
+            anyhow::bail!("local classes are turned off by your school's policy");
+        }
+    }
     classroom::ui::run_window(
         launch,
         WindowSetup {
