@@ -163,7 +163,7 @@ fn the_window_shows_a_participants_test_pattern_and_leaves_cleanly() {
         "the class view to be gone after leaving",
         Duration::from_secs(5),
         || find_stamp(&xvfb.screenshot(), FRESH).is_none(),
-        &log,
+        log,
     );
 
     // SIGTERM closes the window cleanly.

@@ -434,3 +434,94 @@ fn speech_generation_gives_48_khz_speech_at_the_requested_level() {
     );
     assert!((active_level_dbfs(&t.far) - FAR_END_DBFS).abs() < 0.1);
 }
+
+/// Far-end single talk through separate output and input devices: the speaker's clock runs
+/// `ppm` parts per million fast (negative: slow) against the microphone's, and the speaker
+/// asks for 1024 samples at a time, one buffer ahead, while the microphone delivers 10 ms
+/// frames — as two real devices' callbacks do. Returns the echo, the processed output and the
+/// delay estimates, all on the microphone's clock.
+fn far_end_through_drifting_devices(far: &[f32], ppm: i32) -> Run {
+    const SPEAKER_PERIOD: usize = 1024;
+    // A speaker at 48 kHz·(1 + ppm/10⁶) plays `far` faster: on the microphone's clock the
+    // played sound is `far` resampled from that rate to 48 kHz.
+    let speaker_rate = (RATE as i64 + RATE as i64 * ppm as i64 / 1_000_000) as u32;
+    let played = speech::resample(far, speaker_rate, RATE as u32);
+    let len = played.len() / FRAME * FRAME;
+    let mut room = SimulatedRoom::new(SimulatedRoomConfig {
+        echo: ECHO,
+        noise: Some(MIC_NOISE),
+        seed: 7,
+    })
+    .expect("room");
+    let processor = VoiceProcessor::new(aec_config());
+    let (mut echo, mut out) = (vec![0.0; len], vec![0.0; len]);
+    let zeros = vec![0.0; FRAME];
+    let mut stats = Vec::new();
+    let mut next_callback = 0usize;
+    for start in (0..len).step_by(FRAME) {
+        let end = start + FRAME;
+        // Speaker callbacks due by now (mic time `end`): the speaker has played
+        // end·speaker_rate/RATE of its samples and keeps one period queued ahead.
+        let speaker_position = end as u64 * speaker_rate as u64 / RATE as u64;
+        while (next_callback * SPEAKER_PERIOD) as u64 <= speaker_position + SPEAKER_PERIOD as u64
+        {
+            let from = (next_callback * SPEAKER_PERIOD).min(far.len());
+            let to = (from + SPEAKER_PERIOD).min(far.len());
+            let mut block = far[from..to].to_vec();
+            block.resize(SPEAKER_PERIOD, 0.0);
+            processor.process_render(&block);
+            next_callback += 1;
+        }
+        room.process_with_echo(
+            &played[start..end],
+            &zeros,
+            &mut out[start..end],
+            &mut echo[start..end],
+        )
+        .expect("room block");
+        processor
+            .process_capture(&mut out[start..end])
+            .expect("capture frame");
+        if end.is_multiple_of(RATE) {
+            stats.push(processor.stats());
+        }
+    }
+    Run {
+        echo,
+        mic: Vec::new(),
+        out,
+        speaking: Vec::new(),
+        stats,
+    }
+}
+
+/// Separate devices drift apart: at ±500 ppm (far more than two ordinary sound devices) the
+/// echo moves by 30 ms over the minute. The canceller must follow it: ERLE stays above 25 dB
+/// to the end, and its delay estimate moves with the echo.
+#[test]
+fn echo_canceller_follows_clock_drift_between_separate_devices() {
+    let t = talkers();
+    let far: Vec<f32> = t.far.iter().chain(&t.far).chain(&t.far).copied().collect();
+    let minute = far.len() as f64 / RATE as f64;
+    for ppm in [0, 500, -500] {
+        let r = far_end_through_drifting_devices(&far, ppm);
+        let (total, worst) = erle(&r, CONVERGENCE_S);
+        let last_20_s = r.out.len() as f64 / RATE as f64 - 20.0;
+        let (late, _) = erle(&r, last_20_s);
+        let delays: Vec<i32> = r.stats.iter().filter_map(|s| s.echo_delay_ms).collect();
+        let (first, last) = (
+            delays.get(2).copied().unwrap_or_default(),
+            delays.last().copied().unwrap_or_default(),
+        );
+        let stats = r.stats.last().cloned().unwrap_or_default();
+        println!(
+            "speaker clock {ppm:+} ppm, {minute:.0} s: ERLE {total:.1} dB after {CONVERGENCE_S} s \
+             (worst 1 s window {worst:.1} dB), {late:.1} dB in the last 20 s; delay estimate \
+             {first} → {last} ms; render frames {} for {} capture frames, {} dropped",
+            stats.render_frames, stats.capture_frames, stats.render_frames_dropped
+        );
+        assert!(total >= 25.0, "{ppm:+} ppm: ERLE {total:.1} dB");
+        assert!(late >= 25.0, "{ppm:+} ppm: ERLE {late:.1} dB at the end");
+        assert_eq!(stats.render_frames_dropped, 0, "{ppm:+} ppm");
+    }
+}

@@ -164,6 +164,24 @@ impl CallHandle {
         }
     }
 
+    /// Switches the microphone and the speaker during the call (`None`: the system's
+    /// default). The voice processing starts over with them. Without audio devices (joined
+    /// without audio, or the headless participant's test inputs) nothing changes.
+    pub fn choose_audio_devices(&self, devices: sender::AudioDevices) {
+        if let Some(controls) = self.local.controls.read().as_ref() {
+            *controls[0].chosen_audio.lock() = Some(devices);
+        }
+    }
+
+    /// Audio device switches done so far in this call.
+    pub fn audio_switches(&self) -> u64 {
+        self.local
+            .controls
+            .read()
+            .as_ref()
+            .map_or(0, |controls| controls[0].audio_switches.load(Ordering::Relaxed))
+    }
+
     /// The voice processing stage's state, when it runs.
     pub fn voice_stats(&self) -> Option<VoiceProcessingStats> {
         self.local.voice.as_ref().map(|voice| voice.stats())

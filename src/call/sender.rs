@@ -117,6 +117,17 @@ pub struct SourceControl {
     /// An input chosen during the call (the screen picked to share, another camera): the
     /// source switches to it.
     pub chosen_input: parking_lot::Mutex<Option<VideoInput>>,
+    /// Audio devices chosen during the call: the audio path switches to them.
+    pub chosen_audio: parking_lot::Mutex<Option<AudioDevices>>,
+    /// Audio device switches done during the call.
+    pub audio_switches: AtomicU64,
+}
+
+/// A microphone and a speaker, by name (`None`: the system's default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AudioDevices {
+    pub microphone: Option<String>,
+    pub speaker: Option<String>,
 }
 
 impl SourceControl {
@@ -138,6 +149,8 @@ impl SourceControl {
             codecs_in_use: [AtomicBool::new(false), AtomicBool::new(false)],
             device_error: parking_lot::Mutex::new(None),
             chosen_input: parking_lot::Mutex::new(None),
+            chosen_audio: parking_lot::Mutex::new(None),
+            audio_switches: AtomicU64::new(0),
         })
     }
 }
@@ -590,26 +603,25 @@ fn send_audio(
     }
 }
 
-/// Real devices: the speaker's callback pulls the mix (and hands exactly what it plays to the
-/// echo canceller); the microphone's frames arrive through a queue, are processed and sent. A
-/// device that fails is reported (the stats' `deviceError`) and the rest goes on.
-fn device_audio_thread(
-    setup: AudioSetup,
-    mut encoder: OpusEncoder,
-    control: Arc<SourceControl>,
-    stop: Arc<AtomicBool>,
-    out: mpsc::Sender<(Source, EncodedUnit)>,
-) {
-    use crate::media::audio_device::{AudioEvent, open_microphone, open_speaker};
-    use crate::media::queue::FrameQueue;
+/// The open devices of [`device_audio_thread`]; dropping one closes its stream.
+#[expect(dead_code, reason = "held for their streams: dropping one closes it")]
+struct OpenDevices {
+    microphone: Option<crate::media::audio_device::Microphone>,
+    speaker: Option<crate::media::audio_device::Speaker>,
+}
 
-    let (events_tx, events) = std::sync::mpsc::channel::<AudioEvent>();
-    let report = |control: &SourceControl, message: String| {
-        tracing::warn!(%message, "audio device");
-        control.errors.fetch_add(1, Ordering::Relaxed);
-        *control.device_error.lock() = Some(message);
-    };
-    let _speaker = setup.speaker.as_ref().and_then(|name| {
+/// Opens the speaker (its callback pulls the mix and hands exactly what it plays to the echo
+/// canceller) and the microphone (frames into `frames`); a device that cannot be opened is
+/// reported and the other one still runs.
+fn open_devices(
+    setup: &AudioSetup,
+    devices: &AudioDevices,
+    frames: &crate::media::queue::FrameQueue<crate::media::audio_device::AudioFrame>,
+    events: &std::sync::mpsc::Sender<crate::media::audio_device::AudioEvent>,
+    control: &SourceControl,
+) -> OpenDevices {
+    use crate::media::audio_device::{open_microphone, open_speaker};
+    let speaker = setup.speaker.as_ref().and_then(|_| {
         let mixer = setup.mixer.clone();
         let voice = setup.voice.clone();
         let mut carry: Vec<f32> = Vec::new();
@@ -623,31 +635,92 @@ fn device_audio_thread(
                 voice.process_render(out);
             }
         };
-        match open_speaker(name.as_deref(), fill, events_tx.clone()) {
+        match open_speaker(devices.speaker.as_deref(), fill, events.clone()) {
             Ok(speaker) => Some(speaker),
             Err(error) => {
-                report(&control, format!("speaker: {error}"));
+                report_device_error(control, format!("speaker: {error}"));
                 None
             }
         }
     });
-    let frames: FrameQueue<crate::media::audio_device::AudioFrame> = FrameQueue::new(50);
-    let _microphone = match &setup.input {
-        AudioInput::Microphone(name) => {
-            match open_microphone(name.as_deref(), frames.clone(), events_tx.clone()) {
+    let microphone = match &setup.input {
+        AudioInput::Microphone(_) => {
+            match open_microphone(devices.microphone.as_deref(), frames.clone(), events.clone())
+            {
                 Ok(microphone) => Some(microphone),
                 Err(error) => {
-                    report(&control, format!("microphone: {error}"));
+                    report_device_error(control, format!("microphone: {error}"));
                     None
                 }
             }
         }
         _ => None,
     };
+    OpenDevices {
+        microphone,
+        speaker,
+    }
+}
+
+fn report_device_error(control: &SourceControl, message: String) {
+    tracing::warn!(%message, "audio device");
+    control.errors.fetch_add(1, Ordering::Relaxed);
+    *control.device_error.lock() = Some(message);
+}
+
+/// Real devices: the speaker's callback pulls the mix (and hands exactly what it plays to the
+/// echo canceller); the microphone's frames arrive through a queue, are processed and sent. A
+/// device that fails is reported (the stats' `deviceError`) and the rest goes on. Devices
+/// chosen during the call ([`SourceControl::chosen_audio`]) replace the open ones: the old
+/// streams are closed, the voice processing starts over (a new echo path, delay, noise and
+/// clock), and the new ones are opened.
+fn device_audio_thread(
+    setup: AudioSetup,
+    mut encoder: OpusEncoder,
+    control: Arc<SourceControl>,
+    stop: Arc<AtomicBool>,
+    out: mpsc::Sender<(Source, EncodedUnit)>,
+) {
+    use crate::media::audio_device::AudioEvent;
+    use crate::media::queue::FrameQueue;
+
+    let (events_tx, events) = std::sync::mpsc::channel::<AudioEvent>();
+    let frames: FrameQueue<crate::media::audio_device::AudioFrame> = FrameQueue::new(50);
+    let mut devices = AudioDevices {
+        microphone: match &setup.input {
+            AudioInput::Microphone(name) => name.clone(),
+            _ => None,
+        },
+        speaker: setup.speaker.clone().flatten(),
+    };
+    let mut open = open_devices(&setup, &devices, &frames, &events_tx, &control);
     let mut pending: Vec<f32> = Vec::with_capacity(OPUS_FRAME);
     while !stop.load(Ordering::Relaxed) {
+        let chosen = control.chosen_audio.lock().take();
+        if let Some(chosen) = chosen
+            && chosen != devices
+        {
+            tracing::info!(?chosen, "switching audio devices");
+            // Close first (some devices open once at a time), then start the stage over.
+            drop(std::mem::replace(
+                &mut open,
+                OpenDevices {
+                    microphone: None,
+                    speaker: None,
+                },
+            ));
+            let _stale = frames.pop_latest();
+            pending.clear();
+            if let Some(voice) = &setup.voice {
+                voice.reset();
+            }
+            *control.device_error.lock() = None;
+            devices = chosen;
+            open = open_devices(&setup, &devices, &frames, &events_tx, &control);
+            control.audio_switches.fetch_add(1, Ordering::Relaxed);
+        }
         while let Ok(AudioEvent::DeviceLost { name, message }) = events.try_recv() {
-            report(&control, format!("{name}: {message}"));
+            report_device_error(&control, format!("{name}: {message}"));
         }
         let Ok(frame) = frames.pop_timeout(Duration::from_millis(100)) else {
             continue;
@@ -658,6 +731,7 @@ fn device_audio_thread(
         }
         captured(&mut mic, &setup, &mut pending, &mut encoder, &control, &out);
     }
+    drop(open);
 }
 
 /// The audio path: with a real microphone or speaker, the devices' own clocks drive it

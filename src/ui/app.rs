@@ -347,8 +347,13 @@ impl ClassroomApp {
             UiAction::ChangeSettings(settings) => {
                 let camera_changed = settings.camera != model.settings.camera
                     || settings.video_quality != model.settings.video_quality;
+                let audio_changed = settings.microphone != model.settings.microphone
+                    || settings.speaker != model.settings.speaker;
                 if in_class && camera_changed {
                     self.send(Request::SwitchCamera(settings.clone()));
+                }
+                if in_class && audio_changed {
+                    self.send(Request::SwitchAudio(settings.clone()));
                 }
                 let model = &mut self.model;
                 model.settings = settings;

@@ -16,7 +16,7 @@ use super::model::{
 };
 use super::pictures::PictureBoard;
 use crate::call::pictures::{CapturePreview, PictureKey, PictureSink};
-use crate::call::sender::{AudioInput, VideoInput};
+use crate::call::sender::{AudioDevices, AudioInput, VideoInput};
 use crate::call::{CallConfig, CallHandle, PictureOutput};
 use crate::media::audio_device;
 use crate::media::queue::FrameQueue;
@@ -57,6 +57,8 @@ pub enum Request {
     ShareScreen(String),
     /// The camera or video quality changed in the settings during the class.
     SwitchCamera(Settings),
+    /// The microphone or speaker changed in the settings during the class.
+    SwitchAudio(Settings),
     /// Write the settings and recent classes to the user's store.
     Save {
         settings: Settings,
@@ -331,6 +333,17 @@ impl Worker {
             Request::SwitchCamera(settings) => {
                 if let Some(call) = &self.call {
                     call.choose_input(Source::Camera, camera_input(&settings));
+                }
+            }
+            Request::SwitchAudio(settings) => {
+                // The test tone is a test input, not a device: it stays as joined.
+                if let Some(call) = &self.call
+                    && settings.microphone.as_deref() != Some("tone")
+                {
+                    call.choose_audio_devices(AudioDevices {
+                        microphone: settings.microphone.clone(),
+                        speaker: settings.speaker.clone(),
+                    });
                 }
             }
             Request::ShareScreen(id) => {

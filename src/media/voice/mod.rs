@@ -7,9 +7,11 @@
 //! mixer ─▶ VoiceProcessor::process_render ─▶ FromInternal ─▶ cpal speaker
 //! ```
 
+pub mod drift;
 pub mod processing;
 pub mod room;
 
+pub use drift::{DriftCompensator, DriftStats};
 pub use processing::{
     AGC_TARGET_SPEECH_DBFS, NoiseSuppressionLevel, VoiceError, VoiceProcessingConfig,
     VoiceProcessingStats, VoiceProcessor,

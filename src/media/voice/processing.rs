@@ -4,18 +4,19 @@
 //!
 //! ```text
 //!  mixer ──▶ process_render(&[f32]) ──▶ speaker        (the playback thread)
-//!                 │ render queue (bounded, drop-oldest)
+//!                 │ drift compensator (bounded, resampled to the mic's clock)
 //!                 ▼
 //!  mic ────▶ process_capture(&mut [f32]) ──▶ Opus      (the capture thread)
 //! ```
 //!
 //! The echo canceller's reference is exactly what goes to the speakers: the playback path
 //! hands every sample it plays to [`VoiceProcessor::process_render`], which only copies it
-//! into a short queue (no processing, a lock held for a copy). The capture thread drains that
-//! queue into the processing before each microphone frame, as WebRTC's own render queue does,
-//! so the two audio threads never wait on each other's processing.
+//! into a short buffer (no processing, a lock held for a copy). The capture thread takes one
+//! 10 ms frame of it before each microphone frame, so the two audio threads never wait on each
+//! other's processing. That buffer is a [`DriftCompensator`]: when the speaker and the
+//! microphone are separate devices with clocks of their own, it resamples the reference onto
+//! the microphone's clock, so the echo stays where the canceller found it.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
@@ -27,11 +28,9 @@ use sonora::config::{
 use sonora::{AudioProcessing, StreamConfig};
 use sonora_agc2::vad_wrapper::VoiceActivityDetectorWrapper;
 
+use super::drift::DriftCompensator;
 use crate::media::audio_device::{FRAME, RATE};
 
-/// Render audio kept for the capture side at most (100 frames, 1 s, as WebRTC's render
-/// queue); older frames are dropped and counted.
-const RENDER_QUEUE_FRAMES: usize = 100;
 /// Speech probability from the voice activity detector above which a frame is speech.
 const SPEECH_PROBABILITY: f32 = 0.8;
 /// Frames below this output level are never speech (residual echo, comfort noise).
@@ -140,6 +139,7 @@ impl VoiceProcessingConfig {
             echo_canceller: self.echo_cancellation.then(|| EchoCanceller {
                 // The high-pass switch means what it says; AEC3 would otherwise force it on.
                 enforce_high_pass_filtering: false,
+                delay_down_sampling_factor: 8,
                 ..EchoCanceller::default()
             }),
             noise_suppression: self.noise_suppression.then(|| NoiseSuppression {
@@ -185,26 +185,39 @@ pub struct VoiceProcessingStats {
     /// Render frames dropped because the capture side did not take them in time.
     pub render_frames_dropped: u64,
     pub resets: u64,
+    /// How much faster the speaker's clock runs than the microphone's, as measured (0 with
+    /// one sound card).
+    pub clock_drift_ppm: f64,
+    /// Played audio waiting for the microphone side (smoothed), in ms.
+    pub reference_slack_ms: f64,
+    /// Microphone frames for which nothing played had arrived (silence was assumed).
+    pub reference_underruns: u64,
+    /// Times the reference was realigned in one step (a stalled device) or re-learnt.
+    pub reference_realignments: u64,
 }
 
 /// Render samples waiting for the capture thread.
 #[derive(Debug)]
 struct RenderQueue {
-    samples: VecDeque<f32>,
+    compensator: DriftCompensator,
     /// Whether the echo canceller is on (when off, render audio is not kept).
     enabled: bool,
-    frames: u64,
+    samples: u64,
     dropped: u64,
 }
 
 impl RenderQueue {
     fn new(enabled: bool) -> Self {
         RenderQueue {
-            samples: VecDeque::with_capacity((RENDER_QUEUE_FRAMES + 1) * FRAME),
+            compensator: DriftCompensator::new(),
             enabled,
-            frames: 0,
+            samples: 0,
             dropped: 0,
         }
+    }
+
+    fn frames(&self) -> u64 {
+        self.samples / FRAME as u64
     }
 }
 
@@ -216,8 +229,8 @@ struct Engine {
     hangover: u32,
     /// Smoothed output power (linear, full scale 1.0).
     level_power: f32,
-    /// Render frames taken from the queue for one capture call.
-    render_taken: Vec<f32>,
+    /// The reference frame for the capture frame being processed.
+    render_frame: Vec<f32>,
     scratch: Vec<f32>,
     stats: VoiceProcessingStats,
 }
@@ -264,7 +277,7 @@ impl Engine {
             vad: new_vad(),
             hangover: 0,
             level_power: 0.0,
-            render_taken: Vec::with_capacity((RENDER_QUEUE_FRAMES + 1) * FRAME),
+            render_frame: vec![0.0; FRAME],
             scratch: vec![0.0; FRAME],
             stats: VoiceProcessingStats::default(),
         };
@@ -285,14 +298,13 @@ impl Engine {
         }
     }
 
-    /// Feeds the render frames taken from the queue to the echo canceller.
+    /// Feeds the reference frame to the echo canceller.
     fn analyze_render(&mut self) -> Result<(), VoiceError> {
-        for frame in self.render_taken.chunks_exact(FRAME) {
-            // Render processing does not change what is played; the output is not used.
-            self.apm
-                .process_render_f32(&[frame], &mut [self.scratch.as_mut_slice()])?;
-        }
-        self.render_taken.clear();
+        // Render processing does not change what is played; the output is not used.
+        self.apm.process_render_f32(
+            &[self.render_frame.as_slice()],
+            &mut [self.scratch.as_mut_slice()],
+        )?;
         Ok(())
     }
 
@@ -304,16 +316,21 @@ impl Engine {
         let power = frame.iter().map(|s| s * s).sum::<f32>() / FRAME as f32;
         self.level_power += LEVEL_SMOOTHING * (power - self.level_power);
 
-        // Below the floor a frame is not speech whatever the detector says: skip it (most of
-        // the time while the far end talks and the echo is removed, or in silence).
-        let probability = if power_to_dbfs(power) >= SPEECH_FLOOR_DBFS {
+        // Below the floor a frame is not speech whatever the detector says (most of the time
+        // while the far end talks and the echo is removed, or in silence). With gain control
+        // on, AGC2 has just run the same RNN detector on this frame (before its gain): its
+        // answer is taken instead of running the detector twice.
+        let apm_probability = self.apm.statistics().speech_probability;
+        let probability = if power_to_dbfs(power) < SPEECH_FLOOR_DBFS {
+            0.0
+        } else if let Some(probability) = apm_probability {
+            probability
+        } else {
             // The RNN voice activity detector of AGC2 works on 16-bit-scaled floats.
             for (scaled, s) in self.scratch.iter_mut().zip(frame.iter()) {
                 *scaled = s * 32_768.0;
             }
             self.vad.analyze(&self.scratch)
-        } else {
-            0.0
         };
         if probability >= SPEECH_PROBABILITY {
             self.hangover = SPEECH_HANGOVER_FRAMES;
@@ -371,47 +388,33 @@ impl VoiceProcessor {
         if !queue.enabled {
             return;
         }
-        let before = queue.samples.len() / FRAME;
-        queue.samples.extend(samples.iter().copied());
-        queue.frames += (queue.samples.len() / FRAME - before) as u64;
-        let excess = queue
-            .samples
-            .len()
-            .saturating_sub(RENDER_QUEUE_FRAMES * FRAME);
-        if excess > 0 {
-            // Whole frames from the front, so frames stay aligned.
-            let frames = excess.div_ceil(FRAME);
-            queue.samples.drain(..frames * FRAME);
-            queue.dropped += frames as u64;
-        }
+        queue.samples += samples.len() as u64;
+        queue.dropped += queue.compensator.push(samples);
     }
 
     /// Forgets the render audio queued so far without processing it: while the microphone is
     /// muted nothing is processed, and the reference must not pile up meanwhile, so that the
     /// canceller finds its usual alignment again on unmute (its filter is kept).
     pub fn discard_render(&self) {
-        self.render.lock().samples.clear();
+        self.render.lock().compensator.pause();
     }
 
     /// Processes microphone audio in place: whole 10 ms frames of 48 kHz mono (480 samples,
-    /// or a multiple). Takes the render audio queued so far first. About 0.3 ms of work per
-    /// frame with every stage on: call it on the thread that takes frames from the
-    /// microphone's queue to the encoder, not in the device callback.
+    /// or a multiple). Each frame first takes its 10 ms of reference from what was played.
+    /// About 0.2 ms of work per frame with every stage on: call it on the thread that takes
+    /// frames from the microphone's queue to the encoder, not in the device callback.
     pub fn process_capture(&self, samples: &mut [f32]) -> Result<(), VoiceError> {
         if samples.is_empty() || !samples.len().is_multiple_of(FRAME) {
             return Err(VoiceError::FrameSize(samples.len()));
         }
         let mut engine = self.engine.lock();
-        {
-            let mut queue = self.render.lock();
-            let whole = queue.samples.len() / FRAME * FRAME;
-            engine.render_taken.extend(queue.samples.drain(..whole));
-            engine.stats.render_frames = queue.frames;
-            engine.stats.render_frames_dropped = queue.dropped;
-        }
-        engine.analyze_render()?;
+        let engine = &mut *engine;
         let mut speaking = false;
         for frame in samples.chunks_exact_mut(FRAME) {
+            let played = self.render.lock().compensator.pull(&mut engine.render_frame);
+            if played {
+                engine.analyze_render()?;
+            }
             speaking = engine.process_frame(frame)?;
         }
         self.speaking.store(speaking, Ordering::Relaxed);
@@ -428,8 +431,13 @@ impl VoiceProcessor {
         let engine = self.engine.lock();
         let mut stats = engine.stats.clone();
         let queue = self.render.lock();
-        stats.render_frames = queue.frames;
+        stats.render_frames = queue.frames();
         stats.render_frames_dropped = queue.dropped;
+        let drift = queue.compensator.stats();
+        stats.clock_drift_ppm = drift.drift_ppm;
+        stats.reference_slack_ms = drift.slack_ms;
+        stats.reference_underruns = drift.underruns;
+        stats.reference_realignments = drift.realignments;
         stats
     }
 
@@ -451,7 +459,7 @@ impl VoiceProcessor {
         let mut queue = self.render.lock();
         queue.enabled = config.echo_cancellation;
         if !queue.enabled {
-            queue.samples.clear();
+            queue.compensator.pause();
         }
     }
 
@@ -464,7 +472,6 @@ impl VoiceProcessor {
         engine.vad = new_vad();
         engine.hangover = 0;
         engine.level_power = 0.0;
-        engine.render_taken.clear();
         engine.stats.resets += 1;
         engine.stats.speaking = false;
         engine.stats.speech_probability = 0.0;
@@ -472,7 +479,7 @@ impl VoiceProcessor {
         engine.stats.echo_delay_ms = None;
         engine.stats.erle_db = None;
         engine.stats.erl_db = None;
-        self.render.lock().samples.clear();
+        self.render.lock().compensator.reset();
         self.speaking.store(false, Ordering::Relaxed);
         tracing::debug!(resets = engine.stats.resets, "voice processing reset");
     }
@@ -550,11 +557,12 @@ mod tests {
         }
         let stats = p.stats();
         assert!(stats.render_frames_dropped >= 100, "{stats:?}");
-        assert!(p.render.lock().samples.len() <= RENDER_QUEUE_FRAMES * FRAME);
+        assert!(p.render.lock().compensator.available() <= (RATE as usize + FRAME) as f64);
         p.process_capture(&mut [0.0; FRAME])
             .unwrap_or_else(|e| panic!("{e}"));
-        // Whole frames were taken; the partial one waits for more samples.
-        assert!(p.render.lock().samples.len() < FRAME);
+        // One frame was taken.
+        let left = p.render.lock().compensator.available();
+        assert!(left <= (RATE as f64) - 400.0, "{left} samples left");
     }
 
     #[test]
@@ -591,7 +599,7 @@ mod tests {
         assert_eq!(stats.output_level_dbfs, SILENCE_DBFS);
         assert!(!p.is_speaking());
         assert_eq!(p.config(), config);
-        assert!(p.render.lock().samples.is_empty());
+        assert!(!p.render.lock().compensator.is_active());
         // And it keeps working.
         p.process_capture(&mut [0.0; FRAME])
             .unwrap_or_else(|e| panic!("{e}"));

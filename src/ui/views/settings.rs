@@ -79,7 +79,7 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
     ui.label(RichText::new("Devices").strong());
     changed |= device_pickers(ui, &mut settings, &model.devices);
     ui.label(
-        RichText::new("A new microphone or speaker is used from the next class you join.")
+        RichText::new("A new microphone or speaker is used at once; echo cancellation starts over.")
             .weak()
             .size(11.0),
     );
