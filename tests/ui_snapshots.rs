@@ -571,6 +571,24 @@ fn class_reconnecting_and_device_lost() {
     harness.snapshot("class_reconnecting");
 }
 
+/// Talking into a muted microphone: the hint says so, and Unmute is one click away.
+#[test]
+fn class_muted_talking_hint() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.live.snapshot.audio_enabled = false;
+    model.live.muted_talking = true;
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_muted_talking");
+    harness.get_by_label("Unmute").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::SetMicrophone(true)),
+        "Unmute unmutes"
+    );
+}
+
 /// The share picker lists displays with thumbnails; picking one starts the share.
 #[test]
 fn class_share_picker() {

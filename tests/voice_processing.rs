@@ -525,3 +525,81 @@ fn echo_canceller_follows_clock_drift_between_separate_devices() {
         assert_eq!(stats.render_frames_dropped, 0, "{ppm:+} ppm");
     }
 }
+
+/// A muted microphone, watched for the "you are muted" hint: `far` is played (and comes back
+/// through the room), `near` is the user. Returns whether the hint was on after each frame.
+fn muted_hint(far: &[f32], near: &[f32]) -> (VoiceProcessor, Vec<bool>) {
+    let len = far.len().max(near.len()).div_ceil(FRAME) * FRAME;
+    let at = |x: &[f32], i: usize| x.get(i).copied().unwrap_or(0.0);
+    let mut room = SimulatedRoom::new(SimulatedRoomConfig {
+        echo: ECHO,
+        noise: Some(MIC_NOISE),
+        seed: 3,
+    })
+    .expect("room");
+    let processor = VoiceProcessor::default();
+    let (mut render, mut near_frame, mut mic) =
+        (vec![0.0; FRAME], vec![0.0; FRAME], vec![0.0; FRAME]);
+    let mut hint = Vec::with_capacity(len / FRAME);
+    for start in (0..len).step_by(FRAME) {
+        for i in 0..FRAME {
+            render[i] = at(far, start + i);
+            near_frame[i] = at(near, start + i);
+        }
+        processor.process_render(&render);
+        room.process(&render, &near_frame, &mut mic).expect("room");
+        // Muted: the sender discards the reference and only watches the microphone.
+        processor.discard_render();
+        hint.push(processor.observe_muted(&mic).expect("muted frame"));
+    }
+    (processor, hint)
+}
+
+#[test]
+fn talking_into_a_muted_microphone_is_noticed_and_the_far_end_is_not() {
+    let t = talkers();
+    // The user talks while muted, nothing playing.
+    let mut near = silence(1.0);
+    near.extend_from_slice(&t.near);
+    set_active_level(&mut near, NEAR_END_DBFS);
+    let (processor, hint) = muted_hint(&[], &near);
+    let first_speech = active_frames(&near)
+        .iter()
+        .position(|&on| on)
+        .expect("speech");
+    let first_hint = hint.iter().position(|&on| on).expect("the hint comes on");
+    let on_share = hint.iter().filter(|&&on| on).count() as f64
+        / active_frames(&near).iter().filter(|&&on| on).count() as f64;
+    // The far end talks (loud, through the room) while the user is muted and silent.
+    let (_, echo_hint) = muted_hint(&t.far, &[]);
+    let echo_on = echo_hint.iter().filter(|&&on| on).count();
+    println!(
+        "muted: the hint comes on {} ms after the user starts talking and is on for {:.0} % as \
+         many frames as there is speech; with only the far end's echo it is on in {echo_on} of {} frames",
+        (first_hint - first_speech) * 10,
+        on_share * 100.0,
+        echo_hint.len()
+    );
+    assert!(
+        first_hint >= first_speech && first_hint - first_speech <= 100,
+        "the hint came {} frames after speech began",
+        first_hint as i64 - first_speech as i64
+    );
+    assert!(on_share > 0.7, "the hint was on {:.0} %", on_share * 100.0);
+    assert_eq!(echo_on, 0, "the far end's voice set off the hint");
+    assert_eq!(
+        processor.stats().muted_talking,
+        hint.last().copied().unwrap_or(false),
+        "the stats show the hint"
+    );
+
+    // Unmuting ends the hint at once.
+    let mut frame = vec![0.0; FRAME];
+    let (processor, hint) = muted_hint(&[], &near[..near.len().min(4 * RATE)]);
+    assert!(hint.iter().any(|&on| on));
+    processor
+        .process_capture(&mut frame)
+        .expect("capture after unmuting");
+    assert!(!processor.is_muted_talking());
+    assert!(!processor.stats().muted_talking);
+}

@@ -553,7 +553,10 @@ impl Worker {
         let snapshot = call.snapshot.borrow().clone();
         let reports = call.stats.report(interval);
         let local = call.local_report();
-        let self_speaking = match call.voice_stats() {
+        let voice = call.voice_stats();
+        let muted_talking =
+            !snapshot.audio_enabled && voice.as_ref().is_some_and(|voice| voice.muted_talking);
+        let self_speaking = match voice {
             Some(voice) => voice.speaking,
             None => local
                 .get("audio")
@@ -596,6 +599,7 @@ impl Worker {
             p.live.snapshot = snapshot;
             p.live.remote = remote;
             p.live.self_speaking = self_speaking;
+            p.live.muted_talking = muted_talking;
             p.live.device_problem = device_problem;
             p.notices.extend(notices);
             if ended {

@@ -188,6 +188,8 @@ pub struct LiveClass {
     pub remote: BTreeMap<String, RemoteLive>,
     /// We are speaking (voice activity from the processing, else our level).
     pub self_speaking: bool,
+    /// Our microphone is muted and we seem to be talking into it (the "you are muted" hint).
+    pub muted_talking: bool,
     /// A camera, microphone or speaker that failed during the class, in plain words.
     pub device_problem: Option<String>,
     /// The class was joined at least once (a later loss is a reconnect, not a first join).

@@ -26,8 +26,9 @@ use crate::media::audio_device::{FRAME, RATE};
 /// Interpolation kernel: windowed sinc over `2 × HALF` input samples.
 const HALF: usize = 8;
 const TAPS: usize = 2 * HALF;
-/// Fractional positions tabulated between two input samples (linear in between).
-const PHASES: usize = 256;
+/// Fractional positions tabulated between two input samples; the nearest is used (a timing
+/// error of at most 1/2048 sample, 10 ns: over 70 dB below the signal at 4 kHz).
+const PHASES: usize = 1024;
 /// Frames watched before the slack's target is set (0.5 s: several periods of any device)…
 const WARM_UP_FRAMES: u32 = 50;
 /// …of which the first ones (devices starting up) do not count.
@@ -248,21 +249,44 @@ impl DriftCompensator {
             }
         }
         let table = kernel_table();
-        for sample in out.iter_mut() {
-            let i = self.read.floor();
-            let mu = self.read - i;
-            let first = (i as u64 - (HALF as u64 - 1) - self.front) as usize;
-            let position = mu * PHASES as f64;
-            let phase = (position.floor() as usize).min(PHASES - 1);
-            let blend = (position - phase as f64) as f32;
-            let (a, b) = (&table[phase], &table[phase + 1]);
-            let mut acc = 0.0f32;
-            for tap in 0..TAPS {
-                let weight = a[tap] + blend * (b[tap] - a[tap]);
-                acc += self.buffer[first + tap] * weight;
+        if self.ratio == 1.0 && self.read.fract() == 0.0 {
+            // One clock: the kernel is a unit impulse; copy.
+            let first = (self.read as u64 - self.front) as usize;
+            for (k, sample) in out.iter_mut().enumerate() {
+                *sample = self.buffer[first + k];
             }
-            *sample = acc;
-            self.read += self.ratio;
+            self.read += out.len() as f64;
+        } else {
+            let (head, tail) = self.buffer.as_slices();
+            for sample in out.iter_mut() {
+                let i = self.read.floor();
+                let phase = ((self.read - i) * PHASES as f64).round() as usize;
+                // Phase PHASES is phase 0 of the next sample.
+                let (i, phase) = if phase == PHASES {
+                    (i + 1.0, 0)
+                } else {
+                    (i, phase)
+                };
+                let first = (i as u64 - (HALF as u64 - 1) - self.front) as usize;
+                let weights = &table[phase];
+                let mut acc = 0.0f32;
+                if first + TAPS <= head.len() {
+                    for (x, w) in head[first..first + TAPS].iter().zip(weights) {
+                        acc += x * w;
+                    }
+                } else if first >= head.len() {
+                    let at = first - head.len();
+                    for (x, w) in tail[at..at + TAPS].iter().zip(weights) {
+                        acc += x * w;
+                    }
+                } else {
+                    for (tap, w) in weights.iter().enumerate() {
+                        acc += self.buffer[first + tap] * w;
+                    }
+                }
+                *sample = acc;
+                self.read += self.ratio;
+            }
         }
         self.trim();
         true

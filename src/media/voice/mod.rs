@@ -8,6 +8,7 @@
 //! ```
 
 pub mod drift;
+pub mod muted;
 pub mod processing;
 pub mod room;
 

@@ -29,6 +29,7 @@ use sonora::{AudioProcessing, StreamConfig};
 use sonora_agc2::vad_wrapper::VoiceActivityDetectorWrapper;
 
 use super::drift::DriftCompensator;
+use super::muted::MutedSpeechDetector;
 use crate::media::audio_device::{FRAME, RATE};
 
 /// Speech probability from the voice activity detector above which a frame is speech.
@@ -194,6 +195,9 @@ pub struct VoiceProcessingStats {
     pub reference_underruns: u64,
     /// Times the reference was realigned in one step (a stalled device) or re-learnt.
     pub reference_realignments: u64,
+    /// The microphone is muted and the user seems to be talking into it (see
+    /// [`VoiceProcessor::observe_muted`]).
+    pub muted_talking: bool,
 }
 
 /// Render samples waiting for the capture thread.
@@ -204,7 +208,13 @@ struct RenderQueue {
     enabled: bool,
     samples: u64,
     dropped: u64,
+    /// What the speakers played lately: the power of the loudest recent 10 ms, fading by
+    /// 1 dB per 10 ms (full scale 1.0).
+    played_power: f32,
 }
+
+/// Fading of [`RenderQueue::played_power`] per 10 ms (−1 dB).
+const PLAYED_DECAY: f32 = 0.794;
 
 impl RenderQueue {
     fn new(enabled: bool) -> Self {
@@ -213,7 +223,17 @@ impl RenderQueue {
             enabled,
             samples: 0,
             dropped: 0,
+            played_power: 0.0,
         }
+    }
+
+    fn note_played(&mut self, samples: &[f32]) {
+        if samples.is_empty() {
+            return;
+        }
+        let power = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
+        let decay = PLAYED_DECAY.powf(samples.len() as f32 / FRAME as f32);
+        self.played_power = power.max(self.played_power * decay);
     }
 
     fn frames(&self) -> u64 {
@@ -231,6 +251,7 @@ struct Engine {
     level_power: f32,
     /// The reference frame for the capture frame being processed.
     render_frame: Vec<f32>,
+    muted: MutedSpeechDetector,
     scratch: Vec<f32>,
     stats: VoiceProcessingStats,
 }
@@ -278,6 +299,7 @@ impl Engine {
             hangover: 0,
             level_power: 0.0,
             render_frame: vec![0.0; FRAME],
+            muted: MutedSpeechDetector::default(),
             scratch: vec![0.0; FRAME],
             stats: VoiceProcessingStats::default(),
         };
@@ -362,6 +384,7 @@ pub struct VoiceProcessor {
     engine: Mutex<Engine>,
     render: Mutex<RenderQueue>,
     speaking: AtomicBool,
+    muted_talking: AtomicBool,
 }
 
 impl Default for VoiceProcessor {
@@ -377,6 +400,7 @@ impl VoiceProcessor {
             engine: Mutex::new(Engine::new(config)),
             render: Mutex::new(RenderQueue::new(config.echo_cancellation)),
             speaking: AtomicBool::new(false),
+            muted_talking: AtomicBool::new(false),
         }
     }
 
@@ -385,6 +409,7 @@ impl VoiceProcessor {
     /// when the capture side does not keep up (e.g. the microphone is closed).
     pub fn process_render(&self, samples: &[f32]) {
         let mut queue = self.render.lock();
+        queue.note_played(samples);
         if !queue.enabled {
             return;
         }
@@ -409,6 +434,11 @@ impl VoiceProcessor {
         }
         let mut engine = self.engine.lock();
         let engine = &mut *engine;
+        if engine.muted.is_talking() {
+            engine.muted.reset();
+            engine.stats.muted_talking = false;
+            self.muted_talking.store(false, Ordering::Relaxed);
+        }
         let mut speaking = false;
         for frame in samples.chunks_exact_mut(FRAME) {
             let played = self.render.lock().compensator.pull(&mut engine.render_frame);
@@ -419,6 +449,37 @@ impl VoiceProcessor {
         }
         self.speaking.store(speaking, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Watches the microphone while it is muted, instead of processing it: whole 10 ms frames,
+    /// as [`process_capture`](Self::process_capture) takes them, left unchanged. Cheap (a level
+    /// per frame; the voice activity detector only for loud frames). Returns whether the user
+    /// seems to be talking into the muted microphone: loud enough, above any echo of what was
+    /// played, and speech to the detector, for about 0.2 s (see [`super::muted`]).
+    pub fn observe_muted(&self, samples: &[f32]) -> Result<bool, VoiceError> {
+        if samples.is_empty() || !samples.len().is_multiple_of(FRAME) {
+            return Err(VoiceError::FrameSize(samples.len()));
+        }
+        let played_dbfs = power_to_dbfs(self.render.lock().played_power);
+        let mut engine = self.engine.lock();
+        let engine = &mut *engine;
+        let echo_loss = engine.stats.erl_db.map(|db| db as f32);
+        let mut talking = false;
+        for frame in samples.chunks_exact(FRAME) {
+            talking = engine
+                .muted
+                .observe(frame, played_dbfs, echo_loss, &mut engine.vad);
+        }
+        engine.stats.muted_talking = talking;
+        engine.stats.speaking = false;
+        self.speaking.store(false, Ordering::Relaxed);
+        self.muted_talking.store(talking, Ordering::Relaxed);
+        Ok(talking)
+    }
+
+    /// See [`observe_muted`](Self::observe_muted): false once the microphone is unmuted.
+    pub fn is_muted_talking(&self) -> bool {
+        self.muted_talking.load(Ordering::Relaxed)
     }
 
     /// Local voice activity: the processed microphone signal carries speech (AGC2's RNN voice
@@ -473,6 +534,9 @@ impl VoiceProcessor {
         engine.hangover = 0;
         engine.level_power = 0.0;
         engine.stats.resets += 1;
+        engine.muted.reset();
+        engine.stats.muted_talking = false;
+        self.muted_talking.store(false, Ordering::Relaxed);
         engine.stats.speaking = false;
         engine.stats.speech_probability = 0.0;
         engine.stats.output_level_dbfs = SILENCE_DBFS;

@@ -135,6 +135,13 @@ fn banners(ui: &mut egui::Ui, model: &UiModel) {
     if let Some(notice) = &model.notice {
         banner(ui, Palette::ACCENT.gamma_multiply(1.4), notice);
     }
+    if model.live.muted_talking && !model.live.snapshot.audio_enabled {
+        banner(
+            ui,
+            Palette::WARNING,
+            "You are muted. Press Unmute (Ctrl+Shift+M) to be heard.",
+        );
+    }
 }
 
 /// The tile shown large: the pinned one, else a screen share.

@@ -1,5 +1,6 @@
 //! One video tile: the picture (fitted, never stretched), or the person's initials when there
-//! is none; name, mic, hand and network-quality marks; a green frame while they speak.
+//! is none; name and mic bottom left, network quality and hand bottom right; a green frame
+//! while they speak.
 
 use egui::{Color32, CornerRadius, FontId, Rect, Sense, Stroke, StrokeKind, pos2, vec2};
 
@@ -142,10 +143,12 @@ pub fn show(
         name_galley,
         Palette::TILE_TEXT,
     );
-    // Top right: a raised hand, and how the connection to them is doing.
-    let mut corner = rect.right_top() + vec2(-8.0, 8.0);
+    // Bottom right, on the name plate's line (the top of a picture stays clear: it is where
+    // people put what they show, and where the test pattern keeps its stamp): how the
+    // connection to them is doing, and a raised hand.
+    let mut corner = rect.right_bottom() + vec2(-8.0, -6.0 - plate_height);
     if let Some(quality) = info.quality.filter(|_| !is_screen) {
-        let bars = Rect::from_min_size(corner - vec2(18.0, 0.0), vec2(18.0, 18.0));
+        let bars = Rect::from_min_size(corner - vec2(18.0, -2.0), vec2(18.0, 18.0));
         let (level, color) = match quality {
             NetworkQuality::Connecting => (0, Palette::TILE_TEXT),
             NetworkQuality::Poor => (1, Palette::DANGER),
@@ -161,7 +164,7 @@ pub fn show(
         corner.x -= 26.0;
     }
     if info.hand_raised && !is_screen {
-        let hand = Rect::from_min_size(corner - vec2(22.0, 0.0), vec2(22.0, 22.0));
+        let hand = Rect::from_min_size(corner - vec2(22.0, 0.0), vec2(22.0, plate_height));
         painter.rect_filled(hand.expand(1.0), CornerRadius::same(4), Palette::WARNING);
         icons::hand(&painter, hand.shrink(2.0), Color32::from_rgb(40, 30, 0));
     }
