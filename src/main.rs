@@ -118,7 +118,18 @@ fn user_overrides(flag_server_url: Option<String>) -> Overrides {
                     classroom::ui::model::ServerChoice::Local { .. } => None,
                 })
         }),
-        user_voice_processing: saved.map(|saved| saved.settings.voice_processing),
+        user_voice_processing: saved.as_ref().map(|saved| saved.settings.voice_processing),
+        user_voice_stages: saved
+            .map(|saved| {
+                let stages = saved.settings.voice_stages;
+                classroom::policy::UserVoiceStages {
+                    echo_cancellation: Some(stages.echo_cancellation),
+                    noise_suppression: Some(stages.noise_suppression),
+                    gain_control: Some(stages.gain_control),
+                    high_pass_filter: Some(stages.high_pass_filter),
+                }
+            })
+            .unwrap_or_default(),
         env_server_url: std::env::var("CLASSROOM_SERVER")
             .ok()
             .filter(|url| !url.is_empty()),
@@ -156,6 +167,10 @@ fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
         ("screen_share", &config.screen_share),
         ("chat", &config.chat),
         ("voice_processing", &config.voice_processing),
+        ("echo_cancellation", &config.echo_cancellation),
+        ("noise_suppression", &config.noise_suppression),
+        ("gain_control", &config.gain_control),
+        ("high_pass_filter", &config.high_pass_filter),
     ] {
         println!("{name:<17} {:<40} {}", value.value, origin(value.origin));
     }

@@ -26,16 +26,24 @@ pub enum PolicyKey {
     ScreenShare,
     Chat,
     VoiceProcessing,
+    EchoCancellation,
+    NoiseSuppression,
+    GainControl,
+    HighPassFilter,
 }
 
 impl PolicyKey {
-    pub const ALL: [PolicyKey; 6] = [
+    pub const ALL: [PolicyKey; 10] = [
         PolicyKey::ServerUrl,
         PolicyKey::IceServers,
         PolicyKey::LocalClass,
         PolicyKey::ScreenShare,
         PolicyKey::Chat,
         PolicyKey::VoiceProcessing,
+        PolicyKey::EchoCancellation,
+        PolicyKey::NoiseSuppression,
+        PolicyKey::GainControl,
+        PolicyKey::HighPassFilter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +54,10 @@ impl PolicyKey {
             PolicyKey::ScreenShare => "screen_share",
             PolicyKey::Chat => "chat",
             PolicyKey::VoiceProcessing => "voice_processing",
+            PolicyKey::EchoCancellation => "echo_cancellation",
+            PolicyKey::NoiseSuppression => "noise_suppression",
+            PolicyKey::GainControl => "gain_control",
+            PolicyKey::HighPassFilter => "high_pass_filter",
         }
     }
 }
@@ -62,8 +74,13 @@ pub struct Policy {
     pub local_class: Option<bool>,
     pub screen_share: Option<bool>,
     pub chat: Option<bool>,
-    /// Echo cancellation, noise suppression, gain control.
+    /// The voice processing stage as a whole (off: every stage below is off).
     pub voice_processing: Option<bool>,
+    /// Its stages one by one (each on by default, as in a browser).
+    pub echo_cancellation: Option<bool>,
+    pub noise_suppression: Option<bool>,
+    pub gain_control: Option<bool>,
+    pub high_pass_filter: Option<bool>,
     /// Keys the user cannot change.
     #[serde(default)]
     pub locked: BTreeSet<PolicyKey>,
@@ -199,6 +216,19 @@ pub struct EffectiveConfig {
     pub screen_share: Effective<bool>,
     pub chat: Effective<bool>,
     pub voice_processing: Effective<bool>,
+    pub echo_cancellation: Effective<bool>,
+    pub noise_suppression: Effective<bool>,
+    pub gain_control: Effective<bool>,
+    pub high_pass_filter: Effective<bool>,
+}
+
+/// The voice processing stages a user chose (the window's settings), for [`Overrides`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserVoiceStages {
+    pub echo_cancellation: Option<bool>,
+    pub noise_suppression: Option<bool>,
+    pub gain_control: Option<bool>,
+    pub high_pass_filter: Option<bool>,
 }
 
 /// The layers above the policy.
@@ -207,6 +237,7 @@ pub struct Overrides {
     /// The user's own settings (the window's settings file).
     pub user_server_url: Option<String>,
     pub user_voice_processing: Option<bool>,
+    pub user_voice_stages: UserVoiceStages,
     /// `CLASSROOM_SERVER`.
     pub env_server_url: Option<String>,
     /// `--server`.
@@ -244,6 +275,15 @@ fn layer<T: Clone>(
         }
     }
     effective
+}
+
+/// Only the user's settings (no environment variable or flag) set this key.
+fn user_only<T>(user: Option<T>) -> [(Option<T>, Origin); 3] {
+    [
+        (user, Origin::User),
+        (None, Origin::Environment),
+        (None, Origin::CommandLine),
+    ]
 }
 
 /// No layer above the policy sets this key.
@@ -299,13 +339,50 @@ impl EffectiveConfig {
                 PolicyKey::VoiceProcessing,
                 policy,
                 policy.voice_processing,
-                [
-                    (overrides.user_voice_processing, Origin::User),
-                    (None, Origin::Environment),
-                    (None, Origin::CommandLine),
-                ],
+                user_only(overrides.user_voice_processing),
+            ),
+            echo_cancellation: layer(
+                true,
+                PolicyKey::EchoCancellation,
+                policy,
+                policy.echo_cancellation,
+                user_only(overrides.user_voice_stages.echo_cancellation),
+            ),
+            noise_suppression: layer(
+                true,
+                PolicyKey::NoiseSuppression,
+                policy,
+                policy.noise_suppression,
+                user_only(overrides.user_voice_stages.noise_suppression),
+            ),
+            gain_control: layer(
+                true,
+                PolicyKey::GainControl,
+                policy,
+                policy.gain_control,
+                user_only(overrides.user_voice_stages.gain_control),
+            ),
+            high_pass_filter: layer(
+                true,
+                PolicyKey::HighPassFilter,
+                policy,
+                policy.high_pass_filter,
+                user_only(overrides.user_voice_stages.high_pass_filter),
             ),
         }
+    }
+
+    /// The voice processing to run: `None` when it is off as a whole, else the stages.
+    pub fn voice(&self) -> Option<crate::media::voice::VoiceProcessingConfig> {
+        self.voice_processing
+            .value
+            .then(|| crate::media::voice::VoiceProcessingConfig {
+                echo_cancellation: self.echo_cancellation.value,
+                noise_suppression: self.noise_suppression.value,
+                gain_control: self.gain_control.value,
+                high_pass_filter: self.high_pass_filter.value,
+                ..Default::default()
+            })
     }
 
     /// The policy's STUN/TURN servers as ICE servers for the peer connections.
@@ -345,6 +422,10 @@ mod windows {
             screen_share: switch("screen_share"),
             chat: switch("chat"),
             voice_processing: switch("voice_processing"),
+            echo_cancellation: switch("echo_cancellation"),
+            noise_suppression: switch("noise_suppression"),
+            gain_control: switch("gain_control"),
+            high_pass_filter: switch("high_pass_filter"),
             locked: key
                 .get_value::<Vec<String>, _>("locked")
                 .unwrap_or_default()
@@ -375,6 +456,7 @@ locked = ["server_url", "local_class"]
             env_server_url: Some("http://env".into()),
             flag_server_url: Some("http://flag".into()),
             user_voice_processing: Some(false),
+            ..Overrides::default()
         };
         let config = EffectiveConfig::resolve(&policy, &overrides);
         assert_eq!(config.server_url.value, "https://classroom.school.org");
@@ -389,6 +471,39 @@ locked = ["server_url", "local_class"]
         // Not managed: the user's choice stands.
         assert!(!config.voice_processing.value);
         assert_eq!(config.voice_processing.origin, Origin::User);
+    }
+
+    #[test]
+    fn each_voice_processing_stage_is_managed_on_its_own() {
+        let policy = Policy::from_toml(
+            "gain_control = false\nnoise_suppression = false\nlocked = [\"gain_control\"]\n",
+            Path::new("policy.toml"),
+        )
+        .unwrap();
+        let user = Overrides {
+            user_voice_stages: UserVoiceStages {
+                gain_control: Some(true),
+                noise_suppression: Some(true),
+                high_pass_filter: Some(false),
+                ..UserVoiceStages::default()
+            },
+            ..Overrides::default()
+        };
+        let config = EffectiveConfig::resolve(&policy, &user);
+        // Locked off: the user's "on" does not count.
+        assert!(!config.gain_control.value && config.gain_control.locked());
+        // Preset off, not locked: the user turned it back on.
+        assert!(config.noise_suppression.value);
+        assert_eq!(config.noise_suppression.origin, Origin::User);
+        let voice = config.voice().expect("the stage runs");
+        assert!(voice.echo_cancellation && voice.noise_suppression);
+        assert!(!voice.gain_control && !voice.high_pass_filter);
+        // The whole stage off: no stage runs.
+        let off = Overrides {
+            user_voice_processing: Some(false),
+            ..user
+        };
+        assert_eq!(EffectiveConfig::resolve(&policy, &off).voice(), None);
     }
 
     #[test]

@@ -545,6 +545,15 @@ fn class_settings_panel() {
     harness.get_by_label("Light").click();
     harness.run();
     assert_eq!(harness.state().model.settings.theme, ThemeChoice::Light);
+    // A voice processing stage switched during the class applies at once.
+    harness.get_by_label("Noise suppression").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::SetVoiceProcessing(settings)
+            if !settings.voice_stages.noise_suppression && settings.voice_stages.echo_cancellation,
+        "the stage is switched off in the call"
+    );
 }
 
 /// The light theme.

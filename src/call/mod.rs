@@ -182,6 +182,18 @@ impl CallHandle {
             .map_or(0, |controls| controls[0].audio_switches.load(Ordering::Relaxed))
     }
 
+    /// Switches voice processing stages on or off during the call. Returns false when the
+    /// call runs without the stage (joined with it off): then nothing changes.
+    pub fn set_voice_config(&self, config: VoiceProcessingConfig) -> bool {
+        match &self.local.voice {
+            Some(voice) => {
+                voice.set_config(config);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The voice processing stage's state, when it runs.
     pub fn voice_stats(&self) -> Option<VoiceProcessingStats> {
         self.local.voice.as_ref().map(|voice| voice.stats())

@@ -81,6 +81,17 @@ impl ClassroomApp {
         if config.voice_processing.locked() {
             app.model.settings.voice_processing = config.voice_processing.value;
         }
+        let stages = &mut app.model.settings.voice_stages;
+        for (stage, effective) in [
+            (&mut stages.echo_cancellation, &config.echo_cancellation),
+            (&mut stages.noise_suppression, &config.noise_suppression),
+            (&mut stages.gain_control, &config.gain_control),
+            (&mut stages.high_pass_filter, &config.high_pass_filter),
+        ] {
+            if effective.locked() {
+                *stage = effective.value;
+            }
+        }
         app.model.start.error = setup.policy_problem;
         app.store = store;
         app.send(Request::EnumerateDevices);
@@ -349,11 +360,16 @@ impl ClassroomApp {
                     || settings.video_quality != model.settings.video_quality;
                 let audio_changed = settings.microphone != model.settings.microphone
                     || settings.speaker != model.settings.speaker;
+                let voice_changed = settings.voice_processing != model.settings.voice_processing
+                    || settings.voice_stages != model.settings.voice_stages;
                 if in_class && camera_changed {
                     self.send(Request::SwitchCamera(settings.clone()));
                 }
                 if in_class && audio_changed {
                     self.send(Request::SwitchAudio(settings.clone()));
+                }
+                if in_class && voice_changed {
+                    self.send(Request::SetVoiceProcessing(settings.clone()));
                 }
                 let model = &mut self.model;
                 model.settings = settings;

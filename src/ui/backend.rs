@@ -59,6 +59,8 @@ pub enum Request {
     SwitchCamera(Settings),
     /// The microphone or speaker changed in the settings during the class.
     SwitchAudio(Settings),
+    /// The voice processing switches changed in the settings during the class.
+    SetVoiceProcessing(Settings),
     /// Write the settings and recent classes to the user's store.
     Save {
         settings: Settings,
@@ -344,6 +346,17 @@ impl Worker {
                         microphone: settings.microphone.clone(),
                         speaker: settings.speaker.clone(),
                     });
+                }
+            }
+            Request::SetVoiceProcessing(settings) => {
+                if let Some(call) = &self.call {
+                    // Joined without the stage (it was off): it runs from the next join.
+                    let config = if settings.voice_processing {
+                        settings.voice_stages.config()
+                    } else {
+                        VoiceProcessingConfig::all_off()
+                    };
+                    call.set_voice_config(config);
                 }
             }
             Request::ShareScreen(id) => {
@@ -803,7 +816,7 @@ fn call_config(
         camera: camera_input(settings),
         screen: screen_input(&settings.screen).unwrap_or(VideoInput::None),
         voice: (settings.voice_processing && audio != AudioInput::Tone)
-            .then(VoiceProcessingConfig::default),
+            .then(|| settings.voice_stages.config()),
         audio,
         room: None,
         speaker: media.audio_devices.then(|| settings.speaker.clone()),

@@ -130,8 +130,44 @@ pub struct Settings {
     pub screen: String,
     pub video_quality: VideoQuality,
     pub theme: ThemeChoice,
-    /// Echo cancellation, noise suppression and gain control (a browser's default).
+    /// The voice processing stage as a whole (a browser's default).
     pub voice_processing: bool,
+    /// Its stages one by one.
+    #[serde(default)]
+    pub voice_stages: VoiceStages,
+}
+
+/// Which voice processing stages run: each on by default, as in a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct VoiceStages {
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    pub gain_control: bool,
+    pub high_pass_filter: bool,
+}
+
+impl Default for VoiceStages {
+    fn default() -> Self {
+        VoiceStages {
+            echo_cancellation: true,
+            noise_suppression: true,
+            gain_control: true,
+            high_pass_filter: true,
+        }
+    }
+}
+
+impl VoiceStages {
+    pub fn config(self) -> crate::media::voice::VoiceProcessingConfig {
+        crate::media::voice::VoiceProcessingConfig {
+            echo_cancellation: self.echo_cancellation,
+            noise_suppression: self.noise_suppression,
+            gain_control: self.gain_control,
+            high_pass_filter: self.high_pass_filter,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for Settings {
@@ -144,6 +180,7 @@ impl Default for Settings {
             video_quality: VideoQuality::Standard,
             theme: ThemeChoice::Dark,
             voice_processing: true,
+            voice_stages: VoiceStages::default(),
         }
     }
 }
@@ -250,6 +287,8 @@ pub struct Managed {
     pub screen_share: bool,
     pub chat: bool,
     pub voice_processing_locked: bool,
+    /// Echo cancellation, noise suppression, gain control, high-pass filter: set by the school.
+    pub voice_stages_locked: [bool; 4],
 }
 
 impl Default for Managed {
@@ -260,6 +299,7 @@ impl Default for Managed {
             screen_share: true,
             chat: true,
             voice_processing_locked: false,
+            voice_stages_locked: [false; 4],
         }
     }
 }
@@ -272,6 +312,12 @@ impl Managed {
             screen_share: config.screen_share.value,
             chat: config.chat.value,
             voice_processing_locked: config.voice_processing.locked(),
+            voice_stages_locked: [
+                config.echo_cancellation.locked(),
+                config.noise_suppression.locked(),
+                config.gain_control.locked(),
+                config.high_pass_filter.locked(),
+            ],
         }
     }
 }

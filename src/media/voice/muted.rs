@@ -25,10 +25,9 @@ const SPEECH_PROBABILITY: f32 = 0.8;
 /// The evidence counter: +2 per speech frame, −1 per other frame, at most this.
 const EVIDENCE_MAX: u32 = 100;
 /// The hint starts at this much evidence (0.2 s of speech frames; with the detector's own
-/// ramp-up, about 0.5 s after the talking starts)…
+/// ramp-up, about 0.5 s after the talking starts), and ends when the evidence is all gone
+/// (0.4–1 s after the talking stops).
 const EVIDENCE_ON: u32 = 40;
-/// …and ends when the evidence is gone (about 0.4–1 s after the talking stops).
-const EVIDENCE_OFF: u32 = 0;
 
 /// Watches a muted microphone, 10 ms frame by frame.
 #[derive(Debug, Default)]
@@ -89,7 +88,7 @@ impl MutedSpeechDetector {
         };
         if self.evidence >= EVIDENCE_ON {
             self.talking = true;
-        } else if self.evidence <= EVIDENCE_OFF {
+        } else if self.evidence == 0 {
             self.talking = false;
         }
         self.talking

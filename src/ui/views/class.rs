@@ -43,7 +43,11 @@ pub fn show(
             .show(ui, |ui| match panel {
                 Panel::Chat => chat::show(ui, model, view, actions),
                 Panel::People => people::show(ui, model),
-                Panel::Settings => settings::show(ui, model, actions),
+                Panel::Settings => {
+                    egui::ScrollArea::vertical()
+                        .auto_shrink([false, false])
+                        .show(ui, |ui| settings::show(ui, model, actions));
+                }
             });
     }
     egui::CentralPanel::default()

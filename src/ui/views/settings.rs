@@ -104,13 +104,33 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
     changed |= ui
         .add_enabled(
             !model.managed.voice_processing_locked,
-            egui::Checkbox::new(
-                &mut settings.voice_processing,
-                "Echo cancellation, noise suppression, gain control",
-            ),
+            egui::Checkbox::new(&mut settings.voice_processing, "Voice processing"),
         )
         .on_disabled_hover_text("Set by your school")
         .changed();
+    let master = settings.voice_processing;
+    let stages = &mut settings.voice_stages;
+    let locks = model.managed.voice_stages_locked;
+    ui.indent("voice stages", |ui| {
+        for ((stage, label), locked) in [
+            (&mut stages.echo_cancellation, "Echo cancellation"),
+            (&mut stages.noise_suppression, "Noise suppression"),
+            (&mut stages.gain_control, "Automatic gain control"),
+            (&mut stages.high_pass_filter, "Low-rumble filter"),
+        ]
+        .into_iter()
+        .zip(locks)
+        {
+            changed |= ui
+                .add_enabled(master && !locked, egui::Checkbox::new(stage, label))
+                .on_disabled_hover_text(if locked {
+                    "Set by your school"
+                } else {
+                    "Voice processing is off"
+                })
+                .changed();
+        }
+    });
     ui.add_space(10.0);
     ui.label(RichText::new("Theme").strong());
     ui.horizontal(|ui| {
