@@ -123,7 +123,10 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .build_layer();
     handlers::register(&io, state.clone());
-    let app = http::routes(state.clone()).layer(layer);
+    // The outer layer runs first: Socket.IO gets requests whose head owns its bytes.
+    let app = http::routes(state.clone())
+        .layer(layer)
+        .layer(axum::middleware::map_request(http::detach_request_head));
     Ok(Prepared { state, io, app })
 }
 
