@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use classroom::call::sender::{AudioDevices, AudioInput, VideoInput};
 use classroom::call::{CallConfig, CallHandle};
-use classroom::media::audio_device::input_devices;
+use classroom::media::audio_device::{AudioDeviceInfo, input_devices, output_devices};
 use classroom::media::voice::VoiceProcessingConfig;
 use classroom::rtc::PeerOptions;
 use classroom::session::SessionConfig;
@@ -23,27 +23,24 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
+/// ALSA's `null` device (cpal names it by its description), else the first one.
+fn null_device(devices: &[AudioDeviceInfo]) -> String {
+    devices
+        .iter()
+        .find(|d| d.name.starts_with("Discard all samples"))
+        .or(devices.first())
+        .map(|d| d.name.clone())
+        .expect("at least ALSA's null device")
+}
+
 fn capture_frames(call: &CallHandle) -> u64 {
     call.voice_stats().map_or(0, |s| s.capture_frames)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microphone_and_speaker_switch_mid_call_and_the_stage_starts_over() {
-    // ALSA's `null` device (cpal names it by its description).
-    let inputs = input_devices().expect("ALSA lists input devices");
-    let null = inputs
-        .iter()
-        .find(|d| d.name.starts_with("Discard all samples"))
-        .or(inputs.first())
-        .map(|d| d.name.clone())
-        .expect("at least ALSA's null device");
-    let outputs = classroom::media::audio_device::output_devices().expect("ALSA lists outputs");
-    let null_out = outputs
-        .iter()
-        .find(|d| d.name.starts_with("Discard all samples"))
-        .or(outputs.first())
-        .map(|d| d.name.clone())
-        .expect("at least ALSA's null device");
+    let null = null_device(&input_devices().expect("ALSA lists input devices"));
+    let null_out = null_device(&output_devices().expect("ALSA lists output devices"));
     let server = classroom_signaling::start(classroom_signaling::ServerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         dev_mode: true,
