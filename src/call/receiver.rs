@@ -224,11 +224,17 @@ async fn read_video(
         if out.keyframe_needed || decode_failed.swap(false, Ordering::Relaxed) {
             request_keyframe(&track, &mut last_pli).await;
         }
+        let mut dropping = false;
         for unit in out.units {
-            if units.try_send(unit).is_err() {
-                // The decoder is behind: drop, and restart from a keyframe.
+            if dropping || units.try_send(unit).is_err() {
+                // The decoder is behind: drop this picture and those that refer to it, and
+                // restart from a keyframe (decoding them would only give errors or garbage).
                 counters.lock().pictures_dropped += 1;
-                request_keyframe(&track, &mut last_pli).await;
+                if !dropping {
+                    dropping = true;
+                    assembler.resync();
+                    request_keyframe(&track, &mut last_pli).await;
+                }
             }
         }
     }

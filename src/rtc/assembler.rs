@@ -86,6 +86,12 @@ impl FrameAssembler {
         self.resync
     }
 
+    /// A picture given out was dropped after all (its decoder fell behind): what follows
+    /// refers to it, so pictures are dropped until the next keyframe, as after a loss.
+    pub fn resync(&mut self) {
+        self.resync = true;
+    }
+
     fn extend(&self, sequence_number: u16) -> u64 {
         let Some(highest) = self.highest else {
             return u64::from(sequence_number) + (1 << 16);
@@ -274,6 +280,22 @@ mod tests {
                 Bytes::from(vec![0x7c, start | end | nal_type, index as u8])
             })
             .collect()
+    }
+
+    #[test]
+    fn after_a_picture_is_dropped_downstream_only_a_keyframe_is_given_out() {
+        let mut assembler = FrameAssembler::new();
+        assert_eq!(assembler.push(piece(1, 100, true, nal(5, 1))).units.len(), 1);
+        assert_eq!(assembler.push(piece(2, 200, true, nal(1, 2))).units.len(), 1);
+        // The decoder's queue was full: picture 2 never reached it.
+        assembler.resync();
+        assert!(assembler.awaiting_keyframe());
+        let out = assembler.push(piece(3, 300, true, nal(1, 3)));
+        assert!(out.units.is_empty(), "a picture that refers to the dropped one");
+        assert!(out.keyframe_needed);
+        let out = assembler.push(piece(4, 400, true, nal(5, 4)));
+        assert_eq!(out.units.len(), 1);
+        assert!(!assembler.awaiting_keyframe());
     }
 
     #[test]
