@@ -324,6 +324,12 @@ impl SincResampler {
     ) -> f32 {
         let input = &self.input_buffer[input_offset..input_offset + KERNEL_SIZE];
         let k1 = &self.kernel_storage[k1_offset..k1_offset + KERNEL_SIZE];
+        // Classroom patch: an output that falls exactly on a tabulated kernel offset needs one
+        // convolution, not two blended. For 48 → 32 kHz (ratio 3:2) every output does: the
+        // fractional positions are 0 and 1/2, offsets 0 and 16 of 32.
+        if kernel_interpolation_factor == 0.0 {
+            return self.simd.dot_product(input, k1);
+        }
         let k2 = &self.kernel_storage[k2_offset..k2_offset + KERNEL_SIZE];
 
         self.simd
