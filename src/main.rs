@@ -119,17 +119,7 @@ fn user_overrides(flag_server_url: Option<String>) -> Overrides {
                 })
         }),
         user_voice_processing: saved.as_ref().map(|saved| saved.settings.voice_processing),
-        user_voice_stages: saved
-            .map(|saved| {
-                let stages = saved.settings.voice_stages;
-                classroom::policy::UserVoiceStages {
-                    echo_cancellation: Some(stages.echo_cancellation),
-                    noise_suppression: Some(stages.noise_suppression),
-                    gain_control: Some(stages.gain_control),
-                    high_pass_filter: Some(stages.high_pass_filter),
-                }
-            })
-            .unwrap_or_default(),
+        user_voice_stages: saved.map(|saved| saved.settings.voice_stages),
         env_server_url: std::env::var("CLASSROOM_SERVER")
             .ok()
             .filter(|url| !url.is_empty()),

@@ -222,14 +222,6 @@ pub struct EffectiveConfig {
     pub high_pass_filter: Effective<bool>,
 }
 
-/// The voice processing stages a user chose (the window's settings), for [`Overrides`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UserVoiceStages {
-    pub echo_cancellation: Option<bool>,
-    pub noise_suppression: Option<bool>,
-    pub gain_control: Option<bool>,
-    pub high_pass_filter: Option<bool>,
-}
 
 /// The layers above the policy.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -237,7 +229,8 @@ pub struct Overrides {
     /// The user's own settings (the window's settings file).
     pub user_server_url: Option<String>,
     pub user_voice_processing: Option<bool>,
-    pub user_voice_stages: UserVoiceStages,
+    /// The stages the user chose (each key of it a user value).
+    pub user_voice_stages: Option<crate::media::voice::VoiceProcessingConfig>,
     /// `CLASSROOM_SERVER`.
     pub env_server_url: Option<String>,
     /// `--server`.
@@ -300,6 +293,7 @@ pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:3001";
 
 impl EffectiveConfig {
     pub fn resolve(policy: &Policy, overrides: &Overrides) -> EffectiveConfig {
+        let user_stages = overrides.user_voice_stages;
         EffectiveConfig {
             server_url: layer(
                 DEFAULT_SERVER_URL.to_owned(),
@@ -346,44 +340,33 @@ impl EffectiveConfig {
                 PolicyKey::EchoCancellation,
                 policy,
                 policy.echo_cancellation,
-                user_only(overrides.user_voice_stages.echo_cancellation),
+                user_only(user_stages.map(|s| s.echo_cancellation)),
             ),
             noise_suppression: layer(
                 true,
                 PolicyKey::NoiseSuppression,
                 policy,
                 policy.noise_suppression,
-                user_only(overrides.user_voice_stages.noise_suppression),
+                user_only(user_stages.map(|s| s.noise_suppression)),
             ),
             gain_control: layer(
                 true,
                 PolicyKey::GainControl,
                 policy,
                 policy.gain_control,
-                user_only(overrides.user_voice_stages.gain_control),
+                user_only(user_stages.map(|s| s.gain_control)),
             ),
             high_pass_filter: layer(
                 true,
                 PolicyKey::HighPassFilter,
                 policy,
                 policy.high_pass_filter,
-                user_only(overrides.user_voice_stages.high_pass_filter),
+                user_only(user_stages.map(|s| s.high_pass_filter)),
             ),
         }
     }
 
-    /// The voice processing to run: `None` when it is off as a whole, else the stages.
-    pub fn voice(&self) -> Option<crate::media::voice::VoiceProcessingConfig> {
-        self.voice_processing
-            .value
-            .then(|| crate::media::voice::VoiceProcessingConfig {
-                echo_cancellation: self.echo_cancellation.value,
-                noise_suppression: self.noise_suppression.value,
-                gain_control: self.gain_control.value,
-                high_pass_filter: self.high_pass_filter.value,
-                ..Default::default()
-            })
-    }
+
 
     /// The policy's STUN/TURN servers as ICE servers for the peer connections.
     pub fn extra_ice_servers(&self) -> Vec<classroom_wire::IceServer> {
@@ -481,12 +464,12 @@ locked = ["server_url", "local_class"]
         )
         .unwrap();
         let user = Overrides {
-            user_voice_stages: UserVoiceStages {
-                gain_control: Some(true),
-                noise_suppression: Some(true),
-                high_pass_filter: Some(false),
-                ..UserVoiceStages::default()
-            },
+            user_voice_stages: Some(crate::media::voice::VoiceProcessingConfig {
+                gain_control: true,
+                noise_suppression: true,
+                high_pass_filter: false,
+                ..Default::default()
+            }),
             ..Overrides::default()
         };
         let config = EffectiveConfig::resolve(&policy, &user);
@@ -495,15 +478,17 @@ locked = ["server_url", "local_class"]
         // Preset off, not locked: the user turned it back on.
         assert!(config.noise_suppression.value);
         assert_eq!(config.noise_suppression.origin, Origin::User);
-        let voice = config.voice().expect("the stage runs");
-        assert!(voice.echo_cancellation && voice.noise_suppression);
-        assert!(!voice.gain_control && !voice.high_pass_filter);
-        // The whole stage off: no stage runs.
+        assert!(config.voice_processing.value);
+        assert!(config.echo_cancellation.value && config.noise_suppression.value);
+        assert!(!config.gain_control.value && !config.high_pass_filter.value);
+        // The whole stage off, by the user.
         let off = Overrides {
             user_voice_processing: Some(false),
             ..user
         };
-        assert_eq!(EffectiveConfig::resolve(&policy, &off).voice(), None);
+        let off = EffectiveConfig::resolve(&policy, &off);
+        assert!(!off.voice_processing.value);
+        assert_eq!(off.voice_processing.origin, Origin::User);
     }
 
     #[test]

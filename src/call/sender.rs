@@ -609,6 +609,7 @@ fn send_audio(
 
 /// The open devices of [`device_audio_thread`]; dropping one closes its stream.
 #[expect(dead_code, reason = "held for their streams: dropping one closes it")]
+#[derive(Default)]
 struct OpenDevices {
     microphone: Option<crate::media::audio_device::Microphone>,
     speaker: Option<crate::media::audio_device::Speaker>,
@@ -697,7 +698,8 @@ fn device_audio_thread(
         },
         speaker: setup.speaker.clone().flatten(),
     };
-    let mut open = open_devices(&setup, &devices, &frames, &events_tx, &control);
+    // Held for their streams (dropped: closed).
+    let mut _open = open_devices(&setup, &devices, &frames, &events_tx, &control);
     let mut pending: Vec<f32> = Vec::with_capacity(OPUS_FRAME);
     while !stop.load(Ordering::Relaxed) {
         let chosen = control.chosen_audio.lock().take();
@@ -706,13 +708,7 @@ fn device_audio_thread(
         {
             tracing::info!(?chosen, "switching audio devices");
             // Close first (some devices open once at a time), then start the stage over.
-            drop(std::mem::replace(
-                &mut open,
-                OpenDevices {
-                    microphone: None,
-                    speaker: None,
-                },
-            ));
+            _open = OpenDevices::default();
             let _stale = frames.pop_latest();
             pending.clear();
             if let Some(voice) = &setup.voice {
@@ -720,7 +716,7 @@ fn device_audio_thread(
             }
             *control.device_error.lock() = None;
             devices = chosen;
-            open = open_devices(&setup, &devices, &frames, &events_tx, &control);
+            _open = open_devices(&setup, &devices, &frames, &events_tx, &control);
             control.audio_switches.fetch_add(1, Ordering::Relaxed);
         }
         while let Ok(AudioEvent::DeviceLost { name, message }) = events.try_recv() {
@@ -735,7 +731,6 @@ fn device_audio_thread(
         }
         captured(&mut mic, &setup, &mut pending, &mut encoder, &control, &out);
     }
-    drop(open);
 }
 
 /// The audio path: with a real microphone or speaker, the devices' own clocks drive it

@@ -352,7 +352,7 @@ impl Worker {
                 if let Some(call) = &self.call {
                     // Joined without the stage (it was off): it runs from the next join.
                     let config = if settings.voice_processing {
-                        settings.voice_stages.config()
+                        settings.voice_stages
                     } else {
                         VoiceProcessingConfig::all_off()
                     };
@@ -816,7 +816,7 @@ fn call_config(
         camera: camera_input(settings),
         screen: screen_input(&settings.screen).unwrap_or(VideoInput::None),
         voice: (settings.voice_processing && audio != AudioInput::Tone)
-            .then(|| settings.voice_stages.config()),
+            .then_some(settings.voice_stages),
         audio,
         room: None,
         speaker: media.audio_devices.then(|| settings.speaker.clone()),

@@ -132,42 +132,9 @@ pub struct Settings {
     pub theme: ThemeChoice,
     /// The voice processing stage as a whole (a browser's default).
     pub voice_processing: bool,
-    /// Its stages one by one.
+    /// Its stages one by one (each on by default, as in a browser).
     #[serde(default)]
-    pub voice_stages: VoiceStages,
-}
-
-/// Which voice processing stages run: each on by default, as in a browser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct VoiceStages {
-    pub echo_cancellation: bool,
-    pub noise_suppression: bool,
-    pub gain_control: bool,
-    pub high_pass_filter: bool,
-}
-
-impl Default for VoiceStages {
-    fn default() -> Self {
-        VoiceStages {
-            echo_cancellation: true,
-            noise_suppression: true,
-            gain_control: true,
-            high_pass_filter: true,
-        }
-    }
-}
-
-impl VoiceStages {
-    pub fn config(self) -> crate::media::voice::VoiceProcessingConfig {
-        crate::media::voice::VoiceProcessingConfig {
-            echo_cancellation: self.echo_cancellation,
-            noise_suppression: self.noise_suppression,
-            gain_control: self.gain_control,
-            high_pass_filter: self.high_pass_filter,
-            ..Default::default()
-        }
-    }
+    pub voice_stages: crate::media::voice::VoiceProcessingConfig,
 }
 
 impl Default for Settings {
@@ -180,7 +147,7 @@ impl Default for Settings {
             video_quality: VideoQuality::Standard,
             theme: ThemeChoice::Dark,
             voice_processing: true,
-            voice_stages: VoiceStages::default(),
+            voice_stages: Default::default(),
         }
     }
 }

@@ -77,7 +77,7 @@ fn kernel(x: f64) -> f64 {
 fn kernel_table() -> &'static [[f32; TAPS]] {
     static TABLE: OnceLock<Vec<[f32; TAPS]>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        (0..=PHASES)
+        (0..PHASES)
             .map(|phase| {
                 let mu = phase as f64 / PHASES as f64;
                 let mut taps = [0.0f32; TAPS];
@@ -248,16 +248,17 @@ impl DriftCompensator {
                 self.stats.underruns += 1;
             }
         }
-        let table = kernel_table();
+        // Trimmed, the buffer holds little more than the history and the slack: making it
+        // one slice is a small copy, and only when the ring has wrapped.
+        let data = self.buffer.make_contiguous();
+        let index = |position: f64| (position as u64 - self.front) as usize;
         if self.ratio == 1.0 && self.read.fract() == 0.0 {
             // One clock: the kernel is a unit impulse; copy.
-            let first = (self.read as u64 - self.front) as usize;
-            for (k, sample) in out.iter_mut().enumerate() {
-                *sample = self.buffer[first + k];
-            }
+            let first = index(self.read);
+            out.copy_from_slice(&data[first..first + out.len()]);
             self.read += out.len() as f64;
         } else {
-            let (head, tail) = self.buffer.as_slices();
+            let table = kernel_table();
             for sample in out.iter_mut() {
                 let i = self.read.floor();
                 let phase = ((self.read - i) * PHASES as f64).round() as usize;
@@ -267,24 +268,12 @@ impl DriftCompensator {
                 } else {
                     (i, phase)
                 };
-                let first = (i as u64 - (HALF as u64 - 1) - self.front) as usize;
-                let weights = &table[phase];
-                let mut acc = 0.0f32;
-                if first + TAPS <= head.len() {
-                    for (x, w) in head[first..first + TAPS].iter().zip(weights) {
-                        acc += x * w;
-                    }
-                } else if first >= head.len() {
-                    let at = first - head.len();
-                    for (x, w) in tail[at..at + TAPS].iter().zip(weights) {
-                        acc += x * w;
-                    }
-                } else {
-                    for (tap, w) in weights.iter().enumerate() {
-                        acc += self.buffer[first + tap] * w;
-                    }
-                }
-                *sample = acc;
+                let first = index(i) - (HALF - 1);
+                *sample = data[first..first + TAPS]
+                    .iter()
+                    .zip(&table[phase])
+                    .map(|(x, w)| x * w)
+                    .sum();
                 self.read += self.ratio;
             }
         }

@@ -16,6 +16,8 @@
 
 use sonora_agc2::vad_wrapper::VoiceActivityDetectorWrapper;
 
+use super::processing::{power_to_dbfs, speech_probability};
+
 /// Frames quieter than this are not talk (dBFS, RMS of the frame).
 pub const MUTED_SPEECH_FLOOR_DBFS: f32 = -50.0;
 /// How far a frame must be above the loudest echo the played sound could cause.
@@ -67,20 +69,12 @@ impl MutedSpeechDetector {
             let x = s - self.dc;
             power += x * x;
         }
-        let level = if power > 0.0 {
-            10.0 * (power / frame.len() as f32).log10()
-        } else {
-            f32::NEG_INFINITY
-        };
+        let level = power_to_dbfs(power / frame.len() as f32);
         let loudest_echo = played_dbfs - echo_loss_db.unwrap_or(0.0).clamp(0.0, 40.0);
         let candidate =
             level >= MUTED_SPEECH_FLOOR_DBFS && level >= loudest_echo + ECHO_MARGIN_DB;
-        let speech = candidate && {
-            // The detector works on 16-bit-scaled floats.
-            self.scratch.clear();
-            self.scratch.extend(frame.iter().map(|s| s * 32_768.0));
-            vad.analyze(&self.scratch) >= SPEECH_PROBABILITY
-        };
+        let speech =
+            candidate && speech_probability(vad, frame, &mut self.scratch) >= SPEECH_PROBABILITY;
         self.evidence = if speech {
             (self.evidence + 2).min(EVIDENCE_MAX)
         } else {

@@ -278,7 +278,19 @@ fn new_vad() -> VoiceActivityDetectorWrapper {
     VoiceActivityDetectorWrapper::new(sonora_simd::detect_backend(), RATE as i32)
 }
 
-fn power_to_dbfs(power: f32) -> f32 {
+/// AGC2's RNN voice activity detector on one 10 ms frame (full scale 1.0); `scratch` holds
+/// the frame scaled to 16-bit range, which the detector works on.
+pub(super) fn speech_probability(
+    vad: &mut VoiceActivityDetectorWrapper,
+    frame: &[f32],
+    scratch: &mut Vec<f32>,
+) -> f32 {
+    scratch.clear();
+    scratch.extend(frame.iter().map(|s| s * 32_768.0));
+    vad.analyze(scratch)
+}
+
+pub(super) fn power_to_dbfs(power: f32) -> f32 {
     if power > 0.0 {
         (10.0 * power.log10()).max(SILENCE_DBFS)
     } else {
@@ -348,11 +360,7 @@ impl Engine {
         } else if let Some(probability) = apm_probability {
             probability
         } else {
-            // The RNN voice activity detector of AGC2 works on 16-bit-scaled floats.
-            for (scaled, s) in self.scratch.iter_mut().zip(frame.iter()) {
-                *scaled = s * 32_768.0;
-            }
-            self.vad.analyze(&self.scratch)
+            speech_probability(&mut self.vad, frame, &mut self.scratch)
         };
         if probability >= SPEECH_PROBABILITY {
             self.hangover = SPEECH_HANGOVER_FRAMES;
@@ -384,7 +392,6 @@ pub struct VoiceProcessor {
     engine: Mutex<Engine>,
     render: Mutex<RenderQueue>,
     speaking: AtomicBool,
-    muted_talking: AtomicBool,
 }
 
 impl Default for VoiceProcessor {
@@ -400,7 +407,6 @@ impl VoiceProcessor {
             engine: Mutex::new(Engine::new(config)),
             render: Mutex::new(RenderQueue::new(config.echo_cancellation)),
             speaking: AtomicBool::new(false),
-            muted_talking: AtomicBool::new(false),
         }
     }
 
@@ -434,11 +440,8 @@ impl VoiceProcessor {
         }
         let mut engine = self.engine.lock();
         let engine = &mut *engine;
-        if engine.muted.is_talking() {
-            engine.muted.reset();
-            engine.stats.muted_talking = false;
-            self.muted_talking.store(false, Ordering::Relaxed);
-        }
+        // Unmuted: the hint ends.
+        engine.muted.reset();
         let mut speaking = false;
         for frame in samples.chunks_exact_mut(FRAME) {
             let played = self.render.lock().compensator.pull(&mut engine.render_frame);
@@ -470,16 +473,14 @@ impl VoiceProcessor {
                 .muted
                 .observe(frame, played_dbfs, echo_loss, &mut engine.vad);
         }
-        engine.stats.muted_talking = talking;
         engine.stats.speaking = false;
         self.speaking.store(false, Ordering::Relaxed);
-        self.muted_talking.store(talking, Ordering::Relaxed);
         Ok(talking)
     }
 
     /// See [`observe_muted`](Self::observe_muted): false once the microphone is unmuted.
     pub fn is_muted_talking(&self) -> bool {
-        self.muted_talking.load(Ordering::Relaxed)
+        self.engine.lock().muted.is_talking()
     }
 
     /// Local voice activity: the processed microphone signal carries speech (AGC2's RNN voice
@@ -491,6 +492,7 @@ impl VoiceProcessor {
     pub fn stats(&self) -> VoiceProcessingStats {
         let engine = self.engine.lock();
         let mut stats = engine.stats.clone();
+        stats.muted_talking = engine.muted.is_talking();
         let queue = self.render.lock();
         stats.render_frames = queue.frames();
         stats.render_frames_dropped = queue.dropped;
@@ -535,8 +537,6 @@ impl VoiceProcessor {
         engine.level_power = 0.0;
         engine.stats.resets += 1;
         engine.muted.reset();
-        engine.stats.muted_talking = false;
-        self.muted_talking.store(false, Ordering::Relaxed);
         engine.stats.speaking = false;
         engine.stats.speech_probability = 0.0;
         engine.stats.output_level_dbfs = SILENCE_DBFS;
