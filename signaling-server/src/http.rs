@@ -24,7 +24,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
 }
 
 /// Gives a Socket.IO request a head of its own: the URI (and axum's copy of it) and the header
-/// values are copied out of the connection's read buffer.
+/// values Socket.IO reads are copied out of the connection's read buffer; other headers are
+/// dropped.
 ///
 /// hyper parses a request head without copying: the URI and every header value are slices of
 /// the connection's read buffer (16 KiB after it grew). Socket.IO keeps the head of the request
@@ -49,14 +50,26 @@ pub async fn detach_request_head(mut request: axum::extract::Request) -> axum::e
         }
         *request.uri_mut() = uri;
     }
-    for value in request.headers_mut().values_mut() {
-        if let Ok(mut copy) = header::HeaderValue::from_bytes(value.as_bytes()) {
+    // Only the headers Socket.IO reads are kept, copied: the rest (a browser's user agent,
+    // cookies, languages…) would stay with the socket for its whole life, unread.
+    let mut kept = header::HeaderMap::with_capacity(SOCKET_IO_HEADERS.len());
+    for name in SOCKET_IO_HEADERS {
+        if let Some(value) = request.headers().get(&name)
+            && let Ok(mut copy) = header::HeaderValue::from_bytes(value.as_bytes())
+        {
             copy.set_sensitive(value.is_sensitive());
-            *value = copy;
+            kept.insert(name, copy);
         }
     }
+    *request.headers_mut() = kept;
     request
 }
+
+/// The request headers Socket.IO (engineioxide) reads: a polling request's body type and the
+/// websocket handshake key. Nothing in this server reads any other header of a Socket.IO
+/// request; one that starts to must be added here.
+const SOCKET_IO_HEADERS: [header::HeaderName; 2] =
+    [header::CONTENT_TYPE, header::SEC_WEBSOCKET_KEY];
 
 /// The browser client's files.
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +139,10 @@ mod tests {
         let mut request = axum::extract::Request::new(axum::body::Body::empty());
         *request.uri_mut() = uri.clone();
         request.headers_mut().insert("sec-websocket-key", value);
+        request.headers_mut().insert(
+            header::USER_AGENT,
+            header::HeaderValue::from_static("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0"),
+        );
         request
             .extensions_mut()
             .insert(axum::extract::OriginalUri(uri));
@@ -138,7 +155,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_socket_io_request_head_no_longer_points_into_the_read_buffer() {
+    async fn a_socket_io_request_head_no_longer_points_into_the_read_buffer_and_keeps_only_read_headers()
+     {
         let buffer = axum::body::Bytes::from_static(
             b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nk: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         );
@@ -151,6 +169,11 @@ mod tests {
         let key = after.headers()["sec-websocket-key"].as_bytes();
         assert_eq!(key, b"dGhlIHNhbXBsZSBub25jZQ==");
         assert!(!inside(&buffer, key), "the header value was copied");
+        assert_eq!(
+            after.headers().len(),
+            1,
+            "headers Socket.IO does not read are dropped"
+        );
         let path = after.uri().path_and_query().unwrap().as_str();
         assert_eq!(path, "/socket.io/?EIO=4&transport=websocket");
         assert!(!inside(&buffer, path.as_bytes()), "the URI was copied");
