@@ -222,7 +222,6 @@ pub struct EffectiveConfig {
     pub high_pass_filter: Effective<bool>,
 }
 
-
 /// The layers above the policy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
@@ -365,8 +364,6 @@ impl EffectiveConfig {
             ),
         }
     }
-
-
 
     /// The policy's STUN/TURN servers as ICE servers for the peer connections.
     pub fn extra_ice_servers(&self) -> Vec<classroom_wire::IceServer> {

@@ -14,7 +14,6 @@ use classroom::rtc::PeerOptions;
 use classroom::session::SessionConfig;
 use classroom::signaling::SignalingConfig;
 
-
 async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -119,9 +118,11 @@ async fn microphone_and_speaker_switch_mid_call_and_the_stage_starts_over() {
     })
     .await;
     let resumed_from = capture_frames(&call);
-    wait_for("frames from the new microphone", Duration::from_secs(10), || {
-        capture_frames(&call) >= resumed_from + 50
-    })
+    wait_for(
+        "frames from the new microphone",
+        Duration::from_secs(10),
+        || capture_frames(&call) >= resumed_from + 50,
+    )
     .await;
     let stats = call.voice_stats().expect("voice stats");
     assert_eq!(stats.resets, 2, "{stats:?}");

@@ -463,8 +463,7 @@ fn far_end_through_drifting_devices(far: &[f32], ppm: i32) -> Run {
         // Speaker callbacks due by now (mic time `end`): the speaker has played
         // end·speaker_rate/RATE of its samples and keeps one period queued ahead.
         let speaker_position = end as u64 * speaker_rate as u64 / RATE as u64;
-        while (next_callback * SPEAKER_PERIOD) as u64 <= speaker_position + SPEAKER_PERIOD as u64
-        {
+        while (next_callback * SPEAKER_PERIOD) as u64 <= speaker_position + SPEAKER_PERIOD as u64 {
             let from = (next_callback * SPEAKER_PERIOD).min(far.len());
             let to = (from + SPEAKER_PERIOD).min(far.len());
             let mut block = far[from..to].to_vec();

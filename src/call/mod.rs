@@ -175,11 +175,9 @@ impl CallHandle {
 
     /// Audio device switches done so far in this call.
     pub fn audio_switches(&self) -> u64 {
-        self.local
-            .controls
-            .read()
-            .as_ref()
-            .map_or(0, |controls| controls[0].audio_switches.load(Ordering::Relaxed))
+        self.local.controls.read().as_ref().map_or(0, |controls| {
+            controls[0].audio_switches.load(Ordering::Relaxed)
+        })
     }
 
     /// Switches voice processing stages on or off during the call. Returns false when the

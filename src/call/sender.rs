@@ -650,8 +650,11 @@ fn open_devices(
     });
     let microphone = match &setup.input {
         AudioInput::Microphone(_) => {
-            match open_microphone(devices.microphone.as_deref(), frames.clone(), events.clone())
-            {
+            match open_microphone(
+                devices.microphone.as_deref(),
+                frames.clone(),
+                events.clone(),
+            ) {
                 Ok(microphone) => Some(microphone),
                 Err(error) => {
                     report_device_error(control, format!("microphone: {error}"));

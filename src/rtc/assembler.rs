@@ -285,13 +285,22 @@ mod tests {
     #[test]
     fn after_a_picture_is_dropped_downstream_only_a_keyframe_is_given_out() {
         let mut assembler = FrameAssembler::new();
-        assert_eq!(assembler.push(piece(1, 100, true, nal(5, 1))).units.len(), 1);
-        assert_eq!(assembler.push(piece(2, 200, true, nal(1, 2))).units.len(), 1);
+        assert_eq!(
+            assembler.push(piece(1, 100, true, nal(5, 1))).units.len(),
+            1
+        );
+        assert_eq!(
+            assembler.push(piece(2, 200, true, nal(1, 2))).units.len(),
+            1
+        );
         // The decoder's queue was full: picture 2 never reached it.
         assembler.resync();
         assert!(assembler.awaiting_keyframe());
         let out = assembler.push(piece(3, 300, true, nal(1, 3)));
-        assert!(out.units.is_empty(), "a picture that refers to the dropped one");
+        assert!(
+            out.units.is_empty(),
+            "a picture that refers to the dropped one"
+        );
         assert!(out.keyframe_needed);
         let out = assembler.push(piece(4, 400, true, nal(5, 4)));
         assert_eq!(out.units.len(), 1);

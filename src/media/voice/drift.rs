@@ -243,7 +243,8 @@ impl DriftCompensator {
         let missing = (needed - self.available()).ceil();
         if missing > 0.0 {
             // Nothing played arrived in time: the speaker played silence meanwhile.
-            self.buffer.extend(std::iter::repeat_n(0.0, missing as usize));
+            self.buffer
+                .extend(std::iter::repeat_n(0.0, missing as usize));
             if matches!(self.phase, Phase::Tracking { .. }) {
                 self.stats.underruns += 1;
             }
@@ -484,7 +485,11 @@ mod tests {
             }
             c.pull(&mut out);
         }
-        assert!((c.stats().drift_ppm - 300.0).abs() < 10.0, "{:?}", c.stats());
+        assert!(
+            (c.stats().drift_ppm - 300.0).abs() < 10.0,
+            "{:?}",
+            c.stats()
+        );
         c.pause();
         assert!(!c.is_active());
         assert!((c.stats().drift_ppm - 300.0).abs() < 10.0);

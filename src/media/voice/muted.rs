@@ -71,8 +71,7 @@ impl MutedSpeechDetector {
         }
         let level = power_to_dbfs(power / frame.len() as f32);
         let loudest_echo = played_dbfs - echo_loss_db.unwrap_or(0.0).clamp(0.0, 40.0);
-        let candidate =
-            level >= MUTED_SPEECH_FLOOR_DBFS && level >= loudest_echo + ECHO_MARGIN_DB;
+        let candidate = level >= MUTED_SPEECH_FLOOR_DBFS && level >= loudest_echo + ECHO_MARGIN_DB;
         let speech =
             candidate && speech_probability(vad, frame, &mut self.scratch) >= SPEECH_PROBABILITY;
         self.evidence = if speech {

@@ -444,7 +444,11 @@ impl VoiceProcessor {
         engine.muted.reset();
         let mut speaking = false;
         for frame in samples.chunks_exact_mut(FRAME) {
-            let played = self.render.lock().compensator.pull(&mut engine.render_frame);
+            let played = self
+                .render
+                .lock()
+                .compensator
+                .pull(&mut engine.render_frame);
             if played {
                 engine.analyze_render()?;
             }

@@ -79,9 +79,11 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
     ui.label(RichText::new("Devices").strong());
     changed |= device_pickers(ui, &mut settings, &model.devices);
     ui.label(
-        RichText::new("A new microphone or speaker is used at once; echo cancellation starts over.")
-            .weak()
-            .size(11.0),
+        RichText::new(
+            "A new microphone or speaker is used at once; echo cancellation starts over.",
+        )
+        .weak()
+        .size(11.0),
     );
     ui.add_space(10.0);
     ui.label(RichText::new("Video quality").strong());
