@@ -20,7 +20,7 @@ impl Xvfb {
     /// Starts Xvfb with one `width × height` screen; `wrap` runs it inside a namespace.
     pub fn start(width: usize, height: usize, wrap: Option<Command>) -> Xvfb {
         for n in 140..240 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+            if Path::new(&lock_file(n)).exists() && !remove_if_stale(n) {
                 continue;
             }
             let display = format!(":{n}");
@@ -80,9 +80,46 @@ fn clone_command(command: &Command) -> Command {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // SIGTERM: Xvfb removes its lock file and socket itself (killed, it leaves both, and
+        // after a hundred runs no display number is free).
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill has no memory preconditions; the pid is our own child's.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(n) = self.display.strip_prefix(':').and_then(|n| n.parse().ok()) {
+            remove_if_stale(n);
+        }
     }
+}
+
+fn lock_file(n: u32) -> String {
+    format!("/tmp/.X{n}-lock")
+}
+
+/// Removes display `n`'s lock file and socket when the server that wrote the lock is gone (a
+/// killed Xvfb leaves both). Returns whether the number is free now.
+fn remove_if_stale(n: u32) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock_file(n)) else {
+        return !Path::new(&lock_file(n)).exists();
+    };
+    let alive = text.trim().parse::<i32>().is_ok_and(|pid| {
+        // SAFETY: signal 0 only checks that the process exists.
+        pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    });
+    if alive {
+        return false;
+    }
+    let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+    std::fs::remove_file(lock_file(n)).is_ok()
 }
 
 /// An 8-bit RGB picture.
