@@ -70,8 +70,14 @@ fn main() {
         return;
     }
     println!("machine: {}", machine::describe());
-    frame_time();
-    idle_cpu();
+    // `--only frame` or `--only idle` runs one of the two parts.
+    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
+    if only.as_deref() != Some("idle") {
+        frame_time();
+    }
+    if only.as_deref() != Some("frame") {
+        idle_cpu();
+    }
 }
 
 /// A class with nine remote participants (cameras on) and us.
@@ -488,17 +494,17 @@ fn idle_cpu_run(label: &str, sound: Option<&SoundServer>, flags: &[&str]) {
         .collect();
     println!("  busiest threads: {}", busiest.join(", "));
     if sound.is_some() {
-        // cpal's ALSA capture worker wakes on every poll of the ALSA pulse/null plugins here
-        // and finds less than a period each time: it spins. A sound card's driver wakes it
-        // once per period. Said apart, so the app's own cost stays visible.
-        let spin: f64 = per_thread
+        // The sound path itself: cpal's ALSA workers and the PulseAudio client's threads
+        // (`threaded-ml`), what any app with an open microphone and speaker pays through
+        // PulseAudio's ALSA plugin. Said apart, so the app's own cost stays visible.
+        let sound_path: f64 = per_thread
             .iter()
-            .filter(|(name, _)| name == "cpal_alsa_in")
+            .filter(|(name, _)| name.starts_with("cpal_alsa") || name == "threaded-ml")
             .map(|(_, percent)| percent)
             .sum();
         println!(
-            "  without cpal's ALSA capture thread ({spin:.2} %, polling in a loop on this machine's plugin devices): {:.2} %",
-            total - spin
+            "  of which the sound path (cpal's ALSA workers, PulseAudio's client threads): {sound_path:.2} %; the rest: {:.2} %",
+            total - sound_path
         );
     }
     let _ = app.kill();
