@@ -20,6 +20,7 @@ use classroom::policy::{EffectiveConfig, Overrides, Policy};
 use classroom::ui::WindowSetup;
 use classroom::ui::launch::{DEFAULT_LOCAL_PORT, Launch, parse_link};
 use classroom::ui::model::{JoinTarget, ServerChoice};
+use classroom::ui::store::Saved;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,13 +104,17 @@ fn default_name() -> String {
         .unwrap_or_else(|| "Student".into())
 }
 
-/// The user's own choices that the effective configuration layers over the policy.
-fn user_overrides(flag_server_url: Option<String>) -> Overrides {
-    let saved = classroom::ui::store::Store::for_user()
+/// The user's saved settings and recent classes, if any.
+fn saved_state() -> Option<Saved> {
+    classroom::ui::store::Store::for_user()
         .filter(|store| store.exists())
-        .map(|store| store.load());
+        .map(|store| store.load())
+}
+
+/// The user's own choices that the effective configuration layers over the policy.
+fn user_overrides(saved: Option<&Saved>, flag_server_url: Option<String>) -> Overrides {
     Overrides {
-        user_server_url: saved.as_ref().and_then(|saved| {
+        user_server_url: saved.and_then(|saved| {
             saved
                 .recent
                 .iter()
@@ -118,7 +123,7 @@ fn user_overrides(flag_server_url: Option<String>) -> Overrides {
                     classroom::ui::model::ServerChoice::Local { .. } => None,
                 })
         }),
-        user_voice_processing: saved.as_ref().map(|saved| saved.settings.voice_processing),
+        user_voice_processing: saved.map(|saved| saved.settings.voice_processing),
         user_voice_stages: saved.map(|saved| saved.settings.voice_stages),
         env_server_url: std::env::var("CLASSROOM_SERVER")
             .ok()
@@ -129,7 +134,7 @@ fn user_overrides(flag_server_url: Option<String>) -> Overrides {
 
 fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
     let policy = Policy::load(root)?;
-    let config = EffectiveConfig::resolve(&policy, &user_overrides(None));
+    let config = EffectiveConfig::resolve(&policy, &user_overrides(saved_state().as_ref(), None));
     if json {
         println!("{}", serde_json::to_string_pretty(&config)?);
         return Ok(());
@@ -255,7 +260,9 @@ fn main() -> anyhow::Result<()> {
             )
         }
     };
-    let config = EffectiveConfig::resolve(&policy, &user_overrides(flag_server));
+    // Read once: the overrides and the window both use it.
+    let saved = saved_state();
+    let config = EffectiveConfig::resolve(&policy, &user_overrides(saved.as_ref(), flag_server));
     if let Launch::Join { target, .. } = &mut launch {
         // A locked server wins over the link's or the command line's.
         if config.server_url.locked()
@@ -278,6 +285,7 @@ fn main() -> anyhow::Result<()> {
             utc_offset_secs,
             config,
             policy_problem,
+            saved,
         },
     )
 }

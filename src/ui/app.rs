@@ -23,6 +23,9 @@ pub struct WindowSetup {
     pub config: crate::policy::EffectiveConfig,
     /// The policy could not be read: said on the start screen.
     pub policy_problem: Option<String>,
+    /// The user's saved settings and recent classes, read once at start-up (they also feed
+    /// the effective configuration).
+    pub saved: Option<super::store::Saved>,
 }
 
 /// How long a notice (someone joined) stays up.
@@ -66,8 +69,7 @@ impl ClassroomApp {
         let board = backend.board.clone();
         let mut app = ClassroomApp::scripted(UiModel::default(), board, setup.utc_offset_secs);
         app.backend = Some(backend);
-        if let Some(store) = &store {
-            let saved = store.load();
+        if let Some(saved) = setup.saved {
             app.model.settings = saved.settings;
             app.model.recent = saved.recent;
             if let Some(last) = app.model.recent.first() {
