@@ -23,7 +23,8 @@ use classroom::media::voice::{
 };
 use speech::{
     FAR_END_SENTENCES, FAR_END_VOICE, FRAME, NEAR_END_SENTENCES, NEAR_END_VOICE, RATE,
-    active_frames, db_ratio, energy, pad_to_frames, set_active_level, silence, speak, with_gaps,
+    active_frames, db_ratio, energy, frames_side_by_side, pad_to_frames, set_active_level,
+    side_by_side_len, silence, speak, with_gaps,
 };
 
 const BUDGET_CORE_PERCENT: f64 = 2.0;
@@ -73,8 +74,7 @@ fn run(
     near: &[f32],
     noise: Option<RoomNoise>,
 ) -> Outcome {
-    let len = far.len().max(near.len()).div_ceil(FRAME) * FRAME;
-    let at = |x: &[f32], i: usize| x.get(i).copied().unwrap_or(0.0);
+    let len = side_by_side_len(far, near);
     let mut room = SimulatedRoom::new(SimulatedRoomConfig {
         echo: ECHO,
         noise,
@@ -83,14 +83,9 @@ fn run(
     .expect("room");
     let processor = VoiceProcessor::new(config);
     let (mut echo, mut mic, mut out) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
-    let (mut render, mut near_frame) = (vec![0.0; FRAME], vec![0.0; FRAME]);
     let (mut cost, mut cpu) = (Duration::ZERO, Duration::ZERO);
-    for start in (0..len).step_by(FRAME) {
+    for (start, render, near_frame) in frames_side_by_side(far, near) {
         let end = start + FRAME;
-        for i in 0..FRAME {
-            render[i] = at(far, start + i);
-            near_frame[i] = at(near, start + i);
-        }
         room.process_with_echo(
             &render,
             &near_frame,
@@ -119,8 +114,6 @@ fn run(
 /// CPU time of the muted path (render kept track of, the microphone watched for talk) over
 /// `far` played and `near` talking, through the room; and the seconds of audio.
 fn muted_cost(far: &[f32], near: &[f32]) -> (Duration, f64) {
-    let len = far.len().max(near.len()).div_ceil(FRAME) * FRAME;
-    let at = |x: &[f32], i: usize| x.get(i).copied().unwrap_or(0.0);
     let mut room = SimulatedRoom::new(SimulatedRoomConfig {
         echo: ECHO,
         noise: Some(MIC_NOISE),
@@ -128,14 +121,10 @@ fn muted_cost(far: &[f32], near: &[f32]) -> (Duration, f64) {
     })
     .expect("room");
     let processor = VoiceProcessor::new(VoiceProcessingConfig::default());
-    let (mut render, mut near_frame, mut mic) =
-        (vec![0.0; FRAME], vec![0.0; FRAME], vec![0.0; FRAME]);
+    let len = side_by_side_len(far, near);
+    let mut mic = vec![0.0; FRAME];
     let mut cpu = Duration::ZERO;
-    for start in (0..len).step_by(FRAME) {
-        for i in 0..FRAME {
-            render[i] = at(far, start + i);
-            near_frame[i] = at(near, start + i);
-        }
+    for (_, render, near_frame) in frames_side_by_side(far, near) {
         room.process(&render, &near_frame, &mut mic).expect("room");
         let c = thread_cpu_time();
         processor.process_render(&render);

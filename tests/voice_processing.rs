@@ -19,8 +19,8 @@ use classroom::media::voice::{
 };
 use speech::{
     FAR_END_SENTENCES, FAR_END_VOICE, FRAME, NEAR_END_SENTENCES, NEAR_END_VOICE, RATE,
-    active_frames, active_level_dbfs, db_ratio, dbfs, energy, pad_to_frames, set_active_level,
-    silence, speak, with_gaps,
+    active_frames, active_level_dbfs, db_ratio, dbfs, energy, frames_side_by_side, pad_to_frames,
+    set_active_level, side_by_side_len, silence, speak, with_gaps,
 };
 
 const FAR_END_DBFS: f64 = -20.0;
@@ -83,8 +83,7 @@ struct Run {
 }
 
 fn run(config: VoiceProcessingConfig, far: &[f32], near: &[f32], noise: Option<RoomNoise>) -> Run {
-    let len = far.len().max(near.len()).div_ceil(FRAME) * FRAME;
-    let at = |x: &[f32], i: usize| x.get(i).copied().unwrap_or(0.0);
+    let len = side_by_side_len(far, near);
     let mut room = SimulatedRoom::new(SimulatedRoomConfig {
         echo: ECHO,
         noise,
@@ -96,12 +95,7 @@ fn run(config: VoiceProcessingConfig, far: &[f32], near: &[f32], noise: Option<R
     let mut mic = Vec::with_capacity(len);
     let mut speaking = Vec::with_capacity(len / FRAME);
     let mut stats = Vec::new();
-    let (mut render, mut near_frame) = (vec![0.0; FRAME], vec![0.0; FRAME]);
-    for start in (0..len).step_by(FRAME) {
-        for i in 0..FRAME {
-            render[i] = at(far, start + i);
-            near_frame[i] = at(near, start + i);
-        }
+    for (start, render, near_frame) in frames_side_by_side(far, near) {
         let end = start + FRAME;
         // The mixer hands the frame to the stage as it goes to the speaker…
         processor.process_render(&render);
@@ -528,8 +522,6 @@ fn echo_canceller_follows_clock_drift_between_separate_devices() {
 /// A muted microphone, watched for the "you are muted" hint: `far` is played (and comes back
 /// through the room), `near` is the user. Returns whether the hint was on after each frame.
 fn muted_hint(far: &[f32], near: &[f32]) -> (VoiceProcessor, Vec<bool>) {
-    let len = far.len().max(near.len()).div_ceil(FRAME) * FRAME;
-    let at = |x: &[f32], i: usize| x.get(i).copied().unwrap_or(0.0);
     let mut room = SimulatedRoom::new(SimulatedRoomConfig {
         echo: ECHO,
         noise: Some(MIC_NOISE),
@@ -537,14 +529,9 @@ fn muted_hint(far: &[f32], near: &[f32]) -> (VoiceProcessor, Vec<bool>) {
     })
     .expect("room");
     let processor = VoiceProcessor::default();
-    let (mut render, mut near_frame, mut mic) =
-        (vec![0.0; FRAME], vec![0.0; FRAME], vec![0.0; FRAME]);
-    let mut hint = Vec::with_capacity(len / FRAME);
-    for start in (0..len).step_by(FRAME) {
-        for i in 0..FRAME {
-            render[i] = at(far, start + i);
-            near_frame[i] = at(near, start + i);
-        }
+    let mut mic = vec![0.0; FRAME];
+    let mut hint = Vec::with_capacity(side_by_side_len(far, near) / FRAME);
+    for (_, render, near_frame) in frames_side_by_side(far, near) {
         processor.process_render(&render);
         room.process(&render, &near_frame, &mut mic).expect("room");
         // Muted: the sender discards the reference and only watches the microphone.

@@ -179,6 +179,33 @@ pub fn pad_to_frames(mut x: Vec<f32>) -> Vec<f32> {
     x
 }
 
+/// Samples walked when `far` and `near` go side by side in whole frames (the longer one,
+/// rounded up to a frame).
+pub fn side_by_side_len(far: &[f32], near: &[f32]) -> usize {
+    far.len().max(near.len()).div_ceil(FRAME) * FRAME
+}
+
+/// `far` (what the speaker plays) and `near` (the talker) side by side in 10 ms frames, the
+/// shorter one continued with silence: (first sample of the frame, far frame, near frame).
+pub fn frames_side_by_side<'a>(
+    far: &'a [f32],
+    near: &'a [f32],
+) -> impl Iterator<Item = (usize, [f32; FRAME], [f32; FRAME])> + 'a {
+    (0..side_by_side_len(far, near))
+        .step_by(FRAME)
+        .map(move |start| (start, frame_at(far, start), frame_at(near, start)))
+}
+
+/// The frame of `x` starting at `start`, silence past its end.
+fn frame_at(x: &[f32], start: usize) -> [f32; FRAME] {
+    let mut frame = [0.0; FRAME];
+    if let Some(rest) = x.get(start..) {
+        let have = rest.len().min(FRAME);
+        frame[..have].copy_from_slice(&rest[..have]);
+    }
+    frame
+}
+
 /// `seconds` of silence.
 pub fn silence(seconds: f64) -> Vec<f32> {
     vec![0.0; (seconds * RATE as f64) as usize]
