@@ -102,7 +102,7 @@ fn class_model() -> UiModel {
         Input::Joined(SessionJoined {
             protocol_version: PROTOCOL_VERSION,
             session_id: "bench".into(),
-            self_: Participant {
+            self_: Some(Participant {
                 user_id: "me".into(),
                 user_name: "Me".into(),
                 is_instructor: false,
@@ -111,7 +111,7 @@ fn class_model() -> UiModel {
                 screen_sharing: false,
                 hand_raised: false,
                 joined_at: 0,
-            },
+            }),
             participants: participants.clone(),
             ice_servers: vec![],
             chat_history: vec![],

@@ -3,9 +3,11 @@
 #   1. installs the Debian/Ubuntu packages the build and the tests need (scripts/install-system-deps.sh),
 #   2. installs the Node test peers from tests/node/package-lock.json (npm ci),
 #   3. cargo test for the whole workspace (unit tests, Rust protocol suite against our server and
-#      the Node reference relay, calls, the window's snapshots and its smoke test under Xvfb),
-#   4. the Node socket.io-client protocol suite against our server and the Node reference relay,
-#      over polling-then-upgrade and websocket only; the browser suites (Chromium, Firefox);
+#      our protocol on stock Node socket.io, calls (also through the browser version's own plain
+#      relay), the window's snapshots and its smoke test under Xvfb),
+#   4. the Node socket.io-client protocol suite against our server and our protocol on stock Node
+#      socket.io, over polling-then-upgrade and websocket only; the browser suites (Chromium,
+#      Firefox), and the desktop with Chromium in a class on the browser version's own relay;
 #   5. the Linux packages: built, signed with a throwaway key, verified, unpacked into a
 #      throwaway root and checked (tests/packaging/test-packages.sh).
 set -euo pipefail
@@ -42,7 +44,7 @@ echo "== node protocol suite"
 export CLASSROOM_SIGNALING_BIN="$CARGO_TARGET_DIR/debug/classroom-signaling"
 export CLASSROOM_BIN="$CARGO_TARGET_DIR/debug/classroom"
 failed=0
-for target in ours reference; do
+for target in ours node; do
   for transport in polling-upgrade websocket; do
     echo "-- socket.io-client against $target over $transport"
     if ! (cd tests/node && CLASSROOM_TARGET=$target CLASSROOM_TRANSPORT=$transport \
@@ -51,6 +53,10 @@ for target in ours reference; do
     fi
   done
 done
+echo "-- the browser version's own relay: two desktops and Chromium's seed client in one class"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec seed-relay.test.mjs); then
+  failed=$((failed + 1))
+fi
 echo "-- a browser participant (Debian's Chromium) with a desktop participant"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec browser.test.mjs); then
   failed=$((failed + 1))

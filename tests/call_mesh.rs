@@ -42,6 +42,9 @@ fn four_participants_see_and_hear_each_other_through_our_server() {
     );
     // The roster agrees with the media: everyone lists the three others, connected.
     for receiver in &bots {
+        let stats = receiver.stats().expect("stats");
+        assert_eq!(stats["server"]["kind"], "classroom", "{}", receiver.dump());
+        assert_eq!(stats["server"]["extensions"], true);
         for sender in bots.iter().filter(|s| s.user != receiver.user) {
             let entry = receiver.participant(&sender.user).expect("in the roster");
             assert_eq!(entry["connection"], "connected", "{}", receiver.dump());
@@ -49,11 +52,13 @@ fn four_participants_see_and_hear_each_other_through_our_server() {
     }
 }
 
+/// The browser version's own relay (`tests/node/reference-server.mjs`) sends the seed's fields
+/// only: no `protocolVersion`, `handRaised`, `joinedAt` or leave reason.
 #[test]
-fn the_same_call_works_through_the_node_socket_io_relay() {
+fn the_same_call_works_through_the_browser_versions_own_relay() {
     let ns = NetNs::create("node");
     let data = TempDir::new("node");
-    let _server = Server::start(&ns, ServerKind::NodeReference, &data.0);
+    let _server = Server::start(&ns, ServerKind::BrowserRelay, &data.0);
     // Ada also saves what she receives.
     let saved = data.0.join("received");
     let mut bots = vec![Bot::start(
@@ -68,11 +73,23 @@ fn the_same_call_works_through_the_node_socket_io_relay() {
     std::thread::sleep(Duration::from_millis(300));
     bots.extend(start_bots(&ns, "class-node", &["bob", "cy"]));
     wait_until(
-        "media between everyone through the Node relay",
+        "media between everyone through the browser version's relay",
         MEDIA_TIMEOUT,
         || everyone_sees_and_hears_everyone(&bots, 30, 3),
         || dump_all(&bots),
     );
+    // Everyone knows what the server is, and lists the others by name, connected.
+    for receiver in &bots {
+        let stats = receiver.stats().expect("stats");
+        assert_eq!(stats["joined"], true, "{}", receiver.dump());
+        assert_eq!(stats["server"]["kind"], "browser-relay", "{}", receiver.dump());
+        assert_eq!(stats["server"]["extensions"], false);
+        for sender in bots.iter().filter(|s| s.user != receiver.user) {
+            let entry = receiver.participant(&sender.user).expect("in the roster");
+            assert_eq!(entry["userName"], sender.user.to_uppercase(), "{}", receiver.dump());
+            assert_eq!(entry["connection"], "connected", "{}", receiver.dump());
+        }
+    }
     // What ada saved is Bob's H.264 (starting with a parameter set) and his audio, in which
     // the markers can be heard again.
     let video = std::fs::read(saved.join("bob-camera.h264")).expect("bob's video saved");

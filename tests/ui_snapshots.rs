@@ -87,7 +87,7 @@ impl ScriptedClass {
             Input::Joined(SessionJoined {
                 protocol_version: PROTOCOL_VERSION,
                 session_id: "physics-101".into(),
-                self_: participant("kit", "Kit", false),
+                self_: Some(participant("kit", "Kit", false)),
                 participants: vec![grace.clone(), ada.clone(), alan.clone()],
                 ice_servers: vec![],
                 chat_history: vec![

@@ -1,4 +1,5 @@
-//! Relay benchmark: our server against the Node socket.io reference relay, in one run.
+//! Relay benchmark: our server against the same relay on stock Node socket.io
+//! (`tests/node/protocol-relay.mjs`), in one run.
 //!
 //! `cargo bench -p classroom-signaling --bench relay -- [--connections N] [--pairs P]
 //!  [--seconds S] [--window W] [--paced-rate R] [--only ours|reference]`
@@ -112,7 +113,7 @@ async fn start_server(kind: Kind) -> ServerProcess {
         }
         Kind::Reference => {
             let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/node/reference-server.mjs");
+                .join("../tests/node/protocol-relay.mjs");
             cmd.arg("node")
                 .arg(script)
                 .args([

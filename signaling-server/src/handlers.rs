@@ -663,7 +663,7 @@ fn enter_room(
     Ok(Some(SessionJoined {
         protocol_version: PROTOCOL_VERSION,
         session_id: room.id.to_string(),
-        self_: participant,
+        self_: Some(participant),
         participants,
         ice_servers,
         chat_history,

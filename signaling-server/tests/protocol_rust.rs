@@ -1,7 +1,6 @@
 //! The protocol of `docs/protocol.md` driven with the Rust `rust_socketio` client (the one the
-//! desktop app uses), against our server (in-process) and against the Node reference relay
-//! (`tests/node/reference-server.mjs`, the browser version's stand-in), over websocket only and
-//! over polling. The Node `socket.io-client` suite in `tests/node` covers the rest in depth.
+//! desktop app uses), against our server (in-process) and against the same protocol on stock
+//! Node socket.io (`tests/node/protocol-relay.mjs`), over websocket only and over polling. The Node `socket.io-client` suite in `tests/node` covers the rest in depth.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -55,7 +54,7 @@ impl Server {
                     "run `npm ci` in tests/node first (scripts/test.sh does)"
                 );
                 let mut child = tokio::process::Command::new("node")
-                    .arg(dir.join("reference-server.mjs"))
+                    .arg(dir.join("protocol-relay.mjs"))
                     .args([
                         "--port",
                         "0",

@@ -359,6 +359,13 @@ fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_
         "self": snapshot.self_user_id,
         "joined": snapshot.joined,
         "signalingConnected": snapshot.signaling_connected,
+        // What the join answer said the server is: ours, or the browser version's plain relay
+        // (with which none of our extensions, such as `video-request`, are used).
+        "server": snapshot.server.map(|server| json!({
+            "kind": server.name(),
+            "protocolVersion": server.protocol_version(),
+            "extensions": server.has_extensions(),
+        })),
         "local": {
             "audioEnabled": snapshot.audio_enabled,
             "videoEnabled": snapshot.video_enabled,

@@ -263,6 +263,58 @@ pub struct Snapshot {
     pub participants: Vec<PeerSummary>,
     pub chat: Vec<ChatMessage>,
     pub last_error: Option<String>,
+    /// What the server is, once joined.
+    #[serde(skip)]
+    pub server: Option<ServerKind>,
+}
+
+/// What the session learnt it is talking to from the join answer's `protocolVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// A server of ours: `docs/protocol.md` with its extensions (`video-request`, …).
+    Classroom { protocol_version: u32 },
+    /// The browser version's plain relay (no `protocolVersion`): the seed's events only.
+    BrowserRelay,
+}
+
+impl ServerKind {
+    fn of(joined: &SessionJoined) -> Self {
+        if joined.has_extensions() {
+            ServerKind::Classroom {
+                protocol_version: joined.protocol_version,
+            }
+        } else {
+            ServerKind::BrowserRelay
+        }
+    }
+
+    /// Whether our extensions to the browser version's events may be sent.
+    pub fn has_extensions(self) -> bool {
+        matches!(self, ServerKind::Classroom { .. })
+    }
+
+    pub fn protocol_version(self) -> u32 {
+        match self {
+            ServerKind::Classroom { protocol_version } => protocol_version,
+            ServerKind::BrowserRelay => classroom_wire::BROWSER_RELAY_PROTOCOL,
+        }
+    }
+
+    /// How the stats and logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Classroom { .. } => "classroom",
+            ServerKind::BrowserRelay => "browser-relay",
+        }
+    }
+}
+
+/// A roster entry as the session keeps it: a name to show even when the server sent none.
+fn with_name(mut participant: Participant) -> Participant {
+    if participant.user_name.trim().is_empty() {
+        participant.user_name = participant.user_id.clone();
+    }
+    participant
 }
 
 /// The state machine. See the module documentation.
@@ -282,6 +334,7 @@ pub struct Session {
     hand_raised: bool,
     last_error: Option<String>,
     view_height: Option<u32>,
+    server: Option<ServerKind>,
 }
 
 impl Session {
@@ -302,6 +355,7 @@ impl Session {
             hand_raised: false,
             last_error: None,
             view_height: None,
+            server: None,
         }
     }
 
@@ -329,6 +383,7 @@ impl Session {
                 .collect(),
             chat: self.chat.iter().cloned().collect(),
             last_error: self.last_error.clone(),
+            server: self.server,
         }
     }
 
@@ -363,7 +418,7 @@ impl Session {
             Input::ParticipantUpdated(participant) => {
                 if participant.user_id != self.self_id {
                     self.participants
-                        .insert(participant.user_id.clone(), participant);
+                        .insert(participant.user_id.clone(), with_name(participant));
                 }
             }
             Input::Chat(message) => {
@@ -444,12 +499,19 @@ impl Session {
 
     fn on_joined(&mut self, now: Instant, joined: SessionJoined, actions: &mut Vec<Action>) {
         self.joined = true;
-        self.self_id = joined.self_.user_id.clone();
+        let server = ServerKind::of(&joined);
+        if self.server != Some(server) {
+            tracing::info!(server = server.name(), "joined");
+        }
+        self.server = Some(server);
+        if let Some(me) = joined.self_.as_ref().filter(|me| !me.user_id.is_empty()) {
+            self.self_id = me.user_id.clone();
+        }
         self.ice_servers = joined.ice_servers;
         self.ice_servers
             .extend(self.config.extra_ice_servers.iter().cloned());
         for message in joined.chat_history {
-            if !self.chat.iter().any(|known| known.id == message.id) {
+            if message.id.is_empty() || !self.chat.iter().any(|known| known.id == message.id) {
                 self.push_chat(message);
             }
         }
@@ -457,7 +519,7 @@ impl Session {
             .participants
             .into_iter()
             .filter(|participant| participant.user_id != self.self_id)
-            .map(|participant| (participant.user_id.clone(), participant))
+            .map(|participant| (participant.user_id.clone(), with_name(participant)))
             .collect();
         // Connections to participants not (yet) back: after a server restart they rejoin one by
         // one, so a working connection waits out the grace period; a broken one is closed.
@@ -513,6 +575,7 @@ impl Session {
         if participant.user_id == self.self_id {
             return;
         }
+        let participant = with_name(participant);
         let user_id = participant.user_id.clone();
         actions.push(Action::Notify(SessionEvent::ParticipantJoined {
             user_id: user_id.clone(),
@@ -534,10 +597,15 @@ impl Session {
         if left.user_id == self.self_id {
             return;
         }
-        self.participants.remove(&left.user_id);
+        let known = self.participants.remove(&left.user_id);
+        let user_name = match known {
+            Some(participant) if left.user_name.trim().is_empty() => participant.user_name,
+            _ if left.user_name.trim().is_empty() => left.user_id.clone(),
+            _ => left.user_name,
+        };
         actions.push(Action::Notify(SessionEvent::ParticipantLeft {
             user_id: left.user_id.clone(),
-            user_name: left.user_name,
+            user_name,
         }));
         let keep = left.reason == LeaveReason::Disconnected
             && self.peers.get(&left.user_id).is_some_and(Peer::healthy);
@@ -633,6 +701,7 @@ impl Session {
         match state {
             PeerConnState::Connected => {
                 if !peer.was_connected
+                    && self.server.is_some_and(ServerKind::has_extensions)
                     && let Some(max_height) = self.view_height
                 {
                     actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
@@ -707,6 +776,11 @@ impl Session {
             Command::RaiseHand(up) => self.hand_raised = up,
             Command::SetViewHeight(max_height) => {
                 self.view_height = Some(max_height);
+                if !self.server.is_some_and(ServerKind::has_extensions) {
+                    // The browser version's relay does not know `video-request`: viewers
+                    // there get full pictures, as from a browser.
+                    return;
+                }
                 for (user_id, peer) in &self.peers {
                     if peer.was_connected {
                         actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {

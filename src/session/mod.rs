@@ -16,5 +16,5 @@ mod core;
 
 pub use self::core::{
     Action, Command, Input, Outgoing, PeerConnState, PeerSummary, Session, SessionConfig,
-    SessionEvent, Snapshot,
+    ServerKind, SessionEvent, Snapshot,
 };

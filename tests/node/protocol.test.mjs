@@ -1,7 +1,8 @@
 // The protocol suite of docs/protocol.md, driven with the Node socket.io-client v4 against our
-// server (CLASSROOM_TARGET=ours) and the Node reference relay (CLASSROOM_TARGET=reference), over
-// polling-then-upgrade or websocket only (CLASSROOM_TRANSPORT). Features only our server has
-// (SQLite history across restarts, signed tokens and enrollment) are skipped for the reference.
+// server (CLASSROOM_TARGET=ours) and the same protocol on stock Node socket.io (protocol-relay.mjs,
+// CLASSROOM_TARGET=node), over polling-then-upgrade or websocket only (CLASSROOM_TRANSPORT).
+// Features only our server has (SQLite history across restarts, signed tokens and enrollment)
+// are skipped for the Node one. The browser version's own relay is tested in seed-relay.test.mjs.
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -18,7 +19,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const oursOnly = OURS ? false : "only our server has this feature";
 const PING_DEADLINE_MS = PING_INTERVAL_MS + PING_TIMEOUT_MS + 1500;
 
-describe(`protocol (${OURS ? "ours" : "reference"}, ${TRANSPORT})`, () => {
+describe(`protocol (${OURS ? "ours" : "node"}, ${TRANSPORT})`, () => {
   let server;
   const peers = [];
   const peer = async (opts) => {

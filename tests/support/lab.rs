@@ -1,5 +1,5 @@
 //! A lab for call tests: a network namespace of its own (only its loopback, nothing leaves
-//! it), a signaling server inside it (ours or the Node reference relay), and headless
+//! it), a signaling server inside it (ours, or the browser version's own relay on Node), and headless
 //! participants in separate processes whose JSON lines are collected.
 
 #![allow(dead_code)]
@@ -113,8 +113,9 @@ pub fn repo_root() -> PathBuf {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
     Ours,
-    /// The Node socket.io relay with the browser version's protocol.
-    NodeReference,
+    /// The browser version's own plain relay on Node socket.io (`tests/node/reference-server.mjs`):
+    /// the seed's fields only.
+    BrowserRelay,
 }
 
 pub struct Server {
@@ -140,7 +141,7 @@ impl Server {
                 ]);
                 command
             }
-            ServerKind::NodeReference => {
+            ServerKind::BrowserRelay => {
                 let script = repo_root().join("tests/node/reference-server.mjs");
                 let mut command = ns.command("node");
                 command.args([

@@ -7,6 +7,42 @@ use serde::{Deserialize, Serialize};
 /// Version of the event set described in `docs/protocol.md`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The `protocolVersion` of a join answer that has none: the browser version's own relay,
+/// which knows the seed's fields and none of our extensions.
+pub const BROWSER_RELAY_PROTOCOL: u32 = 0;
+
+/// What receivers assume when a server sends no `iceServers`: the browser version's default
+/// (the seed's `RTCPeerConnection` configuration).
+pub const SEED_STUN_URLS: [&str; 2] = [
+    "stun:stun.l.google.com:19302",
+    "stun:stun1.l.google.com:19302",
+];
+
+// What a receiver assumes for the fields our protocol added, when the browser version's relay
+// leaves them out (docs/protocol.md, "What a client may rely on").
+fn yes() -> bool {
+    true
+}
+
+/// Now, in milliseconds since the Unix epoch: "when we learned of it".
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn seed_ice_servers() -> Vec<IceServer> {
+    SEED_STUN_URLS
+        .iter()
+        .map(|url| IceServer {
+            urls: vec![(*url).to_owned()],
+            username: None,
+            credential: None,
+        })
+        .collect()
+}
+
 /// Event names, client → server and server → client.
 pub mod event {
     pub const JOIN_SESSION: &str = "join-session";
@@ -40,34 +76,67 @@ pub struct JoinSession {
 }
 
 /// One participant as every client sees it in the roster.
+///
+/// Only `userId` is required on receipt: the browser version's relay sends the seed's fields
+/// (and may leave out a name), and never our additions (`handRaised`, `joinedAt`). Unknown
+/// fields (a socket id, say) are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     pub user_id: String,
+    /// Empty when the server sent none; the desktop's session shows the user id instead.
+    #[serde(default)]
     pub user_name: String,
+    #[serde(default)]
     pub is_instructor: bool,
+    /// A participant's media is on unless said otherwise (the seed streams to everyone).
+    #[serde(default = "yes")]
     pub audio_enabled: bool,
+    #[serde(default = "yes")]
     pub video_enabled: bool,
+    #[serde(default)]
     pub screen_sharing: bool,
+    #[serde(default)]
     pub hand_raised: bool,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch; when absent, the time we learned of them.
+    #[serde(default = "now_ms")]
     pub joined_at: u64,
 }
 
 /// Sent to the joiner (as the `join-session` ack, with `ok: true`, and as the
 /// `session-joined` event).
+///
+/// The browser version's relay sends `{ ok, self, participants }` only: every other field
+/// has the default the seed implies, and `protocolVersion` 0 ([`BROWSER_RELAY_PROTOCOL`])
+/// tells the receiver that none of our extensions are there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionJoined {
+    #[serde(default)]
     pub protocol_version: u32,
+    /// Empty when the server did not say: the session the client asked to join.
+    #[serde(default)]
     pub session_id: String,
-    #[serde(rename = "self")]
-    pub self_: Participant,
+    /// `None` when the server did not say: the identity the client joined with.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_: Option<Participant>,
     /// Everyone else already in the session, oldest first. The joiner offers to each of them.
+    #[serde(default)]
     pub participants: Vec<Participant>,
+    /// The seed's public STUN servers when the server sent none.
+    #[serde(default = "seed_ice_servers")]
     pub ice_servers: Vec<IceServer>,
     /// The last messages of the session, oldest first.
+    #[serde(default)]
     pub chat_history: Vec<ChatMessage>,
+}
+
+impl SessionJoined {
+    /// Whether the server speaks our protocol's extensions (`video-request`, and later the
+    /// SFU and the classroom controls), or is the browser version's plain relay.
+    pub fn has_extensions(&self) -> bool {
+        self.protocol_version > BROWSER_RELAY_PROTOCOL
+    }
 }
 
 /// An entry of `RTCConfiguration.iceServers`.
@@ -125,6 +194,7 @@ pub struct OfferToPeer {
 #[serde(rename_all = "camelCase")]
 pub struct OfferFromPeer {
     pub from_user_id: String,
+    #[serde(default)]
     pub from_user_name: String,
     pub offer: SessionDescription,
 }
@@ -142,6 +212,7 @@ pub struct AnswerToPeer {
 #[serde(rename_all = "camelCase")]
 pub struct AnswerFromPeer {
     pub from_user_id: String,
+    #[serde(default)]
     pub from_user_name: String,
     pub answer: SessionDescription,
 }
@@ -159,7 +230,10 @@ pub struct IceCandidateToPeer {
 #[serde(rename_all = "camelCase")]
 pub struct IceCandidateFromPeer {
     pub from_user_id: String,
+    #[serde(default)]
     pub from_user_name: String,
+    /// Absent or `null`: end of candidates.
+    #[serde(default)]
     pub candidate: Option<IceCandidate>,
 }
 
@@ -178,6 +252,7 @@ pub struct VideoRequestToPeer {
 #[serde(rename_all = "camelCase")]
 pub struct VideoRequestFromPeer {
     pub from_user_id: String,
+    #[serde(default)]
     pub from_user_name: String,
     pub max_height: u32,
 }
@@ -202,24 +277,34 @@ pub struct ChatSend {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatKind {
+    #[default]
     User,
     System,
 }
 
 /// Server → session `chat-message`, also the elements of `chatHistory`.
+///
+/// Only `message` is required on receipt; a relay that leaves out the rest gives a message
+/// with no id (never matched against history), an empty sender (a system message, say), the
+/// time of receipt and the kind `user`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
+    #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub user_id: String,
+    #[serde(default)]
     pub user_name: String,
     pub message: String,
-    /// Milliseconds since the Unix epoch, stamped by the server.
+    /// Milliseconds since the Unix epoch, stamped by the server; the time of receipt when
+    /// the server sent none.
+    #[serde(default = "now_ms")]
     pub timestamp: u64,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: ChatKind,
 }
 
@@ -228,14 +313,18 @@ pub struct ChatMessage {
 #[serde(rename_all = "camelCase")]
 pub struct UserLeft {
     pub user_id: String,
+    #[serde(default)]
     pub user_name: String,
+    /// `left` when the server did not say (the browser version's relay sends no reason).
+    #[serde(default)]
     pub reason: LeaveReason,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LeaveReason {
     /// The client sent `leave-session`.
+    #[default]
     Left,
     /// The connection closed or stopped answering pings.
     Disconnected,
@@ -437,6 +526,116 @@ mod tests {
             serde_json::to_value(&err).unwrap(),
             json!({"ok": false, "error": {"code": "target-not-found", "message": "x"}})
         );
+    }
+
+    /// What the browser version's plain relay sends: the seed's fields, plus fields of its own.
+    #[test]
+    fn the_browser_relays_minimal_payloads_parse_with_the_seeds_defaults() {
+        let joined: SessionJoined = serde_json::from_value(json!({
+            "ok": true,
+            "self": {"userId": "desk", "userName": "Desk", "isInstructor": false,
+                     "audioEnabled": true, "videoEnabled": true, "screenSharing": false,
+                     "socketId": "x1"},
+            "participants": [{"userId": "web", "userName": "Web", "isInstructor": true,
+                              "audioEnabled": false, "videoEnabled": true,
+                              "screenSharing": false, "socketId": "x2"}]
+        }))
+        .unwrap();
+        assert_eq!(joined.protocol_version, BROWSER_RELAY_PROTOCOL);
+        assert!(!joined.has_extensions());
+        assert_eq!(joined.session_id, "");
+        assert!(joined.chat_history.is_empty());
+        let stun: Vec<&str> = joined
+            .ice_servers
+            .iter()
+            .flat_map(|server| server.urls.iter().map(String::as_str))
+            .collect();
+        assert_eq!(stun, SEED_STUN_URLS);
+        assert_eq!(joined.self_.as_ref().map(|me| me.user_id.as_str()), Some("desk"));
+        let web = &joined.participants[0];
+        assert_eq!(web.user_id, "web");
+        assert!(web.is_instructor && !web.audio_enabled && web.video_enabled);
+        assert!(!web.hand_raised);
+        assert!(web.joined_at > 1_700_000_000_000, "joinedAt: the time we learned of them");
+
+        let joined: Participant = serde_json::from_value(json!({"userId": "solo"})).unwrap();
+        assert_eq!(joined.user_name, "");
+        assert!(joined.audio_enabled && joined.video_enabled && !joined.screen_sharing);
+
+        let left: UserLeft =
+            serde_json::from_value(json!({"userId": "web", "userName": "Web"})).unwrap();
+        assert_eq!(left.reason, LeaveReason::Left);
+
+        let offer: OfferFromPeer = serde_json::from_value(json!({
+            "fromUserId": "web", "offer": {"type": "offer", "sdp": "v=0\r\n"}
+        }))
+        .unwrap();
+        assert_eq!((offer.from_user_id.as_str(), offer.from_user_name.as_str()), ("web", ""));
+        let candidate: IceCandidateFromPeer =
+            serde_json::from_value(json!({"fromUserId": "web"})).unwrap();
+        assert_eq!(candidate.candidate, None);
+
+        let chat: ChatMessage = serde_json::from_value(json!({"message": "hi"})).unwrap();
+        assert_eq!((chat.kind, chat.id.as_str()), (ChatKind::User, ""));
+        assert!(chat.timestamp > 1_700_000_000_000);
+    }
+
+    /// The seed's own fields stay required: a roster entry without a user id is refused.
+    #[test]
+    fn a_participant_without_a_user_id_is_refused() {
+        assert!(serde_json::from_value::<Participant>(json!({"userName": "Ada"})).is_err());
+        assert!(serde_json::from_value::<UserLeft>(json!({"reason": "left"})).is_err());
+        assert!(serde_json::from_value::<ChatMessage>(json!({"userId": "u"})).is_err());
+    }
+
+    /// What our server sends, every field present, reads back unchanged.
+    #[test]
+    fn our_servers_full_payloads_round_trip() {
+        let ada = Participant {
+            user_id: "ada".into(),
+            user_name: "Ada".into(),
+            is_instructor: true,
+            audio_enabled: false,
+            video_enabled: true,
+            screen_sharing: true,
+            hand_raised: true,
+            joined_at: 42,
+        };
+        let joined = SessionJoined {
+            protocol_version: PROTOCOL_VERSION,
+            session_id: "c1".into(),
+            self_: Some(ada.clone()),
+            participants: vec![Participant {
+                user_id: "bob".into(),
+                ..ada.clone()
+            }],
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:127.0.0.1:3478".into()],
+                username: Some("1:bob".into()),
+                credential: Some("c".into()),
+            }],
+            chat_history: vec![ChatMessage {
+                id: "m1".into(),
+                user_id: "ada".into(),
+                user_name: "Ada".into(),
+                message: "hello".into(),
+                timestamp: 7,
+                kind: ChatKind::System,
+            }],
+        };
+        let wire = serde_json::to_value(&joined).unwrap();
+        assert_eq!(wire["protocolVersion"], PROTOCOL_VERSION);
+        assert_eq!(wire["self"]["handRaised"], true);
+        let back: SessionJoined = serde_json::from_value(wire).unwrap();
+        assert_eq!(back, joined);
+        assert!(back.has_extensions());
+        let left = UserLeft {
+            user_id: "bob".into(),
+            user_name: "Bob".into(),
+            reason: LeaveReason::Disconnected,
+        };
+        let back: UserLeft = serde_json::from_value(serde_json::to_value(&left).unwrap()).unwrap();
+        assert_eq!(back, left);
     }
 
     #[test]

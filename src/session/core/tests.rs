@@ -20,7 +20,7 @@ fn joined(self_id: &str, others: &[&str]) -> Input {
     Input::Joined(SessionJoined {
         protocol_version: PROTOCOL_VERSION,
         session_id: "class".to_owned(),
-        self_: participant(self_id),
+        self_: Some(participant(self_id)),
         participants: others.iter().map(|id| participant(id)).collect(),
         ice_servers: vec![],
         chat_history: vec![],
@@ -432,7 +432,7 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
             Input::Joined(SessionJoined {
                 protocol_version: PROTOCOL_VERSION,
                 session_id: "class".to_owned(),
-                self_: participant("ada"),
+                self_: Some(participant("ada")),
                 participants: vec![],
                 ice_servers: vec![],
                 chat_history: vec![message.clone()],
@@ -503,4 +503,120 @@ fn a_participants_volume_is_set_for_us_alone_and_bounded() {
             percent: 400
         }]
     );
+}
+
+/// The browser version's relay, as `signaling::input_from_event` reads it: the seed's fields
+/// only (`{ ok, self, participants }`, roster entries without `handRaised` or `joinedAt`).
+fn joined_via_browser_relay(self_id: &str, others: &[&str]) -> Input {
+    let payload = serde_json::json!({
+        "ok": true,
+        "self": {"userId": self_id, "userName": "Me", "isInstructor": false,
+                 "audioEnabled": true, "videoEnabled": true, "screenSharing": false},
+        "participants": others.iter().map(|id| serde_json::json!({
+            "userId": id, "userName": "", "isInstructor": false, "audioEnabled": false,
+            "videoEnabled": true, "screenSharing": false, "socketId": format!("s-{id}"),
+        })).collect::<Vec<_>>(),
+    });
+    Input::Joined(serde_json::from_value(payload).expect("the relay's session-joined parses"))
+}
+
+fn ice_urls(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::CreatePeer { ice_servers, .. } => Some(ice_servers),
+            _ => None,
+        })
+        .flatten()
+        .flat_map(|server| server.urls.clone())
+        .collect()
+}
+
+#[test]
+fn on_the_browser_relay_the_newcomer_offers_with_the_seeds_stun_and_the_policys() {
+    let mut config = SessionConfig::new("class", "ada", "Me", false);
+    config.extra_ice_servers = vec![IceServer {
+        urls: vec!["turn:turn.school.example:3478".into()],
+        username: None,
+        credential: None,
+    }];
+    let mut s = Session::new(config);
+    let t = Instant::now();
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined_via_browser_relay("ada", &["web"]));
+    assert_eq!(created_offers(&actions), vec!["web"]);
+    assert_eq!(
+        ice_urls(&actions),
+        vec![
+            "stun:stun.l.google.com:19302",
+            "stun:stun1.l.google.com:19302",
+            "turn:turn.school.example:3478"
+        ]
+    );
+    let snapshot = s.snapshot();
+    assert!(snapshot.joined);
+    assert_eq!(snapshot.server, Some(ServerKind::BrowserRelay));
+    let web = &snapshot.participants[0].participant;
+    assert_eq!(web.user_name, "web", "no name from the relay: the user id is shown");
+    assert!(!web.audio_enabled && web.video_enabled && !web.hand_raised);
+}
+
+#[test]
+fn on_the_browser_relay_no_video_request_is_sent() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined_via_browser_relay("ada", &["web"]));
+    s.handle(t, answer_from("web", "web-1"));
+    let sent_requests = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Emit(Outgoing::VideoRequest(_))))
+            .count()
+    };
+    assert_eq!(sent_requests(&s.handle(t, Input::Command(Command::SetViewHeight(360)))), 0);
+    assert_eq!(sent_requests(&s.handle(t, state("web", PeerConnState::Connected))), 0);
+    // Our own server, after a reconnect: the extension is used again.
+    s.handle(t, joined("ada", &["web"]));
+    assert_eq!(s.snapshot().server, Some(ServerKind::Classroom { protocol_version: PROTOCOL_VERSION }));
+    assert_eq!(sent_requests(&s.handle(t, Input::Command(Command::SetViewHeight(360)))), 1);
+}
+
+#[test]
+fn a_relays_user_left_without_a_reason_closes_the_connection_and_names_who_left() {
+    let (mut s, t) = in_call_with("ada", &["web"]);
+    let input = crate::signaling::input_from_event(
+        classroom_wire::event::USER_LEFT,
+        serde_json::json!({"userId": "web"}),
+    )
+    .expect("user-left is a session input");
+    let actions = s.handle(t, input);
+    assert_eq!(closed(&actions), vec!["web"]);
+    assert!(actions.contains(&Action::Notify(SessionEvent::ParticipantLeft {
+        user_id: "web".into(),
+        user_name: "WEB".into(),
+    })));
+    assert!(s.snapshot().participants.is_empty());
+}
+
+#[test]
+fn a_relays_user_joined_and_participant_updated_fill_the_roster() {
+    let (mut s, t) = in_call_with("ada", &[]);
+    for (event, audio) in [
+        (classroom_wire::event::USER_JOINED, true),
+        (classroom_wire::event::PARTICIPANT_UPDATED, false),
+    ] {
+        let input = crate::signaling::input_from_event(
+            event,
+            serde_json::json!({"userId": "web", "userName": "Web", "isInstructor": true,
+                               "audioEnabled": audio, "videoEnabled": false,
+                               "screenSharing": false, "socketId": "abc"}),
+        )
+        .expect("a session input");
+        s.handle(t, input);
+        let roster = s.snapshot().participants;
+        assert_eq!(roster.len(), 1);
+        let web = &roster[0].participant;
+        assert_eq!((web.user_name.as_str(), web.is_instructor), ("Web", true));
+        assert_eq!((web.audio_enabled, web.video_enabled), (audio, false));
+    }
 }
