@@ -5,8 +5,8 @@
 #   3. cargo test for the whole workspace (unit tests, Rust protocol suite against our server and
 #      our protocol on stock Node socket.io, calls (also through the browser version's own plain
 #      relay), the window's snapshots and its smoke test under Xvfb),
-#   4. the Node socket.io-client protocol suite against our server and our protocol on stock Node
-#      socket.io, over polling-then-upgrade and websocket only; the browser suites (Chromium,
+#   4. Engine.IO v4 conformance and the Node socket.io-client protocol suite against our server
+#      and our protocol on stock Node socket.io, over polling-then-upgrade and websocket only; the browser suites (Chromium,
 #      Firefox), and the desktop with Chromium in a class on the browser version's own relay;
 #   5. the Linux packages: built, signed with a throwaway key, verified, unpacked into a
 #      throwaway root and checked (tests/packaging/test-packages.sh).
@@ -45,6 +45,11 @@ export CLASSROOM_SIGNALING_BIN="$CARGO_TARGET_DIR/debug/classroom-signaling"
 export CLASSROOM_BIN="$CARGO_TARGET_DIR/debug/classroom"
 failed=0
 for target in ours node; do
+  echo "-- Engine.IO v4 conformance (raw polling and websocket) against $target"
+  if ! (cd tests/node && CLASSROOM_TARGET=$target \
+        node --test --test-concurrency=1 --test-reporter=spec engineio.test.mjs); then
+    failed=$((failed + 1))
+  fi
   for transport in polling-upgrade websocket; do
     echo "-- socket.io-client against $target over $transport"
     if ! (cd tests/node && CLASSROOM_TARGET=$target CLASSROOM_TRANSPORT=$transport \

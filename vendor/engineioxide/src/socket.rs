@@ -67,7 +67,6 @@ use std::{
 use crate::{config::EngineIoConfig, errors::Error};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
-use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{
@@ -363,13 +362,24 @@ where
                     .map_err(|_| Error::HeartbeatTimeout)?;
             },
             _ => {
-                // v4: the server pings at once, then every `interval`; a pong must come within
-                // `timeout` of each ping.
+                // v4: the server pings `interval` after the handshake, then every `interval`; a
+                // pong must come within `timeout` of each ping. (Classroom patch: as Node's
+                // engine.io does; upstream pings at once, so a long-poll opened right after the
+                // handshake was answered with a ping instead of waiting.)
                 #[cfg(feature = "tracing")]
                 tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
-                // Some clients send the pong packet in first. If that happens, we should consume it.
-                self.heartbeat.notified().now_or_never();
+                let first_ping = tokio::time::Instant::now() + interval;
+                loop {
+                    timer.as_mut().reset(first_ping);
+                    tokio::select! {
+                        biased;
+                        _ = self.cancellation_token.cancelled() => return Ok(()),
+                        _ = timer.as_mut() => break,
+                        // A pong before any ping (some clients send one first) is consumed.
+                        _ = self.heartbeat.notified() => {}
+                    }
+                }
                 let mut next_ping = tokio::time::Instant::now();
                 loop {
                     timer.as_mut().reset(next_ping);
