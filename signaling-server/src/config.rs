@@ -9,7 +9,24 @@ use std::time::Duration;
 use classroom_wire::IceServer;
 use serde::Deserialize;
 
+use crate::auth::TokenRules;
 use crate::error::ConfigError;
+
+/// The shortest shared secret accepted for an HMAC key (the JWT secret, the TURN secret): an
+/// empty or short one lets anyone who guesses it sign in or relay.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`], naming where it came from.
+pub fn check_secret(what: &str, secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "the {what} is {} bytes long; it must be at least {MIN_SECRET_BYTES} \
+             (make one with `openssl rand -base64 32`)",
+            secret.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
@@ -19,6 +36,8 @@ pub struct ServerConfig {
     pub dev_mode: bool,
     /// HS256 secret shared with the LMS; tokens are refused when it is absent.
     pub jwt_secret: Option<String>,
+    /// `iss`, `aud` and the longest lifetime a token must have.
+    pub token_rules: TokenRules,
     /// SQLite file for classes, enrollments and chat history; `None` keeps them in memory.
     pub database: Option<PathBuf>,
     /// Create sessions on the first join (dev mode default) instead of refusing unknown ones.
@@ -30,6 +49,8 @@ pub struct ServerConfig {
     pub turn_secret: Option<String>,
     pub turn_urls: Vec<String>,
     pub turn_credential_ttl: Duration,
+    /// How often the enrollment of a signed-in member is checked again while connected.
+    pub enrollment_recheck: Duration,
     pub limits: Limits,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -74,6 +95,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
             dev_mode: false,
             jwt_secret: None,
+            token_rules: TokenRules::default(),
             database: None,
             auto_create_sessions: false,
             enrollment_hook: None,
@@ -81,6 +103,7 @@ impl Default for ServerConfig {
             turn_secret: None,
             turn_urls: Vec::new(),
             turn_credential_ttl: Duration::from_secs(6 * 3600),
+            enrollment_recheck: Duration::from_secs(60),
             limits: Limits::default(),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
@@ -111,6 +134,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub dev: Option<bool>,
     pub jwt_secret: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub max_token_lifetime_secs: Option<u64>,
     pub database: Option<PathBuf>,
     pub auto_create_sessions: Option<bool>,
     pub enrollment_hook: Option<String>,
@@ -118,6 +144,7 @@ pub struct FileConfig {
     pub turn_secret: Option<String>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_credential_ttl_secs: Option<u64>,
+    pub enrollment_recheck_secs: Option<u64>,
     pub ping_interval_ms: Option<u64>,
     pub ping_timeout_ms: Option<u64>,
     #[serde(default)]
@@ -157,6 +184,9 @@ impl ServerConfig {
             listen,
             dev,
             jwt_secret,
+            jwt_issuer,
+            jwt_audience,
+            max_token_lifetime_secs,
             database,
             auto_create_sessions,
             enrollment_hook,
@@ -164,6 +194,7 @@ impl ServerConfig {
             turn_secret,
             turn_urls,
             turn_credential_ttl_secs,
+            enrollment_recheck_secs,
             ping_interval_ms,
             ping_timeout_ms,
             limits,
@@ -177,6 +208,15 @@ impl ServerConfig {
         }
         if jwt_secret.is_some() {
             self.jwt_secret = jwt_secret;
+        }
+        if jwt_issuer.is_some() {
+            self.token_rules.issuer = jwt_issuer;
+        }
+        if jwt_audience.is_some() {
+            self.token_rules.audience = jwt_audience;
+        }
+        if let Some(v) = max_token_lifetime_secs {
+            self.token_rules.max_lifetime = Duration::from_secs(v);
         }
         if database.is_some() {
             self.database = database;
@@ -198,6 +238,9 @@ impl ServerConfig {
         }
         if let Some(v) = turn_credential_ttl_secs {
             self.turn_credential_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = enrollment_recheck_secs {
+            self.enrollment_recheck = Duration::from_secs(v);
         }
         if let Some(v) = ping_interval_ms {
             self.ping_interval = Duration::from_millis(v);
@@ -234,6 +277,25 @@ impl ServerConfig {
         if !self.dev_mode && self.jwt_secret.is_none() {
             return Err(ConfigError::Invalid(
                 "no JWT secret: set --jwt-secret (CLASSROOM_JWT_SECRET) or run a local class with --dev".into(),
+            ));
+        }
+        if let Some(secret) = &self.jwt_secret {
+            check_secret("JWT secret (--jwt-secret, CLASSROOM_JWT_SECRET, jwt_secret)", secret)?;
+        }
+        if let Some(secret) = &self.turn_secret {
+            check_secret(
+                "TURN secret (--turn-secret, CLASSROOM_TURN_SECRET, turn_secret)",
+                secret,
+            )?;
+        }
+        if self.enrollment_recheck.is_zero() {
+            return Err(ConfigError::Invalid(
+                "the enrollment re-check interval must be positive".into(),
+            ));
+        }
+        if self.token_rules.max_lifetime.is_zero() {
+            return Err(ConfigError::Invalid(
+                "the longest token lifetime must be positive".into(),
             ));
         }
         if self.turn_secret.is_some() && self.turn_urls.is_empty() {
@@ -286,5 +348,47 @@ mod tests {
     fn auth_mode_without_secret_is_refused() {
         let cfg = ServerConfig::default();
         assert!(cfg.validate().is_err());
+    }
+
+    /// `CLASSROOM_JWT_SECRET=` gives an empty secret, and HMAC takes an empty key.
+    #[test]
+    fn empty_and_short_secrets_are_refused() {
+        for secret in ["", "change me", &"x".repeat(MIN_SECRET_BYTES - 1)] {
+            let cfg = ServerConfig {
+                jwt_secret: Some(secret.to_owned()),
+                ..ServerConfig::default()
+            };
+            let error = cfg.validate().unwrap_err().to_string();
+            assert!(error.contains("at least 32"), "{error}");
+            let cfg = ServerConfig {
+                dev_mode: true,
+                turn_secret: Some(secret.to_owned()),
+                turn_urls: vec!["turn:127.0.0.1:3478".into()],
+                ..ServerConfig::default()
+            };
+            assert!(cfg.validate().unwrap_err().to_string().contains("TURN secret"));
+        }
+        let cfg = ServerConfig {
+            jwt_secret: Some("x".repeat(MIN_SECRET_BYTES)),
+            ..ServerConfig::default()
+        };
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn token_rules_come_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            jwt_issuer = "https://lms.example"
+            jwt_audience = "classroom"
+            max_token_lifetime_secs = 7200
+            "#,
+        )
+        .unwrap();
+        let mut cfg = ServerConfig::default();
+        cfg.apply_file(file);
+        assert_eq!(cfg.token_rules.issuer.as_deref(), Some("https://lms.example"));
+        assert_eq!(cfg.token_rules.audience.as_deref(), Some("classroom"));
+        assert_eq!(cfg.token_rules.max_lifetime, Duration::from_secs(7200));
     }
 }

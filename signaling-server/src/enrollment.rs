@@ -133,7 +133,7 @@ impl Gate {
                     Err(unknown_session())
                 }
             }
-            HandshakeIdentity::Token(_) => {
+            HandshakeIdentity::Token { .. } => {
                 if let Some(role) = enrolled {
                     return Ok(role);
                 }

@@ -18,12 +18,12 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide::{ParserError, SocketIo};
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
 use crate::error::Refusal;
-use crate::limits::{RateDecision, TokenBucket, check_text};
+use crate::limits::{RateDecision, check_text};
+use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
 use crate::rooms::{Member, Room, emit_to_all};
 use crate::state::AppState;
 
@@ -31,58 +31,42 @@ use crate::state::AppState;
 pub struct Connection {
     handshake: HandshakeIdentity,
     joined: Mutex<Option<Joined>>,
-    bucket: Mutex<TokenBucket>,
-    /// Arrival number of the next event (taken when socketioxide dispatches it).
-    next_arrival: AtomicU64,
-    /// Arrival number of the event whose turn it is.
-    serving: AtomicU64,
-    turn_changed: Notify,
+    /// The socket's events in arrival order, with the rate limit (`order.rs`).
+    events: Arc<EventQueue>,
+    /// Notified once, when the socket disconnected (ends the membership watch).
+    gone: Notify,
 }
 
 impl Connection {
-    fn new(handshake: HandshakeIdentity, burst: f64) -> Self {
+    fn new(handshake: HandshakeIdentity, limits: &crate::config::Limits) -> Self {
         Connection {
             handshake,
             joined: Mutex::new(None),
-            bucket: Mutex::new(TokenBucket::new(burst, Instant::now())),
-            next_arrival: AtomicU64::new(0),
-            serving: AtomicU64::new(0),
-            turn_changed: Notify::new(),
+            events: EventQueue::new(limits.events_per_second, limits.event_burst, Instant::now()),
+            gone: Notify::new(),
         }
     }
 
-    /// Waits until every event that arrived before `seq` on this socket was handled.
-    async fn turn(self: &Arc<Self>, seq: u64) -> Turn {
-        loop {
-            let changed = self.turn_changed.notified();
-            if self.serving.load(Ordering::Acquire) == seq {
-                return Turn { conn: self.clone() };
-            }
-            changed.await;
-        }
+    pub(crate) fn handshake(&self) -> &HandshakeIdentity {
+        &self.handshake
+    }
+
+    /// The session this connection is in, if any.
+    pub(crate) fn joined_session(&self) -> Option<Arc<str>> {
+        self.joined.lock().as_ref().map(|joined| joined.room.id.clone())
+    }
+
+    /// Resolves once the socket has disconnected (at once if it already has).
+    pub(crate) async fn gone(&self) {
+        self.gone.notified().await
     }
 }
 
-/// Holding a socket's turn; the next event's turn starts when this is dropped.
-struct Turn {
-    conn: Arc<Connection>,
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        self.conn.serving.fetch_add(1, Ordering::AcqRel);
-        self.conn.turn_changed.notify_waiters();
-    }
-}
-
-/// An event's place in its socket's order, taken synchronously while socketioxide dispatches the
-/// event. It must be a handler's last extractor: one that failed after it would leave its place
-/// never served and hold up every later event of the socket. socketioxide runs every handler as a task of its own, so two events of one socket (an
-/// offer and its ICE candidates) could otherwise be handled, and relayed, out of order; each
-/// handler first waits for its [`Turn`].
+/// An event's place in its socket's order (`order.rs`), taken synchronously while socketioxide
+/// dispatches the event, with the rate limit applied there. It must be a handler's last
+/// extractor: one that failed after it would hold the turn it may have been given.
 pub struct Arrival {
-    conn: Arc<Connection>,
-    seq: u64,
+    place: Place,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,14 +85,9 @@ impl FromMessageParts<LocalAdapter> for Arrival {
             .extensions
             .get::<Arc<Connection>>()
             .ok_or(NoConnectionState)?;
-        let seq = conn.next_arrival.fetch_add(1, Ordering::AcqRel);
-        Ok(Arrival { conn, seq })
-    }
-}
-
-impl Arrival {
-    async fn turn(&self) -> Turn {
-        self.conn.turn(self.seq).await
+        Ok(Arrival {
+            place: conn.events.arrive(Instant::now()),
+        })
     }
 }
 
@@ -167,11 +146,10 @@ fn check_handshake(
         .verifier
         .verify(auth.token.as_deref())
         .map_err(refuse)?;
-    s.extensions.insert(Arc::new(Connection::new(
-        handshake,
-        state.config.limits.event_burst,
-    )));
+    let conn = Arc::new(Connection::new(handshake, &state.config.limits));
+    s.extensions.insert(conn.clone());
     register_events(state, s);
+    crate::membership::watch(state.clone(), s.clone(), conn);
     Ok(())
 }
 
@@ -183,8 +161,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
 
     let st = state.clone();
     s.on(event::JOIN_SESSION, async move |s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender, arrival: Arrival| {
-            let _turn = arrival.turn().await;
-        if let Some((conn, ack)) = admit(&st, &s, event::JOIN_SESSION, ack) {
+        if let Some((conn, ack, _turn)) = admit(&st, &s, event::JOIN_SESSION, ack, arrival).await {
             let result = match d {
                 Ok(join) => join_session(&st, &s, &conn, join).await,
                 Err(e) => Err(invalid(event::JOIN_SESSION, &e)),
@@ -205,8 +182,9 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     s.on(
         event::LEAVE_SESSION,
         async move |s: SocketRef, ack: AckSender, arrival: Arrival| {
-            let _turn = arrival.turn().await;
-            if let Some((conn, ack)) = admit(&st, &s, event::LEAVE_SESSION, ack) {
+            if let Some((conn, ack, _turn)) =
+                admit(&st, &s, event::LEAVE_SESSION, ack, arrival).await
+            {
                 match leave(&st, &conn, LeaveReason::Left) {
                     true => {
                         let _ = ack.send(&Ack::ok(Empty {}));
@@ -224,11 +202,11 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<OfferToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
                 ack,
+                arrival,
                 event::OFFER,
                 d,
                 |from, d: OfferToPeer, limits| {
@@ -243,6 +221,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
+            .await
         },
     );
 
@@ -253,11 +232,11 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<AnswerToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
                 ack,
+                arrival,
                 event::ANSWER,
                 d,
                 |from, d: AnswerToPeer, limits| {
@@ -277,6 +256,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
+            .await
         },
     );
 
@@ -287,16 +267,19 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<IceCandidateToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
                 ack,
+                arrival,
                 event::ICE_CANDIDATE,
                 d,
                 |from, d: IceCandidateToPeer, limits| {
                     if let Some(c) = &d.candidate {
-                        let size = c.candidate.len() + c.sdp_mid.as_ref().map_or(0, String::len);
+                        // Every string of the candidate counts, usernameFragment too.
+                        let size = c.candidate.len()
+                            + c.sdp_mid.as_ref().map_or(0, String::len)
+                            + c.username_fragment.as_ref().map_or(0, String::len);
                         if size > limits.max_candidate_bytes {
                             return Err(Refusal::new(
                                 ErrorCode::PayloadTooLarge,
@@ -317,6 +300,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
+            .await
         },
     );
 
@@ -327,11 +311,11 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<VideoRequestToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let _turn = arrival.turn().await;
             relay(
                 &st,
                 &s,
                 ack,
+                arrival,
                 event::VIDEO_REQUEST,
                 d,
                 |from, d: VideoRequestToPeer, _limits| {
@@ -351,6 +335,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
+            .await
         },
     );
 
@@ -361,8 +346,9 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<MediaState>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let _turn = arrival.turn().await;
-            if let Some((conn, ack)) = admit(&st, &s, event::MEDIA_STATE, ack) {
+            if let Some((conn, ack, _turn)) =
+                admit(&st, &s, event::MEDIA_STATE, ack, arrival).await
+            {
                 let result = d
                     .map_err(|e| invalid(event::MEDIA_STATE, &e))
                     .and_then(|m| update_media_state(&conn, m));
@@ -383,8 +369,9 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<ChatSend>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let _turn = arrival.turn().await;
-            if let Some((conn, ack)) = admit(&st, &s, event::CHAT_MESSAGE, ack) {
+            if let Some((conn, ack, _turn)) =
+                admit(&st, &s, event::CHAT_MESSAGE, ack, arrival).await
+            {
                 let result = d
                     .map_err(|e| invalid(event::CHAT_MESSAGE, &e))
                     .and_then(|c| send_chat(&st, &conn, c));
@@ -401,10 +388,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on_fallback(
         async move |s: SocketRef, Event(name): Event, ack: AckSender, arrival: Arrival| {
-            let _turn = arrival.turn().await;
-            st.metrics.event("other");
-            let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
-            refuse(&st, &s, Some(ack), &name, r);
+            if let Some((_conn, ack, _turn)) = admit(&st, &s, "other", ack, arrival).await {
+                let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
+                refuse(&st, &s, Some(ack), &name, r);
+            }
         },
     );
 
@@ -415,22 +402,25 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(sid = %s.id, ?reason, "disconnected");
         if let Some(conn) = s.extensions.get::<Arc<Connection>>() {
+            // A stored permit: the watch ends even if it is not waiting right now.
+            conn.gone.notify_one();
             // After every event that arrived before the disconnect.
-            let seq = conn.next_arrival.fetch_add(1, Ordering::AcqRel);
-            let _turn = conn.turn(seq).await;
+            let _turn = conn.events.last().turn().await;
             leave(&st, &conn, LeaveReason::Disconnected);
         }
     });
 }
 
-/// Counts the event and applies the rate limit. On refusal the ack (if asked for) gets the
-/// error, and the `error` event goes out at most once a second with the count of refusals.
-fn admit(
+/// Counts the event and waits for its turn; an event refused on arrival (over the rate, or too
+/// many waiting) is answered at once: the ack (if asked for) gets the error, and the `error`
+/// event goes out at most once a second with the count of refusals.
+async fn admit(
     state: &AppState,
     s: &SocketRef,
     name: &'static str,
     ack: AckSender,
-) -> Option<(Arc<Connection>, AckSender)> {
+    arrival: Arrival,
+) -> Option<(Arc<Connection>, AckSender, Turn)> {
     state.metrics.event(name);
     let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
         // Not reached in practice: the handshake inserts it before any event is dispatched.
@@ -443,36 +433,43 @@ fn admit(
         );
         return None;
     };
+    let refused = match arrival.place.turn().await {
+        Ok(turn) => return Some((conn, ack, turn)),
+        Err(refused) => refused,
+    };
     let limits = &state.config.limits;
-    let decision =
-        conn.bucket
-            .lock()
-            .take(limits.events_per_second, limits.event_burst, Instant::now());
+    let (decision, why) = match refused {
+        Refused::Rate(decision) => (
+            decision,
+            format!(
+                "more than {} events per second (burst {})",
+                limits.events_per_second, limits.event_burst
+            ),
+        ),
+        Refused::Backlog(decision) => (
+            decision,
+            format!("more than {MAX_WAITING} events waiting to be handled"),
+        ),
+    };
     let body = |dropped: u32| {
         Refusal::new(
             ErrorCode::RateLimited,
-            format!(
-                "more than {} events per second (burst {}); {dropped} event(s) refused",
-                limits.events_per_second, limits.event_burst
-            ),
+            format!("{why}; {dropped} event(s) refused"),
         )
         .body(name)
     };
+    state.metrics.error(ErrorCode::RateLimited);
     match decision {
-        RateDecision::Allow => Some((conn, ack)),
         RateDecision::RefuseAndReport { dropped } => {
-            state.metrics.error(ErrorCode::RateLimited);
             let body = body(dropped);
             let _ = s.emit(event::ERROR, &body);
             let _ = ack.send(&Ack::<Empty>::err(body));
-            None
         }
-        RateDecision::RefuseQuietly => {
-            state.metrics.error(ErrorCode::RateLimited);
+        RateDecision::RefuseQuietly | RateDecision::Allow => {
             let _ = ack.send(&Ack::<Empty>::err(body(1)));
-            None
         }
     }
+    None
 }
 
 /// Sends a refusal: always as an `error` event, and as the failed ack when one was asked for.
@@ -658,6 +655,7 @@ fn enter_room(
             &state.config.turn_urls,
             &identity.user_id,
             state.config.turn_credential_ttl,
+            conn.handshake.expires_at(),
         ));
     }
     Ok(Some(SessionJoined {
@@ -714,16 +712,17 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
 }
 
 /// Relays one signaling message to its target in the same session, stamped with the sender.
-fn relay<In, Out: Serialize>(
+async fn relay<In, Out: Serialize>(
     state: &AppState,
     s: &SocketRef,
     ack: AckSender,
+    arrival: Arrival,
     name: &'static str,
     data: Result<In, ParserError>,
     build: impl FnOnce((String, String), In, &crate::config::Limits) -> Result<(String, Out), Refusal>,
 ) {
     let started = Instant::now();
-    let Some((conn, ack)) = admit(state, s, name, ack) else {
+    let Some((conn, ack, _turn)) = admit(state, s, name, ack, arrival).await else {
         return;
     };
     let result = (|| {

@@ -10,6 +10,8 @@ pub mod error;
 mod handlers;
 mod http;
 pub mod limits;
+mod membership;
+mod order;
 pub mod metrics;
 mod rooms;
 mod state;
@@ -103,7 +105,11 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         None => None,
     };
     let state = Arc::new(AppState {
-        verifier: auth::TokenVerifier::new(config.jwt_secret.as_deref(), config.dev_mode),
+        verifier: auth::TokenVerifier::with_rules(
+            config.jwt_secret.as_deref(),
+            config.dev_mode,
+            &config.token_rules,
+        ),
         gate: enrollment::Gate {
             store: store.clone(),
             hook,
@@ -120,6 +126,9 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         .ping_timeout(state.config.ping_timeout)
         .max_payload(state.config.limits.max_transport_payload)
         .ws_max_message_size(state.config.limits.max_transport_payload as usize)
+        // A frame may not declare more than a message may hold: tungstenite reserves a declared
+        // frame's size before reading it (16 MiB by default), before any authentication.
+        .ws_max_frame_size(state.config.limits.max_transport_payload as usize)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .build_layer();
     handlers::register(&io, state.clone());

@@ -46,6 +46,12 @@ impl TokenBucket {
             self.tokens -= 1.0;
             return RateDecision::Allow;
         }
+        self.refuse(now)
+    }
+
+    /// Counts a refusal made for another reason (too many events waiting), reported to the
+    /// client at the same pace as the rate limit's own.
+    pub fn refuse(&mut self, now: Instant) -> RateDecision {
         self.unreported_drops += 1;
         let due = self
             .last_report

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use classroom_signaling::auth::{Identity, issue_token};
-use classroom_signaling::config::{FileConfig, ServerConfig};
+use classroom_signaling::config::{FileConfig, ServerConfig, check_secret};
 use classroom_signaling::store::Store;
 use classroom_wire::{IceServer, Role};
 
@@ -36,6 +36,16 @@ struct Cli {
         hide_env_values = true
     )]
     jwt_secret: Option<String>,
+    /// Issuer (`iss`) every sign-in token must carry, when set.
+    #[arg(long, global = true, env = "CLASSROOM_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Audience (`aud`) every sign-in token must carry, when set; without it, a token with an
+    /// `aud` is refused.
+    #[arg(long, global = true, env = "CLASSROOM_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Longest lifetime of a sign-in token in seconds (`exp - iat`; default 86400).
+    #[arg(long, global = true, env = "CLASSROOM_MAX_TOKEN_LIFETIME_SECS")]
+    max_token_lifetime_secs: Option<u64>,
     /// Log format.
     #[arg(
         long,
@@ -142,6 +152,10 @@ struct ServeArgs {
     /// TURN URL for the time-limited credentials (repeatable).
     #[arg(long = "turn-url", env = "CLASSROOM_TURN_URLS", value_delimiter = ',')]
     turn_urls: Vec<String>,
+    /// How often, in seconds, a signed-in member's enrollment is checked again (default 60):
+    /// someone removed from the class is disconnected.
+    #[arg(long, env = "CLASSROOM_ENROLLMENT_RECHECK_SECS")]
+    enrollment_recheck_secs: Option<u64>,
     #[arg(long, env = "CLASSROOM_PING_INTERVAL_MS")]
     ping_interval_ms: Option<u64>,
     #[arg(long, env = "CLASSROOM_PING_TIMEOUT_MS")]
@@ -174,6 +188,15 @@ fn main() -> Result<()> {
     }
     if cli.jwt_secret.is_some() {
         config.jwt_secret = cli.jwt_secret.clone();
+    }
+    if cli.jwt_issuer.is_some() {
+        config.token_rules.issuer = cli.jwt_issuer.clone();
+    }
+    if cli.jwt_audience.is_some() {
+        config.token_rules.audience = cli.jwt_audience.clone();
+    }
+    if let Some(v) = cli.max_token_lifetime_secs {
+        config.token_rules.max_lifetime = Duration::from_secs(v);
     }
     match cli.command {
         None => serve(config, cli.serve),
@@ -229,6 +252,7 @@ fn main() -> Result<()> {
                 .jwt_secret
                 .as_deref()
                 .context("no JWT secret: pass --jwt-secret or CLASSROOM_JWT_SECRET")?;
+            check_secret("JWT secret (--jwt-secret, CLASSROOM_JWT_SECRET)", secret)?;
             let identity = Identity {
                 user_id: user,
                 user_name: name,
@@ -236,7 +260,12 @@ fn main() -> Result<()> {
             };
             println!(
                 "{}",
-                issue_token(secret, &identity, Duration::from_secs(ttl_secs))?
+                issue_token(
+                    secret,
+                    &identity,
+                    Duration::from_secs(ttl_secs),
+                    &config.token_rules
+                )?
             );
             Ok(())
         }
@@ -282,6 +311,9 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     if !args.turn_urls.is_empty() {
         config.turn_urls = args.turn_urls;
     }
+    if let Some(v) = args.enrollment_recheck_secs {
+        config.enrollment_recheck = Duration::from_secs(v);
+    }
     if let Some(v) = args.ping_interval_ms {
         config.ping_interval = Duration::from_millis(v);
     }
@@ -307,6 +339,8 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     if let Some(v) = args.max_chat_chars {
         l.max_chat_chars = v;
     }
+    // Before anything listens: a refused configuration must not be announced as listening.
+    config.validate()?;
     raise_open_file_limit();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use classroom_signaling::ServerConfig;
-use classroom_signaling::auth::{Identity, issue_token};
+use classroom_signaling::auth::{Identity, TokenRules, issue_token};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
@@ -458,7 +458,7 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
     }
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        jwt_secret: Some("rust-suite-secret".into()),
+        jwt_secret: Some("rust-suite-secret-of-32-bytes-or-more".into()),
         database: Some(database.clone()),
         ..Default::default()
     };
@@ -469,7 +469,12 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
         role: classroom_wire::Role::Student,
     };
 
-    let token = issue_token("rust-suite-secret", &student, Duration::from_secs(60)).unwrap();
+    let token = issue_token(
+        "rust-suite-secret-of-32-bytes-or-more",
+        &student,
+        Duration::from_secs(60),
+        &TokenRules::default(),
+    ).unwrap();
     let mut ok = Peer::connect(
         &server.url,
         Transport::Websocket,
@@ -486,7 +491,12 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
     assert_eq!(ack["self"]["userId"], "stu1");
     ok.user_id = "stu1".into();
 
-    let forged = issue_token("not-the-secret", &student, Duration::from_secs(60)).unwrap();
+    let forged = issue_token(
+        "not-the-secret-but-32-bytes-long-too",
+        &student,
+        Duration::from_secs(60),
+        &TokenRules::default(),
+    ).unwrap();
     let bad = Peer::connect(
         &server.url,
         Transport::Websocket,

@@ -270,7 +270,7 @@ io.on("connection", (socket) => {
     if (c === null) return null;
     if (!isObject(c) || typeof c.candidate !== "string")
       throw new Refusal("invalid-payload", "ice-candidate payload does not match the protocol: candidate");
-    if (c.candidate.length + (c.sdpMid?.length ?? 0) > config.maxCandidateBytes)
+    if (c.candidate.length + (c.sdpMid?.length ?? 0) + (typeof c.usernameFragment === "string" ? c.usernameFragment.length : 0) > config.maxCandidateBytes)
       throw new Refusal("payload-too-large", `candidate is larger than ${config.maxCandidateBytes} bytes`);
     const out = { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
     if (typeof c.usernameFragment === "string") out.usernameFragment = c.usernameFragment;

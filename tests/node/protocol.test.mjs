@@ -285,6 +285,14 @@ describe(`protocol (${OURS ? "ours" : "node"}, ${TRANSPORT})`, () => {
       assert.equal(ack.error.code, "payload-too-large");
       const big = await a.request("offer", { targetUserId: b.userId, offer: { type: "offer", sdp: SDP + "a=x:" + "y".repeat(70_000) } });
       assert.equal(big.error.code, "payload-too-large");
+      // Every string of a candidate counts against its limit, usernameFragment too.
+      const fragment = await a.request("ice-candidate", {
+        targetUserId: b.userId,
+        candidate: { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", sdpMid: "0", sdpMLineIndex: 0, usernameFragment: "u".repeat(50_000) },
+      });
+      assert.equal(fragment.error?.code, "payload-too-large", JSON.stringify(fragment));
+      await quiet(100);
+      assert.equal(b.received("ice-candidate").length, 0, "the oversized candidate was relayed");
       const fine = await a.request("chat-message", { message: "still here" });
       assert.equal(fine.ok, true);
     });
@@ -351,8 +359,61 @@ describe(`protocol (${OURS ? "ours" : "node"}, ${TRANSPORT})`, () => {
   });
 });
 
+describe(`a flood of events from one client (${TRANSPORT})`, () => {
+  // 40,000 tiny events in one polling POST (880 KB, under the 1 MB packet limit), as a hostile
+  // client can send. Over the rate they are refused on arrival; before that fix each waited for
+  // its turn and every finished turn woke them all (n²/2 wake-ups): the server stalled for
+  // minutes on the flooder and its memory held every parsed payload.
+  const FLOOD = 40_000;
+  let server;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => server?.stop());
+
+  it("is refused on arrival, the flooder's next event is answered at once, and the class goes on", async () => {
+    const sessionId = uid("class");
+    const b = await connect(server.url);
+    await b.join(sessionId, "bob", "Bob");
+    const c = await connect(server.url);
+    await c.join(sessionId, "cy", "Cy");
+
+    const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+    const open = JSON.parse((await (await fetch(base)).text()).slice(1));
+    const url = `${base}&sid=${open.sid}`;
+    const post = (body) => fetch(url, { method: "POST", body, headers: { "content-type": "text/plain;charset=UTF-8" } });
+    await post("40");
+    await post(`42${JSON.stringify(["join-session", { sessionId, userId: "mallory", userName: "Mallory" }])}`);
+    await b.waitFor("user-joined", (p) => p.userId === "mallory");
+
+    const flood = Array.from({ length: FLOOD }, () => '42["media-state",{}]').join("\x1e");
+    const started = Date.now();
+    const posted = await post(flood);
+    assert.equal(posted.status, 200);
+    await posted.text();
+    // The flooder's next event, with an ack: answered (refused over the rate, or done) at once.
+    await post('42100["chat-message",{"message":"after the flood"}]');
+    let answered = false;
+    while (!answered && Date.now() - started < 20_000) {
+      const body = await (await fetch(url)).text();
+      if (body.split("\x1e").some((p) => p.startsWith("43100"))) answered = true;
+    }
+    const took = Date.now() - started;
+    assert.ok(answered, "the flooder's next event was never answered");
+    assert.ok(took < 5000, `the flood held the flooder's next event for ${took} ms`);
+    // Meanwhile and after, the others are served.
+    const t0 = Date.now();
+    const ack = await b.request("chat-message", { message: "still here" });
+    assert.equal(ack.ok, true);
+    await c.waitFor("chat-message", (m) => m.message === "still here");
+    assert.ok(Date.now() - t0 < 1000, `a bystander's message took ${Date.now() - t0} ms`);
+    b.close();
+    c.close();
+  });
+});
+
 describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
-  const secret = "test-secret-of-the-suite";
+  const secret = "test-secret-of-the-suite-32-bytes-long";
   let tmp;
   before(() => {
     tmp = tempDir();
@@ -416,9 +477,39 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       ourCli(["class", "create", classId, "--title", "Physics 101"], env);
       ourCli(["enroll", classId, "stu1", "--role", "student"], env);
       ourCli(["enroll", classId, "prof", "--role", "instructor"], env);
-      server = await startServer({ dev: false, database, jwtSecret: secret });
+      server = await startServer({ dev: false, database, jwtSecret: secret, args: ["--enrollment-recheck-secs", "1"] });
+      rosterEnv = env;
     });
     after(async () => server?.stop());
+    let rosterEnv;
+
+    it("refuses to start with an empty or short JWT secret", async () => {
+      for (const short of ["", "change me", "x".repeat(31)]) {
+        await assert.rejects(startServer({ dev: false, jwtSecret: short || undefined, env: { CLASSROOM_JWT_SECRET: short } }), /at least 32/);
+      }
+    });
+
+    it("tells and disconnects a socket whose token expires while it is connected", async () => {
+      const p = await connect(server.url, { auth: { token: token("stu1", "Student One", "student", now() + 2) } });
+      const ack = await p.request("join-session", { sessionId: classId });
+      assert.equal(ack.ok, true, JSON.stringify(ack.error));
+      const error = await p.waitFor("error", (e) => e.code === "unauthorized", 6000);
+      assert.match(error.message, /expired/);
+      await p.waitFor("disconnect", () => true, 3000);
+      p.close();
+    });
+
+    it("tells and disconnects a member removed from the roster while connected", async () => {
+      ourCli(["enroll", classId, "stu2", "--role", "student"], rosterEnv);
+      const p = await connect(server.url, { auth: { token: token("stu2", "Student Two") } });
+      const ack = await p.request("join-session", { sessionId: classId });
+      assert.equal(ack.ok, true, JSON.stringify(ack.error));
+      ourCli(["unenroll", classId, "stu2"], rosterEnv);
+      const error = await p.waitFor("error", (e) => e.code === "not-enrolled", 5000);
+      assert.match(error.message, /not enrolled/);
+      await p.waitFor("disconnect", () => true, 3000);
+      p.close();
+    });
 
     it("an enrolled user joins with the identity and role of the token and roster", async () => {
       const p = await connect(server.url, { auth: { token: token("prof", "Prof. Curie", "student") } });
@@ -443,6 +534,10 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       ["no token", undefined, /unauthorized.*token is required/],
       ["a forged token", { token: signJwt({ sub: "stu1", name: "S", role: "student", exp: now() + 600 }, "wrong-secret") }, /unauthorized.*signature/],
       ["an expired token", { token: token("stu1", "S", "student", now() - 3600) }, /unauthorized.*expired/],
+      ["a token not valid yet", { token: signJwt({ sub: "stu1", name: "S", role: "student", exp: now() + 600, nbf: now() + 300 }, secret) }, /unauthorized.*nbf/],
+      ["a token living longer than a day", { token: signJwt({ sub: "stu1", name: "S", role: "student", iat: now(), exp: now() + 30 * 86400 }, secret) }, /unauthorized.*longer than this server allows/],
+      ["a token for another audience", { token: signJwt({ sub: "stu1", name: "S", role: "student", exp: now() + 600, aud: "another-app" }, secret) }, /unauthorized.*audience/],
+      ["an alg none token", { token: `${Buffer.from('{"alg":"none","typ":"JWT"}').toString("base64url")}.${Buffer.from(JSON.stringify({ sub: "stu1", name: "S", role: "student", exp: now() + 600 })).toString("base64url")}.` }, /unauthorized/],
       ["garbage", { token: "abc.def" }, /unauthorized/],
     ]) {
       it(`refuses the handshake with ${what}`, async () => {
