@@ -14,12 +14,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SESSION="${CLASSROOM_SESSION:-demo}"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   cargo build --release --locked -p classroom
-  echo "Local class \"$SESSION\": others join from a browser at http://127.0.0.1:3001/?session=$SESSION"
-  echo "or with: classroom join --server http://127.0.0.1:3001 --session $SESSION"
+  # The app prints the invitation links: they carry this launch's random key, without which
+  # the local class lets no one in.
   exec "$CARGO_TARGET_DIR/release/classroom" join --local --session "$SESSION" --instructor \
     --name "${CLASSROOM_NAME:-${USER:-Teacher}}" "$@"
 fi
 cargo build --release --locked -p classroom-signaling
-echo "No display: starting the class server alone. Clients connect to http://127.0.0.1:3001 (Ctrl-C stops it)."
-exec "$CARGO_TARGET_DIR/release/classroom-signaling" serve --dev \
+# As the app's own local class: loopback only, pages of this machine only, a random key.
+KEY="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+echo "No display: starting the class server alone (Ctrl-C stops it). Others on this computer join"
+echo "from a browser at http://127.0.0.1:3001/?session=$SESSION&key=$KEY"
+echo "or with: classroom join --server http://127.0.0.1:3001 --session $SESSION --key $KEY"
+exec "$CARGO_TARGET_DIR/release/classroom-signaling" serve --dev --listen 127.0.0.1:3001 \
+  --allowed-origin loopback --join-key "$KEY" \
   --database "${CLASSROOM_DATABASE:-$ROOT/.local-class/classroom.sqlite3}" "$@"

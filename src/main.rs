@@ -81,6 +81,9 @@ struct JoinArgs {
     /// Sign-in token from the school (`auth.token`).
     #[arg(long, env = "CLASSROOM_TOKEN")]
     token: Option<String>,
+    /// The key of another app's local class, from its invitation link (`auth.key`).
+    #[arg(long, env = "CLASSROOM_JOIN_KEY", hide_env_values = true)]
+    key: Option<String>,
     #[arg(long)]
     instructor: bool,
     /// Join right away, without the pre-join check.
@@ -136,8 +139,7 @@ fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
     let policy = Policy::load(root)?;
     let config = EffectiveConfig::resolve(&policy, &user_overrides(saved_state().as_ref(), None));
     if json {
-        println!("{}", serde_json::to_string_pretty(&config)?);
-        return Ok(());
+        return print_all(&format!("{}\n", serde_json::to_string_pretty(&config)?));
     }
     let origin = |origin: classroom::policy::Origin| {
         serde_json::to_value(origin)
@@ -145,13 +147,17 @@ fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
     };
-    println!(
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "{:<17} {:<40} {}",
         "server_url",
         config.server_url.value,
         origin(config.server_url.origin)
     );
-    println!(
+    let _ = writeln!(
+        text,
         "{:<17} {:<40} {}",
         "ice_servers",
         config.ice_servers.value.join(","),
@@ -167,9 +173,25 @@ fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
         ("gain_control", &config.gain_control),
         ("high_pass_filter", &config.high_pass_filter),
     ] {
-        println!("{name:<17} {:<40} {}", value.value, origin(value.origin));
+        let _ = writeln!(
+            text,
+            "{name:<17} {:<40} {}",
+            value.value,
+            origin(value.origin)
+        );
     }
-    Ok(())
+    print_all(&text)
+}
+
+/// Writes `text` to standard output at once; a reader that stopped early (`| grep -q`, `| head`)
+/// is not an error.
+fn print_all(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -238,6 +260,7 @@ fn main() -> anyhow::Result<()> {
                     session: join.session,
                     name: join.name.unwrap_or_else(default_name),
                     token: join.token,
+                    key: join.key,
                     instructor: join.instructor,
                 },
                 now: join.now,

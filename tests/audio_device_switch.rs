@@ -53,6 +53,7 @@ async fn microphone_and_speaker_switch_mid_call_and_the_stage_starts_over() {
         signaling: SignalingConfig {
             url: server.url(),
             token: None,
+            key: None,
             websocket_only: true,
         },
         session: SessionConfig::new("switch", "desk-1", "Desk", false),

@@ -82,11 +82,21 @@ fn the_same_call_works_through_the_browser_versions_own_relay() {
     for receiver in &bots {
         let stats = receiver.stats().expect("stats");
         assert_eq!(stats["joined"], true, "{}", receiver.dump());
-        assert_eq!(stats["server"]["kind"], "browser-relay", "{}", receiver.dump());
+        assert_eq!(
+            stats["server"]["kind"],
+            "browser-relay",
+            "{}",
+            receiver.dump()
+        );
         assert_eq!(stats["server"]["extensions"], false);
         for sender in bots.iter().filter(|s| s.user != receiver.user) {
             let entry = receiver.participant(&sender.user).expect("in the roster");
-            assert_eq!(entry["userName"], sender.user.to_uppercase(), "{}", receiver.dump());
+            assert_eq!(
+                entry["userName"],
+                sender.user.to_uppercase(),
+                "{}",
+                receiver.dump()
+            );
             assert_eq!(entry["connection"], "connected", "{}", receiver.dump());
         }
     }

@@ -1,11 +1,13 @@
 //! The real `classroom` binary in a real window: under Xvfb, in a network namespace of its
-//! own, it starts a local class (its embedded server) and joins it; a headless participant
-//! joins with its stamped test pattern; the pattern's stamp must be found in screenshots of
+//! own, it starts a local class (its embedded server) and joins it, and prints the invitation
+//! link with this launch's key; a headless participant joins with that key and its stamped test
+//! pattern; the pattern's stamp must be found in screenshots of
 //! the screen, counting up (live video, drawn). Then the window leaves with its keyboard
 //! shortcut (the participant sees it go at once), and SIGTERM closes it cleanly.
 
 mod support;
 
+use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -86,12 +88,37 @@ fn the_window_shows_a_participants_test_pattern_and_leaves_cleanly() {
         .env("XDG_RUNTIME_DIR", &runtime_dir)
         .env("CLASSROOM_CONFIG_DIR", dir.0.join("config"))
         .env("RUST_LOG", "classroom=info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.0.join("app.log")).unwrap())
         .spawn()
         .expect("the classroom binary starts");
     let mut app = App(app);
-    // The participant retries until the embedded server listens.
+    let log = || std::fs::read_to_string(dir.0.join("app.log")).unwrap_or_default();
+    // The invitation the app prints: the local class lets no one in without its key.
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stdout = app.0.stdout.take().expect("app stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_tx.send(line);
+        }
+    });
+    let invitation = std::iter::from_fn(|| line_rx.recv_timeout(Duration::from_secs(60)).ok())
+        .find(|line| line.contains("key="))
+        .unwrap_or_else(|| panic!("the app printed no invitation link\napp log:\n{}", log()));
+    let key = invitation
+        .split("key=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a key in the invitation")
+        .to_owned();
+    assert!(key.len() >= 16, "a random key: {invitation}");
+    assert!(
+        invitation.contains(&format!("http://127.0.0.1:{PORT}/?session=smoke&key=")),
+        "{invitation}"
+    );
     let bot = Bot::start(
         &ns,
         "smoke",
@@ -99,10 +126,10 @@ fn the_window_shows_a_participants_test_pattern_and_leaves_cleanly() {
         BotOptions {
             camera: "640x360@15",
             screen: "none",
+            extra: vec!["--key".into(), key],
             ..BotOptions::default()
         },
     );
-    let log = || std::fs::read_to_string(dir.0.join("app.log")).unwrap_or_default();
     let first = wait_for_stamp(&xvfb, Duration::from_secs(60), None);
     let Some((first, shot)) = first else {
         let _ = xvfb.screenshot().write_ppm(&dir.0.join("no-stamp.ppm"));

@@ -283,6 +283,7 @@ fn start_screen_with_recent_classes_and_a_missing_name() {
             session: "physics-101".into(),
             name: "Kit".into(),
             token: None,
+            key: None,
             instructor: false,
         },
     }];
@@ -330,6 +331,7 @@ fn prejoin_model() -> UiModel {
             session: "physics-101".into(),
             name: "Kit".into(),
             token: None,
+            key: None,
             instructor: false,
         },
         mic_on: true,

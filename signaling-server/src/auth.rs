@@ -189,6 +189,15 @@ pub fn identity_for_join(
     }
 }
 
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 pub fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -261,7 +270,13 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_the_secret_is_accepted() {
-        let token = issue_token("s3cret", &ada(), Duration::from_secs(60), &TokenRules::default()).unwrap();
+        let token = issue_token(
+            "s3cret",
+            &ada(),
+            Duration::from_secs(60),
+            &TokenRules::default(),
+        )
+        .unwrap();
         let v = TokenVerifier::new(Some("s3cret"), false);
         let HandshakeIdentity::Token {
             identity,
@@ -276,7 +291,13 @@ mod tests {
 
     #[test]
     fn forged_and_expired_tokens_are_refused() {
-        let forged = issue_token("other", &ada(), Duration::from_secs(60), &TokenRules::default()).unwrap();
+        let forged = issue_token(
+            "other",
+            &ada(),
+            Duration::from_secs(60),
+            &TokenRules::default(),
+        )
+        .unwrap();
         let v = TokenVerifier::new(Some("s3cret"), false);
         let e = v.verify(Some(&forged)).unwrap_err();
         assert_eq!(e.code, ErrorCode::Unauthorized);
@@ -369,7 +390,10 @@ mod tests {
         c.nbf = Some(unix_now().as_secs() + 300);
         assert!(refusal(&v, &sign(&c, Algorithm::HS256, b"s3cret")).contains("nbf"));
         c.nbf = Some(unix_now().as_secs() - 10);
-        assert!(v.verify(Some(&sign(&c, Algorithm::HS256, b"s3cret"))).is_ok());
+        assert!(
+            v.verify(Some(&sign(&c, Algorithm::HS256, b"s3cret")))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -393,7 +417,10 @@ mod tests {
         c.aud = Some("another-app".into());
         assert!(refusal(&v, &sign(&c, Algorithm::HS256, b"s3cret")).contains("audience"));
         c.aud = Some("classroom".into());
-        assert!(v.verify(Some(&sign(&c, Algorithm::HS256, b"s3cret"))).is_ok());
+        assert!(
+            v.verify(Some(&sign(&c, Algorithm::HS256, b"s3cret")))
+                .is_ok()
+        );
         // Without a configured audience, a token meant for another service is refused.
         let plain = TokenVerifier::new(Some("s3cret"), false);
         assert!(refusal(&plain, &sign(&c, Algorithm::HS256, b"s3cret")).contains("audience"));
@@ -406,7 +433,10 @@ mod tests {
             ..TokenRules::default()
         };
         let v = TokenVerifier::with_rules(Some("s3cret"), false, &rules);
-        assert!(v.verify(Some(&sign(&claims(3600), Algorithm::HS256, b"s3cret"))).is_ok());
+        assert!(
+            v.verify(Some(&sign(&claims(3600), Algorithm::HS256, b"s3cret")))
+                .is_ok()
+        );
         let long = sign(&claims(30 * 24 * 3600), Algorithm::HS256, b"s3cret");
         assert!(refusal(&v, &long).contains("longer than this server allows"));
         let mut no_iat = claims(30 * 24 * 3600);
@@ -434,7 +464,10 @@ mod tests {
             "{}.{}.{}",
             b64(serde_json::json!({"alg": "RS256", "typ": "JWT"})),
             b64(serde_json::to_value(&c).unwrap()),
-            sign(&c, Algorithm::HS256, b"s3cret").rsplit('.').next().unwrap()
+            sign(&c, Algorithm::HS256, b"s3cret")
+                .rsplit('.')
+                .next()
+                .unwrap()
         );
         assert!(v.verify(Some(&rs)).is_err());
     }

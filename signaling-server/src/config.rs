@@ -28,10 +28,29 @@ pub fn check_secret(what: &str, secret: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Which web pages may open a Socket.IO connection (their `Origin` header). Native clients
+/// send none and are not affected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// Any page: the LMS's pages live on other origins than this server.
+    Any,
+    /// Only pages served from a loopback address or `localhost`: a local class, which no web
+    /// page the user happens to have open elsewhere may reach.
+    Loopback,
+    /// Only these origins (`https://lms.example.org`), and pages this server serves itself.
+    List(Vec<String>),
+}
+
 /// Everything the server needs to run.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// A key every client must present in the handshake (`auth: { key }`); a local class sets
+    /// a random one per launch, carried by the links the app prints.
+    pub join_key: Option<String>,
+    pub origins: OriginPolicy,
+    /// Bearer token for `/metrics`; without one, metrics are served only in development mode.
+    pub metrics_token: Option<String>,
     /// Trust the identity in the `join-session` payload when no token is given (local classes).
     pub dev_mode: bool,
     /// HS256 secret shared with the LMS; tokens are refused when it is absent.
@@ -44,6 +63,10 @@ pub struct ServerConfig {
     pub auto_create_sessions: bool,
     /// Optional LMS endpoint asked whether a user is enrolled (POST `{sessionId, userId}`).
     pub enrollment_hook: Option<String>,
+    /// The secret that signs each request to the hook (required with a hook, 32 bytes or more).
+    pub enrollment_hook_secret: Option<String>,
+    /// Accept an `http://` hook (a test, or an LMS on the same host); https otherwise.
+    pub enrollment_hook_allow_http: bool,
     pub ice_servers: Vec<IceServer>,
     /// Shared secret of a TURN server using the REST credential scheme (time-limited).
     pub turn_secret: Option<String>,
@@ -67,9 +90,18 @@ pub struct Limits {
     pub max_name_chars: usize,
     pub max_id_chars: usize,
     pub max_participants_per_session: usize,
+    /// Socket.IO connections the server holds at once (0: no limit).
+    pub max_connections: usize,
+    /// Connections from one address (0: no limit, for a server behind a reverse proxy).
+    pub max_connections_per_ip: usize,
     pub events_per_second: f64,
     pub event_burst: f64,
+    /// Chat messages per second of one member (over all its sockets), and the burst.
+    pub chat_per_second: f64,
+    pub chat_burst: f64,
     pub chat_history_len: usize,
+    /// Chat older than this is deleted (0: kept for ever).
+    pub chat_retention_days: u64,
 }
 
 impl Default for Limits {
@@ -82,9 +114,14 @@ impl Default for Limits {
             max_name_chars: 128,
             max_id_chars: 128,
             max_participants_per_session: 50,
+            max_connections: 20_000,
+            max_connections_per_ip: 1_000,
             events_per_second: 100.0,
             event_burst: 400.0,
+            chat_per_second: 2.0,
+            chat_burst: 10.0,
             chat_history_len: 50,
+            chat_retention_days: 180,
         }
     }
 }
@@ -93,12 +130,17 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            join_key: None,
+            origins: OriginPolicy::Any,
+            metrics_token: None,
             dev_mode: false,
             jwt_secret: None,
             token_rules: TokenRules::default(),
             database: None,
             auto_create_sessions: false,
             enrollment_hook: None,
+            enrollment_hook_secret: None,
+            enrollment_hook_allow_http: false,
             ice_servers: default_ice_servers(),
             turn_secret: None,
             turn_urls: Vec::new(),
@@ -109,6 +151,28 @@ impl Default for ServerConfig {
             ping_timeout: Duration::from_secs(20),
         }
     }
+}
+
+impl ServerConfig {
+    /// The class server the desktop app runs inside itself: development mode (identity from
+    /// `join-session`), on loopback only, reachable only with this launch's random key and only
+    /// from pages served on this machine, and no public STUN server asked.
+    pub fn local_class(port: u16) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            join_key: Some(random_key()),
+            origins: OriginPolicy::Loopback,
+            dev_mode: true,
+            auto_create_sessions: true,
+            ice_servers: Vec::new(),
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// A random key (122 bits from the operating system's generator), URL-safe.
+pub fn random_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The browser version's defaults.
@@ -140,6 +204,8 @@ pub struct FileConfig {
     pub database: Option<PathBuf>,
     pub auto_create_sessions: Option<bool>,
     pub enrollment_hook: Option<String>,
+    pub enrollment_hook_secret: Option<String>,
+    pub enrollment_hook_allow_http: Option<bool>,
     pub ice_servers: Option<Vec<IceServer>>,
     pub turn_secret: Option<String>,
     pub turn_urls: Option<Vec<String>>,
@@ -158,9 +224,14 @@ pub struct FileLimits {
     pub max_sdp_bytes: Option<usize>,
     pub max_chat_chars: Option<usize>,
     pub max_participants_per_session: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
     pub events_per_second: Option<f64>,
     pub event_burst: Option<f64>,
+    pub chat_per_second: Option<f64>,
+    pub chat_burst: Option<f64>,
     pub chat_history_len: Option<usize>,
+    pub chat_retention_days: Option<u64>,
 }
 
 impl FileConfig {
@@ -190,6 +261,8 @@ impl ServerConfig {
             database,
             auto_create_sessions,
             enrollment_hook,
+            enrollment_hook_secret,
+            enrollment_hook_allow_http,
             ice_servers,
             turn_secret,
             turn_urls,
@@ -227,6 +300,12 @@ impl ServerConfig {
         if enrollment_hook.is_some() {
             self.enrollment_hook = enrollment_hook;
         }
+        if enrollment_hook_secret.is_some() {
+            self.enrollment_hook_secret = enrollment_hook_secret;
+        }
+        if let Some(v) = enrollment_hook_allow_http {
+            self.enrollment_hook_allow_http = v;
+        }
         if let Some(v) = ice_servers {
             self.ice_servers = v;
         }
@@ -258,6 +337,12 @@ impl ServerConfig {
         if let Some(v) = limits.max_chat_chars {
             l.max_chat_chars = v;
         }
+        if let Some(v) = limits.max_connections {
+            l.max_connections = v;
+        }
+        if let Some(v) = limits.max_connections_per_ip {
+            l.max_connections_per_ip = v;
+        }
         if let Some(v) = limits.max_participants_per_session {
             l.max_participants_per_session = v;
         }
@@ -270,6 +355,15 @@ impl ServerConfig {
         if let Some(v) = limits.chat_history_len {
             l.chat_history_len = v;
         }
+        if let Some(v) = limits.chat_per_second {
+            l.chat_per_second = v;
+        }
+        if let Some(v) = limits.chat_burst {
+            l.chat_burst = v;
+        }
+        if let Some(v) = limits.chat_retention_days {
+            l.chat_retention_days = v;
+        }
     }
 
     /// Checks combinations that cannot work, before anything starts.
@@ -280,13 +374,38 @@ impl ServerConfig {
             ));
         }
         if let Some(secret) = &self.jwt_secret {
-            check_secret("JWT secret (--jwt-secret, CLASSROOM_JWT_SECRET, jwt_secret)", secret)?;
+            check_secret(
+                "JWT secret (--jwt-secret, CLASSROOM_JWT_SECRET, jwt_secret)",
+                secret,
+            )?;
+        }
+        if let Some(url) = &self.enrollment_hook {
+            crate::enrollment::check_hook_url(url, self.enrollment_hook_allow_http)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        match (&self.enrollment_hook, &self.enrollment_hook_secret) {
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "--enrollment-hook needs --enrollment-hook-secret: requests to the LMS are signed"
+                        .into(),
+                ));
+            }
+            (_, Some(secret)) => check_secret(
+                "enrollment hook secret (--enrollment-hook-secret, CLASSROOM_ENROLLMENT_HOOK_SECRET)",
+                secret,
+            )?,
+            (None, None) => {}
         }
         if let Some(secret) = &self.turn_secret {
             check_secret(
                 "TURN secret (--turn-secret, CLASSROOM_TURN_SECRET, turn_secret)",
                 secret,
             )?;
+        }
+        if self.join_key.as_ref().is_some_and(|key| key.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "the join key must be at least 16 characters".into(),
+            ));
         }
         if self.enrollment_recheck.is_zero() {
             return Err(ConfigError::Invalid(
@@ -301,6 +420,11 @@ impl ServerConfig {
         if self.turn_secret.is_some() && self.turn_urls.is_empty() {
             return Err(ConfigError::Invalid(
                 "--turn-secret needs at least one --turn-url".into(),
+            ));
+        }
+        if self.limits.chat_per_second <= 0.0 || self.limits.chat_burst < 1.0 {
+            return Err(ConfigError::Invalid(
+                "chat rate and burst must be positive".into(),
             ));
         }
         if self.limits.events_per_second <= 0.0 || self.limits.event_burst < 1.0 {
@@ -366,7 +490,12 @@ mod tests {
                 turn_urls: vec!["turn:127.0.0.1:3478".into()],
                 ..ServerConfig::default()
             };
-            assert!(cfg.validate().unwrap_err().to_string().contains("TURN secret"));
+            assert!(
+                cfg.validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("TURN secret")
+            );
         }
         let cfg = ServerConfig {
             jwt_secret: Some("x".repeat(MIN_SECRET_BYTES)),
@@ -387,7 +516,10 @@ mod tests {
         .unwrap();
         let mut cfg = ServerConfig::default();
         cfg.apply_file(file);
-        assert_eq!(cfg.token_rules.issuer.as_deref(), Some("https://lms.example"));
+        assert_eq!(
+            cfg.token_rules.issuer.as_deref(),
+            Some("https://lms.example")
+        );
         assert_eq!(cfg.token_rules.audience.as_deref(), Some("classroom"));
         assert_eq!(cfg.token_rules.max_lifetime, Duration::from_secs(7200));
     }

@@ -1,22 +1,43 @@
 //! Who may join which session: the SQLite roster, an optional LMS hook, development mode.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use classroom_wire::{ErrorCode, Role};
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{HandshakeIdentity, Identity};
 use crate::error::Refusal;
 use crate::store::Store;
 
-/// Asks the LMS: POST `{sessionId, userId}` → 200 `{enrolled, role?}`, 404 for an unknown session.
+/// Asks the LMS: POST `{sessionId, userId}` → 200 `{enrolled, role?}`, 404 for an unknown
+/// session. Each request is signed: `X-Classroom-Timestamp: <unix seconds>` and
+/// `X-Classroom-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+/// https only (unless allowed), no redirects followed, answers of at most
+/// [`MAX_ANSWER_BYTES`], cached for [`ANSWER_TTL`], at most [`MAX_IN_FLIGHT`] requests at once.
 pub struct EnrollmentHook {
     client: reqwest::Client,
     url: String,
+    /// The URL as logged: no query (it may carry a key) and no user information.
+    shown: String,
+    secret: Vec<u8>,
+    in_flight: tokio::sync::Semaphore,
+    cache: DashMap<(String, String), (Instant, HookAnswer)>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// The largest answer read from the LMS.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// How long an answer is reused for the same session and user.
+pub const ANSWER_TTL: Duration = Duration::from_secs(30);
+/// Requests to the LMS at once; more wait (up to the request timeout) for a place.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Cached answers kept at most; beyond, the cache starts over.
+const MAX_CACHED: usize = 10_000;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookAnswer {
     Enrolled(Option<Role>),
     NotEnrolled,
@@ -37,47 +58,144 @@ struct HookResponse {
     role: Option<Role>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum HookConfigError {
+    #[error("the enrollment hook must be an https:// URL (or allow http explicitly): {0}")]
+    NotHttps(String),
+    #[error("the enrollment hook URL is not valid: {0}")]
+    BadUrl(String),
+    #[error("cannot build the enrollment hook's HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The signature header's value for `body` sent at `timestamp`.
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+        .expect("HMAC accepts keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    let mut hex = String::with_capacity(7 + bytes.len() * 2);
+    hex.push_str("sha256=");
+    for byte in bytes {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// Checks a hook URL (https, or http when allowed); returns it as it may be logged: without
+/// its query (which may carry a key) and user information.
+pub fn check_hook_url(url: &str, allow_http: bool) -> Result<String, HookConfigError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| HookConfigError::BadUrl(e.to_string()))?;
+    let shown = format!(
+        "{}://{}{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or(""),
+        parsed.path()
+    );
+    match parsed.scheme() {
+        "https" => Ok(shown),
+        "http" if allow_http => Ok(shown),
+        _ => Err(HookConfigError::NotHttps(shown)),
+    }
+}
+
 impl EnrollmentHook {
-    pub fn new(url: String) -> Result<Self, reqwest::Error> {
+    pub fn new(url: String, secret: &str, allow_http: bool) -> Result<Self, HookConfigError> {
+        let shown = check_hook_url(&url, allow_http)?;
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(EnrollmentHook { client, url })
+        Ok(EnrollmentHook {
+            client,
+            url,
+            shown,
+            secret: secret.as_bytes().to_vec(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            cache: DashMap::new(),
+        })
     }
 
     pub async fn check(&self, session_id: &str, user_id: &str) -> Result<HookAnswer, Refusal> {
+        let key = (session_id.to_owned(), user_id.to_owned());
+        if let Some(hit) = self.cache.get(&key)
+            && hit.0.elapsed() < ANSWER_TTL
+        {
+            return Ok(hit.1);
+        }
+        let answer = self.ask(session_id, user_id).await?;
+        if self.cache.len() >= MAX_CACHED {
+            self.cache.clear();
+        }
+        self.cache.insert(key, (Instant::now(), answer));
+        Ok(answer)
+    }
+
+    async fn ask(&self, session_id: &str, user_id: &str) -> Result<HookAnswer, Refusal> {
         let unavailable = |why: String| {
-            tracing::warn!(url = %self.url, %why, "enrollment hook failed");
+            tracing::warn!(url = %self.shown, %why, "enrollment hook failed");
             Refusal::new(
                 ErrorCode::Internal,
                 "the enrollment service is unavailable; try again shortly",
             )
         };
-        let response = self
+        let _place = tokio::time::timeout(TIMEOUT, self.in_flight.acquire())
+            .await
+            .map_err(|_| unavailable("too many requests in flight".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let body = serde_json::to_vec(&HookRequest {
+            session_id,
+            user_id,
+        })
+        .map_err(|e| unavailable(e.to_string()))?;
+        let timestamp = crate::auth::unix_now().as_secs();
+        let mut response = self
             .client
             .post(&self.url)
-            .json(&HookRequest {
-                session_id,
-                user_id,
-            })
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("x-classroom-timestamp", timestamp.to_string())
+            .header(
+                "x-classroom-signature",
+                signature(&self.secret, timestamp, &body),
+            )
+            .body(body)
             .send()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        match response.status() {
-            reqwest::StatusCode::NOT_FOUND => Ok(HookAnswer::NoSuchSession),
-            s if s.is_success() => {
-                let body: HookResponse = response
-                    .json()
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?;
-                Ok(if body.enrolled {
-                    HookAnswer::Enrolled(body.role)
-                } else {
-                    HookAnswer::NotEnrolled
-                })
-            }
-            s => Err(unavailable(format!("status {s}"))),
+            // Without the URL: reqwest's error text names it, query included.
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(HookAnswer::NoSuchSession);
         }
+        if !status.is_success() {
+            return Err(unavailable(format!("status {status}")));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(unavailable("answer too large".into()));
+        }
+        let mut text = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?
+        {
+            if text.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(unavailable("answer too large".into()));
+            }
+            text.extend_from_slice(&chunk);
+        }
+        let body: HookResponse =
+            serde_json::from_slice(&text).map_err(|e| unavailable(e.to_string()))?;
+        Ok(if body.enrolled {
+            HookAnswer::Enrolled(body.role)
+        } else {
+            HookAnswer::NotEnrolled
+        })
     }
 }
 

@@ -33,6 +33,8 @@ pub enum StoreError {
     NoSuchClass(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("chat history could not be written: {0}")]
+    WriteFailed(String),
 }
 
 #[derive(Debug, thiserror::Error)]

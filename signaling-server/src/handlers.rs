@@ -20,6 +20,7 @@ use socketioxide::socket::{DisconnectReason, Sid};
 use socketioxide::{ParserError, SocketIo};
 use tokio::sync::Notify;
 
+use crate::admission::Slot;
 use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
 use crate::error::Refusal;
 use crate::limits::{RateDecision, check_text};
@@ -29,6 +30,8 @@ use crate::state::AppState;
 
 /// Per-socket state, kept in the socket's extensions.
 pub struct Connection {
+    /// This connection's place in the server's count (freed with the connection).
+    _slot: Slot,
     handshake: HandshakeIdentity,
     joined: Mutex<Option<Joined>>,
     /// The socket's events in arrival order, with the rate limit (`order.rs`).
@@ -38,8 +41,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(handshake: HandshakeIdentity, limits: &crate::config::Limits) -> Self {
+    fn new(slot: Slot, handshake: HandshakeIdentity, limits: &crate::config::Limits) -> Self {
         Connection {
+            _slot: slot,
             handshake,
             joined: Mutex::new(None),
             events: EventQueue::new(limits.events_per_second, limits.event_burst, Instant::now()),
@@ -53,7 +57,10 @@ impl Connection {
 
     /// The session this connection is in, if any.
     pub(crate) fn joined_session(&self) -> Option<Arc<str>> {
-        self.joined.lock().as_ref().map(|joined| joined.room.id.clone())
+        self.joined
+            .lock()
+            .as_ref()
+            .map(|joined| joined.room.id.clone())
     }
 
     /// Resolves once the socket has disconnected (at once if it already has).
@@ -104,6 +111,9 @@ struct Joined {
 struct HandshakeAuth {
     #[serde(default)]
     token: Option<String>,
+    /// The server's join key, where it has one (a local class).
+    #[serde(default)]
+    key: Option<String>,
 }
 
 /// Registers the default namespace with its handshake check and event handlers.
@@ -122,6 +132,25 @@ pub fn register(io: &SocketIo, state: Arc<AppState>) {
     io.ns("/", on_connect.with(handshake));
 }
 
+/// The spread of the reconnect delays `server-restarting` hands out: a class's clients come
+/// back over this time, not all in the same instant.
+const RESTART_SPREAD_MS: u64 = 5_000;
+
+/// Tells every connected client that the server is going away and when to come back, each
+/// with a delay of its own; returns how many were told.
+pub(crate) fn announce_restart(io: &SocketIo) -> usize {
+    let sockets = io.sockets();
+    for s in &sockets {
+        let retry_after_ms =
+            (uuid::Uuid::new_v4().as_u128() % u128::from(RESTART_SPREAD_MS)) as u64;
+        let _ = s.emit(
+            event::SERVER_RESTARTING,
+            &classroom_wire::ServerRestarting { retry_after_ms },
+        );
+    }
+    sockets.len()
+}
+
 fn check_handshake(
     state: &Arc<AppState>,
     s: &SocketRef,
@@ -133,7 +162,8 @@ fn check_handshake(
             .connect_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.metrics.error(r.code);
-        tracing::info!(sid = %s.id, code = %r.code, reason = %r.message, "handshake refused");
+        // Counted in the metrics; at debug, so a flood of bad handshakes does not flood the log.
+        tracing::debug!(sid = %s.id, code = %r.code, reason = %r.message, "handshake refused");
         r
     };
     let auth = auth.map_err(|e| {
@@ -142,11 +172,34 @@ fn check_handshake(
             format!("auth payload is not an object: {e}"),
         ))
     })?;
+    if state.closing.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(refuse(Refusal::new(
+            ErrorCode::ServerRestarting,
+            "the server is restarting; try again in a few seconds",
+        )));
+    }
+    if let Some(expected) = &state.config.join_key
+        && !auth
+            .key
+            .as_deref()
+            .is_some_and(|key| crate::auth::same_secret(key, expected))
+    {
+        return Err(refuse(Refusal::new(
+            ErrorCode::Unauthorized,
+            "this class needs the key of its invitation link (auth: { key })",
+        )));
+    }
     let handshake = state
         .verifier
         .verify(auth.token.as_deref())
         .map_err(refuse)?;
-    let conn = Arc::new(Connection::new(handshake, &state.config.limits));
+    let ip = s
+        .req_parts()
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let slot = state.admission.admit(ip).map_err(refuse)?;
+    let conn = Arc::new(Connection::new(slot, handshake, &state.config.limits));
     s.extensions.insert(conn.clone());
     register_events(state, s);
     crate::membership::watch(state.clone(), s.clone(), conn);
@@ -346,8 +399,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<MediaState>,
                     ack: AckSender,
                     arrival: Arrival| {
-            if let Some((conn, ack, _turn)) =
-                admit(&st, &s, event::MEDIA_STATE, ack, arrival).await
+            if let Some((conn, ack, _turn)) = admit(&st, &s, event::MEDIA_STATE, ack, arrival).await
             {
                 let result = d
                     .map_err(|e| invalid(event::MEDIA_STATE, &e))
@@ -372,9 +424,10 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
             if let Some((conn, ack, _turn)) =
                 admit(&st, &s, event::CHAT_MESSAGE, ack, arrival).await
             {
-                let result = d
-                    .map_err(|e| invalid(event::CHAT_MESSAGE, &e))
-                    .and_then(|c| send_chat(&st, &conn, c));
+                let result = match d {
+                    Ok(c) => send_chat(&st, &conn, c).await,
+                    Err(e) => Err(invalid(event::CHAT_MESSAGE, &e)),
+                };
                 match result {
                     Ok(message) => {
                         let _ = ack.send(&Ack::ok(ChatAck { message }));
@@ -606,6 +659,7 @@ fn enter_room(
         guard.members.push(Member {
             participant: participant.clone(),
             socket: s.clone(),
+            chat: crate::limits::TokenBucket::new(limits.chat_burst, Instant::now()),
         });
         let notice = system_message(&participant, "joined the class");
         guard.push_history(notice.clone(), limits.chat_history_len);
@@ -817,7 +871,14 @@ fn update_media_state(conn: &Connection, m: MediaState) -> Result<Participant, R
     Ok(participant)
 }
 
-fn send_chat(state: &AppState, conn: &Connection, c: ChatSend) -> Result<ChatMessage, Refusal> {
+/// Stores the message, then shows it to the session: the sender's ack (and everyone's copy)
+/// comes only once it is committed, and a message that could not be stored is refused, not
+/// shown.
+async fn send_chat(
+    state: &AppState,
+    conn: &Connection,
+    c: ChatSend,
+) -> Result<ChatMessage, Refusal> {
     check_text(
         "message",
         &c.message,
@@ -833,6 +894,41 @@ fn send_chat(state: &AppState, conn: &Connection, c: ChatSend) -> Result<ChatMes
         timestamp: now_ms(),
         kind: ChatKind::User,
     };
+    let not_stored = |why: &dyn std::fmt::Display| {
+        tracing::error!(error = %why, session = %joined.room.id, "chat message refused: not stored");
+        Refusal::new(
+            ErrorCode::Internal,
+            format!("your message could not be stored ({why}); it was not sent"),
+        )
+    };
+    // The member's chat rate, across its sockets: refused before anything is stored.
+    {
+        let limits = &state.config.limits;
+        let mut guard = joined.room.state.lock();
+        let member = guard.member_mut(&joined.user_id).ok_or_else(not_joined)?;
+        if member
+            .chat
+            .take(limits.chat_per_second, limits.chat_burst, Instant::now())
+            != RateDecision::Allow
+        {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} chat messages per second (burst {})",
+                    limits.chat_per_second, limits.chat_burst
+                ),
+            ));
+        }
+    }
+    let committed = state
+        .store
+        .commit_chat(&joined.room.id, message.clone())
+        .map_err(|e| not_stored(&e))?;
+    match committed.await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => return Err(not_stored(&why)),
+        Err(_) => return Err(not_stored(&"the database writer has stopped")),
+    }
     let mut guard = joined.room.state.lock();
     guard.push_history(message.clone(), state.config.limits.chat_history_len);
     let everyone = guard.sockets_except(None);
@@ -841,7 +937,6 @@ fn send_chat(state: &AppState, conn: &Connection, c: ChatSend) -> Result<ChatMes
         .metrics
         .chat_messages
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    persist_chat(state, &joined.room.id, message.clone());
     emit_to_all(&everyone, event::CHAT_MESSAGE, &message);
     Ok(message)
 }

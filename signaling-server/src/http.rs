@@ -6,10 +6,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::config::OriginPolicy;
 use crate::state::AppState;
 
 pub fn routes(state: Arc<AppState>) -> Router {
@@ -71,6 +73,78 @@ pub async fn detach_request_head(mut request: axum::extract::Request) -> axum::e
 const SOCKET_IO_HEADERS: [header::HeaderName; 2] =
     [header::CONTENT_TYPE, header::SEC_WEBSOCKET_KEY];
 
+/// Refuses a Socket.IO request from a web page whose origin the server does not accept (403),
+/// before Socket.IO sees it. Requests without an `Origin` (native clients) pass.
+pub async fn check_origin(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if request.uri().path().starts_with("/socket.io") {
+        let headers = request.headers();
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|origin| origin_allowed(&state.config.origins, origin, host));
+            if !allowed {
+                state.metrics.connect_refused.fetch_add(1, Relaxed);
+                tracing::debug!(origin = ?origin, "refused: origin not allowed");
+                return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a page from `origin` (`scheme://host[:port]`) may connect, `host` being the
+/// request's `Host` header.
+pub fn origin_allowed(policy: &OriginPolicy, origin: &str, host: Option<&str>) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    if !matches!(scheme, "http" | "https") {
+        return false;
+    }
+    match policy {
+        OriginPolicy::Any => true,
+        OriginPolicy::Loopback => is_loopback_authority(authority),
+        OriginPolicy::List(allowed) => {
+            let origin = origin.trim_end_matches('/');
+            allowed.iter().any(|a| a.trim_end_matches('/') == origin)
+                || host.is_some_and(|host| host == authority)
+        }
+    }
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Headers every page and script of ours carries: nothing but our own files runs, nothing
+/// frames the page, and types are not sniffed.
+const PAGE_SECURITY: [(header::HeaderName, &str); 4] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
 /// The browser client's files.
 #[derive(Debug, Clone, Copy)]
 enum WebFile {
@@ -102,6 +176,7 @@ async fn web(file: WebFile) -> impl IntoResponse {
         ),
     };
     (
+        PAGE_SECURITY,
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
@@ -121,16 +196,84 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }))
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+/// Prometheus text, for the bearer of `--metrics-token`; without one configured, only in
+/// development mode (a local class).
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&state.config.metrics_token, presented) {
+        (Some(expected), Some(token)) if crate::auth::same_secret(token, expected) => {}
+        (Some(_), _) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the bearer token of --metrics-token",
+            )
+                .into_response();
+        }
+        (None, _) if state.config.dev_mode => {}
+        (None, _) => {
+            return (
+                StatusCode::NOT_FOUND,
+                "metrics are off: start the server with --metrics-token",
+            )
+                .into_response();
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(state.rooms.len()),
     )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_checked_by_policy() {
+        let loopback = OriginPolicy::Loopback;
+        for ok in [
+            "http://127.0.0.1:3001",
+            "http://localhost:3001",
+            "http://[::1]:3001",
+            "https://localhost",
+        ] {
+            assert!(origin_allowed(&loopback, ok, None), "{ok}");
+        }
+        for refused in [
+            "http://evil.example",
+            "http://127.0.0.1.evil.example:3001",
+            "null",
+            "file://",
+            "http://192.0.2.7:3001",
+        ] {
+            assert!(!origin_allowed(&loopback, refused, None), "{refused}");
+        }
+        let list = OriginPolicy::List(vec!["https://lms.example.org/".into()]);
+        assert!(origin_allowed(&list, "https://lms.example.org", None));
+        assert!(
+            origin_allowed(
+                &list,
+                "https://classroom.example.org",
+                Some("classroom.example.org")
+            ),
+            "our own page"
+        );
+        assert!(!origin_allowed(
+            &list,
+            "https://evil.example",
+            Some("classroom.example.org")
+        ));
+        assert!(origin_allowed(
+            &OriginPolicy::Any,
+            "https://anything.example",
+            None
+        ));
+    }
 
     /// A request head as hyper makes it: URI and header values are slices of one buffer.
     fn request_over(buffer: &axum::body::Bytes) -> axum::extract::Request {

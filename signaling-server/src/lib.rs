@@ -3,6 +3,7 @@
 //!
 //! Run it as the `classroom-signaling` binary, or embed it with [`start`].
 
+mod admission;
 pub mod auth;
 pub mod config;
 pub mod enrollment;
@@ -11,8 +12,8 @@ mod handlers;
 mod http;
 pub mod limits;
 mod membership;
-mod order;
 pub mod metrics;
+mod order;
 mod rooms;
 mod state;
 pub mod store;
@@ -84,6 +85,31 @@ pub async fn serve(
     serve_prepared(prepare(config)?, listener, shutdown).await
 }
 
+/// Deletes chat past its retention now, then once a day (`--chat-retention-days`).
+async fn prune_chat_daily(state: Arc<AppState>) {
+    let days = state.config.limits.chat_retention_days;
+    if days == 0 {
+        return;
+    }
+    let mut every_day = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    loop {
+        every_day.tick().await;
+        let before_ms = auth::unix_now()
+            .saturating_sub(std::time::Duration::from_secs(days * 24 * 3600))
+            .as_millis() as u64;
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_chat(before_ms)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, days, "chat past its retention deleted"),
+            Ok(Err(e)) => tracing::error!(error = %e, "chat retention: delete failed"),
+            Err(e) => tracing::error!(error = %e, "chat retention task failed"),
+        }
+    }
+}
+
+/// How long the clients have to receive `server-restarting` before their connections close.
+const RESTART_NOTICE_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The websocket read buffer per connection; signaling messages are small (an SDP is the
 /// largest, a few KiB, and reads of larger ones simply take several chunks).
 const WS_READ_BUFFER_BYTES: usize = 1024;
@@ -99,8 +125,12 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let store = Arc::new(store::Store::open(config.database.as_deref())?);
     let hook = match &config.enrollment_hook {
         Some(url) => Some(
-            enrollment::EnrollmentHook::new(url.clone())
-                .map_err(|e| error::ConfigError::Invalid(format!("enrollment hook: {e}")))?,
+            enrollment::EnrollmentHook::new(
+                url.clone(),
+                config.enrollment_hook_secret.as_deref().unwrap_or_default(),
+                config.enrollment_hook_allow_http,
+            )
+            .map_err(|e| error::ConfigError::Invalid(e.to_string()))?,
         ),
         None => None,
     };
@@ -118,6 +148,11 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         store,
         metrics: Default::default(),
         rooms: Default::default(),
+        admission: admission::Admission::new(
+            config.limits.max_connections,
+            config.limits.max_connections_per_ip,
+        ),
+        closing: Default::default(),
         started: std::time::Instant::now(),
         config,
     });
@@ -135,7 +170,12 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     // The outer layer runs first: Socket.IO gets requests whose head owns its bytes.
     let app = http::routes(state.clone())
         .layer(layer)
-        .layer(axum::middleware::map_request(http::detach_request_head));
+        .layer(axum::middleware::map_request(http::detach_request_head))
+        // Outermost, so it runs first: the Origin header is gone once the head is detached.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::check_origin,
+        ));
     Ok(Prepared { state, io, app })
 }
 
@@ -147,18 +187,46 @@ async fn serve_prepared(
     let Prepared { state, io, app } = prepared;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%addr, dev = state.config.dev_mode, "signaling server listening");
+    let pruning = tokio::spawn(prune_chat_daily(state.clone()));
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
     let io_for_close = io.clone();
+    let state_for_close = state.clone();
     let graceful = async move {
         shutdown.await;
-        tracing::info!("shutting down: closing sockets");
+        state_for_close
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        let told = handlers::announce_restart(&io_for_close);
+        tracing::info!(
+            told,
+            "shutting down: clients told to come back, closing sockets"
+        );
+        // Time for the notice to reach polling clients before their sessions end.
+        tokio::time::sleep(RESTART_NOTICE_GRACE).await;
         io_for_close.close().await;
         let _ = closed_tx.send(());
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await;
+    // The peer's address goes with each request (`ConnectInfo`): connections are counted by it.
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .await;
     let _ = closed_rx.await;
+    pruning.abort();
+    // The disconnect handlers queue their "left" notices: wait for them (briefly) so that the
+    // final flush comes after the last one.
+    let drained = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while state
+        .metrics
+        .participants
+        .load(std::sync::atomic::Ordering::Acquire)
+        > 0
+        && tokio::time::Instant::now() < drained
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let store = state.store.clone();
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
     match flushed {

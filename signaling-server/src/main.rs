@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use classroom_signaling::auth::{Identity, issue_token};
-use classroom_signaling::config::{FileConfig, ServerConfig, check_secret};
+use classroom_signaling::config::{FileConfig, OriginPolicy, ServerConfig, check_secret};
 use classroom_signaling::store::Store;
 use classroom_wire::{IceServer, Role};
 
@@ -139,6 +139,12 @@ struct ServeArgs {
     /// LMS endpoint asked about enrollment: POST {sessionId, userId} -> {enrolled, role?}.
     #[arg(long, env = "CLASSROOM_ENROLLMENT_HOOK")]
     enrollment_hook: Option<String>,
+    /// Secret that signs each request to the enrollment hook (HMAC-SHA256, 32 bytes or more).
+    #[arg(long, env = "CLASSROOM_ENROLLMENT_HOOK_SECRET", hide_env_values = true)]
+    enrollment_hook_secret: Option<String>,
+    /// Accept an http:// enrollment hook (otherwise https only).
+    #[arg(long, env = "CLASSROOM_ENROLLMENT_HOOK_ALLOW_HTTP")]
+    enrollment_hook_allow_http: bool,
     /// STUN/TURN URL handed to clients (repeatable); replaces the default public STUN servers.
     #[arg(
         long = "ice-server",
@@ -152,6 +158,21 @@ struct ServeArgs {
     /// TURN URL for the time-limited credentials (repeatable).
     #[arg(long = "turn-url", env = "CLASSROOM_TURN_URLS", value_delimiter = ',')]
     turn_urls: Vec<String>,
+    /// Web origin allowed to connect (repeatable, e.g. https://lms.example.org; pages this server
+    /// serves are always allowed); without one, any origin. `loopback` allows only pages served
+    /// from this machine.
+    #[arg(
+        long = "allowed-origin",
+        env = "CLASSROOM_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// A key every client must give in the handshake (`auth: { key }`), at least 16 characters.
+    #[arg(long, env = "CLASSROOM_JOIN_KEY", hide_env_values = true)]
+    join_key: Option<String>,
+    /// Bearer token for GET /metrics; without one, metrics are served only with --dev.
+    #[arg(long, env = "CLASSROOM_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// How often, in seconds, a signed-in member's enrollment is checked again (default 60):
     /// someone removed from the class is disconnected.
     #[arg(long, env = "CLASSROOM_ENROLLMENT_RECHECK_SECS")]
@@ -168,12 +189,27 @@ struct ServeArgs {
     event_burst: Option<f64>,
     #[arg(long, env = "CLASSROOM_CHAT_HISTORY")]
     chat_history: Option<usize>,
+    /// Chat messages per second of one member, over all its connections (default 2).
+    #[arg(long, env = "CLASSROOM_CHAT_PER_SECOND")]
+    chat_per_second: Option<f64>,
+    /// Chat messages one member may send at once (default 10).
+    #[arg(long, env = "CLASSROOM_CHAT_BURST")]
+    chat_burst: Option<f64>,
+    /// Days chat history is kept (default 180; 0: for ever).
+    #[arg(long, env = "CLASSROOM_CHAT_RETENTION_DAYS")]
+    chat_retention_days: Option<u64>,
     /// Largest Engine.IO packet in bytes; a client sending more is disconnected.
     #[arg(long, env = "CLASSROOM_MAX_PAYLOAD")]
     max_payload: Option<u64>,
     /// Longest chat message in characters.
     #[arg(long, env = "CLASSROOM_MAX_CHAT_CHARS")]
     max_chat_chars: Option<usize>,
+    /// Socket.IO connections held at once (default 20000; 0: no limit).
+    #[arg(long, env = "CLASSROOM_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections from one address (default 1000; 0: no limit, behind a reverse proxy).
+    #[arg(long, env = "CLASSROOM_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -272,6 +308,15 @@ fn main() -> Result<()> {
     }
 }
 
+/// `--allowed-origin` values as a policy: `loopback`, `*` (any), or a list of origins.
+fn origin_policy(values: Vec<String>) -> OriginPolicy {
+    match values.as_slice() {
+        [one] if one == "loopback" => OriginPolicy::Loopback,
+        [one] if one == "*" => OriginPolicy::Any,
+        _ => OriginPolicy::List(values),
+    }
+}
+
 fn open_store(config: &ServerConfig) -> Result<Store> {
     let path = config
         .database
@@ -294,6 +339,12 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     if args.enrollment_hook.is_some() {
         config.enrollment_hook = args.enrollment_hook;
     }
+    if args.enrollment_hook_secret.is_some() {
+        config.enrollment_hook_secret = args.enrollment_hook_secret;
+    }
+    if args.enrollment_hook_allow_http {
+        config.enrollment_hook_allow_http = true;
+    }
     if !args.ice_servers.is_empty() {
         config.ice_servers = args
             .ice_servers
@@ -310,6 +361,15 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     }
     if !args.turn_urls.is_empty() {
         config.turn_urls = args.turn_urls;
+    }
+    if !args.allowed_origins.is_empty() {
+        config.origins = origin_policy(args.allowed_origins);
+    }
+    if args.join_key.is_some() {
+        config.join_key = args.join_key;
+    }
+    if args.metrics_token.is_some() {
+        config.metrics_token = args.metrics_token;
     }
     if let Some(v) = args.enrollment_recheck_secs {
         config.enrollment_recheck = Duration::from_secs(v);
@@ -333,11 +393,26 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     if let Some(v) = args.chat_history {
         l.chat_history_len = v;
     }
+    if let Some(v) = args.chat_per_second {
+        l.chat_per_second = v;
+    }
+    if let Some(v) = args.chat_burst {
+        l.chat_burst = v;
+    }
+    if let Some(v) = args.chat_retention_days {
+        l.chat_retention_days = v;
+    }
     if let Some(v) = args.max_payload {
         l.max_transport_payload = v;
     }
     if let Some(v) = args.max_chat_chars {
         l.max_chat_chars = v;
+    }
+    if let Some(v) = args.max_connections {
+        l.max_connections = v;
+    }
+    if let Some(v) = args.max_connections_per_ip {
+        l.max_connections_per_ip = v;
     }
     // Before anything listens: a refused configuration must not be announced as listening.
     config.validate()?;

@@ -51,7 +51,9 @@ pub(crate) fn watch(state: Arc<AppState>, s: SocketRef, conn: Arc<Connection>) {
                     break r;
                 }
                 // The roster or the LMS could not be asked: keep the member, ask again later.
-                Err(r) => tracing::warn!(sid = %s.id, reason = %r.message, "enrollment re-check failed"),
+                Err(r) => {
+                    tracing::warn!(sid = %s.id, reason = %r.message, "enrollment re-check failed")
+                }
             }
         };
         state.metrics.error(refusal.code);

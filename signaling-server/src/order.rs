@@ -157,7 +157,10 @@ mod tests {
         assert!(second.try_recv().is_err() && third.try_recv().is_err());
         drop(turn);
         assert!(second.try_recv().is_ok(), "the second event's turn");
-        assert!(third.try_recv().is_err(), "the third still waits: one wake-up per turn");
+        assert!(
+            third.try_recv().is_err(),
+            "the third still waits: one wake-up per turn"
+        );
     }
 
     #[tokio::test]
@@ -173,7 +176,10 @@ mod tests {
             .expect("the third event gets its turn")
             .expect("admitted");
         drop(turn);
-        assert!(matches!(q.arrive(now), Place::Ready(_)), "the queue is idle again");
+        assert!(
+            matches!(q.arrive(now), Place::Ready(_)),
+            "the queue is idle again"
+        );
     }
 
     #[tokio::test]

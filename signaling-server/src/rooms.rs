@@ -3,16 +3,20 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use classroom_wire::{ChatMessage, Participant};
+use classroom_wire::{ChatKind, ChatMessage, Participant};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 
+use crate::store::SYSTEM_NOTICES_KEPT;
+
 pub struct Member {
     pub participant: Participant,
     pub socket: SocketRef,
+    /// The member's chat rate, whichever of its sockets sends.
+    pub chat: crate::limits::TokenBucket,
 }
 
 #[derive(Default)]
@@ -39,10 +43,19 @@ impl RoomState {
             .find(|m| m.participant.user_id == user_id)
     }
 
+    /// Keeps the last `limit` user messages and the last [`SYSTEM_NOTICES_KEPT`] system
+    /// notices, as the store replays them: joins and leaves do not push the conversation out.
     pub fn push_history(&mut self, message: ChatMessage, limit: usize) {
+        let kind = message.kind;
         self.history.push_back(message);
-        while self.history.len() > limit {
-            self.history.pop_front();
+        let cap = match kind {
+            ChatKind::User => limit,
+            ChatKind::System => SYSTEM_NOTICES_KEPT,
+        };
+        if self.history.iter().filter(|m| m.kind == kind).count() > cap
+            && let Some(oldest) = self.history.iter().position(|m| m.kind == kind)
+        {
+            self.history.remove(oldest);
         }
     }
 

@@ -11,6 +11,9 @@ use crate::store::Store;
 
 pub struct AppState {
     pub config: ServerConfig,
+    pub(crate) admission: Arc<crate::admission::Admission>,
+    /// Set once the server began shutting down: no new connection is taken.
+    pub(crate) closing: std::sync::atomic::AtomicBool,
     pub store: Arc<Store>,
     pub verifier: TokenVerifier,
     pub gate: Gate,

@@ -1,8 +1,15 @@
 //! Durable state in SQLite: classes, enrollments and chat history.
 //!
 //! Reads run on the caller's thread (callers use `spawn_blocking`); chat messages are appended
-//! by a writer thread that commits whatever is queued in one transaction, so a burst of chat
-//! costs one fsync, and `flush` waits until everything queued is on disk.
+//! by a writer thread that commits whatever is queued in one transaction (group commit), so a
+//! burst of chat costs one transaction. A user's message is acknowledged only once its
+//! transaction committed ([`Store::commit_chat`]); a failed write is reported to whoever waits
+//! for it, and to the next [`Store::flush`].
+//!
+//! Durability: WAL with `synchronous = NORMAL`. A committed message survives the server
+//! process dying (`kill -9`); a power cut or an OS crash may lose the last transactions before
+//! the WAL's next sync (the database stays consistent). For a class's chat that is the right
+//! price: no fsync per message.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +45,7 @@ CREATE TABLE IF NOT EXISTS chat_messages (
     kind TEXT NOT NULL CHECK (kind IN ('user', 'system'))
 );
 CREATE INDEX IF NOT EXISTS chat_by_session ON chat_messages(session_id, seq);
+CREATE INDEX IF NOT EXISTS chat_by_time ON chat_messages(timestamp);
 "#;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +55,23 @@ pub struct ClassInfo {
     pub enrolled: usize,
 }
 
+/// What a waiter hears once its message's transaction ended: `Err` with why it failed.
+pub type Committed = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
 enum WriteOp {
     Chat {
         session_id: String,
         message: ChatMessage,
+        committed: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
     },
-    Flush(mpsc::Sender<()>),
+    /// Answered once everything queued before it was written, with whether every write since
+    /// the last flush succeeded.
+    Flush(mpsc::Sender<Result<(), String>>),
 }
+
+/// How many system notices (joins, leaves) the replayed history keeps beside the user
+/// messages: a class coming and going must not push the conversation out of it.
+pub const SYSTEM_NOTICES_KEPT: usize = 10;
 
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
@@ -177,7 +195,8 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The last `limit` chat messages of a session, oldest first.
+    /// The last `limit` user messages of a session and its last [`SYSTEM_NOTICES_KEPT`]
+    /// system notices, oldest first.
     pub fn recent_chat(
         &self,
         session_id: &str,
@@ -185,46 +204,87 @@ impl Store {
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, user_id, user_name, message, timestamp, kind FROM chat_messages
-             WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            "SELECT id, user_id, user_name, message, timestamp, kind FROM (
+                 SELECT * FROM (SELECT * FROM chat_messages WHERE session_id = ?1 AND kind = 'user'
+                                ORDER BY seq DESC LIMIT ?2)
+                 UNION ALL
+                 SELECT * FROM (SELECT * FROM chat_messages WHERE session_id = ?1 AND kind = 'system'
+                                ORDER BY seq DESC LIMIT ?3))
+             ORDER BY seq DESC",
         )?;
-        let rows = stmt.query_map(params![session_id, limit as i64], |r| {
-            let kind: String = r.get(5)?;
-            Ok(ChatMessage {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                user_name: r.get(2)?,
-                message: r.get(3)?,
-                timestamp: r.get::<_, i64>(4)? as u64,
-                kind: if kind == "system" {
-                    ChatKind::System
-                } else {
-                    ChatKind::User
-                },
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![session_id, limit as i64, SYSTEM_NOTICES_KEPT as i64],
+            |r| {
+                let kind: String = r.get(5)?;
+                Ok(ChatMessage {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    user_name: r.get(2)?,
+                    message: r.get(3)?,
+                    timestamp: r.get::<_, i64>(4)? as u64,
+                    kind: if kind == "system" {
+                        ChatKind::System
+                    } else {
+                        ChatKind::User
+                    },
+                })
+            },
+        )?;
         let mut messages: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
         messages.reverse();
         Ok(messages)
     }
 
-    /// Queues a message for the writer thread; never blocks.
+    /// Queues a message for the writer thread; never blocks. A failure is logged and reported
+    /// by the next [`Store::flush`] (for system notices, which nobody waits for).
     pub fn append_chat(&self, session_id: &str, message: ChatMessage) -> Result<(), StoreError> {
+        self.queue_chat(session_id, message, None)
+    }
+
+    /// Queues a message; the receiver hears once its transaction committed, or why not.
+    pub fn commit_chat(
+        &self,
+        session_id: &str,
+        message: ChatMessage,
+    ) -> Result<Committed, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue_chat(session_id, message, Some(tx))?;
+        Ok(rx)
+    }
+
+    fn queue_chat(
+        &self,
+        session_id: &str,
+        message: ChatMessage,
+        committed: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    ) -> Result<(), StoreError> {
         self.writer
             .send(WriteOp::Chat {
                 session_id: session_id.to_owned(),
                 message,
+                committed,
             })
             .map_err(|_| StoreError::WriterGone)
     }
 
-    /// Waits until every queued message is committed.
+    /// Deletes chat older than `before_ms` (milliseconds since the epoch); returns how many.
+    pub fn prune_chat(&self, before_ms: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.lock().execute(
+            "DELETE FROM chat_messages WHERE timestamp < ?1",
+            [before_ms as i64],
+        )?)
+    }
+
+    /// Waits until every queued message was written; an error when any write since the last
+    /// flush failed.
     pub fn flush(&self) -> Result<(), StoreError> {
         let (done, wait) = mpsc::channel();
         self.writer
             .send(WriteOp::Flush(done))
             .map_err(|_| StoreError::WriterGone)?;
-        wait.recv().map_err(|_| StoreError::WriterGone)
+        wait.recv()
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(StoreError::WriteFailed)
     }
 }
 
@@ -242,12 +302,15 @@ impl Drop for Store {
 }
 
 fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
+    // The first failure since the last flush, for that flush to report.
+    let mut failure: Option<String> = None;
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
+        let mut batch = std::collections::VecDeque::from([first]);
         while let Ok(more) = queue.try_recv() {
-            batch.push(more);
+            batch.push_back(more);
         }
-        let mut waiters = Vec::new();
+        let mut committed = Vec::new();
+        let mut flushes = Vec::new();
         let mut conn = conn.lock();
         let result = (|| -> Result<usize, rusqlite::Error> {
             let tx = conn.transaction()?;
@@ -257,12 +320,15 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                     "INSERT OR IGNORE INTO chat_messages (id, session_id, user_id, user_name, message, timestamp, kind)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                for op in batch.drain(..) {
+                // Taken one at a time: on a failed insert the rest stay in `batch`.
+                while let Some(op) = batch.pop_front() {
                     match op {
                         WriteOp::Chat {
                             session_id,
                             message,
+                            committed: waiter,
                         } => {
+                            committed.extend(waiter);
                             insert.execute(params![
                                 message.id,
                                 session_id,
@@ -278,7 +344,7 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                             ])?;
                             written += 1;
                         }
-                        WriteOp::Flush(done) => waiters.push(done),
+                        WriteOp::Flush(done) => flushes.push(done),
                     }
                 }
             }
@@ -286,11 +352,32 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
             Ok(written)
         })();
         drop(conn);
-        if let Err(e) = result {
-            tracing::error!(error = %e, "chat history write failed; messages of this batch are not persisted");
+        // Ops after a failing insert were not reached: their waiters hear of the failure too
+        // (dropped ops would read as "the writer stopped").
+        for op in batch.drain(..) {
+            match op {
+                WriteOp::Chat {
+                    committed: waiter, ..
+                } => committed.extend(waiter),
+                WriteOp::Flush(done) => flushes.push(done),
+            }
         }
-        for done in waiters {
-            let _ = done.send(());
+        let outcome = result.map(|_| ()).map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "chat history write failed; this batch is not stored");
+            failure.get_or_insert_with(|| e.clone());
+        }
+        for waiter in committed {
+            let _ = waiter.send(outcome.clone());
+        }
+        if !flushes.is_empty() {
+            let report = match failure.take() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            for done in flushes {
+                let _ = done.send(report.clone());
+            }
         }
     }
 }
@@ -343,6 +430,101 @@ mod tests {
         let texts: Vec<_> = recent.iter().map(|m| m.message.as_str()).collect();
         assert_eq!(texts, ["hello 2", "hello 3", "hello 4"]);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A full disk, as SQLite sees it: no page may be added.
+    fn fill_up(store: &Store) {
+        let conn = store.conn.lock();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_is_acknowledged_once_committed_and_a_failed_write_is_reported() {
+        let store = Store::open(None).unwrap();
+        let ok = store.commit_chat("s", msg("m1", "stored")).unwrap();
+        assert_eq!(ok.await.unwrap(), Ok(()));
+        assert_eq!(store.recent_chat("s", 10).unwrap().len(), 1);
+        store.flush().unwrap();
+
+        fill_up(&store);
+        let big = "x".repeat(64 * 1024);
+        let refused = store.commit_chat("s", msg("m2", &big)).unwrap();
+        let error = refused.await.unwrap().unwrap_err();
+        assert!(error.contains("full"), "{error}");
+        // A notice nobody waits for fails too: the next flush says so, the one after is clean.
+        store.append_chat("s", msg("m3", &big)).unwrap();
+        let flushed = store.flush();
+        assert!(
+            matches!(flushed, Err(StoreError::WriteFailed(_))),
+            "{flushed:?}"
+        );
+        assert!(store.flush().is_ok());
+        assert_eq!(
+            store.recent_chat("s", 10).unwrap().len(),
+            1,
+            "nothing half-written"
+        );
+    }
+
+    #[test]
+    fn join_and_leave_notices_do_not_push_the_conversation_out_of_the_history() {
+        let store = Store::open(None).unwrap();
+        for i in 0..5 {
+            store
+                .append_chat("s", msg(&format!("u{i}"), &format!("question {i}")))
+                .unwrap();
+        }
+        for i in 0..50 {
+            let mut notice = msg(&format!("n{i}"), &format!("someone joined {i}"));
+            notice.kind = ChatKind::System;
+            store.append_chat("s", notice).unwrap();
+        }
+        store.flush().unwrap();
+        let recent = store.recent_chat("s", 3).unwrap();
+        let user: Vec<_> = recent
+            .iter()
+            .filter(|m| m.kind == ChatKind::User)
+            .map(|m| m.message.as_str())
+            .collect();
+        assert_eq!(user, ["question 2", "question 3", "question 4"]);
+        let notices: Vec<_> = recent
+            .iter()
+            .filter(|m| m.kind == ChatKind::System)
+            .collect();
+        assert_eq!(notices.len(), SYSTEM_NOTICES_KEPT);
+        assert_eq!(
+            notices.last().unwrap().message,
+            "someone joined 49",
+            "oldest first, newest last"
+        );
+    }
+
+    #[test]
+    fn chat_older_than_the_retention_is_deleted() {
+        let store = Store::open(None).unwrap();
+        for (id, timestamp) in [("old", 1_000), ("new", 9_000)] {
+            store
+                .append_chat(
+                    "s",
+                    ChatMessage {
+                        timestamp,
+                        ..msg(id, id)
+                    },
+                )
+                .unwrap();
+        }
+        store.flush().unwrap();
+        assert_eq!(store.prune_chat(5_000).unwrap(), 1);
+        let left: Vec<_> = store
+            .recent_chat("s", 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(left, ["new"]);
     }
 
     #[test]

@@ -474,7 +474,8 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
         &student,
         Duration::from_secs(60),
         &TokenRules::default(),
-    ).unwrap();
+    )
+    .unwrap();
     let mut ok = Peer::connect(
         &server.url,
         Transport::Websocket,
@@ -496,7 +497,8 @@ async fn tokens_decide_identity_and_forgeries_are_refused() {
         &student,
         Duration::from_secs(60),
         &TokenRules::default(),
-    ).unwrap();
+    )
+    .unwrap();
     let bad = Peer::connect(
         &server.url,
         Transport::Websocket,

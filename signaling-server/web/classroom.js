@@ -4,11 +4,21 @@
 // the protocol of docs/protocol.md. Like the desktop app, each connection carries three
 // transceivers in this order: audio, camera, screen, so a screen share needs no renegotiation;
 // renegotiation follows "perfect negotiation" (the greater user id is polite).
-// Query parameters: session, user, name, instructor=1, token.
+// Query parameters: session, user, name, instructor=1, token, key (a local class's join key).
+// The token and the key leave the address bar once read: it ends up in the history, and in
+// screen shares.
 "use strict";
 
 (() => {
   const params = new URLSearchParams(location.search);
+  const secrets = { token: params.get("token"), key: params.get("key") };
+  if (secrets.token !== null || secrets.key !== null) {
+    const visible = new URLSearchParams(params);
+    visible.delete("token");
+    visible.delete("key");
+    const query = visible.toString();
+    history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+  }
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -299,8 +309,10 @@
 
   // ---- signaling ------------------------------------------------------------------------
 
-  const token = params.get("token");
-  const socket = io(location.origin, { auth: token ? { token } : {}, autoConnect: false });
+  const auth = {};
+  if (secrets.token) auth.token = secrets.token;
+  if (secrets.key) auth.key = secrets.key;
+  const socket = io(location.origin, { auth, autoConnect: false });
 
   function join() {
     socket.emit("join-session", {
@@ -316,9 +328,22 @@
     $("status").dataset.state = "connected";
     join();
   });
-  socket.on("disconnect", () => {
+  // A server that restarts says so and gives each client its own delay; the server then closes
+  // the connection ("io server disconnect"), after which socket.io-client does not reconnect by
+  // itself: the page does, after that delay.
+  let restartDelayMs = null;
+  socket.on("server-restarting", ({ retryAfterMs }) => {
+    restartDelayMs = Math.min(Math.max(Number(retryAfterMs) || 0, 0), 30_000);
+    $("status").textContent = "the server is restarting…";
+  });
+  socket.on("disconnect", (reason) => {
     $("status").textContent = "reconnecting…";
     $("status").dataset.state = "disconnected";
+    if (reason === "io server disconnect" && restartDelayMs !== null) {
+      const delay = restartDelayMs;
+      restartDelayMs = null;
+      setTimeout(() => socket.connect(), delay);
+    }
   });
   socket.on("session-joined", async (joined) => {
     state.joined = true;
@@ -386,6 +411,7 @@
     const form = new FormData(event.target);
     const next = new URLSearchParams({ session: form.get("session"), user: form.get("user"), name: form.get("name") });
     if (form.get("instructor")) next.set("instructor", "1");
+    if (secrets.key) next.set("key", secrets.key);
     location.search = next.toString();
   };
 
@@ -397,6 +423,13 @@
     $("status").textContent = "not joined";
     return;
   }
-  $("class").hidden = false;
-  openMedia().then(() => socket.connect());
+  // The camera and microphone open on the user's click, never from the address alone: a link
+  // (or a page that opens one) cannot turn them on by itself.
+  $("ready-text").textContent = `Class ${state.sessionId}, as ${state.userName}. Your camera and microphone start when you join.`;
+  $("ready").hidden = false;
+  $("enter").onclick = () => {
+    $("ready").hidden = true;
+    $("class").hidden = false;
+    openMedia().then(() => socket.connect());
+  };
 })();

@@ -46,6 +46,9 @@ pub struct HeadlessArgs {
     /// Signed token for the server's `auth.token`.
     #[arg(long, env = "CLASSROOM_TOKEN")]
     pub token: Option<String>,
+    /// The join key of a local class (`auth.key`), from its invitation link.
+    #[arg(long, env = "CLASSROOM_JOIN_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// Camera: `WxH@FPS` of the synthetic stamped pattern, `device:INDEX:WxH@FPS` for a real
     /// camera (nokhwa), or `none`.
     #[arg(long, default_value = "640x360@30")]
@@ -265,6 +268,7 @@ impl HeadlessArgs {
             signaling: SignalingConfig {
                 url: self.server.clone(),
                 token: self.token.clone(),
+                key: self.key.clone(),
                 websocket_only: self.websocket_only,
             },
             session,

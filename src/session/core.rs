@@ -93,6 +93,8 @@ pub enum Input {
     RemoteCandidate(IceCandidateFromPeer),
     /// A viewer says how tall it shows our camera.
     VideoRequest(VideoRequestFromPeer),
+    /// The server is restarting: the connection closes, and the client comes back.
+    ServerRestarting(classroom_wire::ServerRestarting),
     /// Our peer connection to `user_id` produced an offer or answer to send.
     LocalDescription {
         user_id: String,
@@ -199,6 +201,7 @@ pub enum SessionEvent {
     PeerRecovered { user_id: String },
     PeerError { user_id: String, message: String },
     SignalingLost,
+    ServerRestarting { retry_after_ms: u64 },
 }
 
 /// One remote participant's peer connection as the session tracks it.
@@ -486,6 +489,13 @@ impl Session {
                         max_height: request.max_height,
                     });
                 }
+            }
+            Input::ServerRestarting(notice) => {
+                // Peer connections outlive the signaling socket (the reconnect grace), so the
+                // call goes on while the server restarts.
+                actions.push(Action::Notify(SessionEvent::ServerRestarting {
+                    retry_after_ms: notice.retry_after_ms,
+                }));
             }
             Input::PeerError { user_id, message } => {
                 self.last_error = Some(format!("{user_id}: {message}"));

@@ -15,6 +15,6 @@
 mod core;
 
 pub use self::core::{
-    Action, Command, Input, Outgoing, PeerConnState, PeerSummary, Session, SessionConfig,
-    ServerKind, SessionEvent, Snapshot,
+    Action, Command, Input, Outgoing, PeerConnState, PeerSummary, ServerKind, Session,
+    SessionConfig, SessionEvent, Snapshot,
 };

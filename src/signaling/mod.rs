@@ -47,6 +47,8 @@ pub struct SignalingConfig {
     pub url: String,
     /// Signed token for `auth: { token }`; `None` against a server in development mode.
     pub token: Option<String>,
+    /// The server's join key for `auth: { key }` (a local class); `None` elsewhere.
+    pub key: Option<String>,
     pub websocket_only: bool,
 }
 
@@ -96,6 +98,9 @@ pub fn input_from_event(event: &str, value: Value) -> Option<Input> {
         }
         events::ERROR => parse::<ErrorBody>(event, value, Input::ServerError),
         events::VIDEO_REQUEST => parse::<VideoRequestFromPeer>(event, value, Input::VideoRequest),
+        events::SERVER_RESTARTING => {
+            parse::<classroom_wire::ServerRestarting>(event, value, Input::ServerRestarting)
+        }
         other => {
             tracing::debug!(event = other, "event not used by the session");
             return None;
@@ -141,7 +146,9 @@ impl SignalingClient {
             })
             .reconnect(true)
             .reconnect_on_disconnect(true)
-            .reconnect_delay(250, 2_000)
+            // Each client waits a little more or less than the others, so that a class does
+            // not come back all in one instant when its server restarts.
+            .reconnect_delay(250 + reconnect_jitter_ms(), 2_000 + reconnect_jitter_ms())
             .on(Event::Connect, move |_, _| {
                 let _ = on_connect.send(Input::SignalingConnected);
                 async {}.boxed()
@@ -173,8 +180,15 @@ impl SignalingClient {
                 }
                 async {}.boxed()
             });
+        let mut auth = serde_json::Map::new();
         if let Some(token) = &config.token {
-            builder = builder.auth(serde_json::json!({ "token": token }));
+            auth.insert("token".into(), token.clone().into());
+        }
+        if let Some(key) = &config.key {
+            auth.insert("key".into(), key.clone().into());
+        }
+        if !auth.is_empty() {
+            builder = builder.auth(serde_json::Value::Object(auth));
         }
         let client = builder
             .connect()
@@ -202,6 +216,14 @@ impl SignalingClient {
             tracing::debug!(%error, "disconnecting from the signaling server");
         }
     }
+}
+
+/// 0 to 1.5 s, different in each process (std's random hash keys): not a secret, a spread.
+fn reconnect_jitter_ms() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id().into());
+    hasher.finish() % 1_500
 }
 
 /// The event name and JSON payload of an outgoing message.

@@ -223,6 +223,7 @@ impl ClassroomApp {
                     session: plan.session.clone(),
                     name: plan.name.clone(),
                     token: None,
+                    key: None,
                     instructor: true,
                 };
                 self.local_class = None;

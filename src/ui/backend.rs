@@ -146,6 +146,7 @@ impl Backend {
             board: board.clone(),
             call: None,
             server: None,
+            local_key: None,
             check: None,
             extra_ice_servers,
         };
@@ -232,6 +233,8 @@ struct Worker {
     board: Arc<PictureBoard>,
     call: Option<CallHandle>,
     server: Option<classroom_signaling::RunningServer>,
+    /// The local class server's join key: this launch's, random (`ServerConfig::local_class`).
+    local_key: Option<String>,
     check: Option<Check>,
     extra_ice_servers: Vec<classroom_wire::IceServer>,
 }
@@ -376,20 +379,17 @@ impl Worker {
             self.shared.update(|p| p.local_server = Some(Ok(port)));
             return;
         }
-        let config = classroom_signaling::ServerConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            dev_mode: true,
-            auto_create_sessions: true,
-            // A class on this machine: host candidates are all it needs, nothing is asked of
-            // a STUN server on the internet.
-            ice_servers: Vec::new(),
-            ..classroom_signaling::ServerConfig::default()
-        };
+        // On loopback, with a random key, no STUN server on the internet, and reachable from
+        // no web page but those this machine serves (a page open in the user's browser must
+        // not join and receive the camera).
+        let config = classroom_signaling::ServerConfig::local_class(port);
+        let key = config.join_key.clone();
         match classroom_signaling::start(config).await {
             Ok(server) => {
                 let port = server.local_addr.port();
                 tracing::info!(url = %server.url(), "local class server started");
                 self.server = Some(server);
+                self.local_key = key;
                 self.shared.update(|p| p.local_server = Some(Ok(port)));
             }
             Err(error) => {
@@ -508,8 +508,14 @@ impl Worker {
                 ..LiveClass::default()
             };
         });
-        let mut config = call_config(&target, &settings, url, media, self.board.clone());
+        let mut config = call_config(&target, &settings, url.clone(), media, self.board.clone());
         config.session.extra_ice_servers = self.extra_ice_servers.clone();
+        if let ServerChoice::Local { .. } = target.server {
+            config.signaling.key = self.local_key.clone();
+            if let Some(key) = &self.local_key {
+                print_invitation(&url, &target.session, key);
+            }
+        }
         match crate::call::start(config).await {
             Ok(call) => {
                 self.call = Some(call);
@@ -689,6 +695,9 @@ fn notice_for(event: &SessionEvent) -> Option<String> {
         SessionEvent::ServerError { message, .. } => format!("The server said: {message}"),
         SessionEvent::PeerFailed { .. } => "A connection was lost; reconnecting…".into(),
         SessionEvent::SignalingLost => "Lost the class server; reconnecting…".into(),
+        SessionEvent::ServerRestarting { .. } => {
+            "The class server is restarting; the class goes on and reconnects.".into()
+        }
         _ => return None,
     })
 }
@@ -806,6 +815,7 @@ fn call_config(
         signaling: SignalingConfig {
             url,
             token: target.token.clone(),
+            key: target.key.clone(),
             websocket_only: false,
         },
         session,
@@ -825,6 +835,31 @@ fn call_config(
         connect_timeout: Duration::from_secs(15),
         pictures: Some(PictureOutput(board)),
     }
+}
+
+/// Says on standard output how others on this computer join the local class: the links carry
+/// this launch's key, without which the class server lets no one in.
+fn print_invitation(url: &str, session: &str, key: &str) {
+    let session_q = query_escape(session);
+    println!(
+        "Local class {session:?}: others on this computer join from a browser at \
+         {url}/?session={session_q}&key={key}\n  or with: classroom join --server {url} \
+         --session {session_q} --key {key}"
+    );
+}
+
+/// Percent-escapes what a query value may not hold as it is.
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// A user id of our own for servers in development mode (a token's id wins elsewhere).

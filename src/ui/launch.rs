@@ -34,7 +34,8 @@ pub enum LinkError {
     BadEncoding,
 }
 
-/// Parses `classroom://join?server=…&session=…&token=…[&name=…][&role=instructor]`.
+/// Parses `classroom://join?server=…&session=…&token=…[&name=…][&role=instructor][&key=…]`
+/// (`key`: another app's local class).
 pub fn parse_link(link: &str) -> Result<JoinTarget, LinkError> {
     let rest = link
         .strip_prefix("classroom://join")
@@ -43,6 +44,7 @@ pub fn parse_link(link: &str) -> Result<JoinTarget, LinkError> {
     let mut server = None;
     let mut session = None;
     let mut token = None;
+    let mut join_key = None;
     let mut name = None;
     let mut instructor = false;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
@@ -53,6 +55,7 @@ pub fn parse_link(link: &str) -> Result<JoinTarget, LinkError> {
             "session" => session = Some(value),
             "token" => token = Some(value),
             "name" => name = Some(value),
+            "key" => join_key = Some(value),
             "role" => instructor = value == "instructor",
             _ => {} // newer links may carry more; they are ignored, not refused
         }
@@ -71,6 +74,7 @@ pub fn parse_link(link: &str) -> Result<JoinTarget, LinkError> {
         session,
         name: name.unwrap_or_default(),
         token: token.filter(|t| !t.is_empty()),
+        key: join_key.filter(|k| !k.is_empty()),
         instructor,
     })
 }

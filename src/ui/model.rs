@@ -47,6 +47,9 @@ pub struct JoinTarget {
     /// Sign-in token for the server (`auth.token`); `None` for a local class.
     #[serde(skip)]
     pub token: Option<String>,
+    /// The join key of another app's local class (`auth.key`), from its invitation link.
+    #[serde(skip)]
+    pub key: Option<String>,
     pub instructor: bool,
 }
 
@@ -82,6 +85,7 @@ impl StartForm {
             session: session.to_owned(),
             name: name.to_owned(),
             token: Some(self.token.trim().to_owned()).filter(|token| !token.is_empty()),
+            key: None,
             instructor: self.instructor,
         })
     }

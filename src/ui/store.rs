@@ -93,16 +93,22 @@ mod tests {
                 session: "physics".into(),
                 name: "Ada".into(),
                 token: Some("secret-token".into()),
+                key: Some("a-local-class-key".into()),
                 instructor: false,
             },
         }];
         store.save(&settings, &recent).unwrap();
         let text = std::fs::read_to_string(dir.join("state.json")).unwrap();
         assert!(!text.contains("secret-token"), "tokens are not written");
+        assert!(
+            !text.contains("a-local-class-key"),
+            "join keys are not written"
+        );
         let saved = store.load();
         assert_eq!(saved.settings.theme, ThemeChoice::Light);
         assert_eq!(saved.recent[0].target.session, "physics");
         assert_eq!(saved.recent[0].target.token, None);
+        assert_eq!(saved.recent[0].target.key, None);
         std::fs::write(dir.join("state.json"), "{ not json").unwrap();
         assert_eq!(
             store.load().recent.len(),

@@ -142,6 +142,9 @@ before(async () => {
   page = await browser.newPage();
   page.on("pageerror", (error) => console.error("page error:", error.message));
   await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=web&name=Web%20Student`);
+  // Nothing starts before the click.
+  assert.equal(await page.evaluate(() => window.classroom.state.local.stream), null, "media opened without a click");
+  await page.click("#enter");
 });
 
 after(async () => {

@@ -105,9 +105,14 @@ function systemMessage(p, what) {
   };
 }
 
+// The last chatHistory user messages and the last SYSTEM_NOTICES_KEPT notices, so that joins and
+// leaves do not push the conversation out of the replayed history.
+const SYSTEM_NOTICES_KEPT = 10;
 function pushHistory(session, message) {
   session.history.push(message);
-  while (session.history.length > config.chatHistory) session.history.shift();
+  const cap = message.type === "system" ? SYSTEM_NOTICES_KEPT : config.chatHistory;
+  if (session.history.filter((m) => m.type === message.type).length > cap)
+    session.history.splice(session.history.findIndex((m) => m.type === message.type), 1);
 }
 
 function emitToOthers(session, exceptSocketId, event, data) {

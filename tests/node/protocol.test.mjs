@@ -441,6 +441,163 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
     }
   });
 
+  it("on SIGTERM tells every client when to come back, each its own delay, and takes no one new", async () => {
+    const server = await startServer();
+    const sessionId = uid("class");
+    const clients = [];
+    for (let i = 0; i < 6; i++) {
+      const p = await connect(server.url);
+      await p.join(sessionId, `u${i}`, `U${i}`);
+      clients.push(p);
+    }
+    server.child.kill("SIGTERM");
+    const notices = await Promise.all(clients.map((p) => p.waitFor("server-restarting", () => true, 3000)));
+    for (const n of notices) assert.ok(n.retryAfterMs >= 0 && n.retryAfterMs < 5000, JSON.stringify(n));
+    assert.ok(new Set(notices.map((n) => n.retryAfterMs)).size > 1, "every client is given the same delay");
+    const late = await connect(server.url, { expectError: true });
+    assert.match(late.message, /server-restarting|poll error|websocket error/, late.message);
+    const status = await server.stop();
+    assert.equal(status.code, 0, "a clean exit");
+    await Promise.all(clients.map((p) => p.waitFor("disconnect", () => true, 3000)));
+    clients.forEach((p) => p.close());
+  });
+
+  it("bounds connections per address and in total, and frees a place when one closes", async () => {
+    const server = await startServer({ args: ["--max-connections-per-ip", "3"] });
+    try {
+      const open = [];
+      for (let i = 0; i < 3; i++) open.push(await connect(server.url));
+      const err = await connect(server.url, { expectError: true });
+      assert.match(err.message, /rate-limited.*your address/);
+      open.pop().close();
+      await quiet(300);
+      open.push(await connect(server.url));
+      open.forEach((p) => p.close());
+    } finally {
+      await server.stop();
+    }
+    const small = await startServer({ args: ["--max-connections", "2"] });
+    try {
+      const a = await connect(small.url);
+      const b = await connect(small.url);
+      const err = await connect(small.url, { expectError: true });
+      assert.match(err.message, /rate-limited.*full/);
+      a.close();
+      b.close();
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it("limits one member's chat rate (burst 10, then 2 a second), and others chat on", async () => {
+    const server = await startServer();
+    try {
+      const sessionId = uid("class");
+      const a = await connect(server.url);
+      await a.join(sessionId, "ada", "Ada");
+      const b = await connect(server.url);
+      await b.join(sessionId, "bob", "Bob");
+      const acks = [];
+      for (let i = 0; i < 14; i++) acks.push(await a.request("chat-message", { message: `spam ${i}` }));
+      assert.equal(acks.filter((x) => x.ok).length, 10, JSON.stringify(acks.map((x) => x.ok)));
+      assert.match(acks.at(-1).error.message, /chat messages per second/);
+      await quiet(200);
+      assert.equal(b.received("chat-message", (m) => m.type === "user").length, 10, "refused messages reach no one");
+      assert.equal((await b.request("chat-message", { message: "my turn" })).ok, true);
+      a.close();
+      b.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("a server with a join key lets in only clients that give it", async () => {
+    const key = "k".repeat(8) + "e".repeat(8) + "y";
+    const server = await startServer({ args: ["--join-key", key] });
+    try {
+      for (const [what, auth] of [["no key", undefined], ["a wrong key", { key: "not-the-key-of-this-class" }]]) {
+        const err = await connect(server.url, { auth, expectError: true });
+        assert.match(err.message, /unauthorized.*key/, what);
+      }
+      const p = await connect(server.url, { auth: { key } });
+      await p.join(uid("class"), "ada", "Ada");
+      p.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("with --allowed-origin loopback, a page from another origin cannot connect; native clients and local pages can", async () => {
+    const server = await startServer({ args: ["--allowed-origin", "loopback"] });
+    try {
+      const handshake = (origin) =>
+        fetch(`${server.url}/socket.io/?EIO=4&transport=polling`, { headers: origin ? { origin } : {} });
+      const foreign = await handshake("http://evil.example");
+      assert.equal(foreign.status, 403);
+      await foreign.text();
+      const rebound = await handshake("http://127.0.0.1.evil.example:3001");
+      assert.equal(rebound.status, 403);
+      await rebound.text();
+      for (const origin of [server.url, "http://localhost:3001", undefined]) {
+        const res = await handshake(origin);
+        assert.equal(res.status, 200, `origin ${origin}`);
+        await res.text();
+      }
+      const { default: WebSocket } = await import("ws");
+      const ws = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`, { origin: "http://evil.example" });
+      const refused = await new Promise((resolve) => {
+        ws.on("open", () => resolve(false));
+        ws.on("error", () => resolve(true));
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode === 403));
+      });
+      assert.ok(refused, "a websocket from another origin is refused");
+      ws.terminate();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("serves its page with a content security policy that forbids framing and sniffing", async () => {
+    const server = await startServer();
+    try {
+      for (const path of ["/", "/classroom.js"]) {
+        const res = await fetch(`${server.url}${path}`);
+        const csp = res.headers.get("content-security-policy") ?? "";
+        assert.match(csp, /frame-ancestors 'none'/, path);
+        assert.match(csp, /script-src 'self'/, path);
+        assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+        await res.text();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("serves /metrics only to the bearer of --metrics-token (or in development mode)", async () => {
+    const dev = await startServer();
+    try {
+      assert.equal((await fetch(`${dev.url}/metrics`)).status, 200);
+    } finally {
+      await dev.stop();
+    }
+    const production = await startServer({ dev: false, jwtSecret: secret, args: ["--metrics-token", "m".repeat(32)] });
+    try {
+      assert.equal((await fetch(`${production.url}/metrics`)).status, 401);
+      assert.equal((await fetch(`${production.url}/metrics`, { headers: { authorization: "Bearer wrong" } })).status, 401);
+      const ok = await fetch(`${production.url}/metrics`, { headers: { authorization: `Bearer ${"m".repeat(32)}` } });
+      assert.equal(ok.status, 200);
+      assert.match(await ok.text(), /classroom_/);
+    } finally {
+      await production.stop();
+    }
+    const closed = await startServer({ dev: false, jwtSecret: secret });
+    try {
+      assert.equal((await fetch(`${closed.url}/metrics`)).status, 404);
+    } finally {
+      await closed.stop();
+    }
+  });
+
   it("keeps chat history across a server restart", async () => {
     const database = join(tmp.dir, "restart.sqlite3");
     const sessionId = uid("class");
@@ -564,18 +721,39 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
   describe("the LMS enrollment hook", () => {
     let hook, hookUrl, server, deadServer;
     const asked = [];
+    const badSignatures = [];
+    const hookSecret = "the-lms-and-the-server-share-this-secret";
+    const hookArgs = (url) => ["--enrollment-hook", url, "--enrollment-hook-secret", hookSecret, "--enrollment-hook-allow-http"];
     const token = (sub) => signJwt({ sub, name: sub, role: "student", exp: Math.floor(Date.now() / 1000) + 600 }, secret);
 
     before(async () => {
       const { createServer } = await import("node:http");
+      const { createHmac } = await import("node:crypto");
       hook = createServer((req, res) => {
         let body = "";
         req.on("data", (d) => (body += d));
         req.on("end", () => {
+          // What an LMS checks: the signature over "<timestamp>.<body>", and a fresh timestamp.
+          const stamp = req.headers["x-classroom-timestamp"];
+          const expected = `sha256=${createHmac("sha256", hookSecret).update(`${stamp}.${body}`).digest("hex")}`;
+          if (req.headers["x-classroom-signature"] !== expected || Math.abs(Date.now() / 1000 - Number(stamp)) > 60) {
+            badSignatures.push(req.headers);
+            res.writeHead(401).end();
+            return;
+          }
           const q = JSON.parse(body);
           asked.push(q);
           if (q.sessionId === "lms-unknown") {
             res.writeHead(404).end();
+            return;
+          }
+          if (q.sessionId === "lms-redirect") {
+            res.writeHead(302, { location: "http://127.0.0.1:9/elsewhere" }).end();
+            return;
+          }
+          if (q.sessionId === "lms-huge") {
+            res.writeHead(200, { "content-type": "application/json" });
+            res.end(JSON.stringify({ enrolled: true, padding: "x".repeat(100_000) }));
             return;
           }
           res.writeHead(200, { "content-type": "application/json" });
@@ -583,10 +761,10 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
         });
       });
       await new Promise((r) => hook.listen(0, "127.0.0.1", r));
-      hookUrl = `http://127.0.0.1:${hook.address().port}/enrollment`;
-      server = await startServer({ dev: false, database: join(tmp.dir, "hook.sqlite3"), jwtSecret: secret, args: ["--enrollment-hook", hookUrl] });
+      hookUrl = `http://127.0.0.1:${hook.address().port}/enrollment?api_key=do-not-log-me`;
+      server = await startServer({ dev: false, database: join(tmp.dir, "hook.sqlite3"), jwtSecret: secret, args: hookArgs(hookUrl), env: { CLASSROOM_LOG: "info" } });
       // A hook nobody listens on: the LMS is down.
-      deadServer = await startServer({ dev: false, database: join(tmp.dir, "dead.sqlite3"), jwtSecret: secret, args: ["--enrollment-hook", "http://127.0.0.1:9/enrollment"] });
+      deadServer = await startServer({ dev: false, database: join(tmp.dir, "dead.sqlite3"), jwtSecret: secret, args: hookArgs("http://127.0.0.1:9/enrollment?api_key=do-not-log-me"), env: { CLASSROOM_LOG: "info" } });
     });
     after(async () => {
       await server?.stop();
@@ -618,6 +796,29 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       const again = await p.request("chat-message", { message: "hello?" });
       assert.equal(again.error.code, "not-joined");
       p.close();
+      assert.doesNotMatch(deadServer.stderr(), /do-not-log-me/, "the hook's key is in the log");
+    });
+
+    it("signs every request, follows no redirect, reads no huge answer, and reuses answers briefly", async () => {
+      assert.equal(badSignatures.length, 0, "every request carried a valid signature");
+      const p = await connect(server.url, { auth: { token: token("lms-student") } });
+      for (const sessionId of ["lms-redirect", "lms-huge"]) {
+        const ack = await p.request("join-session", { sessionId });
+        assert.equal(ack.error?.code, "internal", `${sessionId}: ${JSON.stringify(ack)}`);
+      }
+      const before = asked.length;
+      for (let i = 0; i < 3; i++) {
+        const ack = await p.request("join-session", { sessionId: "lms-class" });
+        assert.equal(ack.ok, true, JSON.stringify(ack.error));
+      }
+      assert.ok(asked.length - before <= 1, `the LMS was asked ${asked.length - before} times for one answer`);
+      p.close();
+      assert.doesNotMatch(server.stderr(), /do-not-log-me/, "the hook's key is in the log");
+    });
+
+    it("refuses to start with a hook but no signing secret, or an http:// hook not allowed", async () => {
+      await assert.rejects(startServer({ dev: false, jwtSecret: secret, args: ["--enrollment-hook", "https://lms.example/enrollment"] }), /enrollment-hook-secret/);
+      await assert.rejects(startServer({ dev: false, jwtSecret: secret, args: ["--enrollment-hook", "http://lms.example/enrollment", "--enrollment-hook-secret", hookSecret] }), /https/);
     });
   });
 });

@@ -95,6 +95,7 @@ export async function startThreeWay({ desktopCodecs = "h264,vp8", desktopCamera 
   });
   lab.chromePage = await lab.chromium.newPage();
   await lab.chromePage.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=chrome&name=Chrome%20Student`);
+  await lab.chromePage.click("#enter");
 
   lab.firefox = await puppeteer.launch({
     browser: "firefox",
@@ -116,6 +117,7 @@ export async function startThreeWay({ desktopCodecs = "h264,vp8", desktopCamera 
   lab.firefoxPage = await lab.firefox.newPage();
   lab.firefoxPage.on("pageerror", (error) => console.error("firefox page error:", error.message));
   await lab.firefoxPage.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=fox&name=Fox%20Student`);
+  await lab.firefoxPage.click("#enter");
   lab.close = async () => {
     await lab.firefox?.close().catch(() => {});
     await lab.chromium?.close().catch(() => {});

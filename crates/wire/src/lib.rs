@@ -59,6 +59,9 @@ pub mod event {
     pub const ERROR: &str = "error";
     /// Desktop extension: the largest picture a viewer shows of the target's video.
     pub const VIDEO_REQUEST: &str = "video-request";
+    /// Server → every client: the server is shutting down (a restart); reconnect after the
+    /// delay given.
+    pub const SERVER_RESTARTING: &str = "server-restarting";
 }
 
 /// `join-session`, as the browser version sends it. With a signed token the server takes the
@@ -308,6 +311,15 @@ pub struct ChatMessage {
     pub kind: ChatKind,
 }
 
+/// Server → every client `server-restarting`: the server is about to close every connection.
+/// Each client is given its own delay, so that they do not all come back at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerRestarting {
+    /// Milliseconds to wait before reconnecting.
+    pub retry_after_ms: u64,
+}
+
 /// Server → session `user-left`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -345,11 +357,13 @@ pub enum ErrorCode {
     TargetNotFound,
     UnknownEvent,
     SessionReplaced,
+    /// The server is shutting down and takes no new connection.
+    ServerRestarting,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Unauthorized,
         ErrorCode::NotEnrolled,
         ErrorCode::SessionNotFound,
@@ -361,6 +375,7 @@ impl ErrorCode {
         ErrorCode::TargetNotFound,
         ErrorCode::UnknownEvent,
         ErrorCode::SessionReplaced,
+        ErrorCode::ServerRestarting,
         ErrorCode::Internal,
     ];
 
@@ -377,6 +392,7 @@ impl ErrorCode {
             ErrorCode::TargetNotFound => "target-not-found",
             ErrorCode::UnknownEvent => "unknown-event",
             ErrorCode::SessionReplaced => "session-replaced",
+            ErrorCode::ServerRestarting => "server-restarting",
             ErrorCode::Internal => "internal",
         }
     }
@@ -561,12 +577,18 @@ mod tests {
             .flat_map(|server| server.urls.iter().map(String::as_str))
             .collect();
         assert_eq!(stun, SEED_STUN_URLS);
-        assert_eq!(joined.self_.as_ref().map(|me| me.user_id.as_str()), Some("desk"));
+        assert_eq!(
+            joined.self_.as_ref().map(|me| me.user_id.as_str()),
+            Some("desk")
+        );
         let web = &joined.participants[0];
         assert_eq!(web.user_id, "web");
         assert!(web.is_instructor && !web.audio_enabled && web.video_enabled);
         assert!(!web.hand_raised);
-        assert!(web.joined_at > 1_700_000_000_000, "joinedAt: the time we learned of them");
+        assert!(
+            web.joined_at > 1_700_000_000_000,
+            "joinedAt: the time we learned of them"
+        );
 
         let joined: Participant = serde_json::from_value(json!({"userId": "solo"})).unwrap();
         assert_eq!(joined.user_name, "");
@@ -580,7 +602,10 @@ mod tests {
             "fromUserId": "web", "offer": {"type": "offer", "sdp": "v=0\r\n"}
         }))
         .unwrap();
-        assert_eq!((offer.from_user_id.as_str(), offer.from_user_name.as_str()), ("web", ""));
+        assert_eq!(
+            (offer.from_user_id.as_str(), offer.from_user_name.as_str()),
+            ("web", "")
+        );
         let candidate: IceCandidateFromPeer =
             serde_json::from_value(json!({"fromUserId": "web"})).unwrap();
         assert_eq!(candidate.candidate, None);

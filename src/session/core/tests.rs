@@ -557,7 +557,10 @@ fn on_the_browser_relay_the_newcomer_offers_with_the_seeds_stun_and_the_policys(
     assert!(snapshot.joined);
     assert_eq!(snapshot.server, Some(ServerKind::BrowserRelay));
     let web = &snapshot.participants[0].participant;
-    assert_eq!(web.user_name, "web", "no name from the relay: the user id is shown");
+    assert_eq!(
+        web.user_name, "web",
+        "no name from the relay: the user id is shown"
+    );
     assert!(!web.audio_enabled && web.video_enabled && !web.hand_raised);
 }
 
@@ -573,12 +576,26 @@ fn on_the_browser_relay_no_video_request_is_sent() {
             .filter(|a| matches!(a, Action::Emit(Outgoing::VideoRequest(_))))
             .count()
     };
-    assert_eq!(sent_requests(&s.handle(t, Input::Command(Command::SetViewHeight(360)))), 0);
-    assert_eq!(sent_requests(&s.handle(t, state("web", PeerConnState::Connected))), 0);
+    assert_eq!(
+        sent_requests(&s.handle(t, Input::Command(Command::SetViewHeight(360)))),
+        0
+    );
+    assert_eq!(
+        sent_requests(&s.handle(t, state("web", PeerConnState::Connected))),
+        0
+    );
     // Our own server, after a reconnect: the extension is used again.
     s.handle(t, joined("ada", &["web"]));
-    assert_eq!(s.snapshot().server, Some(ServerKind::Classroom { protocol_version: PROTOCOL_VERSION }));
-    assert_eq!(sent_requests(&s.handle(t, Input::Command(Command::SetViewHeight(360)))), 1);
+    assert_eq!(
+        s.snapshot().server,
+        Some(ServerKind::Classroom {
+            protocol_version: PROTOCOL_VERSION
+        })
+    );
+    assert_eq!(
+        sent_requests(&s.handle(t, Input::Command(Command::SetViewHeight(360)))),
+        1
+    );
 }
 
 #[test]
@@ -591,10 +608,12 @@ fn a_relays_user_left_without_a_reason_closes_the_connection_and_names_who_left(
     .expect("user-left is a session input");
     let actions = s.handle(t, input);
     assert_eq!(closed(&actions), vec!["web"]);
-    assert!(actions.contains(&Action::Notify(SessionEvent::ParticipantLeft {
-        user_id: "web".into(),
-        user_name: "WEB".into(),
-    })));
+    assert!(
+        actions.contains(&Action::Notify(SessionEvent::ParticipantLeft {
+            user_id: "web".into(),
+            user_name: "WEB".into(),
+        }))
+    );
     assert!(s.snapshot().participants.is_empty());
 }
 
