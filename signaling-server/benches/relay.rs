@@ -109,6 +109,8 @@ async fn start_server(kind: Kind) -> ServerProcess {
                     "1000000000",
                 ])
                 .args(["--max-participants", "1000"])
+                // Every load connection comes from 127.0.0.1.
+                .args(["--max-connections-per-ip", "0", "--max-connections", "0"])
                 .env("CLASSROOM_LOG", "error");
         }
         Kind::Reference => {
