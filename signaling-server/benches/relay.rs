@@ -111,6 +111,7 @@ async fn start_server(kind: Kind) -> ServerProcess {
                 .args(["--max-participants", "1000"])
                 // Every load connection comes from 127.0.0.1.
                 .args(["--max-connections-per-ip", "0", "--max-connections", "0"])
+                .args(["--events-per-second-per-address", "0"])
                 .env("CLASSROOM_LOG", "error");
         }
         Kind::Reference => {

@@ -96,6 +96,12 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     pub events_per_second: f64,
     pub event_burst: f64,
+    /// Events per second of all the sockets of one address together (0: no such limit), and
+    /// the burst; likewise of one signed-in user.
+    pub events_per_second_per_address: f64,
+    pub event_burst_per_address: f64,
+    pub events_per_second_per_user: f64,
+    pub event_burst_per_user: f64,
     /// Chat messages per second of one member (over all its sockets), and the burst.
     pub chat_per_second: f64,
     pub chat_burst: f64,
@@ -118,6 +124,10 @@ impl Default for Limits {
             max_connections_per_ip: 1_000,
             events_per_second: 100.0,
             event_burst: 400.0,
+            events_per_second_per_address: 2_000.0,
+            event_burst_per_address: 8_000.0,
+            events_per_second_per_user: 200.0,
+            event_burst_per_user: 800.0,
             chat_per_second: 2.0,
             chat_burst: 10.0,
             chat_history_len: 50,
@@ -228,6 +238,10 @@ pub struct FileLimits {
     pub max_connections_per_ip: Option<usize>,
     pub events_per_second: Option<f64>,
     pub event_burst: Option<f64>,
+    pub events_per_second_per_address: Option<f64>,
+    pub event_burst_per_address: Option<f64>,
+    pub events_per_second_per_user: Option<f64>,
+    pub event_burst_per_user: Option<f64>,
     pub chat_per_second: Option<f64>,
     pub chat_burst: Option<f64>,
     pub chat_history_len: Option<usize>,
@@ -357,6 +371,18 @@ impl ServerConfig {
         }
         if let Some(v) = limits.chat_per_second {
             l.chat_per_second = v;
+        }
+        if let Some(v) = limits.events_per_second_per_address {
+            l.events_per_second_per_address = v;
+        }
+        if let Some(v) = limits.event_burst_per_address {
+            l.event_burst_per_address = v;
+        }
+        if let Some(v) = limits.events_per_second_per_user {
+            l.events_per_second_per_user = v;
+        }
+        if let Some(v) = limits.event_burst_per_user {
+            l.event_burst_per_user = v;
         }
         if let Some(v) = limits.chat_burst {
             l.chat_burst = v;

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use crate::admission::Slot;
 use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
 use crate::error::Refusal;
-use crate::limits::{RateDecision, check_text};
+use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
 use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
 use crate::rooms::{Member, Room, emit_to_all};
 use crate::state::AppState;
@@ -41,12 +41,22 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(slot: Slot, handshake: HandshakeIdentity, limits: &crate::config::Limits) -> Self {
+    fn new(
+        slot: Slot,
+        handshake: HandshakeIdentity,
+        limits: &crate::config::Limits,
+        shared: [Option<SharedRate>; 2],
+    ) -> Self {
         Connection {
             _slot: slot,
             handshake,
             joined: Mutex::new(None),
-            events: EventQueue::new(limits.events_per_second, limits.event_burst, Instant::now()),
+            events: EventQueue::new(
+                limits.events_per_second,
+                limits.event_burst,
+                Instant::now(),
+                shared,
+            ),
             gone: Notify::new(),
         }
     }
@@ -199,7 +209,21 @@ fn check_handshake(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
     let slot = state.admission.admit(ip).map_err(refuse)?;
-    let conn = Arc::new(Connection::new(slot, handshake, &state.config.limits));
+    // Rates shared with the other sockets of this address and of this signed-in user.
+    let now = Instant::now();
+    let by_address = ip.and_then(|ip| state.address_rates.hold(RateKey::Address(ip), now));
+    let by_user = match &handshake {
+        HandshakeIdentity::Token { identity, .. } => state
+            .user_rates
+            .hold(RateKey::User(Arc::from(identity.user_id.as_str())), now),
+        HandshakeIdentity::Anonymous => None,
+    };
+    let conn = Arc::new(Connection::new(
+        slot,
+        handshake,
+        &state.config.limits,
+        [by_address, by_user],
+    ));
     s.extensions.insert(conn.clone());
     register_events(state, s);
     crate::membership::watch(state.clone(), s.clone(), conn);
@@ -502,6 +526,20 @@ async fn admit(
         Refused::Backlog(decision) => (
             decision,
             format!("more than {MAX_WAITING} events waiting to be handled"),
+        ),
+        Refused::Shared(decision, RateKey::Address(_)) => (
+            decision,
+            format!(
+                "more than {} events per second from your address (burst {})",
+                limits.events_per_second_per_address, limits.event_burst_per_address
+            ),
+        ),
+        Refused::Shared(decision, RateKey::User(_)) => (
+            decision,
+            format!(
+                "more than {} events per second from your account, over all its connections (burst {})",
+                limits.events_per_second_per_user, limits.event_burst_per_user
+            ),
         ),
     };
     let body = |dropped: u32| {

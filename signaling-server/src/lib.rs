@@ -152,6 +152,14 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
             config.limits.max_connections,
             config.limits.max_connections_per_ip,
         ),
+        address_rates: limits::SharedRates::new(
+            config.limits.events_per_second_per_address,
+            config.limits.event_burst_per_address,
+        ),
+        user_rates: limits::SharedRates::new(
+            config.limits.events_per_second_per_user,
+            config.limits.event_burst_per_user,
+        ),
         closing: Default::default(),
         started: std::time::Instant::now(),
         config,

@@ -141,3 +141,117 @@ mod tests {
         );
     }
 }
+
+/// Whose events a [`SharedRates`] bucket counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    Address(std::net::IpAddr),
+    User(std::sync::Arc<str>),
+}
+
+/// Token buckets shared by every socket of one address or one signed-in user, so that opening
+/// more sockets does not buy more events. A bucket lives while a socket holds it.
+pub struct SharedRates {
+    buckets: dashmap::DashMap<RateKey, std::sync::Arc<parking_lot::Mutex<TokenBucket>>>,
+    rate: f64,
+    burst: f64,
+}
+
+/// One socket's hold on a shared bucket.
+pub struct SharedRate {
+    registry: std::sync::Arc<SharedRates>,
+    key: RateKey,
+    bucket: std::sync::Arc<parking_lot::Mutex<TokenBucket>>,
+}
+
+impl SharedRates {
+    /// `rate` 0 turns the shared limit off.
+    pub fn new(rate: f64, burst: f64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(SharedRates {
+            buckets: dashmap::DashMap::new(),
+            rate,
+            burst,
+        })
+    }
+
+    /// The bucket of `key`, made full when no socket holds it yet; `None` when the limit is off.
+    pub fn hold(self: &std::sync::Arc<Self>, key: RateKey, now: Instant) -> Option<SharedRate> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let bucket = self
+            .buckets
+            .entry(key.clone())
+            .or_insert_with(|| {
+                std::sync::Arc::new(parking_lot::Mutex::new(TokenBucket::new(self.burst, now)))
+            })
+            .clone();
+        Some(SharedRate {
+            registry: self.clone(),
+            key,
+            bucket,
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+impl SharedRate {
+    pub fn take(&self, now: Instant) -> RateDecision {
+        let rates = &self.registry;
+        self.bucket.lock().take(rates.rate, rates.burst, now)
+    }
+
+    pub fn key(&self) -> &RateKey {
+        &self.key
+    }
+}
+
+impl Drop for SharedRate {
+    fn drop(&mut self) {
+        // The map's and this one: the last socket of that address or user is going.
+        self.registry.buckets.remove_if(&self.key, |_, bucket| {
+            std::sync::Arc::strong_count(bucket) <= 2
+        });
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn sockets_of_one_address_share_one_burst_and_the_bucket_goes_with_the_last() {
+        let now = Instant::now();
+        let rates = SharedRates::new(1.0, 3.0);
+        let key = RateKey::Address("198.51.100.7".parse().unwrap());
+        let first = rates.hold(key.clone(), now).unwrap();
+        let second = rates.hold(key.clone(), now).unwrap();
+        assert_eq!(first.take(now), RateDecision::Allow);
+        assert_eq!(second.take(now), RateDecision::Allow);
+        assert_eq!(first.take(now), RateDecision::Allow);
+        assert_ne!(
+            second.take(now),
+            RateDecision::Allow,
+            "a new socket brings no fresh burst"
+        );
+        let other = rates.hold(RateKey::User("ada".into()), now).unwrap();
+        assert_eq!(
+            other.take(now),
+            RateDecision::Allow,
+            "others have their own"
+        );
+        drop(first);
+        assert_eq!(rates.len(), 2);
+        drop(second);
+        drop(other);
+        assert_eq!(rates.len(), 0);
+        assert!(
+            SharedRates::new(0.0, 1.0).hold(key, now).is_none(),
+            "0 turns it off"
+        );
+    }
+}

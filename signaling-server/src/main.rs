@@ -189,6 +189,18 @@ struct ServeArgs {
     event_burst: Option<f64>,
     #[arg(long, env = "CLASSROOM_CHAT_HISTORY")]
     chat_history: Option<usize>,
+    /// Events per second of all the connections of one address (default 2000; 0: no limit).
+    #[arg(long, env = "CLASSROOM_EVENTS_PER_SECOND_PER_ADDRESS")]
+    events_per_second_per_address: Option<f64>,
+    /// Events one address may send at once (default 8000).
+    #[arg(long, env = "CLASSROOM_EVENT_BURST_PER_ADDRESS")]
+    event_burst_per_address: Option<f64>,
+    /// Events per second of all the connections of one signed-in user (default 200; 0: none).
+    #[arg(long, env = "CLASSROOM_EVENTS_PER_SECOND_PER_USER")]
+    events_per_second_per_user: Option<f64>,
+    /// Events one signed-in user may send at once (default 800).
+    #[arg(long, env = "CLASSROOM_EVENT_BURST_PER_USER")]
+    event_burst_per_user: Option<f64>,
     /// Chat messages per second of one member, over all its connections (default 2).
     #[arg(long, env = "CLASSROOM_CHAT_PER_SECOND")]
     chat_per_second: Option<f64>,
@@ -395,6 +407,18 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = args.chat_per_second {
         l.chat_per_second = v;
+    }
+    if let Some(v) = args.events_per_second_per_address {
+        l.events_per_second_per_address = v;
+    }
+    if let Some(v) = args.event_burst_per_address {
+        l.event_burst_per_address = v;
+    }
+    if let Some(v) = args.events_per_second_per_user {
+        l.events_per_second_per_user = v;
+    }
+    if let Some(v) = args.event_burst_per_user {
+        l.event_burst_per_user = v;
     }
     if let Some(v) = args.chat_burst {
         l.chat_burst = v;

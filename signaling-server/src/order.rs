@@ -14,7 +14,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::limits::{RateDecision, TokenBucket};
+use crate::limits::{RateDecision, RateKey, SharedRate, TokenBucket};
 
 /// Events of one socket that may wait for their turn; more are refused. An offer and its ICE
 /// candidates in one polling request are a few dozen.
@@ -24,6 +24,8 @@ pub(crate) struct EventQueue {
     state: Mutex<QueueState>,
     rate: f64,
     burst: f64,
+    /// The buckets this socket shares with the other sockets of its address and of its user.
+    shared: [Option<SharedRate>; 2],
 }
 
 struct QueueState {
@@ -39,6 +41,8 @@ struct QueueState {
 pub(crate) enum Refused {
     /// More than the rate allows.
     Rate(RateDecision),
+    /// More than the rate of all the sockets of this address, or of this user, allows.
+    Shared(RateDecision, RateKey),
     /// [`MAX_WAITING`] events of this socket were already waiting.
     Backlog(RateDecision),
 }
@@ -56,7 +60,12 @@ pub(crate) struct Turn {
 }
 
 impl EventQueue {
-    pub(crate) fn new(rate: f64, burst: f64, now: Instant) -> Arc<Self> {
+    pub(crate) fn new(
+        rate: f64,
+        burst: f64,
+        now: Instant,
+        shared: [Option<SharedRate>; 2],
+    ) -> Arc<Self> {
         Arc::new(EventQueue {
             state: Mutex::new(QueueState {
                 busy: false,
@@ -65,6 +74,7 @@ impl EventQueue {
             }),
             rate,
             burst,
+            shared,
         })
     }
 
@@ -74,6 +84,13 @@ impl EventQueue {
         match state.bucket.take(self.rate, self.burst, now) {
             RateDecision::Allow => {}
             refused => return Place::Refused(Refused::Rate(refused)),
+        }
+        for shared in self.shared.iter().flatten() {
+            if shared.take(now) != RateDecision::Allow {
+                // Told to the client at this socket's own reporting pace.
+                let decision = state.bucket.refuse(now);
+                return Place::Refused(Refused::Shared(decision, shared.key().clone()));
+            }
         }
         if state.waiting.len() >= MAX_WAITING {
             return Place::Refused(Refused::Backlog(state.bucket.refuse(now)));
@@ -140,7 +157,7 @@ mod tests {
 
     fn queue(burst: f64) -> (Arc<EventQueue>, Instant) {
         let now = Instant::now();
-        (EventQueue::new(10.0, burst, now), now)
+        (EventQueue::new(10.0, burst, now, [None, None]), now)
     }
 
     #[tokio::test]
@@ -196,6 +213,21 @@ mod tests {
         ));
         assert_eq!(q.waiting(), 2, "a refused event takes no place in line");
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn sockets_of_one_user_share_its_rate() {
+        let now = Instant::now();
+        let rates = crate::limits::SharedRates::new(1.0, 2.0);
+        let user = || rates.hold(RateKey::User("ada".into()), now);
+        let one = EventQueue::new(100.0, 100.0, now, [user(), None]);
+        let two = EventQueue::new(100.0, 100.0, now, [user(), None]);
+        drop(one.arrive(now).turn().await.expect("admitted"));
+        drop(two.arrive(now).turn().await.expect("admitted"));
+        assert!(matches!(
+            two.arrive(now),
+            Place::Refused(Refused::Shared(_, RateKey::User(_)))
+        ));
     }
 
     #[tokio::test]

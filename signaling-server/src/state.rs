@@ -12,6 +12,9 @@ use crate::store::Store;
 pub struct AppState {
     pub config: ServerConfig,
     pub(crate) admission: Arc<crate::admission::Admission>,
+    /// Event rates shared by the sockets of one address, and of one signed-in user.
+    pub(crate) address_rates: Arc<crate::limits::SharedRates>,
+    pub(crate) user_rates: Arc<crate::limits::SharedRates>,
     /// Set once the server began shutting down: no new connection is taken.
     pub(crate) closing: std::sync::atomic::AtomicBool,
     pub store: Arc<Store>,

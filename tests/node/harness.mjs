@@ -87,6 +87,16 @@ export async function startServer(options = {}) {
   };
 }
 
+/** Runs `fn(server)` against a server started with `options`, and stops it whatever happens. */
+export async function withServer(options, fn) {
+  const server = await startServer(options);
+  try {
+    return await fn(server);
+  } finally {
+    await server.stop();
+  }
+}
+
 export function ourBinary() {
   const bin = process.env.CLASSROOM_SIGNALING_BIN;
   if (!bin) throw new Error("set CLASSROOM_SIGNALING_BIN to the classroom-signaling binary");

@@ -12,7 +12,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   OURS, TRANSPORT, PING_INTERVAL_MS, PING_TIMEOUT_MS, SDP,
-  connect, startServer, uid, quiet, signJwt, ourCli, tempDir,
+  connect, startServer, withServer, uid, quiet, signJwt, ourCli, tempDir,
 } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -421,8 +421,7 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
   after(() => tmp?.remove());
 
   it("relays video-request (a desktop extension) to its target and checks maxHeight", async () => {
-    const server = await startServer();
-    try {
+    await withServer({}, async (server) => {
       const sessionId = uid("class");
       const a = await connect(server.url);
       await a.join(sessionId, "ada", "Ada");
@@ -436,35 +435,33 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       assert.equal(refused.error.code, "invalid-payload");
       a.close();
       b.close();
-    } finally {
-      await server.stop();
-    }
+    });
   });
 
   it("on SIGTERM tells every client when to come back, each its own delay, and takes no one new", async () => {
-    const server = await startServer();
-    const sessionId = uid("class");
-    const clients = [];
-    for (let i = 0; i < 6; i++) {
-      const p = await connect(server.url);
-      await p.join(sessionId, `u${i}`, `U${i}`);
-      clients.push(p);
-    }
-    server.child.kill("SIGTERM");
-    const notices = await Promise.all(clients.map((p) => p.waitFor("server-restarting", () => true, 3000)));
-    for (const n of notices) assert.ok(n.retryAfterMs >= 0 && n.retryAfterMs < 5000, JSON.stringify(n));
-    assert.ok(new Set(notices.map((n) => n.retryAfterMs)).size > 1, "every client is given the same delay");
-    const late = await connect(server.url, { expectError: true });
-    assert.match(late.message, /server-restarting|poll error|websocket error/, late.message);
-    const status = await server.stop();
-    assert.equal(status.code, 0, "a clean exit");
-    await Promise.all(clients.map((p) => p.waitFor("disconnect", () => true, 3000)));
-    clients.forEach((p) => p.close());
+    await withServer({}, async (server) => {
+      const sessionId = uid("class");
+      const clients = [];
+      for (let i = 0; i < 6; i++) {
+        const p = await connect(server.url);
+        await p.join(sessionId, `u${i}`, `U${i}`);
+        clients.push(p);
+      }
+      server.child.kill("SIGTERM");
+      const notices = await Promise.all(clients.map((p) => p.waitFor("server-restarting", () => true, 3000)));
+      for (const n of notices) assert.ok(n.retryAfterMs >= 0 && n.retryAfterMs < 5000, JSON.stringify(n));
+      assert.ok(new Set(notices.map((n) => n.retryAfterMs)).size > 1, "every client is given the same delay");
+      const late = await connect(server.url, { expectError: true });
+      assert.match(late.message, /server-restarting|poll error|websocket error/, late.message);
+      const status = await server.stop();
+      assert.equal(status.code, 0, "a clean exit");
+      await Promise.all(clients.map((p) => p.waitFor("disconnect", () => true, 3000)));
+      clients.forEach((p) => p.close());
+    });
   });
 
   it("bounds connections per address and in total, and frees a place when one closes", async () => {
-    const server = await startServer({ args: ["--max-connections-per-ip", "3"] });
-    try {
+    await withServer({ args: ["--max-connections-per-ip", "3"] }, async (server) => {
       const open = [];
       for (let i = 0; i < 3; i++) open.push(await connect(server.url));
       const err = await connect(server.url, { expectError: true });
@@ -473,25 +470,31 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       await quiet(300);
       open.push(await connect(server.url));
       open.forEach((p) => p.close());
-    } finally {
-      await server.stop();
-    }
-    const small = await startServer({ args: ["--max-connections", "2"] });
-    try {
+    });
+    await withServer({ args: ["--max-connections", "2"] }, async (small) => {
       const a = await connect(small.url);
       const b = await connect(small.url);
       const err = await connect(small.url, { expectError: true });
       assert.match(err.message, /rate-limited.*full/);
       a.close();
       b.close();
-    } finally {
-      await small.stop();
-    }
+    });
+  });
+
+  it("shares one event rate among all the connections of an address: more sockets buy no more events", async () => {
+    await withServer({ args: ["--events-per-second-per-address", "5", "--event-burst-per-address", "10"] }, async (server) => {
+      const sockets = [await connect(server.url), await connect(server.url)];
+      const acks = await Promise.all(sockets.flatMap((p) => Array.from({ length: 8 }, () => p.request("media-state", { audioEnabled: true }))));
+      const passed = acks.filter((a) => a.ok || a.error?.code !== "rate-limited").length;
+      assert.ok(passed <= 12, `${passed} of 16 events passed the address's burst of 10`);
+      const refused = acks.find((a) => a.error?.code === "rate-limited");
+      assert.match(refused.error.message, /from your address/);
+      sockets.forEach((p) => p.close());
+    });
   });
 
   it("limits one member's chat rate (burst 10, then 2 a second), and others chat on", async () => {
-    const server = await startServer();
-    try {
+    await withServer({}, async (server) => {
       const sessionId = uid("class");
       const a = await connect(server.url);
       await a.join(sessionId, "ada", "Ada");
@@ -506,15 +509,12 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       assert.equal((await b.request("chat-message", { message: "my turn" })).ok, true);
       a.close();
       b.close();
-    } finally {
-      await server.stop();
-    }
+    });
   });
 
   it("a server with a join key lets in only clients that give it", async () => {
     const key = "k".repeat(8) + "e".repeat(8) + "y";
-    const server = await startServer({ args: ["--join-key", key] });
-    try {
+    await withServer({ args: ["--join-key", key] }, async (server) => {
       for (const [what, auth] of [["no key", undefined], ["a wrong key", { key: "not-the-key-of-this-class" }]]) {
         const err = await connect(server.url, { auth, expectError: true });
         assert.match(err.message, /unauthorized.*key/, what);
@@ -522,14 +522,11 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       const p = await connect(server.url, { auth: { key } });
       await p.join(uid("class"), "ada", "Ada");
       p.close();
-    } finally {
-      await server.stop();
-    }
+    });
   });
 
   it("with --allowed-origin loopback, a page from another origin cannot connect; native clients and local pages can", async () => {
-    const server = await startServer({ args: ["--allowed-origin", "loopback"] });
-    try {
+    await withServer({ args: ["--allowed-origin", "loopback"] }, async (server) => {
       const handshake = (origin) =>
         fetch(`${server.url}/socket.io/?EIO=4&transport=polling`, { headers: origin ? { origin } : {} });
       const foreign = await handshake("http://evil.example");
@@ -552,14 +549,11 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       });
       assert.ok(refused, "a websocket from another origin is refused");
       ws.terminate();
-    } finally {
-      await server.stop();
-    }
+    });
   });
 
   it("serves its page with a content security policy that forbids framing and sniffing", async () => {
-    const server = await startServer();
-    try {
+    await withServer({}, async (server) => {
       for (const path of ["/", "/classroom.js"]) {
         const res = await fetch(`${server.url}${path}`);
         const csp = res.headers.get("content-security-policy") ?? "";
@@ -568,34 +562,23 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
         assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
         await res.text();
       }
-    } finally {
-      await server.stop();
-    }
+    });
   });
 
   it("serves /metrics only to the bearer of --metrics-token (or in development mode)", async () => {
-    const dev = await startServer();
-    try {
+    await withServer({}, async (dev) => {
       assert.equal((await fetch(`${dev.url}/metrics`)).status, 200);
-    } finally {
-      await dev.stop();
-    }
-    const production = await startServer({ dev: false, jwtSecret: secret, args: ["--metrics-token", "m".repeat(32)] });
-    try {
+    });
+    await withServer({ dev: false, jwtSecret: secret, args: ["--metrics-token", "m".repeat(32)] }, async (production) => {
       assert.equal((await fetch(`${production.url}/metrics`)).status, 401);
       assert.equal((await fetch(`${production.url}/metrics`, { headers: { authorization: "Bearer wrong" } })).status, 401);
       const ok = await fetch(`${production.url}/metrics`, { headers: { authorization: `Bearer ${"m".repeat(32)}` } });
       assert.equal(ok.status, 200);
       assert.match(await ok.text(), /classroom_/);
-    } finally {
-      await production.stop();
-    }
-    const closed = await startServer({ dev: false, jwtSecret: secret });
-    try {
+    });
+    await withServer({ dev: false, jwtSecret: secret }, async (closed) => {
       assert.equal((await fetch(`${closed.url}/metrics`)).status, 404);
-    } finally {
-      await closed.stop();
-    }
+    });
   });
 
   it("keeps chat history across a server restart", async () => {
