@@ -228,6 +228,28 @@ test("a Chromium screen share appears on the desktop as a screen", async () => {
   await page.evaluate(() => window.classroom.setScreenShare(false));
 });
 
+test("names and chat carrying HTML and script are shown as text in the page, and run nothing", async () => {
+  const name = '<img src=x onerror="window.__pwned=1">';
+  const chat = '<script>window.__pwned=2</script><b onmouseover="window.__pwned=3">bold</b>';
+  const intruder = inNamespace(process.execPath, [join(here, "peer-process.mjs"), `http://127.0.0.1:${PORT}`, SESSION, "mallory", name, "websocket", chat]);
+  try {
+    await waitFor("the HTML chat message in the page", () =>
+      page.evaluate((chat) => window.classroom.state.chat.some((m) => m.message === chat), chat));
+    const shown = await page.evaluate(() => ({
+      chat: document.getElementById("chat").textContent,
+      people: document.getElementById("participants").textContent,
+      injected: document.querySelectorAll("#chat img, #chat script, #chat b, #participants img").length,
+      pwned: window.__pwned ?? null,
+    }));
+    assert.equal(shown.pwned, null, "script from a name or a message ran");
+    assert.equal(shown.injected, 0, "markup from a name or a message became elements");
+    assert.ok(shown.chat.includes(chat), "the message is shown, as text");
+    assert.ok(shown.people.includes(name), "the name is shown, as text");
+  } finally {
+    intruder.kill("SIGKILL");
+  }
+});
+
 test("Chromium leaves and rejoins; the desktop recovers", async () => {
   await page.evaluate(() => window.classroom.leave());
   await waitFor("the desktop to see the browser leave", () => !desktopStats()?.participants.some((p) => p.userId === "web"));
