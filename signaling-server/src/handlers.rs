@@ -279,11 +279,14 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<OfferToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
+            let Some((conn, ack, _turn)) = admit(&st, &s, event::OFFER, ack, arrival).await else {
+                return;
+            };
             relay(
                 &st,
                 &s,
+                &conn,
                 ack,
-                arrival,
                 event::OFFER,
                 d,
                 |from, d: OfferToPeer, limits| {
@@ -298,7 +301,6 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
-            .await
         },
     );
 
@@ -309,11 +311,14 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<AnswerToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
+            let Some((conn, ack, _turn)) = admit(&st, &s, event::ANSWER, ack, arrival).await else {
+                return;
+            };
             relay(
                 &st,
                 &s,
+                &conn,
                 ack,
-                arrival,
                 event::ANSWER,
                 d,
                 |from, d: AnswerToPeer, limits| {
@@ -333,7 +338,6 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
-            .await
         },
     );
 
@@ -344,11 +348,15 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<IceCandidateToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
+            let Some((conn, ack, _turn)) = admit(&st, &s, event::ICE_CANDIDATE, ack, arrival).await
+            else {
+                return;
+            };
             relay(
                 &st,
                 &s,
+                &conn,
                 ack,
-                arrival,
                 event::ICE_CANDIDATE,
                 d,
                 |from, d: IceCandidateToPeer, limits| {
@@ -377,7 +385,6 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
-            .await
         },
     );
 
@@ -388,11 +395,15 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<VideoRequestToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
+            let Some((conn, ack, _turn)) = admit(&st, &s, event::VIDEO_REQUEST, ack, arrival).await
+            else {
+                return;
+            };
             relay(
                 &st,
                 &s,
+                &conn,
                 ack,
-                arrival,
                 event::VIDEO_REQUEST,
                 d,
                 |from, d: VideoRequestToPeer, _limits| {
@@ -412,7 +423,6 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
-            .await
         },
     );
 
@@ -510,10 +520,25 @@ async fn admit(
         );
         return None;
     };
-    let refused = match arrival.place.turn().await {
-        Ok(turn) => return Some((conn, ack, turn)),
-        Err(refused) => refused,
-    };
+    // Only the ticket is awaited: the future every event's task carries stays small.
+    match arrival.place {
+        Place::Queued(ticket) => Some((conn, ack, ticket.await)),
+        Place::Refused(refused) => {
+            refuse_on_arrival(state, s, name, ack, refused);
+            None
+        }
+    }
+}
+
+/// Answers an event refused on arrival: its ack (if asked for) gets the error, and the `error`
+/// event goes out at the socket's reporting pace, with the count of refusals.
+fn refuse_on_arrival(
+    state: &AppState,
+    s: &SocketRef,
+    name: &'static str,
+    ack: AckSender,
+    refused: Refused,
+) {
     let limits = &state.config.limits;
     let (decision, why) = match refused {
         Refused::Rate(decision) => (
@@ -560,7 +585,6 @@ async fn admit(
             let _ = ack.send(&Ack::<Empty>::err(body(1)));
         }
     }
-    None
 }
 
 /// Sends a refusal: always as an `error` event, and as the failed ack when one was asked for.
@@ -804,19 +828,16 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
 }
 
 /// Relays one signaling message to its target in the same session, stamped with the sender.
-async fn relay<In, Out: Serialize>(
+fn relay<In, Out: Serialize>(
     state: &AppState,
     s: &SocketRef,
+    conn: &Connection,
     ack: AckSender,
-    arrival: Arrival,
     name: &'static str,
     data: Result<In, ParserError>,
     build: impl FnOnce((String, String), In, &crate::config::Limits) -> Result<(String, Out), Refusal>,
 ) {
     let started = Instant::now();
-    let Some((conn, ack, _turn)) = admit(state, s, name, ack, arrival).await else {
-        return;
-    };
     let result = (|| {
         let data = data.map_err(|e| invalid(name, &e))?;
         let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;

@@ -3,20 +3,26 @@
 //!
 //! socketioxide runs every event handler as a task of its own, so two events of one socket (an
 //! offer and its ICE candidates) could be handled, and relayed, out of order. Each event takes
-//! a [`Place`] synchronously while socketioxide dispatches it (the `Arrival` extractor), then
-//! waits for its [`Turn`]. An event over the rate, or beyond [`MAX_WAITING`] already waiting,
-//! is refused at once and never waits. A finished turn wakes only the next event in line.
+//! a numbered [`Place`] synchronously while socketioxide dispatches it (the `Arrival`
+//! extractor); its task then waits for its [`Turn`]. An event over the rate, or beyond
+//! [`MAX_WAITING`] already admitted and unfinished, is refused at once and never waits.
+//!
+//! Waiting costs nothing when tasks run in arrival order (the usual case): a task whose number
+//! is being served goes on without registering anything. One that runs early leaves its waker
+//! under its number, and a finished turn wakes only that one, the next in line.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
 
 use crate::limits::{RateDecision, RateKey, SharedRate, TokenBucket};
 
-/// Events of one socket that may wait for their turn; more are refused. An offer and its ICE
+/// Events of one socket admitted and not yet finished; more are refused. An offer and its ICE
 /// candidates in one polling request are a few dozen.
 pub(crate) const MAX_WAITING: usize = 128;
 
@@ -29,11 +35,28 @@ pub(crate) struct EventQueue {
 }
 
 struct QueueState {
-    /// An event holds the turn.
-    busy: bool,
-    /// The events waiting, in arrival order: each is woken by the turn before it.
-    waiting: VecDeque<oneshot::Sender<()>>,
+    /// The number the next arriving event gets.
+    next: u64,
+    /// The number whose turn it is.
+    serving: u64,
+    /// Tasks that ran before their turn, by number.
+    wakers: HashMap<u64, Waker>,
+    /// Numbers given up before their turn (a handler dropped unrun): skipped when reached.
+    abandoned: BTreeSet<u64>,
     bucket: TokenBucket,
+}
+
+impl QueueState {
+    /// The turn passes to the next number still wanted; wakes its task if it already waits.
+    fn advance(&mut self) {
+        self.serving += 1;
+        while self.abandoned.remove(&self.serving) {
+            self.serving += 1;
+        }
+        if let Some(waker) = self.wakers.remove(&self.serving) {
+            waker.wake();
+        }
+    }
 }
 
 /// Why an event was refused on arrival; the decision says whether to tell the client now.
@@ -43,15 +66,21 @@ pub(crate) enum Refused {
     Rate(RateDecision),
     /// More than the rate of all the sockets of this address, or of this user, allows.
     Shared(RateDecision, RateKey),
-    /// [`MAX_WAITING`] events of this socket were already waiting.
+    /// [`MAX_WAITING`] events of this socket were already admitted and unfinished.
     Backlog(RateDecision),
 }
 
 /// An event's place in its socket's order.
 pub(crate) enum Place {
-    Ready(Turn),
-    Waiting(oneshot::Receiver<()>, Arc<EventQueue>),
+    Queued(Ticket),
     Refused(Refused),
+}
+
+/// A number in the socket's order, not yet served; dropped unserved, it is skipped.
+pub(crate) struct Ticket {
+    queue: Arc<EventQueue>,
+    seq: u64,
+    served: bool,
 }
 
 /// Holding the socket's turn; dropping it hands the turn to the next event in line.
@@ -68,8 +97,10 @@ impl EventQueue {
     ) -> Arc<Self> {
         Arc::new(EventQueue {
             state: Mutex::new(QueueState {
-                busy: false,
-                waiting: VecDeque::new(),
+                next: 0,
+                serving: 0,
+                wakers: HashMap::new(),
+                abandoned: BTreeSet::new(),
                 bucket: TokenBucket::new(burst, now),
             }),
             rate,
@@ -92,33 +123,32 @@ impl EventQueue {
                 return Place::Refused(Refused::Shared(decision, shared.key().clone()));
             }
         }
-        if state.waiting.len() >= MAX_WAITING {
+        if state.next - state.serving >= MAX_WAITING as u64 {
             return Place::Refused(Refused::Backlog(state.bucket.refuse(now)));
         }
-        self.queue_up(&mut state)
+        self.take_number(&mut state)
     }
 
     /// A place that is never refused: the disconnect, which must come after every event.
     pub(crate) fn last(self: &Arc<Self>) -> Place {
         let mut state = self.state.lock();
-        self.queue_up(&mut state)
+        self.take_number(&mut state)
     }
 
-    fn queue_up(self: &Arc<Self>, state: &mut QueueState) -> Place {
-        if !state.busy {
-            state.busy = true;
-            return Place::Ready(Turn {
-                queue: self.clone(),
-            });
-        }
-        let (tx, rx) = oneshot::channel();
-        state.waiting.push_back(tx);
-        Place::Waiting(rx, self.clone())
+    fn take_number(self: &Arc<Self>, state: &mut QueueState) -> Place {
+        let seq = state.next;
+        state.next += 1;
+        Place::Queued(Ticket {
+            queue: self.clone(),
+            seq,
+            served: false,
+        })
     }
 
     #[cfg(test)]
-    fn waiting(&self) -> usize {
-        self.state.lock().waiting.len()
+    fn unfinished(&self) -> u64 {
+        let state = self.state.lock();
+        state.next - state.serving
     }
 }
 
@@ -126,33 +156,55 @@ impl Place {
     /// Waits until every event that arrived before this one was handled.
     pub(crate) async fn turn(self) -> Result<Turn, Refused> {
         match self {
-            Place::Ready(turn) => Ok(turn),
-            Place::Waiting(rx, queue) => {
-                // The sender goes only with a turn handed over (or, never, with the queue).
-                let _ = rx.await;
-                Ok(Turn { queue })
-            }
+            Place::Queued(ticket) => Ok(ticket.await),
             Place::Refused(refused) => Err(refused),
+        }
+    }
+}
+
+impl Future for Ticket {
+    type Output = Turn;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Turn> {
+        let mut state = self.queue.state.lock();
+        if state.serving == self.seq {
+            drop(state);
+            self.served = true;
+            return Poll::Ready(Turn {
+                queue: self.queue.clone(),
+            });
+        }
+        state.wakers.insert(self.seq, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.served {
+            return;
+        }
+        let mut state = self.queue.state.lock();
+        state.wakers.remove(&self.seq);
+        if state.serving == self.seq {
+            // Its turn had come: pass it on.
+            state.advance();
+        } else {
+            state.abandoned.insert(self.seq);
         }
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let mut state = self.queue.state.lock();
-        // The next in line whose handler still waits; one that was dropped is skipped.
-        while let Some(next) = state.waiting.pop_front() {
-            if next.send(()).is_ok() {
-                return;
-            }
-        }
-        state.busy = false;
+        self.queue.state.lock().advance();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     fn queue(burst: f64) -> (Arc<EventQueue>, Instant) {
@@ -160,28 +212,76 @@ mod tests {
         (EventQueue::new(10.0, burst, now, [None, None]), now)
     }
 
-    #[tokio::test]
-    async fn events_take_their_turns_in_arrival_order_and_each_wakes_only_the_next() {
+    /// A waker that counts how often it was woken.
+    struct Count(AtomicUsize);
+    impl futures_util::task::ArcWake for Count {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn ticket(place: Place) -> Ticket {
+        match place {
+            Place::Queued(ticket) => ticket,
+            Place::Refused(refused) => panic!("refused: {refused:?}"),
+        }
+    }
+
+    /// Polls once with a counting waker.
+    fn poll_once(ticket: &mut Ticket, woken: &Arc<Count>) -> Option<Turn> {
+        let waker = futures_util::task::waker(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(ticket).poll(&mut cx) {
+            Poll::Ready(turn) => Some(turn),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn events_take_their_turns_in_arrival_order_and_each_wakes_only_the_next() {
         let (q, now) = queue(100.0);
-        let first = q.arrive(now);
-        let Place::Waiting(mut second, _) = q.arrive(now) else {
-            panic!("the second event waits")
-        };
-        let Place::Waiting(mut third, _) = q.arrive(now) else {
-            panic!("the third event waits")
-        };
-        let turn = first.turn().await.expect("admitted");
-        assert!(second.try_recv().is_err() && third.try_recv().is_err());
-        drop(turn);
-        assert!(second.try_recv().is_ok(), "the second event's turn");
-        assert!(
-            third.try_recv().is_err(),
-            "the third still waits: one wake-up per turn"
+        let (mut first, mut second, mut third) = (
+            ticket(q.arrive(now)),
+            ticket(q.arrive(now)),
+            ticket(q.arrive(now)),
         );
+        let counts: Vec<Arc<Count>> = (0..3)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        // The later ones run first: they wait.
+        assert!(poll_once(&mut third, &counts[2]).is_none());
+        assert!(poll_once(&mut second, &counts[1]).is_none());
+        let turn = poll_once(&mut first, &counts[0]).expect("the first event's turn");
+        drop(turn);
+        assert_eq!(counts[1].0.load(Ordering::SeqCst), 1, "the second is woken");
+        assert_eq!(
+            counts[2].0.load(Ordering::SeqCst),
+            0,
+            "the third is not: one wake-up per turn"
+        );
+        assert!(
+            poll_once(&mut third, &counts[2]).is_none(),
+            "and still waits"
+        );
+        drop(poll_once(&mut second, &counts[1]).expect("the second's turn"));
+        assert_eq!(counts[2].0.load(Ordering::SeqCst), 1);
+        assert!(poll_once(&mut third, &counts[2]).is_some());
+    }
+
+    #[test]
+    fn in_arrival_order_nothing_waits_or_is_woken() {
+        let (q, now) = queue(100.0);
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        for _ in 0..10 {
+            let mut t = ticket(q.arrive(now));
+            drop(poll_once(&mut t, &woken).expect("its turn at once"));
+        }
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        assert!(q.state.lock().wakers.is_empty());
     }
 
     #[tokio::test]
-    async fn a_handler_dropped_while_waiting_passes_the_turn_on() {
+    async fn a_handler_dropped_before_its_turn_passes_the_turn_on() {
         let (q, now) = queue(100.0);
         let first = q.arrive(now).turn().await.expect("admitted");
         let dropped = q.arrive(now);
@@ -193,10 +293,12 @@ mod tests {
             .expect("the third event gets its turn")
             .expect("admitted");
         drop(turn);
-        assert!(
-            matches!(q.arrive(now), Place::Ready(_)),
-            "the queue is idle again"
-        );
+        assert_eq!(q.unfinished(), 0, "the queue is idle again");
+        // Dropped while it was its turn, unpolled: the turn passes on too.
+        let unpolled = q.arrive(now);
+        let next = q.arrive(now);
+        drop(unpolled);
+        assert!(next.turn().await.is_ok());
     }
 
     #[tokio::test]
@@ -205,13 +307,13 @@ mod tests {
         let held = q.arrive(now).turn().await.expect("admitted");
         let _a = q.arrive(now);
         let _b = q.arrive(now);
-        assert_eq!(q.waiting(), 2);
+        assert_eq!(q.unfinished(), 3);
         let over = q.arrive(now);
         assert!(matches!(
             over,
             Place::Refused(Refused::Rate(RateDecision::RefuseAndReport { dropped: 1 }))
         ));
-        assert_eq!(q.waiting(), 2, "a refused event takes no place in line");
+        assert_eq!(q.unfinished(), 3, "a refused event takes no place in line");
         drop(held);
     }
 
@@ -233,12 +335,11 @@ mod tests {
     #[tokio::test]
     async fn no_more_than_max_waiting_events_wait() {
         let (q, now) = queue(10_000.0);
-        let _held = q.arrive(now).turn().await.expect("admitted");
         let places: Vec<Place> = (0..MAX_WAITING).map(|_| q.arrive(now)).collect();
-        assert_eq!(q.waiting(), MAX_WAITING);
+        assert_eq!(q.unfinished(), MAX_WAITING as u64);
         assert!(matches!(q.arrive(now), Place::Refused(Refused::Backlog(_))));
         // The disconnect always gets a place, after everything.
-        assert!(matches!(q.last(), Place::Waiting(..)));
+        assert!(matches!(q.last(), Place::Queued(_)));
         drop(places);
     }
 }
