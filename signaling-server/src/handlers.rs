@@ -83,6 +83,7 @@ impl Connection {
 /// dispatches the event, with the rate limit applied there. It must be a handler's last
 /// extractor: one that failed after it would hold the turn it may have been given.
 pub struct Arrival {
+    conn: Arc<Connection>,
     place: Place,
 }
 
@@ -104,6 +105,7 @@ impl FromMessageParts<LocalAdapter> for Arrival {
             .ok_or(NoConnectionState)?;
         Ok(Arrival {
             place: conn.events.arrive(Instant::now()),
+            conn,
         })
     }
 }
@@ -509,19 +511,10 @@ async fn admit(
     arrival: Arrival,
 ) -> Option<(Arc<Connection>, AckSender, Turn)> {
     state.metrics.event(name);
-    let Some(conn) = s.extensions.get::<Arc<Connection>>() else {
-        // Not reached in practice: the handshake inserts it before any event is dispatched.
-        refuse(
-            state,
-            s,
-            Some(ack),
-            name,
-            Refusal::new(ErrorCode::Internal, "connection state missing"),
-        );
-        return None;
-    };
+    // The connection the extractor looked up: no second lookup in the socket's extensions.
+    let Arrival { conn, place } = arrival;
     // Only the ticket is awaited: the future every event's task carries stays small.
-    match arrival.place {
+    match place {
         Place::Queued(ticket) => Some((conn, ack, ticket.await)),
         Place::Refused(refused) => {
             refuse_on_arrival(state, s, name, ack, refused);
@@ -945,22 +938,7 @@ async fn send_chat(
         true,
     )?;
     let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
-    let message = ChatMessage {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: joined.user_id.to_string(),
-        user_name: joined.user_name.to_string(),
-        message: c.message,
-        timestamp: now_ms(),
-        kind: ChatKind::User,
-    };
-    let not_stored = |why: &dyn std::fmt::Display| {
-        tracing::error!(error = %why, session = %joined.room.id, "chat message refused: not stored");
-        Refusal::new(
-            ErrorCode::Internal,
-            format!("your message could not be stored ({why}); it was not sent"),
-        )
-    };
-    // The member's chat rate, across its sockets: refused before anything is stored.
+    // The member's chat rate, across its sockets: refused before the message is even made.
     {
         let limits = &state.config.limits;
         let mut guard = joined.room.state.lock();
@@ -979,6 +957,21 @@ async fn send_chat(
             ));
         }
     }
+    let message = ChatMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: joined.user_id.to_string(),
+        user_name: joined.user_name.to_string(),
+        message: c.message,
+        timestamp: now_ms(),
+        kind: ChatKind::User,
+    };
+    let not_stored = |why: &dyn std::fmt::Display| {
+        tracing::error!(error = %why, session = %joined.room.id, "chat message refused: not stored");
+        Refusal::new(
+            ErrorCode::Internal,
+            format!("your message could not be stored ({why}); it was not sent"),
+        )
+    };
     let committed = state
         .store
         .commit_chat(&joined.room.id, message.clone())
