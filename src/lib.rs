@@ -1,10 +1,14 @@
 //! Classroom desktop client.
 //!
-//! Layers (see `../shared/DESIGN.md` §1), each a module with one job:
+//! Layers (`docs/architecture.md` shows them, what each may import, and the data's path;
+//! `tests/layering.rs` checks the imports), each a module with one job:
+//! - [`types`]: the small types every layer names (source, codec, link state).
 //! - [`media`]: capture sources, encoders, decoders, pixel conversion. No networking.
 //! - [`rtc`]: one WebRTC peer connection per remote participant; RTP back into pictures.
+//!   Wraps webrtc-rs whole.
 //! - [`signaling`]: the Socket.IO client and the typed protocol; reconnect.
-//! - [`session`]: the call's sans-IO state machine: inputs in, actions out.
+//! - [`session`]: the call's sans-IO state machine: inputs in, actions out, the next
+//!   deadline; the media rules (what the encoders aim at) with it.
 //! - [`call`]: the engine that drives the session with real sockets, peer connections and
 //!   media, and the headless participant built on it.
 //! - [`ui`]: the window (eframe/egui): start screen, pre-join check, class view.
@@ -16,4 +20,5 @@ pub mod policy;
 pub mod rtc;
 pub mod session;
 pub mod signaling;
+pub mod types;
 pub mod ui;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use classroom::call::pictures::PictureKey;
-use classroom::rtc::Source;
-use classroom::session::{Input, PeerConnState, Session, SessionConfig};
+use classroom::session::{Input, Session, SessionConfig};
+use classroom::types::{PeerConnState, Source};
 use classroom::ui::ClassroomApp;
 use classroom::ui::backend::Request;
 use classroom::ui::model::{

@@ -19,9 +19,10 @@ use super::{CallConfig, CallHandle};
 use crate::media::voice::{
     EchoPath, NoiseColor, RoomNoise, SimulatedRoomConfig, VoiceProcessingConfig,
 };
-use crate::rtc::{PeerOptions, VideoCodec};
+use crate::rtc::PeerOptions;
 use crate::session::{Command, SessionConfig};
 use crate::signaling::SignalingConfig;
+use crate::types::VideoCodec;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HeadlessArgs {

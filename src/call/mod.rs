@@ -6,16 +6,19 @@
 
 pub mod audio;
 pub mod headless;
+mod link;
 pub mod pictures;
 pub mod receiver;
 pub mod sender;
 pub mod stats;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use classroom_wire::IceServer;
 
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, watch};
@@ -24,12 +27,14 @@ use tokio::task::JoinHandle;
 use crate::media::voice::{
     SimulatedRoomConfig, VoiceProcessingConfig, VoiceProcessingStats, VoiceProcessor,
 };
-use crate::rtc::{EncodedUnit, PeerEvent, PeerEventKind, PeerLink, PeerOptions, Source};
+use crate::rtc::{EncodedUnit, PeerOptions};
 use crate::session::{
-    Action, Command, Input, PeerConnState, Session, SessionConfig, SessionEvent, Snapshot,
+    Action, Command, Input, Outgoing, Session, SessionConfig, SessionEvent, Snapshot,
 };
 use crate::signaling::{SignalingClient, SignalingConfig, SignalingError};
+use crate::types::Source;
 use audio::PlayoutMixer;
+use link::{LinkContext, LinkOp, LinkReport, LinkReportKind, LinkSpec};
 use sender::{AudioInput, AudioSetup, MediaSender, VideoInput};
 use stats::StatsBook;
 
@@ -235,10 +240,27 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
             .map(|voice| Arc::new(VoiceProcessor::new(voice))),
         mixer: PlayoutMixer::default(),
     });
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let links = LinkContext {
+        options: config.peer.clone(),
+        stream_id: format!("classroom-{}", config.session.user_id),
+        stats: stats.clone(),
+        readers: receiver::ReaderOptions {
+            save_dir: config.save_dir.clone(),
+            simulated_loss: config.simulated_receive_loss,
+            playout: Some(local.mixer.clone()),
+            pictures: config.pictures.clone(),
+        },
+        reports: reports_tx,
+    };
+    let (outgoing_tx, outgoing_rx) = mpsc::unbounded_channel();
+    let emitter = tokio::spawn(emit_in_order(signaling.clone(), outgoing_rx));
     let engine = Engine {
         config,
         session,
         signaling,
+        outgoing: outgoing_tx,
+        links,
         peers: HashMap::new(),
         generation: 0,
         stats: stats.clone(),
@@ -247,7 +269,7 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
         writers: Arc::new(RwLock::new(HashMap::new())),
         local: local.clone(),
     };
-    let task = tokio::spawn(engine.run(inputs_rx, commands_rx));
+    let task = tokio::spawn(engine.run(inputs_rx, commands_rx, reports_rx, emitter));
     Ok(CallHandle {
         commands: commands_tx,
         snapshot: snapshot_rx,
@@ -258,15 +280,11 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
     })
 }
 
-struct PeerEntry {
-    link: Arc<PeerLink>,
-    state: PeerConnState,
-    /// Media is written only while connected (before, SRTP has no keys yet).
-    connected: Arc<AtomicBool>,
-    /// How tall this participant shows our camera, if it said.
-    viewer_height: Option<u32>,
-    /// Tells this peer's track readers to stop.
-    stop: Arc<AtomicBool>,
+/// The engine's side of one link: its operations queue and its task.
+struct LinkEntry {
+    generation: u64,
+    ops: mpsc::UnboundedSender<LinkOp>,
+    task: JoinHandle<()>,
 }
 
 type Writers = Arc<RwLock<HashMap<String, mpsc::Sender<(Source, EncodedUnit)>>>>;
@@ -275,7 +293,10 @@ struct Engine {
     config: CallConfig,
     session: Session,
     signaling: SignalingClient,
-    peers: HashMap<String, PeerEntry>,
+    /// Emits, in order, without the engine waiting for each.
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    links: LinkContext,
+    peers: HashMap<String, LinkEntry>,
     generation: u64,
     stats: StatsBook,
     events: mpsc::UnboundedSender<SessionEvent>,
@@ -289,8 +310,9 @@ impl Engine {
         mut self,
         mut inputs: mpsc::UnboundedReceiver<Input>,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut reports: mpsc::UnboundedReceiver<LinkReport>,
+        emitter: JoinHandle<()>,
     ) {
-        let (peer_tx, mut peer_events) = mpsc::unbounded_channel::<PeerEvent>();
         let (media_tx, media_rx) = mpsc::channel::<(Source, EncodedUnit)>(64);
         let mut media = MediaSender::start(
             self.config.camera.clone(),
@@ -311,18 +333,16 @@ impl Engine {
             media.screen.clone(),
         ]);
         let fanout = tokio::spawn(fan_out(media_rx, self.writers.clone()));
-        let initial = self.session.initial_sources();
-        self.execute(vec![initial], &media, &peer_tx).await;
+        let initial = self.session.initial_actions();
+        self.execute(initial, &media);
 
-        let mut ticker = tokio::time::interval(Duration::from_millis(250));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks = 0u64;
         let mut finished = false;
         while !finished {
+            let deadline = self.session.poll_timeout();
             let input = tokio::select! {
                 Some(input) = inputs.recv() => input,
-                Some(event) = peer_events.recv() => {
-                    match self.peer_event(event, &media) {
+                Some(report) = reports.recv() => {
+                    match self.link_report(report, &media) {
                         Some(input) => input,
                         None => continue,
                     }
@@ -332,44 +352,31 @@ impl Engine {
                     // Every handle is gone: leave.
                     None => Input::Command(Command::Leave),
                 },
-                _ = ticker.tick() => {
-                    self.follow_estimates(&media);
-                    self.follow_viewers(&media);
-                    ticks += 1;
-                    if ticks.is_multiple_of(4) {
-                        self.refresh_transport_stats().await;
-                    }
-                    Input::Tick
-                }
+                _ = sleep_until(deadline), if deadline.is_some() => Input::Timeout,
             };
-            finished = self.process(input, &media, &peer_tx).await;
+            finished = self.process(input, &media);
         }
         media.stop();
         fanout.abort();
-        for (_, entry) in self.peers.drain() {
-            entry.stop.store(true, Ordering::SeqCst);
-            entry.link.close().await;
-        }
         self.writers.write().clear();
+        let closing: Vec<_> = self.peers.drain().map(|(_, entry)| entry.task).collect();
+        for task in closing {
+            let _ = task.await;
+        }
+        // The leave (and whatever came before it) goes out before the socket closes.
+        drop(self.outgoing);
+        let _ = emitter.await;
         self.signaling.disconnect().await;
-        self.publish();
+        let snapshot = self.session.snapshot();
+        self.snapshot.send_replace(snapshot);
         tracing::info!("call finished");
     }
 
     /// Feeds one input (and whatever it leads to) through the session.
-    async fn process(
-        &mut self,
-        input: Input,
-        media: &MediaSender,
-        peer_tx: &mpsc::UnboundedSender<PeerEvent>,
-    ) -> bool {
-        let mut queue = VecDeque::from([input]);
-        let mut finished = false;
-        while let Some(input) = queue.pop_front() {
-            let actions = self.session.handle(Instant::now(), input);
-            finished |= actions.contains(&Action::Finished);
-            queue.extend(self.execute(actions, media, peer_tx).await);
-        }
+    fn process(&mut self, input: Input, media: &MediaSender) -> bool {
+        let actions = self.session.handle(Instant::now(), input);
+        let finished = actions.contains(&Action::Finished);
+        self.execute(actions, media);
         self.publish();
         finished
     }
@@ -386,230 +393,108 @@ impl Engine {
         });
     }
 
-    fn peer_event(&mut self, event: PeerEvent, media: &MediaSender) -> Option<Input> {
-        let entry = self.peers.get_mut(&event.user_id)?;
-        if entry.link.generation() != event.generation {
-            return None; // from a connection that was replaced
+    /// A link's report as a session input, if it is from the current link to its user.
+    fn link_report(&mut self, report: LinkReport, media: &MediaSender) -> Option<Input> {
+        let entry = self.peers.get(&report.user_id)?;
+        if entry.generation != report.generation {
+            return None; // from a link that was replaced
         }
-        match event.kind {
-            PeerEventKind::Candidate(candidate) => Some(Input::LocalCandidate {
-                user_id: event.user_id,
+        let user_id = report.user_id;
+        Some(match report.kind {
+            LinkReportKind::Candidate(candidate) => Input::LocalCandidate {
+                user_id,
                 candidate: Some(candidate),
-            }),
-            PeerEventKind::State(state) => {
-                entry.state = state;
-                entry
-                    .connected
-                    .store(state == PeerConnState::Connected, Ordering::SeqCst);
-                if state == PeerConnState::Connected {
-                    // A new or recovered receiver needs a picture to start from, in its codec.
-                    media.request_keyframe(Source::Camera);
-                    media.request_keyframe(Source::Screen);
-                    self.follow_viewers(media);
-                }
-                Some(Input::PeerState {
-                    user_id: event.user_id,
-                    state,
-                })
-            }
-            PeerEventKind::RemoteTrack(hint, track) => {
-                let link = entry.link.clone();
-                let stats = self.stats.clone();
-                let options = receiver::ReaderOptions {
-                    save_dir: self.config.save_dir.clone(),
-                    simulated_loss: self.config.simulated_receive_loss,
-                    playout: Some(self.local.mixer.clone()),
-                    pictures: self.config.pictures.clone(),
-                };
-                let stop = entry.stop.clone();
-                tokio::spawn(async move {
-                    // The transceiver's place decides; the track's own name is the fallback.
-                    let source = link.source_of(&track).await.unwrap_or(hint);
-                    receiver::spawn_track_reader(
-                        event.user_id,
-                        source,
-                        track,
-                        stats,
-                        options,
-                        stop,
-                    );
-                });
-                None
-            }
-            PeerEventKind::KeyframeRequested(source) => {
+            },
+            LinkReportKind::State(state) => Input::PeerState { user_id, state },
+            LinkReportKind::Description(description) => Input::LocalDescription {
+                user_id,
+                description,
+            },
+            LinkReportKind::Negotiated(video_codec) => Input::LinkNegotiated {
+                user_id,
+                video_codec,
+            },
+            LinkReportKind::Estimate(bps) => Input::LinkEstimate { user_id, bps },
+            LinkReportKind::KeyframeRequested(source) => {
                 media
                     .control(source)
                     .keyframe_requests_from_peers
                     .fetch_add(1, Ordering::Relaxed);
-                media.request_keyframe(source);
-                None
+                Input::KeyframeRequested { user_id, source }
             }
-        }
-    }
-
-    async fn refresh_transport_stats(&self) {
-        for (user_id, entry) in &self.peers {
-            if entry.state == PeerConnState::Connected {
-                let round_trip = entry.link.round_trip_ms().await;
-                let estimate = entry.link.target_bitrate_bps() / 1000.0;
-                self.stats.set_transport(user_id, round_trip, estimate);
-            }
-        }
-    }
-
-    /// The camera is sent as tall as the tallest connected viewer shows it; a viewer that never
-    /// said (a browser) gets full size.
-    fn follow_viewers(&self, media: &MediaSender) {
-        let connected = self
-            .peers
-            .values()
-            .filter(|entry| entry.state == PeerConnState::Connected);
-        let mut tallest = Some(0u32);
-        for entry in connected {
-            tallest = match (tallest, entry.viewer_height) {
-                (Some(current), Some(height)) => Some(current.max(height)),
-                _ => None,
-            };
-        }
-        let target = match tallest {
-            Some(height) if height > 0 => u64::from(height),
-            _ => 0,
-        };
-        media.camera.target_height.store(target, Ordering::Relaxed);
-        // Encode in each codec a connected link negotiated, and in no other.
-        let mut in_use = [false; 2];
-        for entry in self.peers.values() {
-            if entry.state == PeerConnState::Connected
-                && let Some(codec) = entry.link.video_codec()
-            {
-                in_use[codec.index()] = true;
-            }
-        }
-        for control in [&media.camera, &media.screen] {
-            for (flag, used) in control.codecs_in_use.iter().zip(in_use) {
-                if flag.swap(used, Ordering::Relaxed) != used && used {
-                    control.keyframe_requested.store(true, Ordering::SeqCst);
+            LinkReportKind::Failed(error) => {
+                tracing::warn!(user = %user_id, %error, "peer connection operation failed");
+                Input::PeerError {
+                    user_id,
+                    message: error.to_string(),
                 }
             }
-        }
+        })
     }
 
-    fn follow_estimates(&self, media: &MediaSender) {
-        let weakest = self
-            .peers
-            .values()
-            .filter(|entry| entry.state == PeerConnState::Connected)
-            .map(|entry| entry.link.target_bitrate_bps())
-            .fold(None, |min: Option<f64>, bps| {
-                Some(min.map_or(bps, |m| m.min(bps)))
-            });
-        if let Some(bps) = weakest {
-            media.follow_estimate(bps);
-            self.local
-                .weakest_link_bps
-                .store(bps as u64, Ordering::Relaxed);
-        }
-    }
-
-    async fn new_peer(
+    /// Starts a link to `user_id` (replacing any other), with `first` as its first operation.
+    fn open_link(
         &mut self,
         user_id: &str,
-        ice_servers: &[classroom_wire::IceServer],
+        ice_servers: Vec<IceServer>,
         offering: bool,
-        peer_tx: &mpsc::UnboundedSender<PeerEvent>,
-    ) -> Result<Arc<PeerLink>, crate::rtc::RtcError> {
-        self.close_peer(user_id).await;
+        first: Option<LinkOp>,
+    ) {
+        self.close_link(user_id);
         self.generation += 1;
-        let stream_id = format!("classroom-{}", self.session.snapshot().self_user_id);
-        let link = Arc::new(
-            PeerLink::new(
-                user_id,
-                self.generation,
-                &stream_id,
-                ice_servers,
-                &self.config.peer,
-                offering,
-                peer_tx.clone(),
-            )
-            .await?,
-        );
-        let (writer_tx, mut writer_rx) = mpsc::channel::<(Source, EncodedUnit)>(32);
-        let writer_link = link.clone();
-        let connected = Arc::new(AtomicBool::new(false));
-        let writer_connected = connected.clone();
-        tokio::spawn(async move {
-            while let Some((source, unit)) = writer_rx.recv().await {
-                if !writer_connected.load(Ordering::Relaxed) {
-                    continue;
-                }
-                if let Err(error) = writer_link.write(source, &unit).await {
-                    tracing::debug!(user = %writer_link.user_id(), %error, "media not sent");
-                }
-            }
-        });
+        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+        if let Some(op) = first {
+            let _ = ops_tx.send(op);
+        }
+        let (writer_tx, writer_rx) = mpsc::channel(link::WRITER_QUEUE);
         self.writers.write().insert(user_id.to_owned(), writer_tx);
+        let spec = LinkSpec {
+            user_id: user_id.to_owned(),
+            generation: self.generation,
+            ice_servers,
+            offering,
+        };
+        let task = tokio::spawn(link::run_link(spec, self.links.clone(), ops_rx, writer_rx));
         self.peers.insert(
             user_id.to_owned(),
-            PeerEntry {
-                link: link.clone(),
-                state: PeerConnState::New,
-                connected,
-                viewer_height: None,
-                stop: Arc::new(AtomicBool::new(false)),
+            LinkEntry {
+                generation: self.generation,
+                ops: ops_tx,
+                task,
             },
         );
-        Ok(link)
     }
 
-    async fn close_peer(&mut self, user_id: &str) {
+    /// Closes the link to `user_id`: its task closes the peer connection in the background.
+    fn close_link(&mut self, user_id: &str) {
         self.writers.write().remove(user_id);
-        if let Some(entry) = self.peers.remove(user_id) {
-            entry.stop.store(true, Ordering::SeqCst);
-            entry.link.close().await;
+        if self.peers.remove(user_id).is_some() {
             self.stats.forget(user_id);
             self.local.mixer.forget(user_id);
         }
     }
 
-    /// Carries out the session's actions; returns the inputs they produced.
-    async fn execute(
-        &mut self,
-        actions: Vec<Action>,
-        media: &MediaSender,
-        peer_tx: &mpsc::UnboundedSender<PeerEvent>,
-    ) -> Vec<Input> {
-        let mut produced = Vec::new();
+    fn send_op(&self, user_id: &str, op: LinkOp) {
+        if let Some(entry) = self.peers.get(user_id) {
+            let _ = entry.ops.send(op);
+        }
+    }
+
+    /// Carries out the session's actions. Nothing here waits: link operations are queued to
+    /// their link's task, emits to the emitter; their results come back as inputs.
+    fn execute(&mut self, actions: Vec<Action>, media: &MediaSender) {
         for action in actions {
             match action {
                 Action::Emit(outgoing) => {
-                    if let Err(error) = self.signaling.emit(&outgoing).await {
-                        tracing::warn!(%error, "signaling emit failed");
-                    }
+                    let _ = self.outgoing.send(outgoing);
                 }
                 Action::CreatePeer {
                     user_id,
                     ice_servers,
                     offer,
                 } => {
-                    let result = async {
-                        let link = self
-                            .new_peer(&user_id, &ice_servers, offer, peer_tx)
-                            .await?;
-                        if offer {
-                            Ok(Some(link.create_offer().await?))
-                        } else {
-                            Ok(None)
-                        }
-                    }
-                    .await;
-                    match result {
-                        Ok(Some(description)) => produced.push(Input::LocalDescription {
-                            user_id,
-                            description,
-                        }),
-                        Ok(None) => {}
-                        Err(error) => produced.push(peer_error(user_id, error)),
-                    }
+                    let first = offer.then_some(LinkOp::CreateOffer);
+                    self.open_link(&user_id, ice_servers, offer, first);
                 }
                 Action::AcceptOffer {
                     user_id,
@@ -617,69 +502,42 @@ impl Engine {
                     offer,
                     replace,
                 } => {
-                    let result = async {
-                        let link = match self.peers.get(&user_id) {
-                            Some(entry) if !replace => entry.link.clone(),
-                            _ => {
-                                self.new_peer(&user_id, &ice_servers, false, peer_tx)
-                                    .await?
-                            }
-                        };
-                        link.accept_offer(&offer).await
-                    }
-                    .await;
-                    match result {
-                        Ok(description) => produced.push(Input::LocalDescription {
-                            user_id,
-                            description,
-                        }),
-                        Err(error) => produced.push(peer_error(user_id, error)),
+                    if replace || !self.peers.contains_key(&user_id) {
+                        self.open_link(
+                            &user_id,
+                            ice_servers,
+                            false,
+                            Some(LinkOp::AcceptOffer(offer)),
+                        );
+                    } else {
+                        self.send_op(&user_id, LinkOp::AcceptOffer(offer));
                     }
                 }
                 Action::AcceptAnswer { user_id, answer } => {
-                    if let Some(entry) = self.peers.get(&user_id)
-                        && let Err(error) = entry.link.accept_answer(&answer).await
-                    {
-                        produced.push(peer_error(user_id, error));
-                    }
+                    self.send_op(&user_id, LinkOp::AcceptAnswer(answer));
                 }
                 Action::AddRemoteCandidate { user_id, candidate } => {
-                    if let Some(entry) = self.peers.get(&user_id)
-                        && let Err(error) = entry.link.add_remote_candidate(candidate).await
-                    {
-                        tracing::warn!(user = %user_id, %error, "remote candidate refused");
-                    }
+                    self.send_op(&user_id, LinkOp::AddCandidate(candidate));
                 }
-                Action::RestartIce { user_id } => {
-                    if let Some(entry) = self.peers.get(&user_id) {
-                        match entry.link.restart_ice().await {
-                            Ok(description) => produced.push(Input::LocalDescription {
-                                user_id,
-                                description,
-                            }),
-                            Err(error) => produced.push(peer_error(user_id, error)),
-                        }
-                    }
-                }
-                Action::ClosePeer { user_id } => self.close_peer(&user_id).await,
+                Action::RestartIce { user_id } => self.send_op(&user_id, LinkOp::RestartIce),
+                Action::ClosePeer { user_id } => self.close_link(&user_id),
                 Action::SetVolume { user_id, percent } => {
                     self.local
                         .mixer
                         .set_volume(&user_id, percent as f32 / 100.0);
-                }
-                Action::SetViewerHeight {
-                    user_id,
-                    max_height,
-                } => {
-                    if let Some(entry) = self.peers.get_mut(&user_id) {
-                        entry.viewer_height = Some(max_height);
-                    }
                 }
                 Action::SetSources {
                     audio,
                     camera,
                     screen,
                 } => media.set_enabled(audio, camera, screen),
+                Action::SetSendTargets(targets) => {
+                    media.apply_targets(&targets);
+                    if let Some(bps) = targets.weakest_link_bps {
+                        self.local.weakest_link_bps.store(bps, Ordering::Relaxed);
+                    }
+                }
+                Action::RequestKeyframe(source) => media.request_keyframe(source),
                 Action::Notify(event) => {
                     tracing::info!(?event, "session event");
                     let _ = self.events.send(event);
@@ -687,15 +545,26 @@ impl Engine {
                 Action::Finished => {}
             }
         }
-        produced
     }
 }
 
-fn peer_error(user_id: String, error: crate::rtc::RtcError) -> Input {
-    tracing::warn!(user = %user_id, %error, "peer connection operation failed");
-    Input::PeerError {
-        user_id,
-        message: error.to_string(),
+/// Waits until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Emits the session's messages in the order it produced them.
+async fn emit_in_order(
+    signaling: SignalingClient,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(message) = outgoing.recv().await {
+        if let Err(error) = signaling.emit(&message).await {
+            tracing::warn!(%error, "signaling emit failed");
+        }
     }
 }
 

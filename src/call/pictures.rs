@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::media::capture::VideoCapture;
 use crate::media::frame::I420View;
-use crate::rtc::Source;
+use crate::types::Source;
 
 /// What a picture belongs to: a participant's camera or screen (our own for previews).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

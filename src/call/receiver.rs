@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::pictures::{PictureKey, PictureSink, offer_picture};
 use super::stats::{AudioCounters, StatsBook, VideoCounters};
@@ -21,41 +19,38 @@ use crate::media::h264::H264Decoder;
 use crate::media::opus_codec::OpusDecoder;
 use crate::media::tone::MarkerDetector;
 use crate::media::vp8::Vp8Decoder;
-use crate::rtc::Source;
-use crate::rtc::VideoCodec;
+use crate::rtc::RemoteTrack;
 use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
+use crate::types::{Source, VideoCodec};
 
 /// Stamps older than this are not stamps (see the decode loop).
 const PLAUSIBLE_STAMP_AGE: Duration = Duration::from_secs(60);
 
 /// What a track reader does next.
 enum Next {
-    Packet(rtc::rtp::Packet),
+    Packet(RtpPiece),
     /// The ticker fired (nothing arrived): time for periodic work.
     Tick,
-    /// An event other than a packet.
-    Other,
     /// The track ended or the reader was told to stop.
     End,
 }
 
-/// Waits for the track's next event or the ticker; `stop` ends the reader either way.
+/// Waits for the track's next packet or the ticker; `stop` ends the reader either way.
 async fn next_rtp(
-    track: &Arc<dyn TrackRemote>,
+    track: &RemoteTrack,
     ticker: &mut tokio::time::Interval,
     stop: &AtomicBool,
 ) -> Next {
-    let event = tokio::select! {
-        event = track.poll() => event,
+    let packet = tokio::select! {
+        packet = track.next_packet() => packet,
         _ = ticker.tick() => {
             return if stop.load(Ordering::Relaxed) { Next::End } else { Next::Tick };
         }
     };
-    match event {
+    match packet {
         _ if stop.load(Ordering::Relaxed) => Next::End,
         None => Next::End,
-        Some(TrackRemoteEvent::OnRtpPacket(packet)) => Next::Packet(packet),
-        Some(_) => Next::Other,
+        Some(packet) => Next::Packet(packet),
     }
 }
 
@@ -78,12 +73,12 @@ pub struct ReaderOptions {
 /// Reads one remote track until it ends or `stop` is set.
 pub fn spawn_track_reader(
     user_id: String,
-    source: Source,
-    track: Arc<dyn TrackRemote>,
+    track: RemoteTrack,
     stats: StatsBook,
     options: ReaderOptions,
     stop: Arc<AtomicBool>,
 ) {
+    let source = track.source();
     tokio::spawn(async move {
         let result = match source {
             Source::Audio => read_audio(&user_id, track, &stats, options, &stop).await,
@@ -121,19 +116,12 @@ fn save_file(save_dir: &Option<PathBuf>, user_id: &str, name: &str) -> Option<st
     }
 }
 
-async fn request_keyframe(track: &Arc<dyn TrackRemote>, last: &mut Option<Instant>) {
+async fn request_keyframe(track: &RemoteTrack, last: &mut Option<Instant>) {
     if last.is_some_and(|at| at.elapsed() < PLI_SPACING) {
         return;
     }
     *last = Some(Instant::now());
-    let Some(media_ssrc) = track.ssrcs().await.first().copied() else {
-        return;
-    };
-    let pli = PictureLossIndication {
-        sender_ssrc: 0,
-        media_ssrc,
-    };
-    if let Err(error) = track.write_rtcp(vec![Box::new(pli)]).await {
+    if let Err(error) = track.request_keyframe().await {
         tracing::debug!(%error, "keyframe request not sent");
     }
 }
@@ -141,7 +129,7 @@ async fn request_keyframe(track: &Arc<dyn TrackRemote>, last: &mut Option<Instan
 async fn read_video(
     user_id: &str,
     source: Source,
-    track: Arc<dyn TrackRemote>,
+    track: RemoteTrack,
     stats: &StatsBook,
     options: ReaderOptions,
     stop: &Arc<AtomicBool>,
@@ -150,14 +138,7 @@ async fn read_video(
     let mut loss = SimulatedLoss::new(options.simulated_loss);
     let counters = stats.video(user_id, source);
     // What the remote sends, as negotiated.
-    let mime = match track.ssrcs().await.first() {
-        Some(ssrc) => track.codec(*ssrc).await.map(|codec| codec.mime_type),
-        None => None,
-    };
-    let codec = mime
-        .as_deref()
-        .and_then(VideoCodec::from_mime_type)
-        .unwrap_or(VideoCodec::H264);
+    let codec = track.video_codec().await.unwrap_or(VideoCodec::H264);
     counters.lock().codec = Some(codec);
     let decode_failed = Arc::new(AtomicBool::new(false));
     let (units, decoder_input) = std::sync::mpsc::sync_channel::<AccessUnit>(8);
@@ -203,19 +184,13 @@ async fn read_video(
                 }
                 continue;
             }
-            Next::Other => continue,
             Next::End => break,
         };
         counters.lock().on_packet(packet.payload.len());
         if loss.drop_this() {
             continue;
         }
-        let out = assembler.push(RtpPiece {
-            sequence_number: packet.header.sequence_number,
-            timestamp: packet.header.timestamp,
-            marker: packet.header.marker,
-            payload: packet.payload,
-        });
+        let out = assembler.push(packet);
         {
             let mut counters = counters.lock();
             counters.packets_lost = assembler.lost_packets;
@@ -343,7 +318,7 @@ fn decode_loop(
 
 async fn read_audio(
     user_id: &str,
-    track: Arc<dyn TrackRemote>,
+    track: RemoteTrack,
     stats: &StatsBook,
     options: ReaderOptions,
     stop: &Arc<AtomicBool>,
@@ -358,10 +333,10 @@ async fn read_audio(
     loop {
         let packet = match next_rtp(&track, &mut ticker, stop).await {
             Next::Packet(packet) => packet,
-            Next::Tick | Next::Other => continue,
+            Next::Tick => continue,
             Next::End => break,
         };
-        let sequence = packet.header.sequence_number;
+        let sequence = packet.sequence_number;
         let gap = last_sequence.map_or(0, |last| sequence.wrapping_sub(last).wrapping_sub(1));
         if gap < 1000 {
             last_sequence = Some(sequence);

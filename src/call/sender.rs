@@ -19,7 +19,9 @@ use crate::media::synthetic::PatternKind;
 use crate::media::tone::ToneSource;
 use crate::media::voice::{SimulatedRoom, SimulatedRoomConfig, VoiceProcessor};
 use crate::media::vp8::Vp8Encoder;
-use crate::rtc::{EncodedUnit, Source, VideoCodec};
+use crate::rtc::EncodedUnit;
+use crate::session::SendTargets;
+use crate::types::{Source, VideoCodec};
 
 use super::audio::{FRAME, PlayoutMixer};
 use super::pictures::{PictureKey, PictureSink, offer_preview};
@@ -164,9 +166,6 @@ pub struct MediaSender {
     threads: Vec<JoinHandle<()>>,
 }
 
-pub const CAMERA_MAX_BPS: u64 = 1_500_000;
-pub const SCREEN_MAX_BPS: u64 = 2_500_000;
-
 impl MediaSender {
     /// Starts one thread per configured source; units go to `out`.
     pub fn start(
@@ -241,22 +240,24 @@ impl MediaSender {
         control.keyframe_requested.store(true, Ordering::SeqCst);
     }
 
-    /// Splits the weakest link's estimate between the video sources that are on.
-    pub fn follow_estimate(&self, weakest_link_bps: f64) {
-        let camera_on = self.camera.enabled.load(Ordering::Relaxed);
-        let screen_on = self.screen.enabled.load(Ordering::Relaxed);
-        // Audio first; video shares what is left, the screen (text must stay legible) first.
-        let video = (weakest_link_bps - 40_000.0).max(100_000.0);
-        let (camera, screen) = match (camera_on, screen_on) {
-            (true, true) => (video * 0.3, video * 0.7),
-            _ => (video, video),
-        };
+    /// Points the video encoders at what the session decided (bitrates, the camera's
+    /// height, the codecs to encode).
+    pub fn apply_targets(&self, targets: &SendTargets) {
         self.camera
             .target_bps
-            .store((camera as u64).min(CAMERA_MAX_BPS), Ordering::Relaxed);
+            .store(targets.camera_bps, Ordering::Relaxed);
         self.screen
             .target_bps
-            .store((screen as u64).min(SCREEN_MAX_BPS), Ordering::Relaxed);
+            .store(targets.screen_bps, Ordering::Relaxed);
+        self.camera
+            .target_height
+            .store(u64::from(targets.camera_max_height), Ordering::Relaxed);
+        for control in [&self.camera, &self.screen] {
+            for codec in VideoCodec::ALL {
+                control.codecs_in_use[codec.index()]
+                    .store(targets.codecs.contains(codec), Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn stop(&mut self) {

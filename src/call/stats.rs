@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::rtc::Source;
+use crate::types::Source;
 
 #[derive(Debug, Default)]
 pub struct VideoCounters {
-    pub codec: Option<crate::rtc::VideoCodec>,
+    pub codec: Option<crate::types::VideoCodec>,
     pub packets: u64,
     pub bytes: u64,
     pub frames_decoded: u64,
@@ -134,7 +134,7 @@ fn source_name(source: Source) -> &'static str {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoReport {
-    pub codec: Option<crate::rtc::VideoCodec>,
+    pub codec: Option<crate::types::VideoCodec>,
     pub fps: f64,
     pub bitrate_kbps: f64,
     pub frames_decoded: u64,

@@ -11,7 +11,7 @@ use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
-use super::VideoCodec;
+use crate::types::VideoCodec;
 
 /// How far (in packets) the assembler waits for a missing packet before giving up on it.
 const REORDER_WINDOW: u64 = 64;

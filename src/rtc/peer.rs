@@ -37,49 +37,14 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::VideoCodec;
-use crate::session::PeerConnState;
+use super::RtcError;
+use super::remote_track::RemoteTrack;
+use crate::types::{PeerConnState, Source, VideoCodec};
 
 pub const H264_PAYLOAD_TYPE: u8 = 102;
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
-
-#[derive(Debug, thiserror::Error)]
-pub enum RtcError {
-    #[error("webrtc: {0}")]
-    WebRtc(#[from] webrtc::error::Error),
-    #[error("invalid session description from the remote: {0}")]
-    InvalidSdp(String),
-    #[error("the peer connection has no local description")]
-    NoLocalDescription,
-    #[error("{step}: {source}")]
-    Step {
-        step: &'static str,
-        source: webrtc::error::Error,
-    },
-}
-
-/// A local source, or what a remote track carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Audio,
-    Camera,
-    Screen,
-}
-
-impl Source {
-    pub const ALL: [Source; 3] = [Source::Audio, Source::Camera, Source::Screen];
-
-    fn track_id(self) -> &'static str {
-        match self {
-            Source::Audio => "audio",
-            Source::Camera => "camera",
-            Source::Screen => "screen",
-        }
-    }
-}
 
 /// How peer connections are built.
 #[derive(Debug, Clone)]
@@ -115,8 +80,13 @@ impl Default for PeerOptions {
 pub enum PeerEventKind {
     Candidate(IceCandidate),
     State(PeerConnState),
-    RemoteTrack(Source, Arc<dyn TrackRemote>),
+    /// A remote track, its source guessed from its kind and name; [`PeerLink::place_track`]
+    /// settles it from the transceiver's place.
+    RemoteTrack(RemoteTrack),
     KeyframeRequested(Source),
+    /// The congestion controller's estimate for what the link carries (bits per second):
+    /// its first value when the link is built, then each change of more than 1 %.
+    Estimate(f64),
 }
 
 pub struct PeerEvent {
@@ -186,20 +156,28 @@ impl PeerConnectionEventHandler for Handler {
         let track_id = track.track_id().await.to_string();
         let stream_id = track.stream_id().await.to_string();
         tracing::debug!(user = %self.user_id, ?source, %track_id, %stream_id, "remote track");
-        self.send(PeerEventKind::RemoteTrack(source, track));
+        self.send(PeerEventKind::RemoteTrack(RemoteTrack { track, source }));
     }
 }
 
-/// Delegates to GCC and publishes its target after every update (the example's pattern).
+/// Delegates to GCC and publishes its target after every update (the example's pattern):
+/// readable at once through `target`, and reported as an event when it moved by more than
+/// 1 % since the last report.
 struct PublishedEstimate<E: BandwidthEstimator> {
     inner: E,
     target: Arc<AtomicU64>,
+    reported: f64,
+    events: Handler,
 }
 
 impl<E: BandwidthEstimator> PublishedEstimate<E> {
-    fn publish(&self) {
-        self.target
-            .store(self.inner.target_bitrate().to_bits(), Ordering::Relaxed);
+    fn publish(&mut self) {
+        let target = self.inner.target_bitrate();
+        self.target.store(target.to_bits(), Ordering::Relaxed);
+        if (target - self.reported).abs() > self.reported * 0.01 {
+            self.reported = target;
+            self.events.send(PeerEventKind::Estimate(target));
+        }
     }
 }
 
@@ -397,8 +375,8 @@ fn make_track(
             stream_id.to_owned(),
             // Unique per participant: webrtc-rs routes inbound RTCP (PLI, FIR) by track id,
             // and a remote track of the same id would take our keyframe requests.
-            format!("{}-{stream_id}", source.track_id()),
-            source.track_id().to_owned(),
+            format!("{}-{stream_id}", source.name()),
+            source.name().to_owned(),
             kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
@@ -478,7 +456,16 @@ impl PeerLink {
                 options.max_bitrate_bps,
             ),
             target: target_bitrate.clone(),
+            reported: options.initial_bitrate_bps,
+            events: Handler {
+                user_id: user_id.to_owned(),
+                generation,
+                events: events.clone(),
+            },
         };
+        estimator
+            .events
+            .send(PeerEventKind::Estimate(options.initial_bitrate_bps));
         let registry = configure_congestion_control(
             Registry::new(),
             estimator,
@@ -587,10 +574,7 @@ impl PeerLink {
                 .await
                 .map_err(|source| {
                     tracing::warn!(track = ?track.source, codec = ?*track.codec.lock(), "attaching failed");
-                    RtcError::Step {
-                        step: "attaching a track",
-                        source,
-                    }
+                    RtcError::step("attaching a track", source)
                 })?;
             if offering && track.source != Source::Audio {
                 for transceiver in self.connection.get_transceivers().await {
@@ -602,9 +586,8 @@ impl PeerLink {
                         transceiver
                             .set_codec_preferences(Vec::new())
                             .await
-                            .map_err(|source| RtcError::Step {
-                                step: "offering every video codec",
-                                source,
+                            .map_err(|source| {
+                                RtcError::step("offering every video codec", source)
                             })?;
                     }
                 }
@@ -720,10 +703,7 @@ impl PeerLink {
             sender
                 .replace_track(replacement.clone() as Arc<dyn TrackLocal>)
                 .await
-                .map_err(|source| RtcError::Step {
-                    step: "switching the track's codec",
-                    source,
-                })?;
+                .map_err(|source| RtcError::step("switching the track's codec", source))?;
             *track.track.lock() = replacement;
             *track.codec.lock() = Some(codec);
             *track.payload_type.lock() = None;
@@ -838,13 +818,14 @@ impl PeerLink {
         }
     }
 
-    /// What a remote track carries, from its transceiver's place: audio, then the first video
-    /// transceiver (the camera), then the second (the screen). A browser's track ids are
-    /// random, so the order of the m-lines is what both sides agree on. `None` when the track
-    /// is not (or no longer) on this connection.
-    pub async fn source_of(&self, track: &Arc<dyn TrackRemote>) -> Option<Source> {
-        if track.kind().await == RtpCodecKind::Audio {
-            return Some(Source::Audio);
+    /// Settles what a remote track carries from its transceiver's place: audio, then the
+    /// first video transceiver (the camera), then the second (the screen). A browser's track
+    /// ids are random, so the order of the m-lines is what both sides agree on. A track not
+    /// (or no longer) on this connection keeps the source its kind and name suggested.
+    pub async fn place_track(&self, track: &mut RemoteTrack) {
+        if track.track.kind().await == RtpCodecKind::Audio {
+            track.source = Source::Audio;
+            return;
         }
         let mut video_index = 0;
         // webrtc-rs hands transceivers back in no particular order; their ids are their
@@ -859,16 +840,16 @@ impl PeerLink {
             if remote.kind().await != RtpCodecKind::Video {
                 continue;
             }
-            if Arc::ptr_eq(remote, track) {
-                return Some(if video_index == 0 {
+            if Arc::ptr_eq(remote, &track.track) {
+                track.source = if video_index == 0 {
                     Source::Camera
                 } else {
                     Source::Screen
-                });
+                };
+                return;
             }
             video_index += 1;
         }
-        None
     }
 
     /// The congestion controller's current estimate for what this link carries.

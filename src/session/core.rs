@@ -9,6 +9,13 @@ use classroom_wire::{
 };
 use serde::Serialize;
 
+use super::media_rules::{self, LinkMedia, SendTargets, VideoOn};
+use crate::types::{PeerConnState, Source, VideoCodec};
+
+/// Chat messages written while the signaling socket is down wait, up to this many, and go
+/// out once the session is joined again.
+pub const CHAT_WAITING_MAX: usize = 20;
+
 /// Who we are and the timing rules of the call.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -46,18 +53,6 @@ impl SessionConfig {
     }
 }
 
-/// A peer connection's state, as the `rtc` layer reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PeerConnState {
-    New,
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
 /// What the user (or the headless driver) asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -93,6 +88,21 @@ pub enum Input {
     RemoteCandidate(IceCandidateFromPeer),
     /// A viewer says how tall it shows our camera.
     VideoRequest(VideoRequestFromPeer),
+    /// Negotiation on the link to `user_id` settled; the video codec it carries.
+    LinkNegotiated {
+        user_id: String,
+        video_codec: Option<VideoCodec>,
+    },
+    /// The link to `user_id` estimates it carries this many bits per second.
+    LinkEstimate {
+        user_id: String,
+        bps: f64,
+    },
+    /// The receiver behind the link to `user_id` asked for a keyframe of `source` (PLI/FIR).
+    KeyframeRequested {
+        user_id: String,
+        source: Source,
+    },
     /// The server is restarting: the connection closes, and the client comes back.
     ServerRestarting(classroom_wire::ServerRestarting),
     /// Our peer connection to `user_id` produced an offer or answer to send.
@@ -115,8 +125,8 @@ pub enum Input {
         message: String,
     },
     Command(Command),
-    /// Time passed; timers are checked.
-    Tick,
+    /// The deadline [`Session::poll_timeout`] returned has passed.
+    Timeout,
 }
 
 /// What goes out on the signaling socket.
@@ -166,11 +176,6 @@ pub enum Action {
     ClosePeer {
         user_id: String,
     },
-    /// `user_id` shows our camera at most this tall.
-    SetViewerHeight {
-        user_id: String,
-        max_height: u32,
-    },
     /// Play `user_id` at this volume (percent).
     SetVolume {
         user_id: String,
@@ -182,6 +187,10 @@ pub enum Action {
         camera: bool,
         screen: bool,
     },
+    /// What the encoders aim at changed.
+    SetSendTargets(SendTargets),
+    /// Encode a keyframe of this source next (a new receiver, a lost picture, a new codec).
+    RequestKeyframe(Source),
     /// Something the user should hear about.
     Notify(SessionEvent),
     /// The call is over (we left); drivers shut down.
@@ -192,16 +201,43 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum SessionEvent {
-    Joined { participants: usize },
-    ParticipantJoined { user_id: String, user_name: String },
-    ParticipantLeft { user_id: String, user_name: String },
-    ChatReceived { from: String, message: String },
-    ServerError { code: String, message: String },
-    PeerFailed { user_id: String },
-    PeerRecovered { user_id: String },
-    PeerError { user_id: String, message: String },
+    Joined {
+        participants: usize,
+    },
+    ParticipantJoined {
+        user_id: String,
+        user_name: String,
+    },
+    ParticipantLeft {
+        user_id: String,
+        user_name: String,
+    },
+    ChatReceived {
+        from: String,
+        message: String,
+    },
+    ServerError {
+        code: String,
+        message: String,
+    },
+    PeerFailed {
+        user_id: String,
+    },
+    PeerRecovered {
+        user_id: String,
+    },
+    PeerError {
+        user_id: String,
+        message: String,
+    },
     SignalingLost,
-    ServerRestarting { retry_after_ms: u64 },
+    ServerRestarting {
+        retry_after_ms: u64,
+    },
+    /// A chat message could not be kept for sending.
+    ChatNotSent {
+        message: String,
+    },
 }
 
 /// One remote participant's peer connection as the session tracks it.
@@ -219,6 +255,10 @@ struct Peer {
     /// Its participant's socket dropped at this time; closed when the grace period ends.
     orphaned_since: Option<Instant>,
     was_connected: bool,
+    /// How tall the viewer shows our camera, if it said.
+    viewer_height: Option<u32>,
+    video_codec: Option<VideoCodec>,
+    estimate_bps: Option<f64>,
 }
 
 impl Peer {
@@ -232,6 +272,18 @@ impl Peer {
             restarted: false,
             orphaned_since: None,
             was_connected: false,
+            viewer_height: None,
+            video_codec: None,
+            estimate_bps: None,
+        }
+    }
+
+    fn media(&self) -> LinkMedia {
+        LinkMedia {
+            connected: self.state == PeerConnState::Connected,
+            viewer_height: self.viewer_height,
+            video_codec: self.video_codec,
+            estimate_bps: self.estimate_bps,
         }
     }
 
@@ -338,6 +390,10 @@ pub struct Session {
     last_error: Option<String>,
     view_height: Option<u32>,
     server: Option<ServerKind>,
+    /// What the encoders were last told to aim at.
+    targets: SendTargets,
+    /// Chat written while not joined, sent once joined.
+    chat_waiting: VecDeque<String>,
 }
 
 impl Session {
@@ -359,12 +415,36 @@ impl Session {
             last_error: None,
             view_height: None,
             server: None,
+            targets: SendTargets::INITIAL,
+            chat_waiting: VecDeque::new(),
         }
     }
 
-    /// The sources to run at the start, before anything happened.
-    pub fn initial_sources(&self) -> Action {
-        self.sources()
+    /// What the drivers do at the start, before anything happened: the sources to run and
+    /// what the encoders aim at.
+    pub fn initial_actions(&self) -> Vec<Action> {
+        vec![self.sources(), Action::SetSendTargets(self.targets)]
+    }
+
+    /// When the session next needs [`Input::Timeout`]: the end of a grace period, or of an
+    /// ICE restart's time to recover. `None`: no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .iter()
+            .filter_map(|(user_id, peer)| {
+                let orphan_ends = peer
+                    .orphaned_since
+                    .map(|since| since + self.config.reconnect_grace);
+                let restart_ends = peer
+                    .failed_since
+                    .filter(|_| peer.we_offered && self.participants.contains_key(user_id))
+                    .map(|since| since + self.config.restart_timeout);
+                match (orphan_ends, restart_ends) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
+            .min()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -388,11 +468,6 @@ impl Session {
             last_error: self.last_error.clone(),
             server: self.server,
         }
-    }
-
-    /// Peer connections the session wants to exist.
-    pub fn peer_ids(&self) -> impl Iterator<Item = &str> {
-        self.peers.keys().map(String::as_str)
     }
 
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
@@ -483,11 +558,26 @@ impl Session {
                 self.on_peer_state(now, user_id, state, &mut actions)
             }
             Input::VideoRequest(request) => {
-                if self.peers.contains_key(&request.from_user_id) {
-                    actions.push(Action::SetViewerHeight {
-                        user_id: request.from_user_id,
-                        max_height: request.max_height,
-                    });
+                if let Some(peer) = self.peers.get_mut(&request.from_user_id) {
+                    peer.viewer_height = Some(request.max_height);
+                }
+            }
+            Input::LinkNegotiated {
+                user_id,
+                video_codec,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&user_id) {
+                    peer.video_codec = video_codec;
+                }
+            }
+            Input::LinkEstimate { user_id, bps } => {
+                if let Some(peer) = self.peers.get_mut(&user_id) {
+                    peer.estimate_bps = Some(bps);
+                }
+            }
+            Input::KeyframeRequested { user_id, source } => {
+                if self.peers.contains_key(&user_id) {
+                    actions.push(Action::RequestKeyframe(source));
                 }
             }
             Input::ServerRestarting(notice) => {
@@ -502,9 +592,38 @@ impl Session {
                 actions.push(Action::Notify(SessionEvent::PeerError { user_id, message }));
             }
             Input::Command(command) => self.on_command(command, &mut actions),
-            Input::Tick => self.on_tick(now, &mut actions),
+            Input::Timeout => self.on_timeout(now, &mut actions),
+        }
+        if !self.left {
+            self.follow_links(&mut actions);
         }
         actions
+    }
+
+    /// Tells the encoders what to aim at when the links' state changed it; a codec newly in
+    /// use starts with a keyframe, so its first receiver has a picture to start from.
+    fn follow_links(&mut self, actions: &mut Vec<Action>) {
+        let on = VideoOn {
+            camera: self.camera,
+            screen: self.screen,
+        };
+        let links: Vec<LinkMedia> = self.peers.values().map(Peer::media).collect();
+        let targets = media_rules::send_targets(&links, on, &self.targets);
+        if targets == self.targets {
+            return;
+        }
+        let new_codec = targets
+            .codecs
+            .added_since(self.targets.codecs)
+            .next()
+            .is_some();
+        self.targets = targets;
+        actions.push(Action::SetSendTargets(targets));
+        if new_codec {
+            for source in Source::VIDEO {
+                actions.push(Action::RequestKeyframe(source));
+            }
+        }
     }
 
     fn on_joined(&mut self, now: Instant, joined: SessionJoined, actions: &mut Vec<Action>) {
@@ -567,6 +686,9 @@ impl Session {
         self.participants = present;
         // Tell everyone what we send (the server's copy of us is fresh after a reconnect).
         actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
+        for message in self.chat_waiting.drain(..) {
+            actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
+        }
         actions.push(Action::Notify(SessionEvent::Joined {
             participants: self.participants.len(),
         }));
@@ -710,6 +832,10 @@ impl Session {
         peer.state = state;
         match state {
             PeerConnState::Connected => {
+                // A new or recovered receiver needs a picture to start from.
+                for source in Source::VIDEO {
+                    actions.push(Action::RequestKeyframe(source));
+                }
                 if !peer.was_connected
                     && self.server.is_some_and(ServerKind::has_extensions)
                     && let Some(max_height) = self.view_height
@@ -745,7 +871,7 @@ impl Session {
         }
     }
 
-    fn on_tick(&mut self, now: Instant, actions: &mut Vec<Action>) {
+    fn on_timeout(&mut self, now: Instant, actions: &mut Vec<Action>) {
         let grace = self.config.reconnect_grace;
         let restart_timeout = self.config.restart_timeout;
         let mut to_close = Vec::new();
@@ -810,8 +936,21 @@ impl Session {
             }
             Command::SendChat(message) => {
                 let message = message.trim().to_owned();
-                if !message.is_empty() {
+                if message.is_empty() {
+                    return;
+                }
+                if self.joined {
                     actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
+                } else if self.chat_waiting.len() < CHAT_WAITING_MAX {
+                    // Not in the class right now (the connection dropped): sent on rejoin.
+                    self.chat_waiting.push_back(message);
+                } else {
+                    let error = format!(
+                        "not connected to the class: {CHAT_WAITING_MAX} messages already wait \
+                         to be sent, this one was not kept"
+                    );
+                    self.last_error = Some(error.clone());
+                    actions.push(Action::Notify(SessionEvent::ChatNotSent { message: error }));
                 }
                 return;
             }

@@ -1,9 +1,16 @@
 //! The call's state machine: participants, chat, media states, roles and the state of each
 //! peer connection. It is sans-IO: [`Session::handle`] takes one [`Input`] (a server event, a
-//! peer connection's news, a user command, or the passage of time, always with the current
-//! time) and returns the [`Action`]s the drivers carry out (emit on the signaling socket,
-//! create or close a peer connection, start or stop a source). Nothing here waits, sleeps or
+//! link's news, a user command, or the deadline passing, always with the current time) and
+//! returns the [`Action`]s the drivers carry out (emit on the signaling socket, create or
+//! close a link, start or stop a source, what the encoders aim at, a keyframe);
+//! [`Session::poll_timeout`] says when it next needs the time. Nothing here waits, sleeps or
 //! touches a socket, so every rule is unit-tested with scripted inputs and a scripted clock.
+//!
+//! The media rules (`media_rules.rs`): the encoders follow the weakest connected link's
+//! estimate; the camera is sent as tall as the tallest viewer shows it; each codec a
+//! connected link negotiated is encoded, and a codec newly in use starts with a keyframe, as
+//! does every link that connects. Chat written while the socket is down waits (up to
+//! [`CHAT_WAITING_MAX`] messages) and goes out on rejoin.
 //!
 //! Who offers: the newcomer offers to everyone already present (the seed's rule); the others
 //! wait for its offer. After a reconnect the rejoining participant keeps every peer
@@ -13,8 +20,10 @@
 //! negotiation": the participant with the greater user id is polite and yields.
 
 mod core;
+mod media_rules;
 
 pub use self::core::{
-    Action, Command, Input, Outgoing, PeerConnState, PeerSummary, ServerKind, Session,
+    Action, CHAT_WAITING_MAX, Command, Input, Outgoing, PeerSummary, ServerKind, Session,
     SessionConfig, SessionEvent, Snapshot,
 };
+pub use self::media_rules::{CAMERA_MAX_BPS, SCREEN_MAX_BPS, SendTargets};

@@ -3,8 +3,12 @@
 //! Every server event is parsed into a session [`Input`]; one that does not parse is logged
 //! and reported as a server error, never dropped silently. The client reconnects by itself
 //! with exponential backoff; each (re)connect is reported as
-//! [`Input::SignalingConnected`], on which the session joins again. Emits wait for the
-//! namespace CONNECT (an early emit is refused by a strict server).
+//! [`Input::SignalingConnected`], on which the session joins again. [`SignalingClient::emit`]
+//! does not wait for the namespace CONNECT itself (an early emit is refused by a strict
+//! server): the session's first emit is its join, on `SignalingConnected`; chat written
+//! while disconnected waits in the session until it is joined again. Negotiation messages a
+//! link produces while the socket is down are emitted anyway; the client refuses them and
+//! the engine logs the failure (the rejoin then repairs the links, `session`'s rules).
 
 use std::time::Duration;
 

@@ -21,9 +21,10 @@ use crate::call::{CallConfig, CallHandle, PictureOutput};
 use crate::media::audio_device;
 use crate::media::queue::FrameQueue;
 use crate::media::voice::VoiceProcessingConfig;
-use crate::rtc::{PeerOptions, Source};
-use crate::session::{Command, PeerConnState, SessionConfig, SessionEvent};
+use crate::rtc::PeerOptions;
+use crate::session::{Command, SessionConfig, SessionEvent};
 use crate::signaling::SignalingConfig;
+use crate::types::{PeerConnState, Source};
 
 /// What the window asks of the background.
 #[derive(Debug, Clone)]

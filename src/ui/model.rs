@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::call::pictures::PictureKey;
-use crate::rtc::Source;
 use crate::session::Snapshot;
+use crate::types::Source;
 
 /// Which screen is up.
 #[derive(Debug, Clone, PartialEq)]

@@ -142,7 +142,7 @@ impl TileTextures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::Source;
+    use crate::types::Source;
 
     #[test]
     fn a_tile_gets_no_new_picture_until_the_last_one_was_taken() {

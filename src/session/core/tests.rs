@@ -1,6 +1,7 @@
 //! The session's rules, driven by scripted inputs and a scripted clock.
 
 use super::*;
+use crate::session::{CAMERA_MAX_BPS, CHAT_WAITING_MAX};
 use classroom_wire::{ErrorCode, PROTOCOL_VERSION};
 
 fn participant(user_id: &str) -> Participant {
@@ -209,8 +210,14 @@ fn a_dropped_socket_keeps_the_connection_for_the_grace_period() {
     let actions = s.handle(t, left("bob", LeaveReason::Disconnected));
     assert!(closed(&actions).is_empty());
     let grace = SessionConfig::new("c", "u", "n", false).reconnect_grace;
-    assert!(closed(&s.handle(t + grace / 2, Input::Tick)).is_empty());
-    assert_eq!(closed(&s.handle(t + grace, Input::Tick)), vec!["bob"]);
+    assert_eq!(
+        s.poll_timeout(),
+        Some(t + grace),
+        "the grace period's end is the deadline"
+    );
+    assert!(closed(&s.handle(t + grace / 2, Input::Timeout)).is_empty());
+    assert_eq!(closed(&s.handle(t + grace, Input::Timeout)), vec!["bob"]);
+    assert_eq!(s.poll_timeout(), None, "no timer left");
 }
 
 #[test]
@@ -220,7 +227,8 @@ fn a_participant_back_within_the_grace_period_keeps_its_connection() {
     let actions = s.handle(t, Input::UserJoined(participant("bob")));
     assert!(closed(&actions).is_empty());
     let grace = SessionConfig::new("c", "u", "n", false).reconnect_grace;
-    assert!(closed(&s.handle(t + grace * 2, Input::Tick)).is_empty());
+    assert_eq!(s.poll_timeout(), None, "the grace period no longer runs");
+    assert!(closed(&s.handle(t + grace * 2, Input::Timeout)).is_empty());
     assert_eq!(
         s.snapshot().participants[0].connection,
         Some(PeerConnState::Connected)
@@ -250,7 +258,7 @@ fn after_a_server_restart_those_not_yet_back_are_waited_for() {
     let actions = s.handle(t, Input::UserJoined(participant("bob")));
     assert!(closed(&actions).is_empty());
     let grace = SessionConfig::new("c", "u", "n", false).reconnect_grace;
-    assert_eq!(closed(&s.handle(t + grace, Input::Tick)), vec!["cy"]);
+    assert_eq!(closed(&s.handle(t + grace, Input::Timeout)), vec!["cy"]);
 }
 
 #[test]
@@ -309,8 +317,9 @@ fn a_restart_that_does_not_recover_is_replaced_by_a_new_connection() {
     let (mut s, t) = in_call_with("ada", &["bob"]);
     s.handle(t, state("bob", PeerConnState::Failed));
     let timeout = SessionConfig::new("c", "u", "n", false).restart_timeout;
-    assert!(closed(&s.handle(t + timeout / 2, Input::Tick)).is_empty());
-    let actions = s.handle(t + timeout, Input::Tick);
+    assert_eq!(s.poll_timeout(), Some(t + timeout));
+    assert!(closed(&s.handle(t + timeout / 2, Input::Timeout)).is_empty());
+    let actions = s.handle(t + timeout, Input::Timeout);
     assert_eq!(closed(&actions), vec!["bob"]);
     assert_eq!(created_offers(&actions), vec!["bob"]);
 }
@@ -477,11 +486,9 @@ fn a_viewers_request_reaches_the_sender_and_strangers_are_ignored() {
         })
     };
     assert_eq!(
-        s.handle(t, request("bob")),
-        vec![Action::SetViewerHeight {
-            user_id: "bob".to_owned(),
-            max_height: 360
-        }]
+        targets_of(&s.handle(t, request("bob"))).map(|targets| targets.camera_max_height),
+        Some(360),
+        "the only viewer shows us 360 tall: the camera is sent that tall"
     );
     assert!(s.handle(t, request("nobody")).is_empty());
 }
@@ -601,11 +608,10 @@ fn on_the_browser_relay_no_video_request_is_sent() {
 #[test]
 fn a_relays_user_left_without_a_reason_closes_the_connection_and_names_who_left() {
     let (mut s, t) = in_call_with("ada", &["web"]);
-    let input = crate::signaling::input_from_event(
-        classroom_wire::event::USER_LEFT,
-        serde_json::json!({"userId": "web"}),
-    )
-    .expect("user-left is a session input");
+    let input = Input::UserLeft(
+        serde_json::from_value(serde_json::json!({"userId": "web"}))
+            .expect("the relay's user-left parses"),
+    );
     let actions = s.handle(t, input);
     assert_eq!(closed(&actions), vec!["web"]);
     assert!(
@@ -620,17 +626,18 @@ fn a_relays_user_left_without_a_reason_closes_the_connection_and_names_who_left(
 #[test]
 fn a_relays_user_joined_and_participant_updated_fill_the_roster() {
     let (mut s, t) = in_call_with("ada", &[]);
-    for (event, audio) in [
-        (classroom_wire::event::USER_JOINED, true),
-        (classroom_wire::event::PARTICIPANT_UPDATED, false),
-    ] {
-        let input = crate::signaling::input_from_event(
-            event,
-            serde_json::json!({"userId": "web", "userName": "Web", "isInstructor": true,
-                               "audioEnabled": audio, "videoEnabled": false,
-                               "screenSharing": false, "socketId": "abc"}),
-        )
-        .expect("a session input");
+    type AsInput = fn(Participant) -> Input;
+    let as_input: [(AsInput, bool); 2] = [
+        (Input::UserJoined, true),
+        (Input::ParticipantUpdated, false),
+    ];
+    for (input_of, audio) in as_input {
+        let participant = serde_json::from_value(serde_json::json!({
+            "userId": "web", "userName": "Web", "isInstructor": true,
+            "audioEnabled": audio, "videoEnabled": false,
+            "screenSharing": false, "socketId": "abc"}))
+        .expect("the relay's participant parses");
+        let input = input_of(participant);
         s.handle(t, input);
         let roster = s.snapshot().participants;
         assert_eq!(roster.len(), 1);
@@ -638,4 +645,157 @@ fn a_relays_user_joined_and_participant_updated_fill_the_roster() {
         assert_eq!((web.user_name.as_str(), web.is_instructor), ("Web", true));
         assert_eq!((web.audio_enabled, web.video_enabled), (audio, false));
     }
+}
+
+fn targets_of(actions: &[Action]) -> Option<SendTargets> {
+    actions.iter().rev().find_map(|action| match action {
+        Action::SetSendTargets(targets) => Some(*targets),
+        _ => None,
+    })
+}
+
+fn keyframes(actions: &[Action]) -> Vec<Source> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::RequestKeyframe(source) => Some(*source),
+            _ => None,
+        })
+        .collect()
+}
+
+fn estimate(user_id: &str, bps: f64) -> Input {
+    Input::LinkEstimate {
+        user_id: user_id.to_owned(),
+        bps,
+    }
+}
+
+fn negotiated(user_id: &str, codec: VideoCodec) -> Input {
+    Input::LinkNegotiated {
+        user_id: user_id.to_owned(),
+        video_codec: Some(codec),
+    }
+}
+
+#[test]
+fn the_start_runs_the_configured_sources_at_the_initial_targets() {
+    let (s, _) = session("ada");
+    assert_eq!(
+        s.initial_actions(),
+        vec![
+            Action::SetSources {
+                audio: true,
+                camera: true,
+                screen: false
+            },
+            Action::SetSendTargets(SendTargets::INITIAL)
+        ]
+    );
+}
+
+#[test]
+fn a_link_that_connects_gets_a_keyframe_of_each_video_source() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["bob"]));
+    s.handle(t, answer_from("bob", "b1"));
+    let actions = s.handle(t, state("bob", PeerConnState::Connected));
+    assert_eq!(keyframes(&actions), vec![Source::Camera, Source::Screen]);
+    // A link that recovers (an ICE restart that worked) needs one too.
+    s.handle(t, state("bob", PeerConnState::Disconnected));
+    let actions = s.handle(t, state("bob", PeerConnState::Connected));
+    assert_eq!(keyframes(&actions), vec![Source::Camera, Source::Screen]);
+}
+
+#[test]
+fn a_codec_newly_in_use_starts_with_a_keyframe_and_one_no_longer_used_stops() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    let actions = s.handle(t, negotiated("bob", VideoCodec::H264));
+    let targets = targets_of(&actions).expect("targets changed");
+    assert!(targets.codecs.contains(VideoCodec::H264));
+    assert_eq!(keyframes(&actions), vec![Source::Camera, Source::Screen]);
+    // Firefox without H.264 (cy) adds VP8, which starts with a keyframe of its own.
+    let actions = s.handle(t, negotiated("cy", VideoCodec::Vp8));
+    let targets = targets_of(&actions).expect("targets changed");
+    assert!(targets.codecs.contains(VideoCodec::Vp8));
+    assert_eq!(keyframes(&actions), vec![Source::Camera, Source::Screen]);
+    // The same codec again changes nothing.
+    assert!(s.handle(t, negotiated("cy", VideoCodec::Vp8)).is_empty());
+    // cy leaves: VP8 is no longer encoded, and nothing needs a keyframe for that.
+    let actions = s.handle(t, left("cy", LeaveReason::Left));
+    let targets = targets_of(&actions).expect("targets changed");
+    assert!(!targets.codecs.contains(VideoCodec::Vp8));
+    assert!(keyframes(&actions).is_empty());
+}
+
+#[test]
+fn the_encoders_follow_the_weakest_links_estimate_as_it_changes() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    let targets = targets_of(&s.handle(t, estimate("bob", 2_000_000.0))).expect("changed");
+    assert_eq!(targets.weakest_link_bps, Some(2_000_000));
+    assert_eq!(targets.camera_bps, CAMERA_MAX_BPS);
+    let targets = targets_of(&s.handle(t, estimate("cy", 540_000.0))).expect("changed");
+    assert_eq!(
+        (targets.weakest_link_bps, targets.camera_bps),
+        (Some(540_000), 500_000)
+    );
+    // Sharing the screen splits the video between the two sources.
+    let targets =
+        targets_of(&s.handle(t, Input::Command(Command::SetScreenShare(true)))).expect("changed");
+    assert_eq!((targets.camera_bps, targets.screen_bps), (150_000, 350_000));
+    // A link that is not connected does not hold the others back.
+    s.handle(t, state("cy", PeerConnState::Disconnected));
+    let targets = targets_of(&s.handle(t, estimate("bob", 2_040_000.0))).expect("changed");
+    assert_eq!(targets.weakest_link_bps, Some(2_040_000));
+    // Estimates for strangers are ignored.
+    assert!(s.handle(t, estimate("nobody", 1.0)).is_empty());
+}
+
+#[test]
+fn a_receivers_keyframe_request_reaches_the_encoder_and_a_strangers_does_not() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let request = |user_id: &str| Input::KeyframeRequested {
+        user_id: user_id.to_owned(),
+        source: Source::Screen,
+    };
+    assert_eq!(
+        keyframes(&s.handle(t, request("bob"))),
+        vec![Source::Screen]
+    );
+    assert!(s.handle(t, request("nobody")).is_empty());
+}
+
+#[test]
+fn chat_written_while_disconnected_goes_out_on_rejoin_and_beyond_the_limit_is_refused_visibly() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    s.handle(t, Input::SignalingDisconnected);
+    let actions = s.handle(t, Input::Command(Command::SendChat("first".into())));
+    assert!(
+        actions.is_empty(),
+        "nothing is emitted while disconnected: {actions:?}"
+    );
+    for n in 1..CHAT_WAITING_MAX {
+        s.handle(t, Input::Command(Command::SendChat(format!("m{n}"))));
+    }
+    let actions = s.handle(t, Input::Command(Command::SendChat("one too many".into())));
+    assert!(matches!(
+        &actions[..],
+        [Action::Notify(SessionEvent::ChatNotSent { .. })]
+    ));
+    assert!(s.snapshot().last_error.is_some());
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined("ada", &["bob"]));
+    let sent: Vec<&str> = actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Emit(Outgoing::Chat(chat)) => Some(chat.message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), CHAT_WAITING_MAX);
+    assert_eq!(sent[0], "first", "in the order written");
+    // Joined again: chat goes out at once.
+    let actions = s.handle(t, Input::Command(Command::SendChat("now".into())));
+    assert!(matches!(&actions[..], [Action::Emit(Outgoing::Chat(_))]));
 }

@@ -5,7 +5,7 @@ use egui::{Align, Color32, Layout, Rect, RichText, vec2};
 
 use super::{Palette, ViewContext, badge, chat, people, settings, tiles};
 use crate::call::pictures::PictureKey;
-use crate::rtc::Source;
+use crate::types::Source;
 use crate::ui::model::{Panel, UiAction, UiModel, grid_shape};
 
 /// Keyboard shortcuts, shown in the buttons' tooltips.

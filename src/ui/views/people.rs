@@ -4,7 +4,7 @@
 use egui::{Color32, RichText, vec2};
 
 use super::{Palette, icons};
-use crate::session::PeerConnState;
+use crate::types::PeerConnState;
 use crate::ui::model::{NetworkQuality, UiModel};
 
 struct Row<'a> {

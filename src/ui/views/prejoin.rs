@@ -5,7 +5,7 @@ use egui::{Align, Layout, Rect, RichText, vec2};
 
 use super::{Palette, ViewContext, settings, tiles};
 use crate::call::pictures::PictureKey;
-use crate::rtc::Source;
+use crate::types::Source;
 use crate::ui::model::{LiveClass, UiAction, UiModel};
 
 pub fn show(

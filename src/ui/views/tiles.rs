@@ -6,7 +6,7 @@ use egui::{Color32, CornerRadius, FontId, Rect, Sense, Stroke, StrokeKind, pos2,
 
 use super::{Palette, ViewContext, icons, initials};
 use crate::call::pictures::PictureKey;
-use crate::rtc::Source;
+use crate::types::Source;
 use crate::ui::model::{LiveClass, NetworkQuality, UiAction};
 
 /// What a tile shows about its person.

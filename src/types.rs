@@ -1,0 +1,107 @@
+//! The small types every layer names: a media source, a video codec, a link's state. They
+//! live here, below `rtc` and `session`, so neither layer has to import the other for them.
+
+use serde::Serialize;
+
+/// A local source, or what a remote track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Audio,
+    Camera,
+    Screen,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Audio, Source::Camera, Source::Screen];
+    /// The two video sources.
+    pub const VIDEO: [Source; 2] = [Source::Camera, Source::Screen];
+
+    /// The name tracks, stats and logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Audio => "audio",
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
+}
+
+/// A video codec a link can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// Constrained baseline, packetization-mode 1: what every browser decodes.
+    H264,
+    /// What Firefox sends without its H.264 plugin; every WebRTC browser has it.
+    Vp8,
+}
+
+impl VideoCodec {
+    pub const ALL: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "video/H264",
+            VideoCodec::Vp8 => "video/VP8",
+        }
+    }
+
+    /// From an SDP/RTP mime type (any case).
+    pub fn from_mime_type(mime: &str) -> Option<Self> {
+        match mime.to_ascii_lowercase().as_str() {
+            "video/h264" => Some(VideoCodec::H264),
+            "video/vp8" => Some(VideoCodec::Vp8),
+            _ => None,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            VideoCodec::H264 => 0,
+            VideoCodec::Vp8 => 1,
+        }
+    }
+}
+
+/// A set of video codecs (the ones to encode, say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CodecSet([bool; 2]);
+
+impl CodecSet {
+    pub const EMPTY: CodecSet = CodecSet([false; 2]);
+
+    pub fn with(mut self, codec: VideoCodec) -> Self {
+        self.0[codec.index()] = true;
+        self
+    }
+
+    pub fn contains(self, codec: VideoCodec) -> bool {
+        self.0[codec.index()]
+    }
+
+    /// The codecs in `self` that `before` did not have.
+    pub fn added_since(self, before: CodecSet) -> impl Iterator<Item = VideoCodec> {
+        VideoCodec::ALL
+            .into_iter()
+            .filter(move |codec| self.contains(*codec) && !before.contains(*codec))
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = VideoCodec> {
+        VideoCodec::ALL
+            .into_iter()
+            .filter(move |codec| self.contains(*codec))
+    }
+}
+
+/// A link's (peer connection's) state, as the transport reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerConnState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
