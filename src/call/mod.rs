@@ -5,11 +5,16 @@
 //! caller: the engine is a tokio task, media lives on its own threads.
 
 pub mod audio;
+mod drivers;
+#[cfg(test)]
+mod fast_tests;
 pub mod headless;
 mod link;
 pub mod pictures;
 pub mod receiver;
 pub mod sender;
+#[cfg(test)]
+mod simulated;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -34,6 +39,7 @@ use crate::session::{
 use crate::signaling::{SignalingClient, SignalingConfig, SignalingError};
 use crate::types::Source;
 use audio::PlayoutMixer;
+use drivers::{LinkFactory, SignalingPort, WebRtcLinks};
 use link::{LinkContext, LinkOp, LinkReport, LinkReportKind, LinkSpec};
 use sender::{AudioInput, AudioSetup, MediaSender, VideoInput};
 use stats::StatsBook;
@@ -225,8 +231,22 @@ impl CallHandle {
 pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
     let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
     let signaling =
-        SignalingClient::connect(&config.signaling, inputs_tx.clone(), config.connect_timeout)
-            .await?;
+        SignalingClient::connect(&config.signaling, inputs_tx, config.connect_timeout).await?;
+    Ok(start_engine(
+        config,
+        inputs_rx,
+        Arc::new(signaling),
+        Arc::new(WebRtcLinks),
+    ))
+}
+
+/// Starts the engine on these drivers: `inputs` are the signaling side's events.
+fn start_engine(
+    config: CallConfig,
+    inputs_rx: mpsc::UnboundedReceiver<Input>,
+    signaling: Arc<dyn SignalingPort>,
+    transport: Arc<dyn LinkFactory>,
+) -> CallHandle {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let session = Session::new(config.session.clone());
@@ -259,6 +279,7 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
         config,
         session,
         signaling,
+        transport,
         outgoing: outgoing_tx,
         links,
         peers: HashMap::new(),
@@ -270,14 +291,14 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
         local: local.clone(),
     };
     let task = tokio::spawn(engine.run(inputs_rx, commands_rx, reports_rx, emitter));
-    Ok(CallHandle {
+    CallHandle {
         commands: commands_tx,
         snapshot: snapshot_rx,
         events: events_rx,
         stats,
         local,
         task,
-    })
+    }
 }
 
 /// The engine's side of one link: its operations queue and its task.
@@ -292,7 +313,8 @@ type Writers = Arc<RwLock<HashMap<String, mpsc::Sender<(Source, EncodedUnit)>>>>
 struct Engine {
     config: CallConfig,
     session: Session,
-    signaling: SignalingClient,
+    signaling: Arc<dyn SignalingPort>,
+    transport: Arc<dyn LinkFactory>,
     /// Emits, in order, without the engine waiting for each.
     outgoing: mpsc::UnboundedSender<Outgoing>,
     links: LinkContext,
@@ -374,7 +396,7 @@ impl Engine {
 
     /// Feeds one input (and whatever it leads to) through the session.
     fn process(&mut self, input: Input, media: &MediaSender) -> bool {
-        let actions = self.session.handle(Instant::now(), input);
+        let actions = self.session.handle(now(), input);
         let finished = actions.contains(&Action::Finished);
         self.execute(actions, media);
         self.publish();
@@ -454,7 +476,9 @@ impl Engine {
             ice_servers,
             offering,
         };
-        let task = tokio::spawn(link::run_link(spec, self.links.clone(), ops_rx, writer_rx));
+        let task = self
+            .transport
+            .open(spec, self.links.clone(), ops_rx, writer_rx);
         self.peers.insert(
             user_id.to_owned(),
             LinkEntry {
@@ -548,17 +572,22 @@ impl Engine {
     }
 }
 
+/// The engine's clock: tokio's, so the fast tests run it in virtual time.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Waits until `deadline`; forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
         None => std::future::pending().await,
     }
 }
 
 /// Emits the session's messages in the order it produced them.
 async fn emit_in_order(
-    signaling: SignalingClient,
+    signaling: Arc<dyn SignalingPort>,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     while let Some(message) = outgoing.recv().await {

@@ -37,6 +37,8 @@ pub enum SignalingError {
         event: &'static str,
         source: Box<rust_socketio::Error>,
     },
+    #[error("not connected to the signaling server: {event} not sent")]
+    NotConnected { event: &'static str },
     #[error("encoding {event}: {source}")]
     Encode {
         event: &'static str,
