@@ -7,8 +7,9 @@
 //! - `classroom config show [--root DIR] [--json]` prints the effective configuration: the
 //!   school's managed policy (`/etc/classroom/policy.toml`), the user's settings, environment
 //!   and flags, with where each value came from;
-//! - `classroom --headless …` runs the same call engine without a window (synthetic media,
-//!   JSON stats on stdout): see `classroom --help`.
+//! - `classroom bot …` (hidden from `--help`; `classroom --headless …` is the same) is the
+//!   test and load participant: the same call engine without a window, synthetic media, JSON
+//!   stats on stdout; see `classroom bot --help`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,6 +17,7 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 
 use classroom::call::headless::{self, HeadlessArgs};
+use classroom::media::voice::VoiceStage;
 use classroom::policy::{EffectiveConfig, Overrides, Policy};
 use classroom::ui::WindowSetup;
 use classroom::ui::launch::{DEFAULT_LOCAL_PORT, Launch, parse_link};
@@ -29,11 +31,6 @@ use classroom::ui::store::Saved;
     about = "Native desktop client for live classes"
 )]
 struct Cli {
-    /// Run without a window: join, send synthetic media, print JSON stats.
-    #[arg(long)]
-    headless: bool,
-    #[command(flatten)]
-    call: HeadlessArgs,
     #[command(subcommand)]
     command: Option<AppCommand>,
 }
@@ -45,6 +42,10 @@ enum AppCommand {
     /// The configuration: `config show` prints the effective one.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The test and load participant: joins without a window, sends synthetic media, prints
+    /// JSON stats. Not for users; `--headless` as the first argument means the same.
+    #[command(hide = true)]
+    Bot(Box<HeadlessArgs>),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -98,6 +99,23 @@ struct JoinArgs {
     /// Join without audio: no microphone, no speakers.
     #[arg(long)]
     no_audio: bool,
+}
+
+/// A link from the LMS (`classroom classroom://join?…`) taken out of the arguments; and
+/// what the test scripts have always run, `classroom --headless …`, read as `classroom bot …`.
+fn split_link(mut args: Vec<std::ffi::OsString>) -> (Option<String>, Vec<std::ffi::OsString>) {
+    let link = args
+        .get(1)
+        .and_then(|arg| arg.to_str())
+        .filter(|arg| arg.starts_with("classroom://"))
+        .map(str::to_owned);
+    if link.is_some() {
+        args.remove(1);
+    }
+    if args.get(1).is_some_and(|arg| arg == "--headless") {
+        args[1] = "bot".into();
+    }
+    (link, args)
 }
 
 fn default_name() -> String {
@@ -163,16 +181,15 @@ fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
         config.ice_servers.value.join(","),
         origin(config.ice_servers.origin)
     );
-    for (name, value) in [
+    let switches = [
         ("local_class", &config.local_class),
         ("screen_share", &config.screen_share),
         ("chat", &config.chat),
         ("voice_processing", &config.voice_processing),
-        ("echo_cancellation", &config.echo_cancellation),
-        ("noise_suppression", &config.noise_suppression),
-        ("gain_control", &config.gain_control),
-        ("high_pass_filter", &config.high_pass_filter),
-    ] {
+    ]
+    .into_iter()
+    .chain(VoiceStage::ALL.map(|stage| (stage.key(), config.voice_stage(stage))));
+    for (name, value) in switches {
         let _ = writeln!(
             text,
             "{name:<17} {:<40} {}",
@@ -199,16 +216,7 @@ fn main() -> anyhow::Result<()> {
     let utc_offset_secs = time::UtcOffset::current_local_offset()
         .map(|offset| offset.whole_seconds())
         .unwrap_or(0);
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // A link from the LMS: `classroom classroom://join?…`.
-    let link = args
-        .get(1)
-        .and_then(|arg| arg.to_str())
-        .filter(|arg| arg.starts_with("classroom://"))
-        .map(str::to_owned);
-    if link.is_some() {
-        args.remove(1);
-    }
+    let (link, args) = split_link(std::env::args_os().collect());
     let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -220,12 +228,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(AppCommand::Config(ConfigCommand::Show { root, json })) = &cli.command {
         return show_config(root, *json);
     }
-    if cli.headless {
+    if let Some(AppCommand::Bot(bot)) = cli.command {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let result = runtime.block_on(headless::run(cli.call));
+        let result = runtime.block_on(headless::run(*bot));
         // A blocking read of stdin cannot be cancelled: don't let it hold the exit.
         runtime.shutdown_timeout(std::time::Duration::from_millis(500));
         return result;
@@ -269,7 +277,7 @@ fn main() -> anyhow::Result<()> {
                 audio_devices: !join.no_audio,
             }
         }
-        (None, Some(AppCommand::Config(_))) | (None, None) => Launch::Start,
+        (None, Some(AppCommand::Config(_) | AppCommand::Bot(_))) | (None, None) => Launch::Start,
     };
     // The school's policy: a broken one is said on the start screen, and nothing of it is
     // applied (the app cannot tell what was meant).
@@ -311,4 +319,55 @@ fn main() -> anyhow::Result<()> {
             saved,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn args(line: &str) -> Vec<std::ffi::OsString> {
+        line.split_whitespace().map(Into::into).collect()
+    }
+
+    #[test]
+    fn the_users_help_shows_start_join_and_config_and_none_of_the_bots_flags() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("join") && help.contains("config"), "{help}");
+        for bot_only in [
+            "bot",
+            "--stats-interval-ms",
+            "--simulate-receive-loss",
+            "--headless",
+        ] {
+            assert!(
+                !help.contains(bot_only),
+                "{bot_only} in the user's help:\n{help}"
+            );
+        }
+        let mut command = Cli::command();
+        let bot = command
+            .find_subcommand_mut("bot")
+            .expect("the bot subcommand");
+        let bot_help = bot.render_long_help().to_string();
+        assert!(bot_help.contains("--stats-interval-ms"), "{bot_help}");
+    }
+
+    #[test]
+    fn headless_as_the_first_argument_still_runs_the_bot() {
+        let (link, rewritten) = split_link(args("classroom --headless --session s --user u"));
+        assert!(link.is_none());
+        let cli = Cli::try_parse_from(rewritten).expect("parses");
+        let Some(AppCommand::Bot(bot)) = cli.command else {
+            panic!("not the bot: {:?}", cli.command);
+        };
+        assert_eq!((bot.session.as_str(), bot.user.as_str()), ("s", "u"));
+    }
+
+    #[test]
+    fn a_link_is_taken_out_before_parsing() {
+        let (link, rest) = split_link(args("classroom classroom://join?server=x&session=y"));
+        assert_eq!(link.as_deref(), Some("classroom://join?server=x&session=y"));
+        assert!(Cli::try_parse_from(rest).expect("parses").command.is_none());
+    }
 }

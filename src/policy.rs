@@ -291,6 +291,17 @@ fn unset<T>() -> [(Option<T>, Origin); 3] {
 pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:3001";
 
 impl EffectiveConfig {
+    /// One voice processing stage's setting.
+    pub fn voice_stage(&self, stage: crate::media::voice::VoiceStage) -> &Effective<bool> {
+        use crate::media::voice::VoiceStage;
+        match stage {
+            VoiceStage::EchoCancellation => &self.echo_cancellation,
+            VoiceStage::NoiseSuppression => &self.noise_suppression,
+            VoiceStage::GainControl => &self.gain_control,
+            VoiceStage::HighPassFilter => &self.high_pass_filter,
+        }
+    }
+
     pub fn resolve(policy: &Policy, overrides: &Overrides) -> EffectiveConfig {
         let user_stages = overrides.user_voice_stages;
         EffectiveConfig {

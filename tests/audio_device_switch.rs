@@ -65,10 +65,7 @@ async fn microphone_and_speaker_switch_mid_call_and_the_stage_starts_over() {
         screen: VideoInput::None,
         audio: AudioInput::Microphone(Some(null.clone())),
         voice: Some(VoiceProcessingConfig::default()),
-        room: None,
         speaker: Some(Some(null_out.clone())),
-        save_dir: None,
-        simulated_receive_loss: 0.0,
         connect_timeout: Duration::from_secs(10),
         pictures: None,
     })

@@ -124,15 +124,6 @@ impl PlayoutMixer {
     }
 }
 
-/// RMS level in dBFS of some samples (−120 for silence).
-pub fn level_dbfs(samples: &[f32]) -> f64 {
-    if samples.is_empty() {
-        return -120.0;
-    }
-    let mean = samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64;
-    (10.0 * mean.max(1e-12).log10()).max(-120.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,11 +165,5 @@ mod tests {
         let mixer = PlayoutMixer::default();
         mixer.push("a", &vec![0.1; MAX_BUFFERED * 3]);
         assert_eq!(mixer.counters().1, (MAX_BUFFERED * 2) as u64);
-    }
-
-    #[test]
-    fn levels_in_dbfs() {
-        assert!((level_dbfs(&[1.0, -1.0]) - 0.0).abs() < 1e-9);
-        assert_eq!(level_dbfs(&[0.0; 10]), -120.0);
     }
 }

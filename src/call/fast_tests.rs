@@ -34,10 +34,7 @@ fn config(user_id: &str) -> CallConfig {
         screen: VideoInput::None,
         audio: AudioInput::None,
         voice: None,
-        room: None,
         speaker: None,
-        save_dir: None,
-        simulated_receive_loss: 0.0,
         connect_timeout: Duration::from_secs(1),
         pictures: None,
     }
@@ -57,7 +54,13 @@ impl Class {
             self_user_id: user_id.to_owned(),
             video_codec,
         };
-        let call = start_engine(config(user_id), inputs, Arc::new(port), Arc::new(links));
+        let call = start_engine(
+            config(user_id),
+            TestInputs::default(),
+            inputs,
+            Arc::new(port),
+            Arc::new(links),
+        );
         self.calls.insert(user_id.to_owned(), call);
     }
 

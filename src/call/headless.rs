@@ -15,9 +15,9 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 use super::sender::{AudioInput, VideoInput};
-use super::{CallConfig, CallHandle};
+use super::{CallConfig, CallHandle, TestInputs};
 use crate::media::voice::{
-    EchoPath, NoiseColor, RoomNoise, SimulatedRoomConfig, VoiceProcessingConfig,
+    EchoPath, NoiseColor, RoomNoise, SimulatedRoomConfig, VoiceProcessingConfig, VoiceStage,
 };
 use crate::rtc::PeerOptions;
 use crate::session::{Command, SessionConfig};
@@ -209,7 +209,8 @@ fn parse_screen(text: &str) -> anyhow::Result<VideoInput> {
 }
 
 impl HeadlessArgs {
-    pub fn call_config(&self) -> anyhow::Result<CallConfig> {
+    /// The call this participant makes, and the test inputs it adds.
+    pub fn call_config(&self) -> anyhow::Result<(CallConfig, TestInputs)> {
         let audio = match self.audio.as_str() {
             "tone" => AudioInput::Tone,
             "silence" => AudioInput::Silence,
@@ -265,7 +266,12 @@ impl HeadlessArgs {
             ),
             ..PeerOptions::default()
         };
-        Ok(CallConfig {
+        let test = TestInputs {
+            room,
+            save_dir: self.save.clone(),
+            simulated_receive_loss: (self.simulate_receive_loss / 100.0).clamp(0.0, 1.0),
+        };
+        let config = CallConfig {
             signaling: SignalingConfig {
                 url: self.server.clone(),
                 token: self.token.clone(),
@@ -278,16 +284,14 @@ impl HeadlessArgs {
             screen: parse_screen(&self.screen)?,
             audio,
             voice,
-            room,
             speaker: self
                 .speaker
                 .as_ref()
                 .map(|name| (name != "default").then(|| name.clone())),
-            save_dir: self.save.clone(),
-            simulated_receive_loss: (self.simulate_receive_loss / 100.0).clamp(0.0, 1.0),
             connect_timeout: Duration::from_secs_f64(self.connect_timeout_secs.max(0.0)),
             pictures: None,
-        })
+        };
+        Ok((config, test))
     }
 }
 
@@ -299,14 +303,18 @@ fn parse_voice_processing(text: &str) -> anyhow::Result<Option<VoiceProcessingCo
         _ => {}
     }
     let mut config = VoiceProcessingConfig::all_off();
-    for stage in text.split(',').map(str::trim) {
-        match stage {
-            "aec" => config.echo_cancellation = true,
-            "ns" => config.noise_suppression = true,
-            "agc" => config.gain_control = true,
-            "hpf" => config.high_pass_filter = true,
-            other => bail!("unknown voice processing stage {other:?} (aec, ns, agc, hpf)"),
-        }
+    for name in text.split(',').map(str::trim) {
+        let Some(stage) = VoiceStage::ALL
+            .into_iter()
+            .find(|stage| stage.short_name() == name)
+        else {
+            let known: Vec<&str> = VoiceStage::ALL.map(VoiceStage::short_name).to_vec();
+            bail!(
+                "unknown voice processing stage {name:?} ({})",
+                known.join(", ")
+            );
+        };
+        *config.stage_mut(stage) = true;
     }
     Ok(Some(config))
 }
@@ -393,8 +401,8 @@ fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_
 /// Runs the headless participant until it leaves (stdin `leave`, end of `--duration-secs`,
 /// Ctrl-C or SIGTERM).
 pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
-    let config = args.call_config()?;
-    if let Some(dir) = &config.save_dir {
+    let (config, test) = args.call_config()?;
+    if let Some(dir) = &test.save_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the save directory {}", dir.display()))?;
     }
@@ -405,7 +413,7 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot watch SIGINT")?;
     let before = resources();
-    let mut call = super::start(config.clone())
+    let mut call = super::start_with_test_inputs(config.clone(), test)
         .await
         .context("cannot start the call")?;
     if args.share_screen {

@@ -56,19 +56,24 @@ pub struct CallConfig {
     /// The voice processing stage (echo cancellation, noise suppression, gain control);
     /// `None` sends the microphone unprocessed.
     pub voice: Option<VoiceProcessingConfig>,
-    /// The headless participant's simulated room (playback back into the microphone).
-    pub room: Option<SimulatedRoomConfig>,
     /// Play the class on this output device (`Some(None)`: the default one).
     pub speaker: Option<Option<String>>,
-    /// Save what is received (H.264 Annex-B and 48 kHz s16le PCM per remote) here.
-    pub save_dir: Option<PathBuf>,
-    /// Test input: the fraction of received video packets dropped after the transport.
-    pub simulated_receive_loss: f64,
     /// How long to keep trying to reach the signaling server at the start.
     pub connect_timeout: Duration,
     /// Where decoded pictures and the local previews are shown (the UI); `None`: nowhere
     /// (headless), and nothing is converted for display.
     pub pictures: Option<PictureOutput>,
+}
+
+/// What the test participant (`classroom bot`) adds to a call; none of it in a user's call.
+#[derive(Debug, Clone, Default)]
+pub struct TestInputs {
+    /// A simulated room: playback comes back into the microphone (echo and noise).
+    pub room: Option<SimulatedRoomConfig>,
+    /// Save what is received (H.264 Annex-B, VP8 frames, 48 kHz s16le PCM per remote) here.
+    pub save_dir: Option<PathBuf>,
+    /// The fraction of received video packets dropped after the transport.
+    pub simulated_receive_loss: f64,
 }
 
 /// The UI's picture sink, as a call's configuration holds it.
@@ -148,13 +153,7 @@ impl CallHandle {
                         keyframe_requests_received: control
                             .keyframe_requests_from_peers
                             .load(Ordering::Relaxed),
-                        sent_level_dbfs: {
-                            let mut energy = control.sent_energy.lock();
-                            let level = (energy.1 > 0)
-                                .then(|| 10.0 * (energy.0 / energy.1 as f64).max(1e-12).log10());
-                            *energy = (0.0, 0);
-                            level
-                        },
+                        sent_level_dbfs: control.sent_level.lock().take_dbfs(),
                     },
                 );
             }
@@ -229,11 +228,20 @@ impl CallHandle {
 
 /// Connects to the signaling server and starts the call.
 pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
+    start_with_test_inputs(config, TestInputs::default()).await
+}
+
+/// [`start`], with the test participant's inputs.
+pub async fn start_with_test_inputs(
+    config: CallConfig,
+    test: TestInputs,
+) -> Result<CallHandle, CallError> {
     let (inputs_tx, inputs_rx) = mpsc::unbounded_channel();
     let signaling =
         SignalingClient::connect(&config.signaling, inputs_tx, config.connect_timeout).await?;
     Ok(start_engine(
         config,
+        test,
         inputs_rx,
         Arc::new(signaling),
         Arc::new(WebRtcLinks),
@@ -243,6 +251,7 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
 /// Starts the engine on these drivers: `inputs` are the signaling side's events.
 fn start_engine(
     config: CallConfig,
+    test: TestInputs,
     inputs_rx: mpsc::UnboundedReceiver<Input>,
     signaling: Arc<dyn SignalingPort>,
     transport: Arc<dyn LinkFactory>,
@@ -266,8 +275,8 @@ fn start_engine(
         stream_id: format!("classroom-{}", config.session.user_id),
         stats: stats.clone(),
         readers: receiver::ReaderOptions {
-            save_dir: config.save_dir.clone(),
-            simulated_loss: config.simulated_receive_loss,
+            save_dir: test.save_dir.clone(),
+            simulated_loss: test.simulated_receive_loss,
             playout: Some(local.mixer.clone()),
             pictures: config.pictures.clone(),
         },
@@ -277,6 +286,7 @@ fn start_engine(
     let emitter = tokio::spawn(emit_in_order(signaling.clone(), outgoing_rx));
     let engine = Engine {
         config,
+        test,
         session,
         signaling,
         transport,
@@ -312,6 +322,7 @@ type Writers = Arc<RwLock<HashMap<String, mpsc::Sender<(Source, EncodedUnit)>>>>
 
 struct Engine {
     config: CallConfig,
+    test: TestInputs,
     session: Session,
     signaling: Arc<dyn SignalingPort>,
     transport: Arc<dyn LinkFactory>,
@@ -343,7 +354,7 @@ impl Engine {
                 input: self.config.audio.clone(),
                 mixer: self.local.mixer.clone(),
                 voice: self.local.voice.clone(),
-                room: self.config.room,
+                room: self.test.room,
                 speaker: self.config.speaker.clone(),
             },
             media_tx,

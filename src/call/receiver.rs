@@ -15,10 +15,10 @@ use super::pictures::{PictureKey, PictureSink, offer_picture};
 use super::stats::{AudioCounters, StatsBook, VideoCounters};
 use crate::media::clock;
 use crate::media::frame::I420View;
-use crate::media::h264::H264Decoder;
+use crate::media::h264::{CodecError, DecodedSummary, luma_spread};
 use crate::media::opus_codec::OpusDecoder;
 use crate::media::tone::MarkerDetector;
-use crate::media::vp8::Vp8Decoder;
+use crate::media::video_codec::{VideoDecoder, decoder_for};
 use crate::rtc::RemoteTrack;
 use crate::rtc::assembler::{AccessUnit, FrameAssembler, RtpPiece};
 use crate::types::{Source, VideoCodec};
@@ -216,40 +216,25 @@ async fn read_video(
     Ok(())
 }
 
-/// One video decoder, of either codec.
-enum VideoDecoder {
-    H264(H264Decoder),
-    Vp8(Vp8Decoder),
-}
-
-impl VideoDecoder {
-    /// Decodes, reads what the stats need, and shows the picture if there is somewhere to.
-    fn decode(
-        &mut self,
-        data: &[u8],
-        display: Option<&(Arc<dyn PictureSink>, PictureKey)>,
-    ) -> Result<Option<crate::media::h264::DecodedSummary>, crate::media::h264::CodecError> {
-        let use_picture = |picture: I420View<'_>| {
-            if let Some((sink, key)) = display {
-                offer_picture(sink.as_ref(), key, picture);
-            }
-            crate::media::h264::DecodedSummary {
-                width: picture.width,
-                height: picture.height,
-                stamp: picture.stamp(),
-                luma_spread: crate::media::h264::luma_spread(
-                    picture.y,
-                    picture.width,
-                    picture.height,
-                    picture.y_stride,
-                ),
-            }
-        };
-        match self {
-            VideoDecoder::H264(decoder) => decoder.decode_view(data, use_picture),
-            VideoDecoder::Vp8(decoder) => decoder.decode_view(data, use_picture),
+/// Decodes, reads what the stats need, and shows the picture if there is somewhere to.
+fn decode(
+    decoder: &mut dyn VideoDecoder,
+    data: &[u8],
+    display: Option<&(Arc<dyn PictureSink>, PictureKey)>,
+) -> Result<Option<DecodedSummary>, CodecError> {
+    let mut summary = None;
+    decoder.decode_into(data, &mut |picture: I420View<'_>| {
+        if let Some((sink, key)) = display {
+            offer_picture(sink.as_ref(), key, picture);
         }
-    }
+        summary = Some(DecodedSummary {
+            width: picture.width,
+            height: picture.height,
+            stamp: picture.stamp(),
+            luma_spread: luma_spread(picture.y, picture.width, picture.height, picture.y_stride),
+        });
+    })?;
+    Ok(summary)
 }
 
 fn decode_loop(
@@ -260,11 +245,7 @@ fn decode_loop(
     mut saved: Option<std::fs::File>,
     display: Option<(Arc<dyn PictureSink>, PictureKey)>,
 ) {
-    let created = match codec {
-        VideoCodec::H264 => H264Decoder::new().map(VideoDecoder::H264),
-        VideoCodec::Vp8 => Vp8Decoder::new().map(VideoDecoder::Vp8),
-    };
-    let mut decoder = match created {
+    let mut decoder = match decoder_for(codec) {
         Ok(decoder) => decoder,
         Err(error) => {
             tracing::error!(?codec, %error, "cannot create the video decoder");
@@ -285,7 +266,7 @@ fn decode_loop(
                 saved = None;
             }
         }
-        match decoder.decode(&unit.data, display.as_ref()) {
+        match decode(decoder.as_mut(), &unit.data, display.as_ref()) {
             Ok(Some(picture)) => {
                 // A CRC-8 lets about one random picture in 256 pass for a stamp (a browser's
                 // camera, say): a stamp from more than a minute ago is taken for such a one.

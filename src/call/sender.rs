@@ -12,13 +12,13 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::media::capture::{SyntheticCapture, VideoCapture};
-use crate::media::frame::I420Frame;
-use crate::media::h264::{CodecError, EncodedFrame, EncoderSettings, H264Encoder};
+use crate::media::h264::EncoderSettings;
+use crate::media::level::LevelMeter;
 use crate::media::opus_codec::{OpusEncoder, OpusSettings};
 use crate::media::synthetic::PatternKind;
 use crate::media::tone::ToneSource;
+use crate::media::video_codec::{VideoEncoder, encoder_for};
 use crate::media::voice::{SimulatedRoom, SimulatedRoomConfig, VoiceProcessor};
-use crate::media::vp8::Vp8Encoder;
 use crate::rtc::EncodedUnit;
 use crate::session::SendTargets;
 use crate::types::{Source, VideoCodec};
@@ -107,7 +107,7 @@ pub struct SourceControl {
     /// Of those, the ones receivers sent (PLI/FIR).
     pub keyframe_requests_from_peers: AtomicU64,
     /// Energy and sample count of what was sent since the last report (audio).
-    pub sent_energy: parking_lot::Mutex<(f64, u64)>,
+    pub sent_level: parking_lot::Mutex<LevelMeter>,
     /// The tallest picture any viewer shows (0: full size); pictures are halved down to it.
     pub target_height: AtomicU64,
     /// Height of the last picture sent.
@@ -145,7 +145,7 @@ impl SourceControl {
             errors: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             keyframe_requests_from_peers: AtomicU64::new(0),
-            sent_energy: parking_lot::Mutex::new((0.0, 0)),
+            sent_level: parking_lot::Mutex::new(LevelMeter::default()),
             target_height: AtomicU64::new(0),
             sent_height: AtomicU64::new(0),
             codecs_in_use: [AtomicBool::new(false), AtomicBool::new(false)],
@@ -335,42 +335,6 @@ pub fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCap
     }
 }
 
-/// One video encoder, of either codec.
-enum VideoEncoder {
-    H264(Box<H264Encoder>),
-    Vp8(Box<Vp8Encoder>),
-}
-
-impl VideoEncoder {
-    fn new(codec: VideoCodec, settings: EncoderSettings) -> Result<Self, CodecError> {
-        Ok(match codec {
-            VideoCodec::H264 => VideoEncoder::H264(Box::new(H264Encoder::new(settings)?)),
-            VideoCodec::Vp8 => VideoEncoder::Vp8(Box::new(Vp8Encoder::new(settings)?)),
-        })
-    }
-
-    fn encode(&mut self, frame: &I420Frame) -> Result<EncodedFrame, CodecError> {
-        match self {
-            VideoEncoder::H264(encoder) => encoder.encode(frame),
-            VideoEncoder::Vp8(encoder) => encoder.encode(frame),
-        }
-    }
-
-    fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
-        match self {
-            VideoEncoder::H264(encoder) => encoder.set_bitrate(bps),
-            VideoEncoder::Vp8(encoder) => encoder.set_bitrate(bps),
-        }
-    }
-
-    fn request_keyframe(&mut self) {
-        match self {
-            VideoEncoder::H264(encoder) => encoder.request_keyframe(),
-            VideoEncoder::Vp8(encoder) => encoder.request_keyframe(),
-        }
-    }
-}
-
 const VIDEO_CODECS: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
 
 fn video_thread(
@@ -392,7 +356,7 @@ fn video_thread(
     let frame_interval = Duration::from_secs_f64(1.0 / fps);
     let mut capture: Option<Box<dyn VideoCapture>> = None;
     // One encoder per codec that a connected link uses; the same picture goes to each.
-    let mut encoders: [Option<(VideoEncoder, u64)>; 2] = [None, None];
+    let mut encoders: [Option<(Box<dyn VideoEncoder>, u64)>; 2] = [None, None];
     let mut next_due = Instant::now();
     let mut input = input;
     while !stop.load(Ordering::Relaxed) {
@@ -483,7 +447,7 @@ fn video_thread(
                 } else {
                     EncoderSettings::camera(target as u32, fps as f32)
                 };
-                match VideoEncoder::new(codec, settings) {
+                match encoder_for(codec, settings) {
                     Ok(created) => *slot = Some((created, target)),
                     Err(error) => {
                         tracing::error!(?source, ?codec, %error, "cannot create the encoder");
@@ -581,11 +545,7 @@ fn send_audio(
     if !control.enabled.load(Ordering::Relaxed) {
         return;
     }
-    {
-        let mut energy = control.sent_energy.lock();
-        energy.0 += pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>();
-        energy.1 += pcm.len() as u64;
-    }
+    control.sent_level.lock().add(pcm);
     let packet = match encoder.encode(pcm) {
         Ok(packet) => packet,
         Err(error) => {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::media::level::LevelMeter;
 use crate::types::Source;
 
 #[derive(Debug, Default)]
@@ -72,9 +73,8 @@ pub struct AudioCounters {
     pub markers_heard: u64,
     pub last_marker: Option<u8>,
     pub samples: u64,
-    /// Sum of squares since the last report, for the level.
-    pub energy: f64,
-    pub energy_samples: u64,
+    /// What was heard since the last report, for the level.
+    pub level: LevelMeter,
 }
 
 impl AudioCounters {
@@ -83,11 +83,7 @@ impl AudioCounters {
         self.bytes += bytes as u64;
         self.packets_lost += lost;
         self.samples += pcm.len() as u64;
-        self.energy += pcm
-            .iter()
-            .map(|s| f64::from(*s) * f64::from(*s))
-            .sum::<f64>();
-        self.energy_samples += pcm.len() as u64;
+        self.level.add(pcm);
     }
 
     pub fn on_marker(&mut self, index: u8) {
@@ -271,12 +267,7 @@ impl StatsBook {
                     remote
                         .previous
                         .insert("audio".to_owned(), (c.packets, c.bytes));
-                    let level = (c.energy_samples > 0).then(|| {
-                        let mean = c.energy / c.energy_samples as f64;
-                        10.0 * mean.max(1e-12).log10()
-                    });
-                    c.energy = 0.0;
-                    c.energy_samples = 0;
+                    let level = c.level.take_dbfs();
                     AudioReport {
                         bitrate_kbps: (c.bytes - bytes_before) as f64 * 8.0 / seconds / 1000.0,
                         packets: c.packets,

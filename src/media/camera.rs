@@ -136,14 +136,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listing_cameras_works_with_none_present() {
-        // This machine has no camera: the list is empty, not an error.
+    fn listing_cameras_works_and_opening_one_that_is_not_there_is_an_error() {
+        // No camera (this machine): the list is empty, not an error. Either way, the index
+        // past the highest one listed is not there, and opening it says so.
         let found = cameras().expect("cameras listed");
-        if found.is_empty() {
-            assert!(
-                open_camera_capture(0, 1280, 720, 30).is_err(),
-                "opening a camera that is not there is a clear error"
-            );
+        let missing = found
+            .iter()
+            .map(|camera| camera.index + 1)
+            .max()
+            .unwrap_or(0);
+        match open_camera_capture(missing, 1280, 720, 30) {
+            Ok(_) => panic!(
+                "camera {missing} opened, but only {} are listed",
+                found.len()
+            ),
+            Err(error) => assert!(!error.to_string().is_empty()),
         }
     }
 }

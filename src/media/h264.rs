@@ -20,6 +20,10 @@ pub enum CodecError {
     Encoder(String),
     #[error("H.264 decoder: {0}")]
     Decoder(String),
+    #[error("VP8 encoder: {0}")]
+    Vp8Encoder(String),
+    #[error("VP8 decoder: {0}")]
+    Vp8Decoder(String),
     #[error("invalid picture size {width}×{height} (must be even and non-zero)")]
     InvalidSize { width: usize, height: usize },
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod convert;
 pub mod frame;
 pub mod h264;
+pub mod level;
 pub mod opus_codec;
 pub mod portal_screen;
 pub mod queue;
@@ -17,6 +18,7 @@ pub mod screen;
 pub mod stamp;
 pub mod synthetic;
 pub mod tone;
+pub mod video_codec;
 pub mod voice;
 pub mod vp8;
 

@@ -29,7 +29,7 @@ fn check(what: &str, result: vpx_codec_err_t) -> Result<(), CodecError> {
     if result == VPX_CODEC_OK {
         Ok(())
     } else {
-        Err(CodecError::Encoder(format!(
+        Err(CodecError::Vp8Encoder(format!(
             "libvpx {what} failed: {result:?}"
         )))
     }
@@ -91,7 +91,7 @@ impl Vp8Encoder {
     /// Changes the frame rate the rate control plans for (each picture's duration).
     pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
         if !(1.0..=240.0).contains(&fps) {
-            return Err(CodecError::Encoder(format!(
+            return Err(CodecError::Vp8Encoder(format!(
                 "frame rate {fps} out of range"
             )));
         }
@@ -174,7 +174,9 @@ impl Vp8Encoder {
             self.start(frame.width, frame.height)?;
         }
         let Some(context) = self.context.as_mut() else {
-            return Err(CodecError::Encoder("libvpx encoder not started".to_owned()));
+            return Err(CodecError::Vp8Encoder(
+                "libvpx encoder not started".to_owned(),
+            ));
         };
         let mut image = std::mem::MaybeUninit::<vpx_image_t>::uninit();
         // SAFETY: vpx_img_wrap initialises every field of the descriptor; the planes point
@@ -190,7 +192,9 @@ impl Vp8Encoder {
             )
         };
         if wrapped.is_null() {
-            return Err(CodecError::Encoder("libvpx refused the picture".to_owned()));
+            return Err(CodecError::Vp8Encoder(
+                "libvpx refused the picture".to_owned(),
+            ));
         }
         // SAFETY: initialised by the successful vpx_img_wrap above.
         let mut image = unsafe { image.assume_init() };
@@ -276,7 +280,7 @@ impl Vp8Decoder {
             )
         };
         if result != VPX_CODEC_OK {
-            return Err(CodecError::Decoder(format!(
+            return Err(CodecError::Vp8Decoder(format!(
                 "libvpx decoder start failed: {result:?}"
             )));
         }
@@ -303,7 +307,7 @@ impl Vp8Decoder {
             )
         };
         if result != VPX_CODEC_OK {
-            return Err(CodecError::Decoder(format!(
+            return Err(CodecError::Vp8Decoder(format!(
                 "libvpx decode failed: {result:?}"
             )));
         }
@@ -379,7 +383,7 @@ impl Vp8Decoder {
             return Ok(false);
         };
         crate::media::convert::i420_to_rgba(&frame, out)
-            .map_err(|error| CodecError::Decoder(error.to_string()))?;
+            .map_err(|error| CodecError::Vp8Decoder(error.to_string()))?;
         Ok(true)
     }
 

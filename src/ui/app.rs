@@ -84,14 +84,10 @@ impl ClassroomApp {
             app.model.settings.voice_processing = config.voice_processing.value;
         }
         let stages = &mut app.model.settings.voice_stages;
-        for (stage, effective) in [
-            (&mut stages.echo_cancellation, &config.echo_cancellation),
-            (&mut stages.noise_suppression, &config.noise_suppression),
-            (&mut stages.gain_control, &config.gain_control),
-            (&mut stages.high_pass_filter, &config.high_pass_filter),
-        ] {
+        for stage in crate::media::voice::VoiceStage::ALL {
+            let effective = config.voice_stage(stage);
             if effective.locked() {
-                *stage = effective.value;
+                *stages.stage_mut(stage) = effective.value;
             }
         }
         app.model.start.error = setup.policy_problem;

@@ -19,6 +19,7 @@ use crate::call::pictures::{CapturePreview, PictureKey, PictureSink};
 use crate::call::sender::{AudioDevices, AudioInput, VideoInput};
 use crate::call::{CallConfig, CallHandle, PictureOutput};
 use crate::media::audio_device;
+use crate::media::level::LevelMeter;
 use crate::media::queue::FrameQueue;
 use crate::media::voice::VoiceProcessingConfig;
 use crate::rtc::PeerOptions;
@@ -829,10 +830,7 @@ fn call_config(
         voice: (settings.voice_processing && audio != AudioInput::Tone)
             .then_some(settings.voice_stages),
         audio,
-        room: None,
         speaker: media.audio_devices.then(|| settings.speaker.clone()),
-        save_dir: None,
-        simulated_receive_loss: 0.0,
         connect_timeout: Duration::from_secs(15),
         pictures: Some(PictureOutput(board)),
     }
@@ -895,7 +893,7 @@ fn meter_microphone(
             return;
         }
     };
-    let mut energy = (0.0f64, 0usize);
+    let mut meter = LevelMeter::default();
     let mut last_publish = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         if let Ok(audio_device::AudioEvent::DeviceLost { name, message }) = lost.try_recv() {
@@ -903,18 +901,11 @@ fn meter_microphone(
             break;
         }
         if let Ok(frame) = frames.pop_timeout(Duration::from_millis(50)) {
-            energy.0 += frame
-                .samples
-                .iter()
-                .map(|s| f64::from(*s).powi(2))
-                .sum::<f64>();
-            energy.1 += frame.samples.len();
+            meter.add(&frame.samples);
         }
         if last_publish.elapsed() >= Duration::from_millis(50) {
             last_publish = Instant::now();
-            let level = (energy.1 > 0)
-                .then(|| (10.0 * (energy.0 / energy.1 as f64).max(1e-10).log10()).round() as f32);
-            energy = (0.0, 0);
+            let level = meter.take_dbfs().map(|dbfs| dbfs.round() as f32);
             shared.update(|p| p.mic_level_dbfs = level);
         }
     }

@@ -283,12 +283,8 @@ impl Managed {
             screen_share: config.screen_share.value,
             chat: config.chat.value,
             voice_processing_locked: config.voice_processing.locked(),
-            voice_stages_locked: [
-                config.echo_cancellation.locked(),
-                config.noise_suppression.locked(),
-                config.gain_control.locked(),
-                config.high_pass_filter.locked(),
-            ],
+            voice_stages_locked: crate::media::voice::VoiceStage::ALL
+                .map(|stage| config.voice_stage(stage).locked()),
         }
     }
 }

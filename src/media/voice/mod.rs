@@ -15,6 +15,6 @@ pub mod room;
 pub use drift::{DriftCompensator, DriftStats};
 pub use processing::{
     AGC_TARGET_SPEECH_DBFS, NoiseSuppressionLevel, VoiceError, VoiceProcessingConfig,
-    VoiceProcessingStats, VoiceProcessor,
+    VoiceProcessingStats, VoiceProcessor, VoiceStage,
 };
 pub use room::{EchoPath, NoiseColor, RoomError, RoomNoise, SimulatedRoom, SimulatedRoomConfig};

@@ -41,7 +41,7 @@ const SPEECH_HANGOVER_FRAMES: u32 = 20;
 /// Output level meter: exponential average of frame power, 100 ms time constant.
 const LEVEL_SMOOTHING: f32 = 0.1;
 /// Level reported for silence.
-pub const SILENCE_DBFS: f32 = -100.0;
+pub const SILENCE_DBFS: f32 = crate::media::level::SILENCE_DBFS as f32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VoiceError {
@@ -105,6 +105,55 @@ impl Default for VoiceProcessingConfig {
     }
 }
 
+/// One of the four stages, for the places that list them (settings, policy, the command
+/// line): [`VoiceStage::ALL`] is the one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceStage {
+    EchoCancellation,
+    NoiseSuppression,
+    GainControl,
+    HighPassFilter,
+}
+
+impl VoiceStage {
+    pub const ALL: [VoiceStage; 4] = [
+        VoiceStage::EchoCancellation,
+        VoiceStage::NoiseSuppression,
+        VoiceStage::GainControl,
+        VoiceStage::HighPassFilter,
+    ];
+
+    /// Its key in the managed policy and the configuration's output.
+    pub fn key(self) -> &'static str {
+        match self {
+            VoiceStage::EchoCancellation => "echo_cancellation",
+            VoiceStage::NoiseSuppression => "noise_suppression",
+            VoiceStage::GainControl => "gain_control",
+            VoiceStage::HighPassFilter => "high_pass_filter",
+        }
+    }
+
+    /// Its short name on the test participant's command line.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            VoiceStage::EchoCancellation => "aec",
+            VoiceStage::NoiseSuppression => "ns",
+            VoiceStage::GainControl => "agc",
+            VoiceStage::HighPassFilter => "hpf",
+        }
+    }
+
+    /// What the settings call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            VoiceStage::EchoCancellation => "Echo cancellation",
+            VoiceStage::NoiseSuppression => "Noise suppression",
+            VoiceStage::GainControl => "Automatic gain control",
+            VoiceStage::HighPassFilter => "Low-rumble filter",
+        }
+    }
+}
+
 /// AGC2's adaptive digital controller: headroom below full scale for speech (sonora's default).
 pub const AGC_HEADROOM_DB: f32 = 5.0;
 /// AGC2's initial saturation-protector margin (it then follows the speech's peak-to-level
@@ -116,6 +165,24 @@ pub const AGC_INITIAL_MARGIN_DB: f32 = 20.0;
 pub const AGC_TARGET_SPEECH_DBFS: f32 = -(AGC_HEADROOM_DB + AGC_INITIAL_MARGIN_DB);
 
 impl VoiceProcessingConfig {
+    pub fn stage(&self, stage: VoiceStage) -> bool {
+        match stage {
+            VoiceStage::EchoCancellation => self.echo_cancellation,
+            VoiceStage::NoiseSuppression => self.noise_suppression,
+            VoiceStage::GainControl => self.gain_control,
+            VoiceStage::HighPassFilter => self.high_pass_filter,
+        }
+    }
+
+    pub fn stage_mut(&mut self, stage: VoiceStage) -> &mut bool {
+        match stage {
+            VoiceStage::EchoCancellation => &mut self.echo_cancellation,
+            VoiceStage::NoiseSuppression => &mut self.noise_suppression,
+            VoiceStage::GainControl => &mut self.gain_control,
+            VoiceStage::HighPassFilter => &mut self.high_pass_filter,
+        }
+    }
+
     /// Every stage off: the stage passes audio through (the voice activity detector and the
     /// level meter still run).
     pub fn all_off() -> Self {
@@ -291,11 +358,7 @@ pub(super) fn speech_probability(
 }
 
 pub(super) fn power_to_dbfs(power: f32) -> f32 {
-    if power > 0.0 {
-        (10.0 * power.log10()).max(SILENCE_DBFS)
-    } else {
-        SILENCE_DBFS
-    }
+    crate::media::level::power_to_dbfs(f64::from(power)) as f32
 }
 
 fn finite(x: f64) -> Option<f64> {

@@ -3,6 +3,8 @@
 
 use egui::RichText;
 
+use crate::media::voice::VoiceStage;
+
 use crate::ui::model::{
     DeviceLists, DeviceOption, Settings, ThemeChoice, UiAction, UiModel, VideoQuality,
 };
@@ -114,17 +116,12 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
     let stages = &mut settings.voice_stages;
     let locks = model.managed.voice_stages_locked;
     ui.indent("voice stages", |ui| {
-        for ((stage, label), locked) in [
-            (&mut stages.echo_cancellation, "Echo cancellation"),
-            (&mut stages.noise_suppression, "Noise suppression"),
-            (&mut stages.gain_control, "Automatic gain control"),
-            (&mut stages.high_pass_filter, "Low-rumble filter"),
-        ]
-        .into_iter()
-        .zip(locks)
-        {
+        for (stage, locked) in VoiceStage::ALL.into_iter().zip(locks) {
             changed |= ui
-                .add_enabled(master && !locked, egui::Checkbox::new(stage, label))
+                .add_enabled(
+                    master && !locked,
+                    egui::Checkbox::new(stages.stage_mut(stage), stage.label()),
+                )
                 .on_disabled_hover_text(if locked {
                     "Set by your school"
                 } else {

@@ -1,0 +1,69 @@
+//! Sound levels in dBFS, one rule for the whole app: ten times the log of the mean power of
+//! samples at full scale 1.0, floored at [`SILENCE_DBFS`].
+
+/// What silence reads as: below any real microphone's noise floor.
+pub const SILENCE_DBFS: f64 = -100.0;
+
+/// The level of a mean power (the mean of the squared samples).
+pub fn power_to_dbfs(mean_power: f64) -> f64 {
+    if mean_power > 0.0 {
+        (10.0 * mean_power.log10()).max(SILENCE_DBFS)
+    } else {
+        SILENCE_DBFS
+    }
+}
+
+/// The RMS level of some samples ([`SILENCE_DBFS`] for none).
+pub fn level_dbfs(samples: &[f32]) -> f64 {
+    let mut meter = LevelMeter::default();
+    meter.add(samples);
+    meter.take_dbfs().unwrap_or(SILENCE_DBFS)
+}
+
+/// Adds up samples' power between two readings of the level.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LevelMeter {
+    energy: f64,
+    samples: u64,
+}
+
+impl LevelMeter {
+    pub fn add(&mut self, samples: &[f32]) {
+        self.energy += samples
+            .iter()
+            .map(|s| f64::from(*s) * f64::from(*s))
+            .sum::<f64>();
+        self.samples += samples.len() as u64;
+    }
+
+    /// The level of what was added since the last reading (`None`: nothing was), and starts
+    /// over.
+    pub fn take_dbfs(&mut self) -> Option<f64> {
+        let taken = std::mem::take(self);
+        (taken.samples > 0).then(|| power_to_dbfs(taken.energy / taken.samples as f64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_scale_is_zero_half_scale_minus_six_and_silence_the_floor() {
+        assert!(level_dbfs(&[1.0, -1.0]).abs() < 1e-9);
+        assert!((level_dbfs(&[0.5, -0.5]) - -6.0206).abs() < 1e-3);
+        assert_eq!(level_dbfs(&[0.0; 10]), SILENCE_DBFS);
+        assert_eq!(level_dbfs(&[]), SILENCE_DBFS);
+        assert_eq!(power_to_dbfs(1e-30), SILENCE_DBFS);
+    }
+
+    #[test]
+    fn a_meter_reads_what_came_since_its_last_reading() {
+        let mut meter = LevelMeter::default();
+        assert_eq!(meter.take_dbfs(), None);
+        meter.add(&[1.0; 4]);
+        meter.add(&[0.0; 4]);
+        assert!((meter.take_dbfs().expect("a level") - -3.0103).abs() < 1e-3);
+        assert_eq!(meter.take_dbfs(), None, "started over");
+    }
+}
