@@ -29,6 +29,7 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::media::device_error::DeviceError;
 use crate::media::voice::{
     SimulatedRoomConfig, VoiceProcessingConfig, VoiceProcessingStats, VoiceProcessor,
 };
@@ -105,9 +106,12 @@ pub struct LocalSourceReport {
     pub keyframe_requests_received: u64,
     /// Height of the pictures sent (video).
     pub sent_height: u64,
-    /// A microphone or speaker that failed, in plain words.
+    /// A device of this source that failed (a microphone or speaker, a camera), as text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_error: Option<String>,
+    /// The same, by kind, for the window to put in a student's words.
+    #[serde(skip)]
+    pub device_problem: Option<DeviceError>,
     /// Level of what was sent since the last report (audio), dBFS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_level_dbfs: Option<f64>,
@@ -140,6 +144,8 @@ impl CallHandle {
         let mut report = HashMap::new();
         if let Some(controls) = self.local.controls.read().as_ref() {
             for (name, control) in ["audio", "camera", "screen"].into_iter().zip(controls) {
+                // Read once: a second lock in the same statement would wait for the first.
+                let device_problem = control.device_error.lock().clone();
                 report.insert(
                     name,
                     LocalSourceReport {
@@ -149,7 +155,8 @@ impl CallHandle {
                         dropped: control.dropped.load(Ordering::Relaxed),
                         errors: control.errors.load(Ordering::Relaxed),
                         sent_height: control.sent_height.load(Ordering::Relaxed),
-                        device_error: control.device_error.lock().clone(),
+                        device_error: device_problem.as_ref().map(ToString::to_string),
+                        device_problem,
                         keyframe_requests_received: control
                             .keyframe_requests_from_peers
                             .load(Ordering::Relaxed),

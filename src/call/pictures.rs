@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::media::capture::VideoCapture;
+use crate::media::device_error::DeviceError;
 use crate::media::frame::I420View;
 use crate::types::Source;
 
@@ -109,10 +110,10 @@ pub struct CapturePreview {
 
 impl CapturePreview {
     pub fn start(
-        mut open: impl FnMut() -> Result<Box<dyn VideoCapture>, String> + Send + 'static,
+        mut open: impl FnMut() -> Result<Box<dyn VideoCapture>, DeviceError> + Send + 'static,
         sink: Arc<dyn PictureSink>,
         key: PictureKey,
-        on_error: impl Fn(String) + Send + 'static,
+        on_error: impl Fn(DeviceError) + Send + 'static,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -131,7 +132,7 @@ impl CapturePreview {
                         match capture.capture() {
                             Ok(frame) => offer_preview(sink.as_ref(), &key, &frame),
                             Err(error) => {
-                                on_error(error.to_string());
+                                on_error(DeviceError::from_capture(key.source.name(), &error));
                                 sink.clear(&key);
                                 return;
                             }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::media::capture::{SyntheticCapture, VideoCapture};
+use crate::media::capture::{CaptureError, SyntheticCapture, VideoCapture};
+use crate::media::device_error::{DeviceError, DeviceErrorKind};
 use crate::media::h264::EncoderSettings;
 use crate::media::level::LevelMeter;
 use crate::media::opus_codec::{OpusEncoder, OpusSettings};
@@ -115,7 +116,7 @@ pub struct SourceControl {
     /// Which video codecs connected links use (by [`VideoCodec::index`]): each is encoded.
     pub codecs_in_use: [AtomicBool; 2],
     /// The last device failure (a microphone or speaker that vanished), for the user.
-    pub device_error: parking_lot::Mutex<Option<String>>,
+    pub device_error: parking_lot::Mutex<Option<DeviceError>>,
     /// An input chosen during the call (the screen picked to share, another camera): the
     /// source switches to it.
     pub chosen_input: parking_lot::Mutex<Option<VideoInput>>,
@@ -287,7 +288,15 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<JoinHandle<
     }
 }
 
-pub fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCapture>, String> {
+pub fn open_video(
+    input: &VideoInput,
+    source: Source,
+) -> Result<Box<dyn VideoCapture>, DeviceError> {
+    let device = match input {
+        VideoInput::Camera { index, .. } => format!("camera {index}"),
+        _ => source.name().to_owned(),
+    };
+    let failed = |error: CaptureError| DeviceError::from_capture(device.clone(), &error);
     match input {
         VideoInput::Synthetic { width, height, fps } => {
             let kind = if source == Source::Screen {
@@ -301,18 +310,20 @@ pub fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCap
         VideoInput::X11Screen { display, .. } => {
             crate::media::screen::X11ScreenCapture::open(*display, None)
                 .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
-                .map_err(|error| error.to_string())
+                .map_err(failed)
         }
         #[cfg(target_os = "linux")]
         VideoInput::X11Window { window, .. } => {
             crate::media::screen::X11ScreenCapture::open_window(*window)
                 .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
-                .map_err(|error| error.to_string())
+                .map_err(failed)
         }
         #[cfg(not(target_os = "linux"))]
-        VideoInput::X11Screen { .. } | VideoInput::X11Window { .. } => {
-            Err("X11 capture exists on Linux only".to_owned())
-        }
+        VideoInput::X11Screen { .. } | VideoInput::X11Window { .. } => Err(DeviceError::new(
+            device,
+            DeviceErrorKind::NotFound,
+            "X11 capture exists on Linux only",
+        )),
         VideoInput::Camera {
             index,
             width,
@@ -325,13 +336,17 @@ pub fn open_video(input: &VideoInput, source: Source) -> Result<Box<dyn VideoCap
             fps.round() as u32,
         )
         .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
-        .map_err(|error| error.to_string()),
+        .map_err(failed),
         VideoInput::PortalScreen { fps } => {
             crate::media::portal_screen::open_portal_capture(fps.round() as u32)
                 .map(|capture| Box::new(capture) as Box<dyn VideoCapture>)
-                .map_err(|error| error.to_string())
+                .map_err(failed)
         }
-        VideoInput::None => Err("no video input".to_owned()),
+        VideoInput::None => Err(DeviceError::new(
+            device,
+            DeviceErrorKind::NotFound,
+            "no video input",
+        )),
     }
 }
 
@@ -380,10 +395,14 @@ fn video_thread(
         }
         if capture.is_none() {
             match open_video(&input, source) {
-                Ok(opened) => capture = Some(opened),
+                Ok(opened) => {
+                    capture = Some(opened);
+                    *control.device_error.lock() = None;
+                }
                 Err(error) => {
                     tracing::error!(?source, %error, "cannot open the video source");
                     control.errors.fetch_add(1, Ordering::Relaxed);
+                    *control.device_error.lock() = Some(error);
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -604,7 +623,7 @@ fn open_devices(
         match open_speaker(devices.speaker.as_deref(), fill, events.clone()) {
             Ok(speaker) => Some(speaker),
             Err(error) => {
-                report_device_error(control, format!("speaker: {error}"));
+                report_device_error(control, DeviceError::from_audio("speaker", &error));
                 None
             }
         }
@@ -618,7 +637,7 @@ fn open_devices(
             ) {
                 Ok(microphone) => Some(microphone),
                 Err(error) => {
-                    report_device_error(control, format!("microphone: {error}"));
+                    report_device_error(control, DeviceError::from_audio("microphone", &error));
                     None
                 }
             }
@@ -631,10 +650,10 @@ fn open_devices(
     }
 }
 
-fn report_device_error(control: &SourceControl, message: String) {
-    tracing::warn!(%message, "audio device");
+fn report_device_error(control: &SourceControl, error: DeviceError) {
+    tracing::warn!(%error, "audio device");
     control.errors.fetch_add(1, Ordering::Relaxed);
-    *control.device_error.lock() = Some(message);
+    *control.device_error.lock() = Some(error);
 }
 
 /// Real devices: the speaker's callback pulls the mix (and hands exactly what it plays to the
@@ -683,8 +702,13 @@ fn device_audio_thread(
             _open = open_devices(&setup, &devices, &frames, &events_tx, &control);
             control.audio_switches.fetch_add(1, Ordering::Relaxed);
         }
-        while let Ok(AudioEvent::DeviceLost { name, message }) = events.try_recv() {
-            report_device_error(&control, format!("{name}: {message}"));
+        while let Ok(AudioEvent::DeviceLost {
+            name,
+            kind,
+            message,
+        }) = events.try_recv()
+        {
+            report_device_error(&control, DeviceError::new(name, kind, message));
         }
         let Ok(frame) = frames.pop_timeout(Duration::from_millis(100)) else {
             continue;

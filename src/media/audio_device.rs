@@ -3,6 +3,7 @@
 //! never block: captured frames go into a drop-oldest [`FrameQueue`], playback pulls from a
 //! caller-supplied source, and device errors (a device that vanishes) become [`AudioEvent`]s.
 
+use super::device_error::DeviceErrorKind;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,11 @@ pub enum AudioError {
     #[error("audio device {0:?} not found")]
     NotFound(String),
     #[error("audio device {name:?}: {message}")]
-    Device { name: String, message: String },
+    Device {
+        name: String,
+        kind: DeviceErrorKind,
+        message: String,
+    },
     #[error("audio device {name:?} uses {format:?} samples, which is not supported")]
     UnsupportedFormat { name: String, format: SampleFormat },
 }
@@ -33,7 +38,11 @@ pub enum AudioError {
 pub enum AudioEvent {
     /// The stream failed (e.g. the device was unplugged): the session should tell the user and
     /// offer another device.
-    DeviceLost { name: String, message: String },
+    DeviceLost {
+        name: String,
+        kind: DeviceErrorKind,
+        message: String,
+    },
 }
 
 /// 10 ms of 48 kHz mono audio.
@@ -57,10 +66,23 @@ fn device_name(device: &cpal::Device) -> String {
         .unwrap_or_else(|_| "unknown device".into())
 }
 
-fn device_error(name: &str, e: impl std::fmt::Display) -> AudioError {
+fn device_error(name: &str, e: cpal::Error) -> AudioError {
     AudioError::Device {
         name: name.to_owned(),
+        kind: kind_of(&e),
         message: e.to_string(),
+    }
+}
+
+/// cpal's error kinds as the kinds a user can act on.
+fn kind_of(error: &cpal::Error) -> DeviceErrorKind {
+    use cpal::ErrorKind;
+    match error.kind() {
+        ErrorKind::PermissionDenied => DeviceErrorKind::Permission,
+        ErrorKind::DeviceBusy => DeviceErrorKind::Busy,
+        ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated => DeviceErrorKind::Lost,
+        ErrorKind::HostUnavailable => DeviceErrorKind::NotFound,
+        _ => DeviceErrorKind::Backend,
     }
 }
 
@@ -176,6 +198,10 @@ fn report_loss(
     move |e| {
         let _ = events.send(AudioEvent::DeviceLost {
             name: name.clone(),
+            kind: match kind_of(&e) {
+                DeviceErrorKind::Backend => DeviceErrorKind::Lost,
+                kind => kind,
+            },
             message: e.to_string(),
         });
     }

@@ -8,6 +8,7 @@ pub mod camera;
 pub mod capture;
 pub mod clock;
 pub mod convert;
+pub mod device_error;
 pub mod frame;
 pub mod h264;
 pub mod level;

@@ -19,6 +19,7 @@ use crate::call::pictures::{CapturePreview, PictureKey, PictureSink};
 use crate::call::sender::{AudioDevices, AudioInput, VideoInput};
 use crate::call::{CallConfig, CallHandle, PictureOutput};
 use crate::media::audio_device;
+use crate::media::device_error::{DeviceError, DeviceErrorKind};
 use crate::media::level::LevelMeter;
 use crate::media::queue::FrameQueue;
 use crate::media::voice::VoiceProcessingConfig;
@@ -403,8 +404,8 @@ impl Worker {
 
     fn start_check(&self, settings: &Settings, camera_on: bool, mic_on: bool) -> Check {
         let shared = self.shared.clone();
-        let report = move |problem: String| {
-            shared.update(|p| p.check_problem = Some(plain_device_problem(&problem)));
+        let report = move |problem: DeviceError| {
+            shared.update(|p| p.check_problem = Some(device_problem_words(&problem)));
         };
         self.shared.update(|p| p.check_problem = None);
         let preview = if camera_on {
@@ -419,7 +420,7 @@ impl Worker {
             ) {
                 Ok(preview) => Some(preview),
                 Err(error) => {
-                    report(error.to_string());
+                    report(DeviceError::new("camera", DeviceErrorKind::Backend, error));
                     None
                 }
             }
@@ -472,7 +473,9 @@ impl Worker {
                         drop(stream);
                     }
                     Err(error) => shared.update(|p| {
-                        p.check_problem = Some(plain_device_problem(&error.to_string()))
+                        p.check_problem = Some(device_problem_words(&DeviceError::from_audio(
+                            "speaker", &error,
+                        )))
                     }),
                 }
                 shared.update(|p| p.speaker_test_playing = false);
@@ -586,8 +589,8 @@ impl Worker {
         };
         let device_problem = local
             .values()
-            .find_map(|source| source.device_error.clone())
-            .map(|problem| plain_device_problem(&problem));
+            .find_map(|source| source.device_problem.clone())
+            .map(|problem| device_problem_words(&problem));
         let mut remote = std::collections::BTreeMap::new();
         for peer in &snapshot.participants {
             let report = reports
@@ -704,23 +707,25 @@ fn notice_for(event: &SessionEvent) -> Option<String> {
     })
 }
 
-/// A device failure in words a student understands.
-pub fn plain_device_problem(detail: &str) -> String {
-    let lower = detail.to_lowercase();
-    if lower.contains("permission") || lower.contains("denied") {
-        format!(
-            "Classroom may not use this device. Check the system's privacy settings. ({detail})"
-        )
-    } else if lower.contains("lost") || lower.contains("disconnected") || lower.contains("vanished")
-    {
-        format!(
-            "A device was disconnected. Plug it back in or pick another one in the settings. ({detail})"
-        )
-    } else if lower.contains("not found") || lower.contains("no audio") || lower.contains("no such")
-    {
-        format!("The device is not there. Pick another one in the settings. ({detail})")
-    } else {
-        format!("A device did not work: {detail}")
+/// A device failure in words a student understands: the one place that words them.
+pub fn device_problem_words(problem: &DeviceError) -> String {
+    let DeviceError { device, detail, .. } = problem;
+    match problem.kind {
+        DeviceErrorKind::Permission => format!(
+            "Classroom may not use the {device}. Check the system's privacy settings. ({detail})"
+        ),
+        DeviceErrorKind::Lost => format!(
+            "The {device} was disconnected. Plug it back in or pick another one in the \
+             settings. ({detail})"
+        ),
+        DeviceErrorKind::NotFound => {
+            format!("The {device} is not there. Pick another one in the settings. ({detail})")
+        }
+        DeviceErrorKind::Busy => format!(
+            "Another program is using the {device}. Close it, or pick another one in the \
+             settings. ({detail})"
+        ),
+        DeviceErrorKind::Backend => format!("The {device} did not work: {detail}"),
     }
 }
 
@@ -881,7 +886,7 @@ fn meter_microphone(
     microphone: Option<String>,
     shared: Arc<Shared>,
     stop: Arc<std::sync::atomic::AtomicBool>,
-    report: impl Fn(String),
+    report: impl Fn(DeviceError),
 ) {
     let frames = FrameQueue::new(16);
     let (events, lost) = std::sync::mpsc::channel();
@@ -889,15 +894,24 @@ fn meter_microphone(
     {
         Ok(stream) => stream,
         Err(error) => {
-            report(error.to_string());
+            report(DeviceError::from_audio("microphone", &error));
             return;
         }
     };
     let mut meter = LevelMeter::default();
     let mut last_publish = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Ok(audio_device::AudioEvent::DeviceLost { name, message }) = lost.try_recv() {
-            report(format!("microphone {name} lost: {message}"));
+        if let Ok(audio_device::AudioEvent::DeviceLost {
+            name,
+            kind,
+            message,
+        }) = lost.try_recv()
+        {
+            report(DeviceError::new(
+                format!("microphone {name}"),
+                kind,
+                message,
+            ));
             break;
         }
         if let Ok(frame) = frames.pop_timeout(Duration::from_millis(50)) {
@@ -1005,4 +1019,19 @@ fn enumerate_devices(board: &PictureBoard) -> DeviceLists {
         }
     }
     lists
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_device_problem_tells_the_student_what_to_do() {
+        let words = |kind| device_problem_words(&DeviceError::new("microphone USB", kind, "x"));
+        assert!(words(DeviceErrorKind::Permission).contains("privacy settings"));
+        assert!(words(DeviceErrorKind::Lost).contains("Plug it back in"));
+        assert!(words(DeviceErrorKind::NotFound).contains("is not there"));
+        assert!(words(DeviceErrorKind::Busy).contains("Another program"));
+        assert!(words(DeviceErrorKind::Backend).starts_with("The microphone USB did not work"));
+    }
 }
