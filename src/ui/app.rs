@@ -396,15 +396,21 @@ impl ClassroomApp {
         }
     }
 
+    /// Merges what the backend published since the last poll (the call's state, notices).
+    pub fn poll_backend(&mut self) {
+        if let Some(published) = self.backend.as_mut().and_then(Backend::poll) {
+            self.merge(published);
+        }
+    }
+
     /// One frame: what the window shows now.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         if tracing::enabled!(target: "classroom::ui::repaint", tracing::Level::TRACE) {
             tracing::trace!(target: "classroom::ui::repaint", causes = ?ctx.repaint_causes(), "frame");
         }
-        if let Some(published) = self.backend.as_mut().and_then(Backend::poll) {
-            self.merge(published);
-        }
+        // eframe runs `logic` first; a harness that draws frames alone polls here.
+        self.poll_backend();
         self.textures.sync(&ctx, &self.board);
         if let Some(since) = self.notice_since {
             let left = NOTICE_TIME.saturating_sub(since.elapsed());
@@ -503,6 +509,12 @@ fn ended(ui: &mut egui::Ui, message: &str, actions: &mut Vec<UiAction>) {
 }
 
 impl eframe::App for ClassroomApp {
+    /// Runs on every wake-up, drawn or not: a hidden or minimised window (which eframe does
+    /// not draw) keeps merging the call's state, so nothing piles up unseen.
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll_backend();
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.frame(ui);
     }
