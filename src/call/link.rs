@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::receiver::{self, ReaderOptions};
 use super::stats::StatsBook;
-use crate::rtc::{EncodedUnit, PeerEvent, PeerEventKind, PeerLink, PeerOptions, RtcError};
+use crate::rtc::{EncodedUnit, PeerEvent, PeerLink, PeerOptions, RtcError};
 use crate::types::{PeerConnState, Source, VideoCodec};
 
 /// How often a link's round trip and estimate go into the stats.
@@ -91,7 +91,6 @@ pub(super) async fn run_link(
     let (events_tx, mut events) = mpsc::unbounded_channel::<PeerEvent>();
     let link = match PeerLink::new(
         &spec.user_id,
-        spec.generation,
         &context.stream_id,
         &spec.ice_servers,
         &context.options,
@@ -122,13 +121,13 @@ pub(super) async fn run_link(
                 }
                 None => break,
             },
-            Some(event) = events.recv() => match event.kind {
-                PeerEventKind::Candidate(candidate) => report(LinkReportKind::Candidate(candidate)),
-                PeerEventKind::State(state) => {
+            Some(event) = events.recv() => match event {
+                PeerEvent::Candidate(candidate) => report(LinkReportKind::Candidate(candidate)),
+                PeerEvent::State(state) => {
                     connected.store(state == PeerConnState::Connected, Ordering::SeqCst);
                     report(LinkReportKind::State(state));
                 }
-                PeerEventKind::RemoteTrack(mut track) => {
+                PeerEvent::RemoteTrack(mut track) => {
                     link.place_track(&mut track).await;
                     receiver::spawn_track_reader(
                         spec.user_id.clone(),
@@ -138,10 +137,10 @@ pub(super) async fn run_link(
                         stop_readers.clone(),
                     );
                 }
-                PeerEventKind::KeyframeRequested(source) => {
+                PeerEvent::KeyframeRequested(source) => {
                     report(LinkReportKind::KeyframeRequested(source));
                 }
-                PeerEventKind::Estimate(bps) => report(LinkReportKind::Estimate(bps)),
+                PeerEvent::Estimate(bps) => report(LinkReportKind::Estimate(bps)),
             },
             _ = stats_ticker.tick() => {
                 if connected.load(Ordering::Relaxed) {

@@ -293,7 +293,7 @@ fn start_engine(
     let emitter = tokio::spawn(emit_in_order(signaling.clone(), outgoing_rx));
     let engine = Engine {
         config,
-        test,
+        room: test.room,
         session,
         signaling,
         transport,
@@ -329,7 +329,8 @@ type Writers = Arc<RwLock<HashMap<String, mpsc::Sender<(Source, EncodedUnit)>>>>
 
 struct Engine {
     config: CallConfig,
-    test: TestInputs,
+    /// The test participant's simulated room, if any.
+    room: Option<SimulatedRoomConfig>,
     session: Session,
     signaling: Arc<dyn SignalingPort>,
     transport: Arc<dyn LinkFactory>,
@@ -361,7 +362,7 @@ impl Engine {
                 input: self.config.audio.clone(),
                 mixer: self.local.mixer.clone(),
                 voice: self.local.voice.clone(),
-                room: self.test.room,
+                room: self.room,
                 speaker: self.config.speaker.clone(),
             },
             media_tx,
@@ -434,7 +435,7 @@ impl Engine {
     }
 
     /// A link's report as a session input, if it is from the current link to its user.
-    fn link_report(&mut self, report: LinkReport, media: &MediaSender) -> Option<Input> {
+    fn link_report(&self, report: LinkReport, media: &MediaSender) -> Option<Input> {
         let entry = self.peers.get(&report.user_id)?;
         if entry.generation != report.generation {
             return None; // from a link that was replaced

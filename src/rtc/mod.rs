@@ -9,5 +9,5 @@ pub mod peer;
 mod remote_track;
 
 pub use error::RtcError;
-pub use peer::{EncodedUnit, PeerEvent, PeerEventKind, PeerLink, PeerOptions};
+pub use peer::{EncodedUnit, PeerEvent, PeerLink, PeerOptions};
 pub use remote_track::RemoteTrack;

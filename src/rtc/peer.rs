@@ -76,8 +76,9 @@ impl Default for PeerOptions {
     }
 }
 
-/// What a peer connection reports to the engine.
-pub enum PeerEventKind {
+/// What a peer connection reports, on the channel its [`PeerLink::new`] was given (one per
+/// link, so an event needs to say nothing about which link it is from).
+pub enum PeerEvent {
     Candidate(IceCandidate),
     State(PeerConnState),
     /// A remote track, its source guessed from its kind and name; [`PeerLink::place_track`]
@@ -89,26 +90,16 @@ pub enum PeerEventKind {
     Estimate(f64),
 }
 
-pub struct PeerEvent {
-    pub user_id: String,
-    /// Which connection to this user (a replaced one keeps reporting until it is gone).
-    pub generation: u64,
-    pub kind: PeerEventKind,
-}
-
+#[derive(Clone)]
 struct Handler {
+    /// For the logs.
     user_id: String,
-    generation: u64,
     events: mpsc::UnboundedSender<PeerEvent>,
 }
 
 impl Handler {
-    fn send(&self, kind: PeerEventKind) {
-        let _ = self.events.send(PeerEvent {
-            user_id: self.user_id.clone(),
-            generation: self.generation,
-            kind,
-        });
+    fn send(&self, event: PeerEvent) {
+        let _ = self.events.send(event);
     }
 }
 
@@ -116,7 +107,7 @@ impl Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         match event.candidate.to_json() {
-            Ok(init) => self.send(PeerEventKind::Candidate(IceCandidate {
+            Ok(init) => self.send(PeerEvent::Candidate(IceCandidate {
                 candidate: init.candidate,
                 sdp_mid: init.sdp_mid,
                 sdp_m_line_index: init.sdp_mline_index,
@@ -137,7 +128,7 @@ impl PeerConnectionEventHandler for Handler {
             _ => return,
         };
         tracing::debug!(user = %self.user_id, ?state, "peer connection state");
-        self.send(PeerEventKind::State(state));
+        self.send(PeerEvent::State(state));
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -156,7 +147,7 @@ impl PeerConnectionEventHandler for Handler {
         let track_id = track.track_id().await.to_string();
         let stream_id = track.stream_id().await.to_string();
         tracing::debug!(user = %self.user_id, ?source, %track_id, %stream_id, "remote track");
-        self.send(PeerEventKind::RemoteTrack(RemoteTrack { track, source }));
+        self.send(PeerEvent::RemoteTrack(RemoteTrack { track, source }));
     }
 }
 
@@ -176,7 +167,7 @@ impl<E: BandwidthEstimator> PublishedEstimate<E> {
         self.target.store(target.to_bits(), Ordering::Relaxed);
         if (target - self.reported).abs() > self.reported * 0.01 {
             self.reported = target;
-            self.events.send(PeerEventKind::Estimate(target));
+            self.events.send(PeerEvent::Estimate(target));
         }
     }
 }
@@ -424,7 +415,6 @@ pub struct EncodedUnit {
 /// The peer connection to one remote participant.
 pub struct PeerLink {
     user_id: String,
-    generation: u64,
     connection: Arc<dyn PeerConnection>,
     tracks: Vec<Arc<LocalTrack>>,
     tracks_attached: AtomicBool,
@@ -440,7 +430,6 @@ impl PeerLink {
     /// attaches them to the offer's transceivers when the offer arrives.
     pub async fn new(
         user_id: &str,
-        generation: u64,
         local_stream_id: &str,
         ice_servers: &[IceServer],
         options: &PeerOptions,
@@ -448,6 +437,10 @@ impl PeerLink {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self, RtcError> {
         let mut engine = media_engine(&options.video_codecs)?;
+        let handler = Handler {
+            user_id: user_id.to_owned(),
+            events: events.clone(),
+        };
         let target_bitrate = Arc::new(AtomicU64::new(options.initial_bitrate_bps.to_bits()));
         let estimator = PublishedEstimate {
             inner: Gcc::new(
@@ -457,15 +450,11 @@ impl PeerLink {
             ),
             target: target_bitrate.clone(),
             reported: options.initial_bitrate_bps,
-            events: Handler {
-                user_id: user_id.to_owned(),
-                generation,
-                events: events.clone(),
-            },
+            events: handler.clone(),
         };
         estimator
             .events
-            .send(PeerEventKind::Estimate(options.initial_bitrate_bps));
+            .send(PeerEvent::Estimate(options.initial_bitrate_bps));
         let registry = configure_congestion_control(
             Registry::new(),
             estimator,
@@ -504,11 +493,7 @@ impl PeerLink {
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings)
-            .with_handler(Arc::new(Handler {
-                user_id: user_id.to_owned(),
-                generation,
-                events: events.clone(),
-            }))
+            .with_handler(Arc::new(handler))
             .with_udp_addrs(vec![std::net::SocketAddr::new(options.bind_ip, 0)])
             .build()
             .await?;
@@ -524,7 +509,6 @@ impl PeerLink {
             .collect::<Result<Vec<_>, _>>()?;
         let link = PeerLink {
             user_id: user_id.to_owned(),
-            generation,
             connection,
             tracks,
             tracks_attached: AtomicBool::new(false),
@@ -542,8 +526,6 @@ impl PeerLink {
                 spawn_keyframe_watch(
                     track.clone(),
                     track.source,
-                    user_id.to_owned(),
-                    generation,
                     events.clone(),
                     link.closed.clone(),
                 );
@@ -554,10 +536,6 @@ impl PeerLink {
 
     pub fn user_id(&self) -> &str {
         &self.user_id
-    }
-
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 
     async fn attach_tracks(&self) -> Result<(), RtcError> {
@@ -952,8 +930,6 @@ fn to_wire(description: &RTCSessionDescription) -> SessionDescription {
 fn spawn_keyframe_watch(
     track: Arc<LocalTrack>,
     source: Source,
-    user_id: String,
-    generation: u64,
     events: mpsc::UnboundedSender<PeerEvent>,
     closed: Arc<AtomicBool>,
 ) {
@@ -967,11 +943,7 @@ fn spawn_keyframe_watch(
                         .iter()
                         .any(|packet| is_keyframe_request(packet.as_ref()))
                     {
-                        let _ = events.send(PeerEvent {
-                            user_id: user_id.clone(),
-                            generation,
-                            kind: PeerEventKind::KeyframeRequested(source),
-                        });
+                        let _ = events.send(PeerEvent::KeyframeRequested(source));
                     }
                 }
                 Some(_) => {}
@@ -995,7 +967,6 @@ mod tests {
         };
         PeerLink::new(
             name,
-            1,
             &format!("classroom-{name}"),
             &[],
             &options,

@@ -607,8 +607,8 @@ impl Session {
             camera: self.camera,
             screen: self.screen,
         };
-        let links: Vec<LinkMedia> = self.peers.values().map(Peer::media).collect();
-        let targets = media_rules::send_targets(&links, on, &self.targets);
+        let links = self.peers.values().map(Peer::media);
+        let targets = media_rules::send_targets(links, on, &self.targets);
         if targets == self.targets {
             return;
         }

@@ -66,8 +66,8 @@ pub struct VideoOn {
 
 /// The targets for these links. Without a connected link that reported an estimate the
 /// bitrates stay where `previous` left them.
-pub fn send_targets<'a>(
-    links: impl IntoIterator<Item = &'a LinkMedia>,
+pub fn send_targets(
+    links: impl IntoIterator<Item = LinkMedia>,
     on: VideoOn,
     previous: &SendTargets,
 ) -> SendTargets {
@@ -150,7 +150,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let targets = send_targets(&links, CAMERA, &SendTargets::INITIAL);
+        let targets = send_targets(links, CAMERA, &SendTargets::INITIAL);
         assert_eq!(targets.weakest_link_bps, Some(640_000));
         assert_eq!(targets.camera_bps, 600_000, "the link less audio's reserve");
     }
@@ -158,13 +158,13 @@ mod tests {
     #[test]
     fn with_both_sources_on_the_screen_gets_the_larger_share_and_each_stays_under_its_cap() {
         let targets = send_targets(
-            &[link(1_040_000.0, None, VideoCodec::H264)],
+            [link(1_040_000.0, None, VideoCodec::H264)],
             BOTH,
             &SendTargets::INITIAL,
         );
         assert_eq!((targets.camera_bps, targets.screen_bps), (300_000, 700_000));
         let rich = send_targets(
-            &[link(10_000_000.0, None, VideoCodec::H264)],
+            [link(10_000_000.0, None, VideoCodec::H264)],
             CAMERA,
             &SendTargets::INITIAL,
         );
@@ -173,7 +173,7 @@ mod tests {
             (CAMERA_MAX_BPS, SCREEN_MAX_BPS)
         );
         let poor = send_targets(
-            &[link(50_000.0, None, VideoCodec::H264)],
+            [link(50_000.0, None, VideoCodec::H264)],
             CAMERA,
             &SendTargets::INITIAL,
         );
@@ -191,7 +191,7 @@ mod tests {
             connected: true,
             ..Default::default()
         }];
-        let targets = send_targets(&links, BOTH, &previous);
+        let targets = send_targets(links, BOTH, &previous);
         assert_eq!((targets.camera_bps, targets.screen_bps), (123_000, 456_000));
     }
 
@@ -202,7 +202,7 @@ mod tests {
             link(1e6, Some(540), VideoCodec::H264),
         ];
         assert_eq!(
-            send_targets(&sized, CAMERA, &SendTargets::INITIAL).camera_max_height,
+            send_targets(sized, CAMERA, &SendTargets::INITIAL).camera_max_height,
             540
         );
         let with_browser = [
@@ -210,11 +210,11 @@ mod tests {
             link(1e6, None, VideoCodec::H264),
         ];
         assert_eq!(
-            send_targets(&with_browser, CAMERA, &SendTargets::INITIAL).camera_max_height,
+            send_targets(with_browser, CAMERA, &SendTargets::INITIAL).camera_max_height,
             0
         );
         assert_eq!(
-            send_targets(&[], CAMERA, &SendTargets::INITIAL).camera_max_height,
+            send_targets([], CAMERA, &SendTargets::INITIAL).camera_max_height,
             0,
             "nobody connected: full size"
         );
@@ -224,11 +224,11 @@ mod tests {
     fn each_codec_a_connected_link_negotiated_is_encoded_and_no_other() {
         let mut firefox = link(1e6, None, VideoCodec::Vp8);
         let links = [link(1e6, None, VideoCodec::H264), firefox];
-        let codecs = send_targets(&links, CAMERA, &SendTargets::INITIAL).codecs;
+        let codecs = send_targets(links, CAMERA, &SendTargets::INITIAL).codecs;
         assert!(codecs.contains(VideoCodec::H264) && codecs.contains(VideoCodec::Vp8));
         firefox.connected = false;
         let links = [link(1e6, None, VideoCodec::H264), firefox];
-        let codecs = send_targets(&links, CAMERA, &SendTargets::INITIAL).codecs;
+        let codecs = send_targets(links, CAMERA, &SendTargets::INITIAL).codecs;
         assert!(codecs.contains(VideoCodec::H264) && !codecs.contains(VideoCodec::Vp8));
     }
 }
