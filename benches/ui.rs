@@ -400,27 +400,6 @@ fn idle_cpu() {
     }
 }
 
-/// The local class's join key, from the invitation link the app prints (the class lets no
-/// one in without it). The app's output is drained on after that.
-fn local_class_key(app: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let stdout = app.stdout.take().expect("the app's stdout");
-    let (line_tx, line_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = line_tx.send(line);
-        }
-    });
-    std::iter::from_fn(|| line_rx.recv_timeout(Duration::from_secs(60)).ok())
-        .find_map(|line| {
-            line.split("key=")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_owned)
-        })
-        .expect("the app printed its invitation link with the class's key")
-}
-
 /// The real app in a class where nothing changes: its CPU over the measured window.
 fn idle_cpu_run(label: &str, sound: Option<&SoundServer>, flags: &[&str]) {
     let ns = lab::NetNs::create("ui-idle");
@@ -456,7 +435,9 @@ fn idle_cpu_run(label: &str, sound: Option<&SoundServer>, flags: &[&str]) {
             .env("PULSE_SERVER", format!("unix:{}", sound.socket.display()));
     }
     let mut app = command.spawn().expect("the app starts");
-    let key = local_class_key(&mut app);
+    let key = lab::local_class_invitation(&mut app, Duration::from_secs(60))
+        .and_then(|invitation| lab::invitation_key(&invitation))
+        .expect("the app printed its invitation link with the class's key");
     let bot = lab::Bot::start(
         &ns,
         "idle",

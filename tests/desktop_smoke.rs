@@ -7,12 +7,13 @@
 
 mod support;
 
-use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::display::{FoundStamp, Rgb, Xvfb, find_stamp};
-use support::lab::{Bot, BotOptions, NetNs, PORT, TempDir, wait_until};
+use support::lab::{
+    Bot, BotOptions, NetNs, PORT, TempDir, invitation_key, local_class_invitation, wait_until,
+};
 
 /// Stamps older than this on screen are not what the participant is sending now.
 const FRESH: Duration = Duration::from_secs(20);
@@ -95,25 +96,9 @@ fn the_window_shows_a_participants_test_pattern_and_leaves_cleanly() {
     let mut app = App(app);
     let log = || std::fs::read_to_string(dir.0.join("app.log")).unwrap_or_default();
     // The invitation the app prints: the local class lets no one in without its key.
-    let (line_tx, line_rx) = std::sync::mpsc::channel();
-    let stdout = app.0.stdout.take().expect("app stdout");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = line_tx.send(line);
-        }
-    });
-    let invitation = std::iter::from_fn(|| line_rx.recv_timeout(Duration::from_secs(60)).ok())
-        .find(|line| line.contains("key="))
+    let invitation = local_class_invitation(&mut app.0, Duration::from_secs(60))
         .unwrap_or_else(|| panic!("the app printed no invitation link\napp log:\n{}", log()));
-    let key = invitation
-        .split("key=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a key in the invitation")
-        .to_owned();
+    let key = invitation_key(&invitation).expect("a key in the invitation");
     assert!(key.len() >= 16, "a random key: {invitation}");
     assert!(
         invitation.contains(&format!("http://127.0.0.1:{PORT}/?session=smoke&key=")),

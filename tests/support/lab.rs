@@ -362,6 +362,29 @@ impl Drop for Bot {
 }
 
 /// Polls `condition` until it holds or `timeout` passes; panics with `what` and `context()`.
+/// The invitation link a local class's app prints (the class lets no one in without the key
+/// in it), read from the app's piped stdout within `timeout`; the rest of the output is
+/// drained on, so the app never blocks on it. `None`: no invitation came.
+pub fn local_class_invitation(app: &mut Child, timeout: Duration) -> Option<String> {
+    let stdout = app.stdout.take()?;
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    std::iter::from_fn(|| line_rx.recv_timeout(timeout).ok()).find(|line| line.contains("key="))
+}
+
+/// The join key in an invitation link.
+pub fn invitation_key(invitation: &str) -> Option<String> {
+    invitation
+        .split("key=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+}
+
 pub fn wait_until(
     what: &str,
     timeout: Duration,
