@@ -25,7 +25,8 @@ use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentia
 use crate::error::Refusal;
 use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
 use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
-use crate::rooms::{Member, Room, emit_to_all};
+use crate::room_rules::{self, Handle, JoinKind, Left, NotAdmitted, Now};
+use crate::rooms::{Room, emit_to_all};
 use crate::state::AppState;
 
 /// Per-socket state, kept in the socket's extensions.
@@ -606,6 +607,14 @@ fn now_ms() -> u64 {
     crate::auth::unix_now().as_millis() as u64
 }
 
+/// The time handed to the room rules.
+fn now() -> Now {
+    Now {
+        instant: Instant::now(),
+        unix_ms: now_ms(),
+    }
+}
+
 async fn join_session(
     state: &Arc<AppState>,
     s: &SocketRef,
@@ -670,63 +679,36 @@ fn enter_room(
     room: &Arc<Room>,
     identity: &Identity,
 ) -> Result<Option<SessionJoined>, Refusal> {
-    let limits = &state.config.limits;
-    let mut guard = room.state.lock();
-    if guard.closed {
-        return Ok(None);
-    }
-    let participant;
-    let mut replaced = None;
-    let others;
-    if let Some(existing) = guard.member_mut(&identity.user_id) {
-        // The same user again (a reconnect, a second window): the newest socket wins and the
-        // others see an update, not a departure.
-        if existing.socket.id != s.id {
-            replaced = Some(std::mem::replace(&mut existing.socket, s.clone()));
+    let outcome = room
+        .state
+        .lock()
+        .join(identity, s.clone(), now(), &state.config.limits);
+    let room_rules::Joined {
+        participant,
+        roster,
+        history,
+        kind,
+    } = match outcome {
+        Ok(joined) => joined,
+        Err(NotAdmitted::Closed) => return Ok(None),
+        Err(NotAdmitted::Refused(r)) => return Err(r),
+    };
+    let replaced = match kind {
+        JoinKind::New { others, notice } => {
+            state
+                .metrics
+                .participants
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            persist_chat(state, &room.id, notice.clone());
+            emit_to_all(&others, event::USER_JOINED, &participant);
+            emit_to_all(&others, event::CHAT_MESSAGE, &notice);
+            None
         }
-        existing.participant.user_name = identity.user_name.clone();
-        existing.participant.is_instructor = identity.role.is_instructor();
-        participant = existing.participant.clone();
-        others = guard.sockets_except(Some(s.id));
-        drop(guard);
-        emit_to_all(&others, event::PARTICIPANT_UPDATED, &participant);
-    } else {
-        if guard.members.len() >= limits.max_participants_per_session {
-            return Err(Refusal::new(
-                ErrorCode::SessionFull,
-                format!(
-                    "the session has its maximum of {} participants",
-                    limits.max_participants_per_session
-                ),
-            ));
+        JoinKind::Again { others, replaced } => {
+            emit_to_all(&others, event::PARTICIPANT_UPDATED, &participant);
+            replaced
         }
-        participant = Participant {
-            user_id: identity.user_id.clone(),
-            user_name: identity.user_name.clone(),
-            is_instructor: identity.role.is_instructor(),
-            audio_enabled: true,
-            video_enabled: true,
-            screen_sharing: false,
-            hand_raised: false,
-            joined_at: now_ms(),
-        };
-        others = guard.sockets_except(None);
-        guard.members.push(Member {
-            participant: participant.clone(),
-            socket: s.clone(),
-            chat: crate::limits::TokenBucket::new(limits.chat_burst, Instant::now()),
-        });
-        let notice = system_message(&participant, "joined the class");
-        guard.push_history(notice.clone(), limits.chat_history_len);
-        drop(guard);
-        state
-            .metrics
-            .participants
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        persist_chat(state, &room.id, notice.clone());
-        emit_to_all(&others, event::USER_JOINED, &participant);
-        emit_to_all(&others, event::CHAT_MESSAGE, &notice);
-    }
+    };
 
     *conn.joined.lock() = Some(Joined {
         room: room.clone(),
@@ -748,15 +730,6 @@ fn enter_room(
         let _ = old.disconnect();
     }
 
-    let guard = room.state.lock();
-    let participants = guard
-        .members
-        .iter()
-        .filter(|m| m.participant.user_id != identity.user_id)
-        .map(|m| m.participant.clone())
-        .collect();
-    let chat_history = guard.history.iter().cloned().collect();
-    drop(guard);
     let mut ice_servers = state.config.ice_servers.clone();
     if let Some(secret) = &state.config.turn_secret {
         ice_servers.push(turn_credentials(
@@ -771,9 +744,9 @@ fn enter_room(
         protocol_version: PROTOCOL_VERSION,
         session_id: room.id.to_string(),
         self_: Some(participant),
-        participants,
+        participants: roster,
         ice_servers,
-        chat_history,
+        chat_history: history,
     }))
 }
 
@@ -783,35 +756,31 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
         return false;
     };
     let room = &joined.room;
-    let mut guard = room.state.lock();
-    let Some(index) = guard
-        .members
-        .iter()
-        .position(|m| *m.participant.user_id == *joined.user_id && m.socket.id == joined.sid)
+    let outcome = room
+        .state
+        .lock()
+        .leave(&joined.user_id, joined.sid, now(), &state.config.limits);
+    let Some(Left {
+        participant,
+        others,
+        notice,
+        closed,
+    }) = outcome
     else {
         // Replaced by a newer connection of the same user: nothing to announce.
         return true;
     };
-    let member = guard.members.remove(index);
-    let notice = system_message(&member.participant, "left the class");
-    guard.push_history(notice.clone(), state.config.limits.chat_history_len);
-    let others = guard.sockets_except(None);
-    let empty = guard.members.is_empty();
-    if empty {
-        guard.closed = true;
-    }
-    drop(guard);
     state
         .metrics
         .participants
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    if empty {
+    if closed {
         state.rooms.remove(room);
     }
     persist_chat(state, &room.id, notice.clone());
     let left = UserLeft {
-        user_id: joined.user_id.to_string(),
-        user_name: joined.user_name.to_string(),
+        user_id: participant.user_id,
+        user_name: participant.user_name,
         reason,
     };
     emit_to_all(&others, event::USER_LEFT, &left);
@@ -847,7 +816,7 @@ fn relay<In, Out: Serialize>(
             .state
             .lock()
             .member(&target)
-            .map(|m| m.socket.clone())
+            .map(|m| m.conn.clone())
             .ok_or_else(|| {
                 Refusal::new(
                     ErrorCode::TargetNotFound,
@@ -916,8 +885,8 @@ fn update_media_state(conn: &Connection, m: MediaState) -> Result<Participant, R
         p.hand_raised = v;
     }
     let participant = p.clone();
-    let own = member.socket.id;
-    let others = guard.sockets_except(Some(own));
+    let own = member.conn.id();
+    let others = guard.conns_except(Some(own));
     drop(guard);
     emit_to_all(&others, event::PARTICIPANT_UPDATED, &participant);
     Ok(participant)
@@ -983,7 +952,7 @@ async fn send_chat(
     }
     let mut guard = joined.room.state.lock();
     guard.push_history(message.clone(), state.config.limits.chat_history_len);
-    let everyone = guard.sockets_except(None);
+    let everyone = guard.conns_except(None);
     drop(guard);
     state
         .metrics
@@ -991,17 +960,6 @@ async fn send_chat(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     emit_to_all(&everyone, event::CHAT_MESSAGE, &message);
     Ok(message)
-}
-
-fn system_message(p: &Participant, what: &str) -> ChatMessage {
-    ChatMessage {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: p.user_id.clone(),
-        user_name: p.user_name.clone(),
-        message: format!("{} {what}", p.user_name),
-        timestamp: now_ms(),
-        kind: ChatKind::System,
-    }
 }
 
 fn persist_chat(state: &AppState, session_id: &str, message: ChatMessage) {

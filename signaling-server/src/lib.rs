@@ -14,6 +14,7 @@ pub mod limits;
 mod membership;
 pub mod metrics;
 mod order;
+mod room_rules;
 mod rooms;
 mod state;
 pub mod store;

@@ -1,0 +1,520 @@
+//! The rules of one live room, without sockets or clocks: who may join, the same user again
+//! (the newest connection wins), leaving, the join and leave notices, the chat history's
+//! bounds. A join or a leave returns what the driver (`handlers.rs`) must emit, and to whom;
+//! the time comes in with the call.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use classroom_wire::{ChatKind, ChatMessage, ErrorCode, Participant};
+
+use crate::auth::Identity;
+use crate::config::Limits;
+use crate::error::Refusal;
+use crate::limits::TokenBucket;
+use crate::store::SYSTEM_NOTICES_KEPT;
+
+/// A member's connection as the room holds it: cloned to be emitted to, told apart by its id.
+pub(crate) trait Handle: Clone {
+    type Id: Copy + Eq;
+    fn id(&self) -> Self::Id;
+}
+
+/// The time of a call: `instant` for rates, `unix_ms` for the stamps clients see.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    pub(crate) instant: Instant,
+    pub(crate) unix_ms: u64,
+}
+
+pub(crate) struct Member<C> {
+    pub(crate) participant: Participant,
+    pub(crate) conn: C,
+    /// The member's chat rate, whichever of its connections sends.
+    pub(crate) chat: TokenBucket,
+}
+
+pub(crate) struct RoomState<C> {
+    /// In join order, one per user.
+    members: Vec<Member<C>>,
+    /// The last messages, oldest first, bounded as [`RoomState::push_history`] says.
+    history: VecDeque<ChatMessage>,
+    /// Set when the last member left; the room takes no one after that.
+    closed: bool,
+}
+
+/// A join that was let in.
+#[derive(Debug)]
+pub(crate) struct Joined<C> {
+    /// The joiner as the room now has them.
+    pub(crate) participant: Participant,
+    /// Everyone else, in join order.
+    pub(crate) roster: Vec<Participant>,
+    /// The chat history, oldest first, with the joiner's own notice when they are new.
+    pub(crate) history: Vec<ChatMessage>,
+    pub(crate) kind: JoinKind<C>,
+}
+
+/// What the others learn of a join.
+#[derive(Debug)]
+pub(crate) enum JoinKind<C> {
+    /// A new member: `others` get `user-joined` (the participant), then `chat-message`
+    /// (`notice`, already in the history, still to be stored).
+    New { others: Vec<C>, notice: ChatMessage },
+    /// The same user again (a reconnect, a second window): `others` get
+    /// `participant-updated`, not a leave. `replaced` is the user's previous connection when
+    /// it was another one: it is to be told `session-replaced` and disconnected.
+    Again { others: Vec<C>, replaced: Option<C> },
+}
+
+/// A join that was not let in.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NotAdmitted {
+    /// The room closed (its last member left) before this join: look the room up again.
+    Closed,
+    /// To be told to the joiner (the session is full).
+    Refused(Refusal),
+}
+
+/// A member who left: `others` get `user-left`, then `chat-message` (`notice`, already in
+/// the history, still to be stored).
+#[derive(Debug)]
+pub(crate) struct Left<C> {
+    pub(crate) participant: Participant,
+    pub(crate) others: Vec<C>,
+    pub(crate) notice: ChatMessage,
+    /// That was the last member: the room is closed, to be taken out of the registry.
+    pub(crate) closed: bool,
+}
+
+impl<C: Handle> RoomState<C> {
+    /// An empty room with the chat history it starts from.
+    pub(crate) fn new(history: VecDeque<ChatMessage>) -> Self {
+        RoomState {
+            members: Vec::new(),
+            history,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn member(&self, user_id: &str) -> Option<&Member<C>> {
+        self.members
+            .iter()
+            .find(|m| m.participant.user_id == user_id)
+    }
+
+    pub(crate) fn member_mut(&mut self, user_id: &str) -> Option<&mut Member<C>> {
+        self.members
+            .iter_mut()
+            .find(|m| m.participant.user_id == user_id)
+    }
+
+    /// The members' connections, except one; cloned so that emitting happens outside the lock.
+    pub(crate) fn conns_except(&self, except: Option<C::Id>) -> Vec<C> {
+        self.members
+            .iter()
+            .filter(|m| Some(m.conn.id()) != except)
+            .map(|m| m.conn.clone())
+            .collect()
+    }
+
+    /// Lets `who` in on `conn`. The same user again keeps their place (and media state) with
+    /// the new connection, name and role, even when the room is full; a new user is refused
+    /// when the room has `max_participants_per_session` members.
+    pub(crate) fn join(
+        &mut self,
+        who: &Identity,
+        conn: C,
+        now: Now,
+        limits: &Limits,
+    ) -> Result<Joined<C>, NotAdmitted> {
+        if self.closed {
+            return Err(NotAdmitted::Closed);
+        }
+        let conn_id = conn.id();
+        let (participant, kind) = if let Some(existing) = self.member_mut(&who.user_id) {
+            let replaced = (existing.conn.id() != conn_id)
+                .then(|| std::mem::replace(&mut existing.conn, conn));
+            existing.participant.user_name = who.user_name.clone();
+            existing.participant.is_instructor = who.role.is_instructor();
+            let participant = existing.participant.clone();
+            let others = self.conns_except(Some(conn_id));
+            (participant, JoinKind::Again { others, replaced })
+        } else {
+            let max = limits.max_participants_per_session;
+            if self.members.len() >= max {
+                return Err(NotAdmitted::Refused(Refusal::new(
+                    ErrorCode::SessionFull,
+                    format!("the session has its maximum of {max} participants"),
+                )));
+            }
+            let participant = Participant {
+                user_id: who.user_id.clone(),
+                user_name: who.user_name.clone(),
+                is_instructor: who.role.is_instructor(),
+                audio_enabled: true,
+                video_enabled: true,
+                screen_sharing: false,
+                hand_raised: false,
+                joined_at: now.unix_ms,
+            };
+            let others = self.conns_except(None);
+            self.members.push(Member {
+                participant: participant.clone(),
+                conn,
+                chat: TokenBucket::new(limits.chat_burst, now.instant),
+            });
+            let notice = notice(&participant, "joined the class", now);
+            self.push_history(notice.clone(), limits.chat_history_len);
+            (participant, JoinKind::New { others, notice })
+        };
+        let roster = self
+            .members
+            .iter()
+            .filter(|m| m.participant.user_id != who.user_id)
+            .map(|m| m.participant.clone())
+            .collect();
+        Ok(Joined {
+            participant,
+            roster,
+            history: self.history.iter().cloned().collect(),
+            kind,
+        })
+    }
+
+    /// Takes `user_id` out if `conn` is still their connection, and closes the room when they
+    /// were the last. `None` when it is not (a newer connection of the same user replaced
+    /// it): nothing to announce.
+    pub(crate) fn leave(
+        &mut self,
+        user_id: &str,
+        conn: C::Id,
+        now: Now,
+        limits: &Limits,
+    ) -> Option<Left<C>> {
+        let index = self
+            .members
+            .iter()
+            .position(|m| m.participant.user_id == user_id && m.conn.id() == conn)?;
+        let member = self.members.remove(index);
+        let notice = notice(&member.participant, "left the class", now);
+        self.push_history(notice.clone(), limits.chat_history_len);
+        self.closed = self.members.is_empty();
+        Some(Left {
+            participant: member.participant,
+            others: self.conns_except(None),
+            notice,
+            closed: self.closed,
+        })
+    }
+
+    /// Keeps the last `limit` user messages and the last [`SYSTEM_NOTICES_KEPT`] system
+    /// notices, as the store replays them: joins and leaves do not push the conversation out.
+    pub(crate) fn push_history(&mut self, message: ChatMessage, limit: usize) {
+        let kind = message.kind;
+        self.history.push_back(message);
+        let cap = match kind {
+            ChatKind::User => limit,
+            ChatKind::System => SYSTEM_NOTICES_KEPT,
+        };
+        if self.history.iter().filter(|m| m.kind == kind).count() > cap
+            && let Some(oldest) = self.history.iter().position(|m| m.kind == kind)
+        {
+            self.history.remove(oldest);
+        }
+    }
+}
+
+/// The system chat message "NAME joined the class" (or left).
+fn notice(p: &Participant, what: &str, now: Now) -> ChatMessage {
+    ChatMessage {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: p.user_id.clone(),
+        user_name: p.user_name.clone(),
+        message: format!("{} {what}", p.user_name),
+        timestamp: now.unix_ms,
+        kind: ChatKind::System,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use classroom_wire::Role;
+
+    /// A connection in the tests: a number.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Conn(u32);
+
+    impl Handle for Conn {
+        type Id = u32;
+        fn id(&self) -> u32 {
+            self.0
+        }
+    }
+
+    fn user(id: &str, name: &str) -> Identity {
+        Identity {
+            user_id: id.into(),
+            user_name: name.into(),
+            role: Role::Student,
+        }
+    }
+
+    fn at(unix_ms: u64) -> Now {
+        Now {
+            instant: Instant::now(),
+            unix_ms,
+        }
+    }
+
+    fn limits(max_participants: usize) -> Limits {
+        Limits {
+            max_participants_per_session: max_participants,
+            ..Limits::default()
+        }
+    }
+
+    fn ids(roster: &[Participant]) -> Vec<&str> {
+        roster.iter().map(|p| p.user_id.as_str()).collect()
+    }
+
+    fn room() -> RoomState<Conn> {
+        RoomState::new(VecDeque::new())
+    }
+
+    fn join(room: &mut RoomState<Conn>, id: &str, name: &str, conn: u32) -> Joined<Conn> {
+        room.join(&user(id, name), Conn(conn), at(1000), &limits(50))
+            .expect("admitted")
+    }
+
+    fn chat(text: &str, kind: ChatKind) -> ChatMessage {
+        ChatMessage {
+            id: text.into(),
+            user_id: "u".into(),
+            user_name: "U".into(),
+            message: text.into(),
+            timestamp: 0,
+            kind,
+        }
+    }
+
+    #[test]
+    fn new_members_join_in_order_and_see_everyone_but_themselves() {
+        let mut room = room();
+        let a = join(&mut room, "a", "Ann", 1);
+        assert!(a.roster.is_empty());
+        let b = join(&mut room, "b", "Bob", 2);
+        assert_eq!(ids(&b.roster), ["a"]);
+        let c = join(&mut room, "c", "Cy", 3);
+        assert_eq!(ids(&c.roster), ["a", "b"]);
+        assert_eq!(c.participant.user_id, "c");
+        assert_eq!(c.participant.joined_at, 1000);
+        assert!(c.participant.audio_enabled && c.participant.video_enabled);
+        let order: Vec<_> = room.members.iter().map(|m| m.conn).collect();
+        assert_eq!(order, [Conn(1), Conn(2), Conn(3)]);
+    }
+
+    #[test]
+    fn a_new_member_is_announced_to_those_already_in_with_a_notice() {
+        let mut room = room();
+        join(&mut room, "a", "Ann", 1);
+        join(&mut room, "b", "Bob", 2);
+        let c = join(&mut room, "c", "Cy", 3);
+        let JoinKind::New { others, notice } = c.kind else {
+            panic!("a new member: {:?}", c.kind);
+        };
+        assert_eq!(others, [Conn(1), Conn(2)]);
+        assert_eq!(notice.message, "Cy joined the class");
+        assert_eq!(
+            (notice.kind, notice.user_id.as_str()),
+            (ChatKind::System, "c")
+        );
+        assert_eq!(notice.timestamp, 1000);
+        // The joiner's history ends with their own notice.
+        assert_eq!(c.history.last(), Some(&notice));
+        assert_eq!(c.history.len(), 3);
+    }
+
+    #[test]
+    fn a_full_room_refuses_a_newcomer_and_stays_as_it_was() {
+        let mut room = room();
+        let full = limits(2);
+        room.join(&user("a", "Ann"), Conn(1), at(1), &full).unwrap();
+        room.join(&user("b", "Bob"), Conn(2), at(2), &full).unwrap();
+        let refused = room
+            .join(&user("c", "Cy"), Conn(3), at(3), &full)
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            NotAdmitted::Refused(Refusal::new(
+                ErrorCode::SessionFull,
+                "the session has its maximum of 2 participants"
+            ))
+        );
+        assert_eq!(room.members.len(), 2);
+        assert_eq!(room.history.len(), 2, "no notice for a refused join");
+    }
+
+    #[test]
+    fn a_returning_member_is_let_in_when_the_room_is_full() {
+        let mut room = room();
+        let full = limits(2);
+        room.join(&user("a", "Ann"), Conn(1), at(1), &full).unwrap();
+        room.join(&user("b", "Bob"), Conn(2), at(2), &full).unwrap();
+        let again = room.join(&user("a", "Ann"), Conn(3), at(3), &full).unwrap();
+        assert!(matches!(
+            again.kind,
+            JoinKind::Again {
+                replaced: Some(Conn(1)),
+                ..
+            }
+        ));
+        assert_eq!(room.members.len(), 2);
+    }
+
+    #[test]
+    fn the_newest_connection_wins_and_the_others_see_an_update_not_a_leave() {
+        let mut room = room();
+        join(&mut room, "a", "Ann", 1);
+        join(&mut room, "b", "Bob", 2);
+        let before = room.history.len();
+        let again = join(&mut room, "a", "Ann", 7);
+        let JoinKind::Again { others, replaced } = again.kind else {
+            panic!("the same user again: {:?}", again.kind);
+        };
+        assert_eq!(replaced, Some(Conn(1)));
+        assert_eq!(others, [Conn(2)], "neither the new nor the old connection");
+        assert_eq!(room.history.len(), before, "no notice");
+        assert_eq!(again.history.len(), before);
+        assert_eq!(ids(&again.roster), ["b"]);
+        // Ann keeps her place, on the new connection.
+        let order: Vec<_> = room.members.iter().map(|m| m.conn).collect();
+        assert_eq!(order, [Conn(7), Conn(2)]);
+    }
+
+    #[test]
+    fn joining_again_on_the_same_connection_replaces_nothing() {
+        let mut room = room();
+        join(&mut room, "a", "Ann", 1);
+        join(&mut room, "b", "Bob", 2);
+        let again = join(&mut room, "a", "Ann", 1);
+        let JoinKind::Again { others, replaced } = again.kind else {
+            panic!("the same user again: {:?}", again.kind);
+        };
+        assert_eq!((others, replaced), (vec![Conn(2)], None));
+    }
+
+    #[test]
+    fn joining_again_updates_name_and_role_and_keeps_the_rest() {
+        let mut room = room();
+        room.join(&user("a", "Ann"), Conn(1), at(1000), &limits(50))
+            .unwrap();
+        room.member_mut("a").unwrap().participant.audio_enabled = false;
+        let renamed = Identity {
+            role: Role::Instructor,
+            ..user("a", "Dr Ann")
+        };
+        let again = room.join(&renamed, Conn(2), at(5000), &limits(50)).unwrap();
+        let p = &again.participant;
+        assert_eq!((p.user_name.as_str(), p.is_instructor), ("Dr Ann", true));
+        assert_eq!((p.audio_enabled, p.joined_at), (false, 1000));
+        assert_eq!(&room.member("a").unwrap().participant, p);
+    }
+
+    #[test]
+    fn a_leave_is_announced_to_those_who_stay() {
+        let mut room = room();
+        join(&mut room, "a", "Ann", 1);
+        join(&mut room, "b", "Bob", 2);
+        join(&mut room, "c", "Cy", 3);
+        let Left {
+            participant,
+            others,
+            notice,
+            closed,
+        } = room
+            .leave("b", 2, at(9000), &limits(50))
+            .expect("Bob was a member");
+        assert_eq!(participant.user_name, "Bob");
+        assert_eq!(others, [Conn(1), Conn(3)]);
+        assert_eq!(notice.message, "Bob left the class");
+        assert_eq!((notice.kind, notice.timestamp), (ChatKind::System, 9000));
+        assert_eq!(room.history.back(), Some(&notice));
+        assert!(!closed);
+        assert!(room.member("b").is_none());
+    }
+
+    #[test]
+    fn leaving_from_a_replaced_connection_announces_nothing() {
+        let mut room = room();
+        join(&mut room, "a", "Ann", 1);
+        join(&mut room, "b", "Bob", 2);
+        join(&mut room, "a", "Ann", 3);
+        let before = room.history.len();
+        assert!(room.leave("a", 1, at(1), &limits(50)).is_none());
+        assert_eq!(room.member("a").unwrap().conn, Conn(3));
+        assert_eq!(room.history.len(), before);
+        // Another user's connection does not take Ann out either.
+        assert!(room.leave("a", 2, at(1), &limits(50)).is_none());
+    }
+
+    #[test]
+    fn the_last_leave_closes_the_room_to_later_joins() {
+        let mut room = room();
+        join(&mut room, "a", "Ann", 1);
+        join(&mut room, "b", "Bob", 2);
+        let first = room
+            .leave("a", 1, at(1), &limits(50))
+            .expect("Ann was a member");
+        assert!(!first.closed);
+        let last = room
+            .leave("b", 2, at(2), &limits(50))
+            .expect("Bob was a member");
+        let (others, closed) = (last.others, last.closed);
+        assert!(closed && others.is_empty());
+        assert_eq!(
+            room.join(&user("c", "Cy"), Conn(3), at(3), &limits(50))
+                .unwrap_err(),
+            NotAdmitted::Closed
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_last_user_messages_and_the_last_system_notices() {
+        let mut room = room();
+        for i in 0..5 {
+            room.push_history(chat(&format!("user {i}"), ChatKind::User), 3);
+        }
+        for i in 0..SYSTEM_NOTICES_KEPT + 4 {
+            room.push_history(chat(&format!("notice {i}"), ChatKind::System), 3);
+        }
+        room.push_history(chat("user 5", ChatKind::User), 3);
+        let kept: Vec<_> = room.history.iter().map(|m| m.message.as_str()).collect();
+        let mut expected = vec!["user 3".to_owned(), "user 4".to_owned()];
+        expected.extend((4..SYSTEM_NOTICES_KEPT + 4).map(|i| format!("notice {i}")));
+        expected.push("user 5".to_owned());
+        assert_eq!(kept, expected, "oldest first, each kind to its own bound");
+    }
+
+    #[test]
+    fn join_notices_do_not_push_the_conversation_out() {
+        let mut room = RoomState::new(VecDeque::from([chat("hello", ChatKind::User)]));
+        let small = Limits {
+            chat_history_len: 1,
+            ..Limits::default()
+        };
+        for i in 0..SYSTEM_NOTICES_KEPT as u32 + 2 {
+            let id = format!("u{i}");
+            room.join(&user(&id, &id), Conn(i), at(1), &small).unwrap();
+        }
+        let users: Vec<_> = room
+            .history
+            .iter()
+            .filter(|m| m.kind == ChatKind::User)
+            .collect();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].message, "hello");
+        assert_eq!(room.history.len(), 1 + SYSTEM_NOTICES_KEPT);
+    }
+}
