@@ -11,10 +11,14 @@
 //!   deadline; the media rules (what the encoders aim at) with it.
 //! - [`call`]: the engine that drives the session with real sockets, peer connections and
 //!   media, and the headless participant built on it.
+//! - [`controller`]: the window's controller, with no egui in it: carries out the window's
+//!   requests (the call, the local class server, the pre-join check, device lists) and
+//!   publishes what the window shows.
 //! - [`ui`]: the window (eframe/egui): start screen, pre-join check, class view.
 //! - [`policy`]: managed configuration (what IT presets and locks) and the effective config.
 
 pub mod call;
+pub mod controller;
 pub mod media;
 pub mod policy;
 pub mod rtc;

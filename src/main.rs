@@ -17,12 +17,12 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 
 use classroom::call::headless::{self, HeadlessArgs};
+use classroom::controller::store::Saved;
 use classroom::media::voice::VoiceStage;
 use classroom::policy::{EffectiveConfig, Overrides, Policy};
 use classroom::ui::WindowSetup;
 use classroom::ui::launch::{DEFAULT_LOCAL_PORT, Launch, parse_link};
 use classroom::ui::model::{JoinTarget, ServerChoice};
-use classroom::ui::store::Saved;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -127,7 +127,7 @@ fn default_name() -> String {
 
 /// The user's saved settings and recent classes, if any.
 fn saved_state() -> Option<Saved> {
-    classroom::ui::store::Store::for_user()
+    classroom::controller::store::Store::for_user()
         .filter(|store| store.exists())
         .map(|store| store.load())
 }
@@ -318,6 +318,7 @@ fn main() -> anyhow::Result<()> {
             policy_problem,
             saved,
         },
+        std::sync::Arc::new(classroom::media::devices::SystemDevices),
     )
 }
 

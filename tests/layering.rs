@@ -198,3 +198,36 @@ fn the_scanner_sees_grouped_imports_and_tells_crates_apart() {
     assert!(!uses_crate("use librtc::x;", "rtc"));
     assert!(uses_crate("let e: rtc::Error;", "rtc"));
 }
+
+/// What opens a device or starts capture: none of it may appear in the window's code, which
+/// reaches devices only through the controller.
+const DEVICE_OPENERS: &[&str] = &[
+    "audio_device::",
+    "media::camera",
+    "media::screen",
+    "portal_screen",
+    "SystemDevices",
+    "open_video",
+    "CapturePreview",
+];
+
+#[test]
+fn the_window_opens_no_device() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src/ui"), &mut files);
+    assert!(!files.is_empty(), "src/ui has the window's files");
+    let mut found = Vec::new();
+    for path in files {
+        let source = std::fs::read_to_string(&path).expect("readable source file");
+        for opener in DEVICE_OPENERS {
+            if source.contains(opener) {
+                found.push(format!("{} names `{opener}`", path.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the window opens devices:\n{}",
+        found.join("\n")
+    );
+}

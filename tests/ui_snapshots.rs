@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use classroom::call::pictures::PictureKey;
+use classroom::controller::Request;
 use classroom::session::{Input, Session, SessionConfig};
 use classroom::types::{PeerConnState, Source};
 use classroom::ui::ClassroomApp;
-use classroom::ui::backend::Request;
 use classroom::ui::model::{
     DeviceLists, DeviceOption, JoinTarget, Managed, NetworkQuality, Panel, PreJoin, RecentClass,
     RemoteLive, Screen, ServerChoice, ThemeChoice, UiModel,

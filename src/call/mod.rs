@@ -66,6 +66,44 @@ pub struct CallConfig {
     pub pictures: Option<PictureOutput>,
 }
 
+/// Where the class server is and how to sign in to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassServer {
+    /// `http://host:port` (or `https://…`).
+    pub url: String,
+    /// Signed token (`auth.token`); `None` against a server in development mode.
+    pub token: Option<String>,
+    /// A local class's join key (`auth.key`).
+    pub key: Option<String>,
+}
+
+impl CallConfig {
+    /// A call to `server` as `session` with nothing to send yet (no camera, screen or
+    /// microphone, nothing played), ICE on `bind_ip` (`0.0.0.0`: every interface).
+    pub fn new(server: ClassServer, session: SessionConfig, bind_ip: std::net::IpAddr) -> Self {
+        CallConfig {
+            signaling: SignalingConfig {
+                url: server.url,
+                token: server.token,
+                key: server.key,
+                websocket_only: false,
+            },
+            session,
+            peer: PeerOptions {
+                bind_ip,
+                ..PeerOptions::default()
+            },
+            camera: VideoInput::None,
+            screen: VideoInput::None,
+            audio: AudioInput::None,
+            voice: None,
+            speaker: None,
+            connect_timeout: Duration::from_secs(15),
+            pictures: None,
+        }
+    }
+}
+
 /// What the test participant (`classroom bot`) adds to a call; none of it in a user's call.
 #[derive(Debug, Clone, Default)]
 pub struct TestInputs {

@@ -76,7 +76,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::model::{JoinTarget, ServerChoice, ThemeChoice};
+    use crate::controller::model::{JoinTarget, ServerChoice, ThemeChoice};
 
     #[test]
     fn settings_and_recent_classes_survive_a_restart_without_their_tokens() {

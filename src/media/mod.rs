@@ -9,6 +9,7 @@ pub mod capture;
 pub mod clock;
 pub mod convert;
 pub mod device_error;
+pub mod devices;
 pub mod frame;
 pub mod h264;
 pub mod level;

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, Phase, Published, Request};
 use super::launch::Launch;
 use super::model::{
     JoinTarget, Panel, PreJoin, RecentClass, Screen, ServerChoice, UiAction, UiModel,
 };
 use super::pictures::{PictureBoard, TileTextures};
-use super::store::Store;
 use super::views::{self, ViewContext};
+use crate::controller::store::{Saved, Store};
+use crate::controller::{Controller, Phase, Published, Request};
 use crate::session::Command;
 
 /// What the window starts with besides the launch target.
@@ -25,7 +25,7 @@ pub struct WindowSetup {
     pub policy_problem: Option<String>,
     /// The user's saved settings and recent classes, read once at start-up (they also feed
     /// the effective configuration).
-    pub saved: Option<super::store::Saved>,
+    pub saved: Option<Saved>,
 }
 
 /// How long a notice (someone joined) stays up.
@@ -35,7 +35,7 @@ const RECENT_CLASSES: usize = 5;
 
 pub struct ClassroomApp {
     pub model: UiModel,
-    backend: Option<Backend>,
+    controller: Option<Controller>,
     board: Arc<PictureBoard>,
     textures: TileTextures,
     store: Option<Store>,
@@ -47,7 +47,9 @@ pub struct ClassroomApp {
     join_when_ready: bool,
     view_height_sent: u32,
     fullscreen_applied: bool,
-    /// Scripted apps (no background) keep what they would have sent, for tests.
+    /// The controller asked to close the window (the app was told to stop).
+    close_requested: bool,
+    /// Scripted apps (no controller) keep what they would have sent, for tests.
     sent: Vec<Request>,
 }
 
@@ -57,18 +59,21 @@ struct LocalClassPlan {
 }
 
 impl ClassroomApp {
-    /// The app with its background; `launch` says where to start.
+    /// The app with its controller, whose pictures go to `board`; `launch` says where to
+    /// start.
     pub fn new(
         ctx: &egui::Context,
-        backend: Backend,
+        controller: Controller,
+        board: Arc<PictureBoard>,
         store: Option<Store>,
         launch: Launch,
         setup: WindowSetup,
     ) -> Self {
-        backend.attach(ctx);
-        let board = backend.board.clone();
+        let repaint = ctx.clone();
+        controller.on_change(Arc::new(move || repaint.request_repaint()));
+        board.attach(ctx);
         let mut app = ClassroomApp::scripted(UiModel::default(), board, setup.utc_offset_secs);
-        app.backend = Some(backend);
+        app.controller = Some(controller);
         if let Some(saved) = setup.saved {
             app.model.settings = saved.settings;
             app.model.recent = saved.recent;
@@ -97,12 +102,12 @@ impl ClassroomApp {
         app
     }
 
-    /// The app without a background: the model is scripted and pictures are put on `board`
+    /// The app without a controller: the model is scripted and pictures are put on `board`
     /// by hand (snapshot tests, the UI benchmark).
     pub fn scripted(model: UiModel, board: Arc<PictureBoard>, utc_offset_secs: i32) -> Self {
         ClassroomApp {
             model,
-            backend: None,
+            controller: None,
             board,
             textures: TileTextures::default(),
             store: None,
@@ -112,18 +117,19 @@ impl ClassroomApp {
             join_when_ready: false,
             view_height_sent: 0,
             fullscreen_applied: false,
+            close_requested: false,
             sent: Vec::new(),
         }
     }
 
-    /// What a scripted app would have asked of the background, oldest first (taken).
+    /// What a scripted app would have asked of the controller, oldest first (taken).
     pub fn take_sent(&mut self) -> Vec<Request> {
         std::mem::take(&mut self.sent)
     }
 
     fn send(&mut self, request: Request) {
-        match &self.backend {
-            Some(backend) => backend.send(request),
+        match &self.controller {
+            Some(controller) => controller.send(request),
             None => self.sent.push(request),
         }
     }
@@ -185,8 +191,9 @@ impl ClassroomApp {
         }
     }
 
-    /// Takes in what the background published.
+    /// Takes in what the controller published.
     fn merge(&mut self, published: Published) {
+        self.close_requested |= published.close;
         let model = &mut self.model;
         match &published.phase {
             Phase::Joining | Phase::InClass => model.screen = Screen::Class,
@@ -396,10 +403,15 @@ impl ClassroomApp {
         }
     }
 
-    /// Merges what the backend published since the last poll (the call's state, notices).
-    pub fn poll_backend(&mut self) {
-        if let Some(published) = self.backend.as_mut().and_then(Backend::poll) {
+    /// Merges what the controller published since the last poll (the call's state,
+    /// notices), and closes the window when the controller asks.
+    pub fn poll_controller(&mut self, ctx: &egui::Context) {
+        if let Some(published) = self.controller.as_mut().and_then(Controller::poll) {
             self.merge(published);
+        }
+        if std::mem::take(&mut self.close_requested) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            ctx.request_repaint();
         }
     }
 
@@ -410,7 +422,7 @@ impl ClassroomApp {
             tracing::trace!(target: "classroom::ui::repaint", causes = ?ctx.repaint_causes(), "frame");
         }
         // eframe runs `logic` first; a harness that draws frames alone polls here.
-        self.poll_backend();
+        self.poll_controller(&ctx);
         self.textures.sync(&ctx, &self.board);
         if let Some(since) = self.notice_since {
             let left = NOTICE_TIME.saturating_sub(since.elapsed());
@@ -476,10 +488,10 @@ impl ClassroomApp {
         }
     }
 
-    /// Leaves and stops the background (window closing).
+    /// Leaves and stops the controller (window closing).
     pub fn shutdown(&mut self) {
-        if let Some(mut backend) = self.backend.take() {
-            backend.shutdown();
+        if let Some(mut controller) = self.controller.take() {
+            controller.shutdown();
         }
     }
 }
@@ -511,8 +523,8 @@ fn ended(ui: &mut egui::Ui, message: &str, actions: &mut Vec<UiAction>) {
 impl eframe::App for ClassroomApp {
     /// Runs on every wake-up, drawn or not: a hidden or minimised window (which eframe does
     /// not draw) keeps merging the call's state, so nothing piles up unseen.
-    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        self.poll_backend();
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll_controller(ctx);
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

@@ -1,21 +1,25 @@
 //! The desktop window (eframe/egui): start screen, pre-join check, class view. The UI thread
-//! renders plain state ([`model`]) and sends requests to the [`backend`], which runs the call
-//! engine and the embedded server on a runtime of its own; pictures reach textures through
-//! the [`pictures`] board with one copy (the upload).
+//! renders plain state ([`model`]) and sends requests to the [`crate::controller`], which
+//! runs the call engine and the embedded server on a runtime of its own; pictures reach
+//! textures through the [`pictures`] board with one copy (the upload).
 
 pub mod app;
-pub mod backend;
 pub mod launch;
 pub mod model;
 pub mod pictures;
-pub mod store;
 pub mod views;
 
 pub use app::{ClassroomApp, WindowSetup};
 pub use launch::Launch;
 
-/// Opens the window and runs until it is closed.
-pub fn run_window(launch: Launch, setup: WindowSetup) -> anyhow::Result<()> {
+use crate::controller::ControllerSetup;
+
+/// Opens the window over `devices` and runs until it is closed.
+pub fn run_window(
+    launch: Launch,
+    setup: WindowSetup,
+    devices: std::sync::Arc<dyn crate::media::devices::MediaDevices>,
+) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Classroom")
@@ -29,11 +33,17 @@ pub fn run_window(launch: Launch, setup: WindowSetup) -> anyhow::Result<()> {
         "Classroom",
         options,
         Box::new(move |cc| {
-            let backend = backend::Backend::start(setup.config.extra_ice_servers())?;
+            let board = pictures::PictureBoard::new();
+            let controller = crate::controller::Controller::start(ControllerSetup {
+                pictures: board.clone(),
+                devices,
+                extra_ice_servers: setup.config.extra_ice_servers(),
+            })?;
             Ok(Box::new(ClassroomApp::new(
                 &cc.egui_ctx,
-                backend,
-                store::Store::for_user(),
+                controller,
+                board,
+                crate::controller::store::Store::for_user(),
                 launch,
                 setup,
             )))

@@ -2,11 +2,13 @@
 //! the engine last published it, and the view choices (panels, pin, full screen). Views read
 //! it and return [`UiAction`]s; nothing here does IO.
 
-use std::collections::BTreeMap;
-
 use crate::call::pictures::PictureKey;
-use crate::session::Snapshot;
 use crate::types::Source;
+
+pub use crate::controller::model::{
+    DeviceLists, DeviceOption, JoinTarget, LiveClass, NetworkQuality, RecentClass, RemoteLive,
+    ServerChoice, Settings, ThemeChoice, VideoQuality,
+};
 
 /// Which screen is up.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,39 +20,6 @@ pub enum Screen {
     Ended {
         message: String,
     },
-}
-
-/// Where the class runs.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ServerChoice {
-    /// A school's server (`http://…` or `https://…`).
-    Remote(String),
-    /// "Start a local class": the signaling server in this process, on loopback.
-    Local { port: u16 },
-}
-
-impl ServerChoice {
-    pub fn label(&self) -> String {
-        match self {
-            ServerChoice::Remote(url) => url.clone(),
-            ServerChoice::Local { port } => format!("local class on port {port}"),
-        }
-    }
-}
-
-/// Everything needed to join a class.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct JoinTarget {
-    pub server: ServerChoice,
-    pub session: String,
-    pub name: String,
-    /// Sign-in token for the server (`auth.token`); `None` for a local class.
-    #[serde(skip)]
-    pub token: Option<String>,
-    /// The join key of another app's local class (`auth.key`), from its invitation link.
-    #[serde(skip)]
-    pub key: Option<String>,
-    pub instructor: bool,
 }
 
 /// The start screen's form.
@@ -91,71 +60,6 @@ impl StartForm {
     }
 }
 
-/// One choice in a device picker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceOption {
-    pub id: String,
-    pub label: String,
-}
-
-/// What the pickers offer (enumerated off the UI thread).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceLists {
-    pub cameras: Vec<DeviceOption>,
-    pub microphones: Vec<DeviceOption>,
-    pub speakers: Vec<DeviceOption>,
-    pub screens: Vec<DeviceOption>,
-}
-
-/// Video quality the user picked in the settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum VideoQuality {
-    /// 360p camera: saves data and CPU.
-    Low,
-    /// 720p camera.
-    Standard,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ThemeChoice {
-    Dark,
-    Light,
-}
-
-/// Device and view preferences (settings panel and pre-join check).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Settings {
-    /// Camera id from [`DeviceLists::cameras`] (`synthetic` is the test pattern).
-    pub camera: String,
-    /// Microphone and speaker names (`None`: the system default).
-    pub microphone: Option<String>,
-    pub speaker: Option<String>,
-    /// Screen id from [`DeviceLists::screens`].
-    pub screen: String,
-    pub video_quality: VideoQuality,
-    pub theme: ThemeChoice,
-    /// The voice processing stage as a whole (a browser's default).
-    pub voice_processing: bool,
-    /// Its stages one by one (each on by default, as in a browser).
-    #[serde(default)]
-    pub voice_stages: crate::media::voice::VoiceProcessingConfig,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            camera: "0".into(),
-            microphone: None,
-            speaker: None,
-            screen: "auto".into(),
-            video_quality: VideoQuality::Standard,
-            theme: ThemeChoice::Dark,
-            voice_processing: true,
-            voice_stages: Default::default(),
-        }
-    }
-}
-
 /// The pre-join check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreJoin {
@@ -169,52 +73,6 @@ pub struct PreJoin {
     pub speaker_test_playing: bool,
     /// A camera or microphone that could not be opened, in plain words.
     pub device_problem: Option<String>,
-}
-
-/// How a connection to one participant is doing, from the live stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum NetworkQuality {
-    Connecting,
-    Poor,
-    Fair,
-    Good,
-}
-
-/// What the engine knows about one remote participant beyond the roster.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RemoteLive {
-    pub quality: Option<NetworkQuality>,
-    pub speaking: bool,
-    pub round_trip_ms: Option<u32>,
-}
-
-/// The class as the engine last published it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LiveClass {
-    pub snapshot: Snapshot,
-    pub server_label: String,
-    pub remote: BTreeMap<String, RemoteLive>,
-    /// We are speaking (voice activity from the processing, else our level).
-    pub self_speaking: bool,
-    /// Our microphone is muted and we seem to be talking into it (the "you are muted" hint).
-    pub muted_talking: bool,
-    /// A camera, microphone or speaker that failed during the class, in plain words.
-    pub device_problem: Option<String>,
-    /// The class was joined at least once (a later loss is a reconnect, not a first join).
-    pub joined_once: bool,
-}
-
-impl LiveClass {
-    /// The banner over the class while it is not (or no longer) connected.
-    pub fn connection_banner(&self) -> Option<&'static str> {
-        if self.snapshot.joined && self.snapshot.signaling_connected {
-            None
-        } else if self.joined_once {
-            Some("Connection to the class lost. Reconnecting…")
-        } else {
-            Some("Joining the class…")
-        }
-    }
 }
 
 /// Side panels of the class view.
@@ -287,12 +145,6 @@ impl Managed {
                 .map(|stage| config.voice_stage(stage).locked()),
         }
     }
-}
-
-/// A recent class on the start screen.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RecentClass {
-    pub target: JoinTarget,
 }
 
 /// Everything the window renders.

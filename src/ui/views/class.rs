@@ -457,8 +457,7 @@ fn share_picker(
                             )
                         });
                         ui.painter().rect_filled(rect, 6.0, Palette::TILE);
-                        let thumbnail =
-                            PictureKey::new(format!("thumbnail:{}", screen.id), Source::Screen);
+                        let thumbnail = crate::controller::thumbnail_key(&screen.id);
                         if let Some(texture) = view.textures.get(&thumbnail) {
                             let scale = (size.x / texture.size_vec2().x)
                                 .min(size.y / texture.size_vec2().y);
