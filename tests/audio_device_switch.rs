@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use classroom::call::sender::{AudioDevices, AudioInput, VideoInput};
-use classroom::call::{CallConfig, CallHandle};
+use classroom::call::{CallConfig, CallHandle, StatsCursor};
 use classroom::media::audio_device::{AudioDeviceInfo, input_devices, output_devices};
 use classroom::media::voice::VoiceProcessingConfig;
 use classroom::rtc::PeerOptions;
@@ -76,7 +76,11 @@ async fn microphone_and_speaker_switch_mid_call_and_the_stage_starts_over() {
         capture_frames(&call) >= 50
     })
     .await;
-    let audio_report = |call: &CallHandle| call.local_report().get("audio").cloned();
+    let audio_report = |call: &CallHandle| {
+        call.local_report(&mut StatsCursor::default())
+            .get("audio")
+            .cloned()
+    };
     assert_eq!(
         audio_report(&call).and_then(|r| r.device_error),
         None,
@@ -94,7 +98,8 @@ async fn microphone_and_speaker_switch_mid_call_and_the_stage_starts_over() {
     .await;
     let error = audio_report(&call)
         .and_then(|r| r.device_error)
-        .expect("the missing microphone is reported");
+        .expect("the missing microphone is reported")
+        .to_string();
     assert!(
         error.contains("microphone") && error.contains("no-such-microphone"),
         "{error}"

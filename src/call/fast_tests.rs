@@ -191,8 +191,10 @@ async fn a_link_that_does_not_recover_in_time_is_replaced_by_a_new_one() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_picture_brings_a_keyframe_request_to_the_sender() {
     let class = class_of(&["ada", "bob"]).await;
-    let requests =
-        |user: &str| class.call(user).local_report()["camera"].keyframe_requests_received;
+    let requests = |user: &str| {
+        class.call(user).local_report(&mut StatsCursor::default())["camera"]
+            .keyframe_requests_received
+    };
     assert_eq!(requests("ada"), 0);
     class.network.lose_picture("ada", "bob", Source::Camera);
     until("ada's camera was asked for a keyframe", || {
@@ -275,7 +277,7 @@ async fn a_vp8_only_participant_gets_vp8_while_the_others_keep_h264() {
         let camera = &controls.as_ref().expect("media started")[1];
         VideoCodec::ALL
             .into_iter()
-            .filter(|codec| camera.codecs_in_use[codec.index()].load(Ordering::Relaxed))
+            .filter(|codec| camera.codec_in_use(*codec))
             .collect()
     };
     for user in ["ada", "bob"] {

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 use super::sender::{AudioInput, VideoInput};
-use super::{CallConfig, CallHandle, TestInputs};
+use super::{CallConfig, CallHandle, StatsCursor, TestInputs};
 use crate::media::voice::{
     EchoPath, NoiseColor, RoomNoise, SimulatedRoomConfig, VoiceProcessingConfig, VoiceStage,
 };
@@ -364,7 +364,8 @@ fn print_line(value: serde_json::Value) {
     let _ = out.flush();
 }
 
-fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_json::Value {
+/// One stats line: the figures since the previous line (`cursor`).
+fn stats_line(call: &CallHandle, started: Instant, cursor: &mut StatsCursor) -> serde_json::Value {
     let snapshot = call.snapshot.borrow().clone();
     json!({
         "type": "stats",
@@ -383,7 +384,7 @@ fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_
             "audioEnabled": snapshot.audio_enabled,
             "videoEnabled": snapshot.video_enabled,
             "screenSharing": snapshot.screen_sharing,
-            "sources": call.local_report(),
+            "sources": call.local_report(cursor),
             "weakestLinkKbps": call.weakest_link_kbps(),
             "voiceProcessing": call.voice_stats(),
             "playout": {
@@ -392,7 +393,7 @@ fn stats_line(call: &CallHandle, started: Instant, interval: Duration) -> serde_
             },
         },
         "participants": snapshot.participants,
-        "remotes": call.stats.report(interval),
+        "remotes": call.stats.report(cursor),
         "chatMessages": snapshot.chat.len(),
         "lastError": snapshot.last_error,
     })
@@ -427,6 +428,7 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
     );
 
     let interval = Duration::from_millis(args.stats_interval_ms.max(50));
+    let mut cursor = StatsCursor::default();
     let mut stats_timer = tokio::time::interval(interval);
     stats_timer.tick().await;
     let deadline = args
@@ -437,7 +439,7 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
     let mut leaving = false;
     loop {
         tokio::select! {
-            _ = stats_timer.tick() => print_line(stats_line(&call, started, interval)),
+            _ = stats_timer.tick() => print_line(stats_line(&call, started, &mut cursor)),
             Some(event) = call.events.recv() => {
                 print_line(json!({"type": "event", "t": started.elapsed().as_secs_f64(), "detail": event}));
             }
@@ -468,7 +470,7 @@ pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
             _ = tokio::time::sleep(Duration::from_millis(50)), if call.is_finished() => break,
         }
     }
-    print_line(stats_line(&call, started, interval));
+    print_line(stats_line(&call, started, &mut cursor));
     call.finished().await;
     // What the call held is gone: its media threads, its sockets, its tasks.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -15,6 +15,7 @@ pub mod receiver;
 pub mod sender;
 #[cfg(test)]
 mod simulated;
+pub mod source;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -44,6 +45,7 @@ use drivers::{LinkFactory, SignalingPort, WebRtcLinks};
 use link::{LinkContext, LinkOp, LinkReport, LinkReportKind, LinkSpec};
 use sender::{AudioInput, AudioSetup, MediaSender, VideoInput};
 use stats::StatsBook;
+pub use stats::StatsCursor;
 
 /// Everything a call needs to start.
 #[derive(Debug, Clone)]
@@ -144,15 +146,32 @@ pub struct LocalSourceReport {
     pub keyframe_requests_received: u64,
     /// Height of the pictures sent (video).
     pub sent_height: u64,
-    /// A device of this source that failed (a microphone or speaker, a camera), as text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_error: Option<String>,
-    /// The same, by kind, for the window to put in a student's words.
-    #[serde(skip)]
-    pub device_problem: Option<DeviceError>,
-    /// Level of what was sent since the last report (audio), dBFS.
+    /// A device of this source that failed (a microphone or speaker, a camera); in JSON as
+    /// its text.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_text")]
+    pub device_error: Option<DeviceError>,
+    /// Level of what was sent since the reader's previous report (audio), dBFS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_level_dbfs: Option<f64>,
+}
+
+/// The index of a source's control in the call's three (audio, camera, screen).
+fn source_index(source: Source) -> usize {
+    match source {
+        Source::Audio => 0,
+        Source::Camera => 1,
+        Source::Screen => 2,
+    }
+}
+
+fn as_text<S: serde::Serializer>(
+    error: &Option<DeviceError>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match error {
+        Some(error) => serializer.collect_str(error),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A running call.
@@ -167,7 +186,7 @@ pub struct CallHandle {
 
 /// The media sender's counters, readable from outside the engine.
 pub struct MediaSenderView {
-    controls: RwLock<Option<[Arc<sender::SourceControl>; 3]>>,
+    controls: RwLock<Option<[Arc<source::SourceControl>; 3]>>,
     pub weakest_link_bps: AtomicU64,
     voice: Option<Arc<VoiceProcessor>>,
     mixer: PlayoutMixer,
@@ -178,27 +197,29 @@ impl CallHandle {
         let _ = self.commands.send(command);
     }
 
-    pub fn local_report(&self) -> HashMap<&'static str, LocalSourceReport> {
+    /// What the local sources did; levels since `cursor`'s previous report (which this
+    /// moves on). Nothing is reset: each reader keeps a cursor of its own.
+    pub fn local_report(
+        &self,
+        cursor: &mut StatsCursor,
+    ) -> HashMap<&'static str, LocalSourceReport> {
         let mut report = HashMap::new();
         if let Some(controls) = self.local.controls.read().as_ref() {
             for (name, control) in ["audio", "camera", "screen"].into_iter().zip(controls) {
-                // Read once: a second lock in the same statement would wait for the first.
-                let device_problem = control.device_error.lock().clone();
+                let figures = control.figures();
                 report.insert(
                     name,
                     LocalSourceReport {
-                        enabled: control.enabled.load(Ordering::Relaxed),
-                        frames_encoded: control.frames_encoded.load(Ordering::Relaxed),
-                        target_kbps: control.target_bps.load(Ordering::Relaxed) / 1000,
-                        dropped: control.dropped.load(Ordering::Relaxed),
-                        errors: control.errors.load(Ordering::Relaxed),
-                        sent_height: control.sent_height.load(Ordering::Relaxed),
-                        device_error: device_problem.as_ref().map(ToString::to_string),
-                        device_problem,
-                        keyframe_requests_received: control
-                            .keyframe_requests_from_peers
-                            .load(Ordering::Relaxed),
-                        sent_level_dbfs: control.sent_level.lock().take_dbfs(),
+                        enabled: figures.enabled,
+                        frames_encoded: figures.frames_encoded,
+                        target_kbps: figures.target_bps / 1000,
+                        dropped: figures.dropped,
+                        errors: figures.errors,
+                        sent_height: figures.sent_height,
+                        device_error: figures.device_error,
+                        keyframe_requests_received: figures.keyframe_requests_from_peers,
+                        sent_level_dbfs: cursor
+                            .level_since(&format!("local:{name}"), figures.sent_level),
                     },
                 );
             }
@@ -209,13 +230,8 @@ impl CallHandle {
     /// Switches `source` to `input` (the screen the user picked to share, another camera);
     /// a source that is off uses it when switched on.
     pub fn choose_input(&self, source: Source, input: sender::VideoInput) {
-        let index = match source {
-            Source::Audio => 0,
-            Source::Camera => 1,
-            Source::Screen => 2,
-        };
         if let Some(controls) = self.local.controls.read().as_ref() {
-            *controls[index].chosen_input.lock() = Some(input);
+            controls[source_index(source)].choose_input(input);
         }
     }
 
@@ -224,14 +240,16 @@ impl CallHandle {
     /// without audio, or the headless participant's test inputs) nothing changes.
     pub fn choose_audio_devices(&self, devices: sender::AudioDevices) {
         if let Some(controls) = self.local.controls.read().as_ref() {
-            *controls[0].chosen_audio.lock() = Some(devices);
+            controls[source_index(Source::Audio)].choose_audio(devices);
         }
     }
 
     /// Audio device switches done so far in this call.
     pub fn audio_switches(&self) -> u64 {
         self.local.controls.read().as_ref().map_or(0, |controls| {
-            controls[0].audio_switches.load(Ordering::Relaxed)
+            controls[source_index(Source::Audio)]
+                .figures()
+                .audio_switches
         })
     }
 
@@ -495,10 +513,7 @@ impl Engine {
             },
             LinkReportKind::Estimate(bps) => Input::LinkEstimate { user_id, bps },
             LinkReportKind::KeyframeRequested(source) => {
-                media
-                    .control(source)
-                    .keyframe_requests_from_peers
-                    .fetch_add(1, Ordering::Relaxed);
+                media.control(source).count_keyframe_request_from_peer();
                 Input::KeyframeRequested { user_id, source }
             }
             LinkReportKind::Failed(error) => {

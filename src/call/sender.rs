@@ -4,7 +4,7 @@
 //! weakest link: the lowest bandwidth estimate among the connected peers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 use crate::media::capture::{CaptureError, SyntheticCapture, VideoCapture};
 use crate::media::device_error::{DeviceError, DeviceErrorKind};
 use crate::media::h264::EncoderSettings;
-use crate::media::level::LevelMeter;
 use crate::media::opus_codec::{OpusEncoder, OpusSettings};
 use crate::media::synthetic::PatternKind;
 use crate::media::tone::ToneSource;
@@ -26,6 +25,7 @@ use crate::types::{Source, VideoCodec};
 
 use super::audio::{FRAME, PlayoutMixer};
 use super::pictures::{PictureKey, PictureSink, offer_preview};
+use super::source::SourceControl;
 
 /// Where a video source comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,72 +90,11 @@ pub struct AudioSetup {
     pub speaker: Option<Option<String>>,
 }
 
-/// Switches and figures shared between the engine and the media threads.
-pub struct SourceControl {
-    pub enabled: AtomicBool,
-    pub keyframe_requested: AtomicBool,
-    /// Bits per second the encoder should aim at.
-    pub target_bps: AtomicU64,
-    pub frames_encoded: AtomicU64,
-    pub bytes_encoded: AtomicU64,
-    /// Units dropped because the fan-out queue was full.
-    pub dropped: AtomicU64,
-    /// Encoding time of the last unit, in microseconds.
-    pub last_encode_micros: AtomicU64,
-    pub errors: AtomicU64,
-    /// Keyframes asked for by receivers (PLI/FIR) or by new connections.
-    pub keyframe_requests: AtomicU64,
-    /// Of those, the ones receivers sent (PLI/FIR).
-    pub keyframe_requests_from_peers: AtomicU64,
-    /// Energy and sample count of what was sent since the last report (audio).
-    pub sent_level: parking_lot::Mutex<LevelMeter>,
-    /// The tallest picture any viewer shows (0: full size); pictures are halved down to it.
-    pub target_height: AtomicU64,
-    /// Height of the last picture sent.
-    pub sent_height: AtomicU64,
-    /// Which video codecs connected links use (by [`VideoCodec::index`]): each is encoded.
-    pub codecs_in_use: [AtomicBool; 2],
-    /// The last device failure (a microphone or speaker that vanished), for the user.
-    pub device_error: parking_lot::Mutex<Option<DeviceError>>,
-    /// An input chosen during the call (the screen picked to share, another camera): the
-    /// source switches to it.
-    pub chosen_input: parking_lot::Mutex<Option<VideoInput>>,
-    /// Audio devices chosen during the call: the audio path switches to them.
-    pub chosen_audio: parking_lot::Mutex<Option<AudioDevices>>,
-    /// Audio device switches done during the call.
-    pub audio_switches: AtomicU64,
-}
-
 /// A microphone and a speaker, by name (`None`: the system's default).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AudioDevices {
     pub microphone: Option<String>,
     pub speaker: Option<String>,
-}
-
-impl SourceControl {
-    fn new(enabled: bool, target_bps: u64) -> Arc<Self> {
-        Arc::new(SourceControl {
-            enabled: AtomicBool::new(enabled),
-            keyframe_requested: AtomicBool::new(true),
-            target_bps: AtomicU64::new(target_bps),
-            frames_encoded: AtomicU64::new(0),
-            bytes_encoded: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            last_encode_micros: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            keyframe_requests: AtomicU64::new(0),
-            keyframe_requests_from_peers: AtomicU64::new(0),
-            sent_level: parking_lot::Mutex::new(LevelMeter::default()),
-            target_height: AtomicU64::new(0),
-            sent_height: AtomicU64::new(0),
-            codecs_in_use: [AtomicBool::new(false), AtomicBool::new(false)],
-            device_error: parking_lot::Mutex::new(None),
-            chosen_input: parking_lot::Mutex::new(None),
-            chosen_audio: parking_lot::Mutex::new(None),
-            audio_switches: AtomicU64::new(0),
-        })
-    }
 }
 
 /// The running sources.
@@ -178,9 +117,9 @@ impl MediaSender {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let controls = (
-            SourceControl::new(false, 32_000),
-            SourceControl::new(false, 800_000),
-            SourceControl::new(false, 1_200_000),
+            Arc::new(SourceControl::new(32_000)),
+            Arc::new(SourceControl::new(800_000)),
+            Arc::new(SourceControl::new(1_200_000)),
         );
         let mut threads = Vec::new();
         if audio.input != AudioInput::None {
@@ -228,37 +167,18 @@ impl MediaSender {
             (&self.camera, camera),
             (&self.screen, screen),
         ] {
-            let was = control.enabled.swap(on, Ordering::SeqCst);
-            if on && !was {
-                control.keyframe_requested.store(true, Ordering::SeqCst);
-            }
+            control.set_enabled(on);
         }
     }
 
     pub fn request_keyframe(&self, source: Source) {
-        let control = self.control(source);
-        control.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-        control.keyframe_requested.store(true, Ordering::SeqCst);
+        self.control(source).request_keyframe();
     }
 
     /// Points the video encoders at what the session decided (bitrates, the camera's
     /// height, the codecs to encode).
     pub fn apply_targets(&self, targets: &SendTargets) {
-        self.camera
-            .target_bps
-            .store(targets.camera_bps, Ordering::Relaxed);
-        self.screen
-            .target_bps
-            .store(targets.screen_bps, Ordering::Relaxed);
-        self.camera
-            .target_height
-            .store(u64::from(targets.camera_max_height), Ordering::Relaxed);
-        for control in [&self.camera, &self.screen] {
-            for codec in VideoCodec::ALL {
-                control.codecs_in_use[codec.index()]
-                    .store(targets.codecs.contains(codec), Ordering::Relaxed);
-            }
-        }
+        super::source::apply_targets(&self.camera, &self.screen, targets);
     }
 
     pub fn stop(&mut self) {
@@ -375,13 +295,13 @@ fn video_thread(
     let mut next_due = Instant::now();
     let mut input = input;
     while !stop.load(Ordering::Relaxed) {
-        if let Some(chosen) = control.chosen_input.lock().take() {
+        if let Some(chosen) = control.take_chosen_input() {
             // Another device or screen was picked: switch to it (a keyframe starts it).
             input = chosen;
             capture = None;
-            control.keyframe_requested.store(true, Ordering::SeqCst);
+            control.need_keyframe();
         }
-        if !control.enabled.load(Ordering::Relaxed) {
+        if !control.is_enabled() {
             // Off: the device is released and nothing is encoded.
             if capture.is_some()
                 && let Some((sink, key)) = &preview
@@ -397,12 +317,11 @@ fn video_thread(
             match open_video(&input, source) {
                 Ok(opened) => {
                     capture = Some(opened);
-                    *control.device_error.lock() = None;
+                    control.device_works();
                 }
                 Err(error) => {
                     tracing::error!(?source, %error, "cannot open the video source");
-                    control.errors.fetch_add(1, Ordering::Relaxed);
-                    *control.device_error.lock() = Some(error);
+                    control.device_failed(error);
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -429,7 +348,7 @@ fn video_thread(
             Err(error) => {
                 // A source that vanished: reported, retried (re-opened) after a pause.
                 tracing::warn!(?source, %error, "capture failed");
-                control.errors.fetch_add(1, Ordering::Relaxed);
+                control.count_error();
                 capture = None;
                 std::thread::sleep(Duration::from_millis(500));
                 continue;
@@ -440,23 +359,19 @@ fn video_thread(
         }
         // Only as tall as the tallest viewer shows it.
         let mut frame = frame;
-        let wanted = control.target_height.load(Ordering::Relaxed) as usize;
+        let wanted = control.target_height();
         while wanted > 0 && frame.height / 2 >= wanted && frame.height >= 4 {
             frame = frame.half_size();
         }
-        if control
-            .sent_height
-            .swap(frame.height as u64, Ordering::Relaxed)
-            != frame.height as u64
-        {
+        if control.set_sent_height(frame.height) {
             // A new size starts with a keyframe (the encoder restarts for it anyway).
-            control.keyframe_requested.store(true, Ordering::SeqCst);
+            control.need_keyframe();
         }
-        let keyframe = control.keyframe_requested.swap(false, Ordering::SeqCst);
-        let target = control.target_bps.load(Ordering::Relaxed);
+        let keyframe = control.take_keyframe_request();
+        let target = control.target_bps();
         for codec in VIDEO_CODECS {
             let slot = &mut encoders[codec.index()];
-            if !control.codecs_in_use[codec.index()].load(Ordering::Relaxed) {
+            if !control.codec_in_use(codec) {
                 *slot = None; // no link uses it: no encoding for it
                 continue;
             }
@@ -470,7 +385,7 @@ fn video_thread(
                     Ok(created) => *slot = Some((created, target)),
                     Err(error) => {
                         tracing::error!(?source, ?codec, %error, "cannot create the encoder");
-                        control.errors.fetch_add(1, Ordering::Relaxed);
+                        control.count_error();
                         continue;
                     }
                 }
@@ -487,33 +402,26 @@ fn video_thread(
             if keyframe {
                 encoder.request_keyframe();
             }
-            let started = Instant::now();
             let encoded = match encoder.encode(&frame) {
                 Ok(encoded) => encoded,
                 Err(error) => {
                     tracing::warn!(?source, ?codec, %error, "encode failed");
-                    control.errors.fetch_add(1, Ordering::Relaxed);
+                    control.count_error();
                     continue;
                 }
             };
-            control
-                .last_encode_micros
-                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             if encoded.data.is_empty() {
                 continue;
             }
-            control.frames_encoded.fetch_add(1, Ordering::Relaxed);
-            control
-                .bytes_encoded
-                .fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
+            control.count_encoded(encoded.data.len());
             let unit = EncodedUnit {
                 data: Bytes::from(encoded.data),
                 duration: frame_interval,
                 codec: Some(codec),
             };
             if out.try_send((source, unit)).is_err() {
-                control.dropped.fetch_add(1, Ordering::Relaxed);
-                control.keyframe_requested.store(true, Ordering::SeqCst);
+                control.count_dropped();
+                control.need_keyframe();
             }
         }
     }
@@ -532,7 +440,7 @@ fn captured(
     out: &mpsc::Sender<(Source, EncodedUnit)>,
 ) {
     if let Some(voice) = &setup.voice {
-        if !control.enabled.load(Ordering::Relaxed) {
+        if !control.is_enabled() {
             // Muted: nothing is sent, so nothing is processed (it costs about 2 % of a core);
             // the microphone is only watched for someone talking into it (the hint).
             voice.discard_render();
@@ -544,7 +452,7 @@ fn captured(
         }
         if let Err(error) = voice.process_capture(mic) {
             tracing::warn!(%error, "voice processing failed on a frame");
-            control.errors.fetch_add(1, Ordering::Relaxed);
+            control.count_error();
         }
     }
     pending.extend_from_slice(mic);
@@ -561,29 +469,26 @@ fn send_audio(
     control: &SourceControl,
     out: &mpsc::Sender<(Source, EncodedUnit)>,
 ) {
-    if !control.enabled.load(Ordering::Relaxed) {
+    if !control.is_enabled() {
         return;
     }
-    control.sent_level.lock().add(pcm);
+    control.add_sent_audio(pcm);
     let packet = match encoder.encode(pcm) {
         Ok(packet) => packet,
         Err(error) => {
             tracing::warn!(%error, "Opus encode failed");
-            control.errors.fetch_add(1, Ordering::Relaxed);
+            control.count_error();
             return;
         }
     };
-    control.frames_encoded.fetch_add(1, Ordering::Relaxed);
-    control
-        .bytes_encoded
-        .fetch_add(packet.len() as u64, Ordering::Relaxed);
+    control.count_encoded(packet.len());
     let unit = EncodedUnit {
         data: Bytes::from(packet),
         duration: Duration::from_millis(20),
         codec: None,
     };
     if out.try_send((Source::Audio, unit)).is_err() {
-        control.dropped.fetch_add(1, Ordering::Relaxed);
+        control.count_dropped();
     }
 }
 
@@ -652,14 +557,13 @@ fn open_devices(
 
 fn report_device_error(control: &SourceControl, error: DeviceError) {
     tracing::warn!(%error, "audio device");
-    control.errors.fetch_add(1, Ordering::Relaxed);
-    *control.device_error.lock() = Some(error);
+    control.device_failed(error);
 }
 
 /// Real devices: the speaker's callback pulls the mix (and hands exactly what it plays to the
 /// echo canceller); the microphone's frames arrive through a queue, are processed and sent. A
 /// device that fails is reported (the stats' `deviceError`) and the rest goes on. Devices
-/// chosen during the call ([`SourceControl::chosen_audio`]) replace the open ones: the old
+/// chosen during the call ([`SourceControl::choose_audio`]) replace the open ones: the old
 /// streams are closed, the voice processing starts over (a new echo path, delay, noise and
 /// clock), and the new ones are opened.
 fn device_audio_thread(
@@ -685,7 +589,7 @@ fn device_audio_thread(
     let mut _open = open_devices(&setup, &devices, &frames, &events_tx, &control);
     let mut pending: Vec<f32> = Vec::with_capacity(OPUS_FRAME);
     while !stop.load(Ordering::Relaxed) {
-        let chosen = control.chosen_audio.lock().take();
+        let chosen = control.take_chosen_audio();
         if let Some(chosen) = chosen
             && chosen != devices
         {
@@ -697,10 +601,10 @@ fn device_audio_thread(
             if let Some(voice) = &setup.voice {
                 voice.reset();
             }
-            *control.device_error.lock() = None;
+            control.device_works();
             devices = chosen;
             _open = open_devices(&setup, &devices, &frames, &events_tx, &control);
-            control.audio_switches.fetch_add(1, Ordering::Relaxed);
+            control.count_audio_switch();
         }
         while let Ok(AudioEvent::DeviceLost {
             name,
@@ -734,7 +638,7 @@ fn audio_thread(
         Ok(encoder) => encoder,
         Err(error) => {
             tracing::error!(%error, "cannot create the Opus encoder");
-            control.errors.fetch_add(1, Ordering::Relaxed);
+            control.count_error();
             return;
         }
     };
@@ -745,7 +649,7 @@ fn audio_thread(
         Ok(room) => room,
         Err(error) => {
             tracing::error!(%error, "the simulated room is misconfigured");
-            control.errors.fetch_add(1, Ordering::Relaxed);
+            control.count_error();
             return;
         }
     };
@@ -757,12 +661,12 @@ fn audio_thread(
                 .collect(),
             Ok(_) => {
                 tracing::error!(path = %path.display(), "the speech file is too short");
-                control.errors.fetch_add(1, Ordering::Relaxed);
+                control.count_error();
                 return;
             }
             Err(error) => {
                 tracing::error!(path = %path.display(), %error, "cannot read the speech file");
-                control.errors.fetch_add(1, Ordering::Relaxed);
+                control.count_error();
                 return;
             }
         },

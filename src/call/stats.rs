@@ -1,15 +1,17 @@
 //! What a participant measures about each remote participant: cumulative counters kept by the
-//! media threads, turned into per-interval figures (fps, bitrate, latency percentiles) by
-//! [`StatsBook::report`].
+//! media threads, turned into per-interval figures (fps, bitrate, latency percentiles, the
+//! level) by [`StatsBook::report`]. Reading changes nothing in the book: the interval is the
+//! reader's own, from its [`StatsCursor`], so two readers (the window and a log) do not take
+//! each other's figures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::media::level::LevelMeter;
+use crate::media::level::{LevelMark, LevelMeter};
 use crate::types::Source;
 
 #[derive(Debug, Default)]
@@ -29,9 +31,14 @@ pub struct VideoCounters {
     pub luma_spread: f64,
     pub first_frame_at: Option<Instant>,
     pub last_frame_at: Option<Instant>,
-    /// Glass-to-glass latencies (ms) since the last report.
-    pub latencies_ms: Vec<f64>,
+    /// The last glass-to-glass latencies (ms), at most [`LATENCIES_KEPT`].
+    pub latencies_ms: VecDeque<f64>,
+    /// Latencies measured so far (more than are kept).
+    pub latencies_seen: u64,
 }
+
+/// Latencies kept per video track: more than a reader at one report a second sees.
+pub const LATENCIES_KEPT: usize = 4096;
 
 impl VideoCounters {
     pub fn on_packet(&mut self, bytes: usize) {
@@ -56,10 +63,12 @@ impl VideoCounters {
             self.stamps_read += 1;
             self.last_counter = Some(counter);
         }
-        if let Some(latency) = latency
-            && self.latencies_ms.len() < 10_000
-        {
-            self.latencies_ms.push(latency.as_secs_f64() * 1000.0);
+        if let Some(latency) = latency {
+            if self.latencies_ms.len() == LATENCIES_KEPT {
+                self.latencies_ms.pop_front();
+            }
+            self.latencies_ms.push_back(latency.as_secs_f64() * 1000.0);
+            self.latencies_seen += 1;
         }
     }
 }
@@ -73,7 +82,7 @@ pub struct AudioCounters {
     pub markers_heard: u64,
     pub last_marker: Option<u8>,
     pub samples: u64,
-    /// What was heard since the last report, for the level.
+    /// Everything heard, for the level.
     pub level: LevelMeter,
 }
 
@@ -99,7 +108,37 @@ struct RemoteCounters {
     estimate_kbps: Option<f64>,
     audio: Option<Arc<Mutex<AudioCounters>>>,
     video: BTreeMap<&'static str, Arc<Mutex<VideoCounters>>>,
-    previous: BTreeMap<String, (u64, u64)>,
+}
+
+/// Where one reader of the stats is: when it last read, and the counters it saw then.
+#[derive(Debug, Default)]
+pub struct StatsCursor {
+    at: Option<Instant>,
+    /// Per remote and track (`user/video:camera`): frames (or packets) and bytes seen.
+    counts: BTreeMap<String, (u64, u64)>,
+    /// Per remote video track: latencies seen.
+    latencies: BTreeMap<String, u64>,
+    /// Per level (a remote's audio, a local source): the meter's mark.
+    levels: BTreeMap<String, LevelMark>,
+}
+
+impl StatsCursor {
+    /// The level of what came since this cursor's previous reading of `key`.
+    pub(crate) fn level_since(&mut self, key: &str, now: LevelMark) -> Option<f64> {
+        let before = self.levels.insert(key.to_owned(), now).unwrap_or_default();
+        now.dbfs_since(before)
+    }
+
+    /// `(value - the value at the previous reading)` of two counters under `key`; counters
+    /// that went back (a participant who left and came back) count from zero.
+    fn counts_since(&mut self, key: String, now: (u64, u64)) -> (u64, u64) {
+        let before = self.counts.insert(key, now).unwrap_or_default();
+        if now.0 < before.0 || now.1 < before.1 {
+            now
+        } else {
+            (now.0 - before.0, now.1 - before.1)
+        }
+    }
 }
 
 /// Counters for every remote participant, shared between the readers and the reporter.
@@ -217,30 +256,38 @@ impl StatsBook {
         self.remotes.lock().remove(user_id);
     }
 
-    /// Figures since the previous report (`interval` long); resets the per-interval parts.
-    pub fn report(&self, interval: Duration) -> Vec<RemoteReport> {
-        let seconds = interval.as_secs_f64().max(0.001);
+    /// Figures since `cursor`'s previous report (or the call's start), which this moves on.
+    pub fn report(&self, cursor: &mut StatsCursor) -> Vec<RemoteReport> {
         let now = Instant::now();
-        let mut remotes = self.remotes.lock();
+        let since = cursor.at.replace(now).unwrap_or(self.origin);
+        let seconds = now.duration_since(since).as_secs_f64().max(0.001);
+        let remotes = self.remotes.lock();
         let origin = self.origin;
         remotes
-            .iter_mut()
+            .iter()
             .map(|(user_id, remote)| {
                 let mut video = BTreeMap::new();
                 for (name, counters) in &remote.video {
-                    let mut c = counters.lock();
-                    let key = format!("video:{name}");
-                    let (frames_before, bytes_before) =
-                        remote.previous.get(&key).copied().unwrap_or((0, 0));
-                    remote.previous.insert(key, (c.frames_decoded, c.bytes));
-                    let mut latencies = std::mem::take(&mut c.latencies_ms);
+                    let c = counters.lock();
+                    let key = format!("{user_id}/video:{name}");
+                    let (frames, bytes) =
+                        cursor.counts_since(key.clone(), (c.frames_decoded, c.bytes));
+                    let seen_before = cursor.latencies.insert(key, c.latencies_seen);
+                    let new = c.latencies_seen - seen_before.unwrap_or(0).min(c.latencies_seen);
+                    let kept = c.latencies_ms.len();
+                    let mut latencies: Vec<f64> = c
+                        .latencies_ms
+                        .iter()
+                        .skip(kept - (new as usize).min(kept))
+                        .copied()
+                        .collect();
                     latencies.sort_by(|a, b| a.total_cmp(b));
                     video.insert(
                         *name,
                         VideoReport {
                             codec: c.codec,
-                            fps: (c.frames_decoded - frames_before) as f64 / seconds,
-                            bitrate_kbps: (c.bytes - bytes_before) as f64 * 8.0 / seconds / 1000.0,
+                            fps: frames as f64 / seconds,
+                            bitrate_kbps: bytes as f64 * 8.0 / seconds / 1000.0,
                             frames_decoded: c.frames_decoded,
                             stamps_read: c.stamps_read,
                             width: c.width,
@@ -262,17 +309,14 @@ impl StatsBook {
                     );
                 }
                 let audio = remote.audio.as_ref().map(|counters| {
-                    let mut c = counters.lock();
-                    let (_, bytes_before) = remote.previous.get("audio").copied().unwrap_or((0, 0));
-                    remote
-                        .previous
-                        .insert("audio".to_owned(), (c.packets, c.bytes));
-                    let level = c.level.take_dbfs();
+                    let c = counters.lock();
+                    let key = format!("{user_id}/audio");
+                    let (_, bytes) = cursor.counts_since(key.clone(), (c.packets, c.bytes));
                     AudioReport {
-                        bitrate_kbps: (c.bytes - bytes_before) as f64 * 8.0 / seconds / 1000.0,
+                        bitrate_kbps: bytes as f64 * 8.0 / seconds / 1000.0,
                         packets: c.packets,
                         packets_lost: c.packets_lost,
-                        level_dbfs: level,
+                        level_dbfs: cursor.level_since(&key, c.level.mark()),
                         markers_heard: c.markers_heard,
                         last_marker: c.last_marker,
                         decode_errors: c.decode_errors,
@@ -303,22 +347,54 @@ mod tests {
     }
 
     #[test]
-    fn a_report_gives_rates_over_the_interval_and_resets_latencies() {
+    fn each_reader_gets_the_figures_since_its_own_last_report() {
         let book = StatsBook::default();
         let video = book.video("bob", Source::Camera);
-        for _ in 0..30 {
-            video.lock().on_packet(1000);
-            video
-                .lock()
-                .on_frame(640, 360, Some(1), Some(Duration::from_millis(20)));
-        }
-        let report = book.report(Duration::from_secs(1));
-        let camera = &report[0].video["camera"];
-        assert_eq!(camera.fps, 30.0);
-        assert_eq!(camera.bitrate_kbps, 240.0);
+        let audio = book.audio("bob");
+        let add = |frames: usize| {
+            for _ in 0..frames {
+                video.lock().on_packet(1000);
+                video
+                    .lock()
+                    .on_frame(640, 360, Some(1), Some(Duration::from_millis(20)));
+            }
+            audio.lock().on_packet(100, &[0.5; 960], 0);
+        };
+        let (mut window, mut log) = (StatsCursor::default(), StatsCursor::default());
+        add(30);
+        let first = book.report(&mut window);
+        let camera = &first[0].video["camera"];
+        assert!(camera.fps > 0.0);
         assert_eq!(camera.latency_ms_p50, Some(20.0));
-        let again = book.report(Duration::from_secs(1));
-        assert_eq!(again[0].video["camera"].fps, 0.0);
+        assert!(first[0].audio.as_ref().and_then(|a| a.level_dbfs).is_some());
+        let again = book.report(&mut window);
+        assert_eq!(
+            again[0].video["camera"].fps, 0.0,
+            "nothing new for this reader"
+        );
         assert_eq!(again[0].video["camera"].latency_ms_p50, None);
+        assert_eq!(again[0].audio.as_ref().and_then(|a| a.level_dbfs), None);
+        let other = book.report(&mut log);
+        assert_eq!(
+            other[0].video["camera"].latency_ms_p50,
+            Some(20.0),
+            "the other reader still sees everything since its start"
+        );
+        assert_eq!(other[0].video["camera"].frames_decoded, 30);
+        assert!(other[0].audio.as_ref().and_then(|a| a.level_dbfs).is_some());
+    }
+
+    #[test]
+    fn a_participant_who_comes_back_counts_from_zero() {
+        let book = StatsBook::default();
+        let mut cursor = StatsCursor::default();
+        for _ in 0..10 {
+            book.video("bob", Source::Camera).lock().on_packet(1000);
+        }
+        book.report(&mut cursor);
+        book.forget("bob");
+        book.video("bob", Source::Camera).lock().on_packet(500);
+        let report = book.report(&mut cursor);
+        assert!(report[0].video["camera"].bitrate_kbps > 0.0);
     }
 }

@@ -46,7 +46,7 @@ pub(crate) fn merge_reading(live: &mut LiveClass, reading: CallReading<'_>) {
     live.device_problem = ["audio", "camera", "screen"]
         .into_iter()
         .filter_map(|name| local.get(name))
-        .find_map(|source| source.device_problem.as_ref())
+        .find_map(|source| source.device_error.as_ref())
         .map(device_problem_words);
     live.remote = snapshot
         .participants
@@ -195,8 +195,7 @@ mod tests {
             errors: 0,
             keyframe_requests_received: 0,
             sent_height: 0,
-            device_error: None,
-            device_problem: problem,
+            device_error: problem,
             sent_level_dbfs: sent_level,
         }
     }

@@ -4,7 +4,7 @@
 //! [`super::device_lists`]; this file does the IO.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -15,7 +15,7 @@ use super::words::device_problem_words;
 use super::{ControllerSetup, Phase, Request, Shared};
 use crate::call::pictures::{CapturePreview, PictureKey, PictureSink};
 use crate::call::sender::AudioDevices;
-use crate::call::{CallHandle, ClassServer, PictureOutput};
+use crate::call::{CallHandle, ClassServer, PictureOutput, StatsCursor};
 use crate::media::device_error::{DeviceError, DeviceErrorKind};
 use crate::media::devices::{MediaDevices, MeterReading, MicrophoneMeter};
 use crate::session::Command;
@@ -33,6 +33,8 @@ pub(super) struct Worker {
     pictures: Arc<dyn PictureSink>,
     devices: Arc<dyn MediaDevices>,
     call: Option<CallHandle>,
+    /// Where the window's reading of the call's stats is.
+    stats: StatsCursor,
     server: Option<classroom_signaling::RunningServer>,
     /// The local class server's join key: this launch's, random (`ServerConfig::local_class`).
     local_key: Option<String>,
@@ -50,6 +52,7 @@ impl Worker {
             pictures: setup.pictures,
             devices: setup.devices,
             call: None,
+            stats: StatsCursor::default(),
             server: None,
             local_key: None,
             check: None,
@@ -60,7 +63,6 @@ impl Worker {
     pub(super) async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>) {
         let mut ticker = tokio::time::interval(LIVE_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_tick = Instant::now();
         let mut stop_signals = StopSignals::new();
         loop {
             tokio::select! {
@@ -75,9 +77,7 @@ impl Worker {
                     self.shared.update(|p| p.close = true);
                 }
                 _ = ticker.tick() => {
-                    let interval = last_tick.elapsed();
-                    last_tick = Instant::now();
-                    self.refresh(interval);
+                    self.refresh();
                 }
             }
         }
@@ -318,8 +318,9 @@ impl Worker {
         match crate::call::start(config).await {
             Ok(call) => {
                 self.call = Some(call);
+                self.stats = StatsCursor::default();
                 self.shared.update(|p| p.phase = Phase::InClass);
-                self.refresh(LIVE_INTERVAL);
+                self.refresh();
             }
             Err(error) => {
                 let message = format!(
@@ -358,7 +359,7 @@ impl Worker {
     }
 
     /// Publishes the class as it is now.
-    fn refresh(&mut self, interval: Duration) {
+    fn refresh(&mut self) {
         let Some(call) = self.call.as_mut() else {
             return;
         };
@@ -366,8 +367,8 @@ impl Worker {
         while let Ok(event) = call.events.try_recv() {
             notices.extend(live::notice_for(&event));
         }
-        let remotes = call.stats.report(interval);
-        let local = call.local_report();
+        let remotes = call.stats.report(&mut self.stats);
+        let local = call.local_report(&mut self.stats);
         let reading = CallReading {
             snapshot: call.snapshot.borrow().clone(),
             remotes: &remotes,

@@ -20,11 +20,35 @@ pub fn level_dbfs(samples: &[f32]) -> f64 {
     meter.take_dbfs().unwrap_or(SILENCE_DBFS)
 }
 
-/// Adds up samples' power between two readings of the level.
+/// Adds up samples' power. Its owner can take the level since the last reading
+/// ([`LevelMeter::take_dbfs`]); a meter read by several readers is never taken but marked
+/// ([`LevelMeter::mark`]), each reader taking the level since its own last mark.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LevelMeter {
     energy: f64,
     samples: u64,
+}
+
+/// What a meter had added up at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LevelMark {
+    energy: f64,
+    samples: u64,
+}
+
+impl LevelMark {
+    /// The level of what was added between `earlier` and this mark (`None`: nothing was).
+    /// An `earlier` mark of another meter (one that started over) counts as its start.
+    pub fn dbfs_since(self, earlier: LevelMark) -> Option<f64> {
+        let earlier = if earlier.samples > self.samples {
+            LevelMark::default()
+        } else {
+            earlier
+        };
+        let samples = self.samples - earlier.samples;
+        (samples > 0)
+            .then(|| power_to_dbfs((self.energy - earlier.energy).max(0.0) / samples as f64))
+    }
 }
 
 impl LevelMeter {
@@ -34,6 +58,14 @@ impl LevelMeter {
             .map(|s| f64::from(*s) * f64::from(*s))
             .sum::<f64>();
         self.samples += samples.len() as u64;
+    }
+
+    /// What was added up so far (the meter goes on).
+    pub fn mark(&self) -> LevelMark {
+        LevelMark {
+            energy: self.energy,
+            samples: self.samples,
+        }
     }
 
     /// The level of what was added since the last reading (`None`: nothing was), and starts
@@ -65,5 +97,23 @@ mod tests {
         meter.add(&[0.0; 4]);
         assert!((meter.take_dbfs().expect("a level") - -3.0103).abs() < 1e-3);
         assert_eq!(meter.take_dbfs(), None, "started over");
+    }
+
+    #[test]
+    fn marks_give_each_reader_the_level_since_its_own_last_mark() {
+        let mut meter = LevelMeter::default();
+        let start = meter.mark();
+        meter.add(&[1.0; 4]);
+        let first = meter.mark();
+        meter.add(&[0.0; 4]);
+        let second = meter.mark();
+        assert!((second.dbfs_since(start).expect("a level") - -3.0103).abs() < 1e-3);
+        assert!(first.dbfs_since(start).expect("a level").abs() < 1e-9);
+        assert_eq!(second.dbfs_since(first), Some(SILENCE_DBFS));
+        assert_eq!(second.dbfs_since(second), None, "nothing since");
+        assert!(
+            start.dbfs_since(second).is_none(),
+            "a mark of a meter that started over counts from its start"
+        );
     }
 }
