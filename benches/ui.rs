@@ -31,7 +31,7 @@ use classroom::call::pictures::{PictureKey, offer_picture};
 use classroom::media::frame::I420Frame;
 use classroom::media::synthetic::{PatternKind, TestPattern};
 use classroom::session::{Input, Session, SessionConfig};
-use classroom::types::{PeerConnState, Source};
+use classroom::types::{LinkId, PeerConnState, Source};
 use classroom::ui::ClassroomApp;
 use classroom::ui::model::{Screen, UiModel};
 use classroom::ui::pictures::PictureBoard;
@@ -120,8 +120,8 @@ fn class_model() -> UiModel {
     for p in &participants {
         session.handle(
             now,
-            Input::PeerState {
-                user_id: p.user_id.clone(),
+            Input::LinkState {
+                link: LinkId::peer(&p.user_id),
                 state: PeerConnState::Connected,
             },
         );

@@ -1,5 +1,6 @@
-//! The small types every layer names: a media source, a video codec, a link's state. They
-//! live here, below `rtc` and `session`, so neither layer has to import the other for them.
+//! The small types every layer names: a media source, a video codec, a link and its state.
+//! They live here, below `rtc` and `session`, so neither layer has to import the other for
+//! them.
 
 use serde::Serialize;
 
@@ -104,4 +105,35 @@ pub enum PeerConnState {
     Disconnected,
     Failed,
     Closed,
+}
+
+/// One media link of the call, as the session core and the engine name it. A mesh has one
+/// per remote participant, carrying that participant's tracks; a topology with a media
+/// server adds its own kind of link (one carrying every participant's tracks), and the rules
+/// that negotiate it, beside these.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LinkId {
+    /// The peer connection to this participant (by user id).
+    Peer(String),
+}
+
+impl LinkId {
+    pub fn peer(user_id: impl Into<String>) -> Self {
+        LinkId::Peer(user_id.into())
+    }
+
+    /// The participant whose tracks the link carries (a peer link's other end).
+    pub fn participant(&self) -> &str {
+        match self {
+            LinkId::Peer(user_id) => user_id,
+        }
+    }
+}
+
+impl std::fmt::Display for LinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkId::Peer(user_id) => f.write_str(user_id),
+        }
+    }
 }

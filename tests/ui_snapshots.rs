@@ -15,7 +15,7 @@ use std::time::Instant;
 use classroom::call::pictures::PictureKey;
 use classroom::controller::Request;
 use classroom::session::{Input, Session, SessionConfig};
-use classroom::types::{PeerConnState, Source};
+use classroom::types::{LinkId, PeerConnState, Source};
 use classroom::ui::ClassroomApp;
 use classroom::ui::model::{
     DeviceLists, DeviceOption, JoinTarget, Managed, NetworkQuality, Panel, PreJoin, RecentClass,
@@ -118,8 +118,8 @@ impl ScriptedClass {
         for user in ["grace", "ada", "alan"] {
             session.handle(
                 now,
-                Input::PeerState {
-                    user_id: user.into(),
+                Input::LinkState {
+                    link: LinkId::peer(user),
                     state: PeerConnState::Connected,
                 },
             );

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::receiver::{self, ReaderOptions};
 use super::stats::StatsBook;
 use crate::rtc::{EncodedUnit, PeerEvent, PeerLink, PeerOptions, RtcError};
-use crate::types::{PeerConnState, Source, VideoCodec};
+use crate::types::{LinkId, PeerConnState, Source, VideoCodec};
 
 /// How often a link's round trip and estimate go into the stats.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -49,8 +49,8 @@ pub(super) enum LinkReportKind {
 
 #[derive(Debug)]
 pub(super) struct LinkReport {
-    pub user_id: String,
-    /// Which link to this user (a replaced one may report until it is gone).
+    pub link: LinkId,
+    /// Which link of that id (a replaced one may report until it is gone).
     pub generation: u64,
     pub kind: LinkReportKind,
 }
@@ -67,7 +67,7 @@ pub(super) struct LinkContext {
 
 /// A link to build.
 pub(super) struct LinkSpec {
-    pub user_id: String,
+    pub link: LinkId,
     pub generation: u64,
     pub ice_servers: Vec<IceServer>,
     pub offering: bool,
@@ -83,14 +83,14 @@ pub(super) async fn run_link(
 ) {
     let report = |kind: LinkReportKind| {
         let _ = context.reports.send(LinkReport {
-            user_id: spec.user_id.clone(),
+            link: spec.link.clone(),
             generation: spec.generation,
             kind,
         });
     };
     let (events_tx, mut events) = mpsc::unbounded_channel::<PeerEvent>();
     let link = match PeerLink::new(
-        &spec.user_id,
+        spec.link.participant(),
         &context.stream_id,
         &spec.ice_servers,
         &context.options,
@@ -129,8 +129,9 @@ pub(super) async fn run_link(
                 }
                 PeerEvent::RemoteTrack(mut track) => {
                     link.place_track(&mut track).await;
+                    // A peer link's tracks are its participant's.
                     receiver::spawn_track_reader(
-                        spec.user_id.clone(),
+                        spec.link.participant().to_owned(),
                         track,
                         context.stats.clone(),
                         context.readers.clone(),
@@ -146,7 +147,7 @@ pub(super) async fn run_link(
                 if connected.load(Ordering::Relaxed) {
                     let round_trip = link.round_trip_ms().await;
                     let estimate = link.target_bitrate_bps() / 1000.0;
-                    context.stats.set_transport(&spec.user_id, round_trip, estimate);
+                    context.stats.set_transport(spec.link.participant(), round_trip, estimate);
                 }
             }
         }

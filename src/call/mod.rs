@@ -39,7 +39,7 @@ use crate::session::{
     Action, Command, Input, Outgoing, Session, SessionConfig, SessionEvent, Snapshot,
 };
 use crate::signaling::{SignalingClient, SignalingConfig, SignalingError};
-use crate::types::Source;
+use crate::types::{LinkId, Source};
 use audio::PlayoutMixer;
 use drivers::{LinkFactory, SignalingPort, WebRtcLinks};
 use link::{LinkContext, LinkOp, LinkReport, LinkReportKind, LinkSpec};
@@ -381,7 +381,7 @@ struct LinkEntry {
     task: JoinHandle<()>,
 }
 
-type Writers = Arc<RwLock<HashMap<String, mpsc::Sender<(Source, EncodedUnit)>>>>;
+type Writers = Arc<RwLock<HashMap<LinkId, mpsc::Sender<(Source, EncodedUnit)>>>>;
 
 struct Engine {
     config: CallConfig,
@@ -393,7 +393,7 @@ struct Engine {
     /// Emits, in order, without the engine waiting for each.
     outgoing: mpsc::UnboundedSender<Outgoing>,
     links: LinkContext,
-    peers: HashMap<String, LinkEntry>,
+    peers: HashMap<LinkId, LinkEntry>,
     generation: u64,
     stats: StatsBook,
     events: mpsc::UnboundedSender<SessionEvent>,
@@ -492,58 +492,54 @@ impl Engine {
 
     /// A link's report as a session input, if it is from the current link to its user.
     fn link_report(&self, report: LinkReport, media: &MediaSender) -> Option<Input> {
-        let entry = self.peers.get(&report.user_id)?;
+        let entry = self.peers.get(&report.link)?;
         if entry.generation != report.generation {
             return None; // from a link that was replaced
         }
-        let user_id = report.user_id;
+        let link = report.link;
         Some(match report.kind {
             LinkReportKind::Candidate(candidate) => Input::LocalCandidate {
-                user_id,
+                link,
                 candidate: Some(candidate),
             },
-            LinkReportKind::State(state) => Input::PeerState { user_id, state },
-            LinkReportKind::Description(description) => Input::LocalDescription {
-                user_id,
-                description,
-            },
-            LinkReportKind::Negotiated(video_codec) => Input::LinkNegotiated {
-                user_id,
-                video_codec,
-            },
-            LinkReportKind::Estimate(bps) => Input::LinkEstimate { user_id, bps },
+            LinkReportKind::State(state) => Input::LinkState { link, state },
+            LinkReportKind::Description(description) => {
+                Input::LocalDescription { link, description }
+            }
+            LinkReportKind::Negotiated(video_codec) => Input::LinkNegotiated { link, video_codec },
+            LinkReportKind::Estimate(bps) => Input::LinkEstimate { link, bps },
             LinkReportKind::KeyframeRequested(source) => {
                 media.control(source).count_keyframe_request_from_peer();
-                Input::KeyframeRequested { user_id, source }
+                Input::KeyframeRequested { link, source }
             }
             LinkReportKind::Failed(error) => {
-                tracing::warn!(user = %user_id, %error, "peer connection operation failed");
-                Input::PeerError {
-                    user_id,
+                tracing::warn!(%link, %error, "link operation failed");
+                Input::LinkError {
+                    link,
                     message: error.to_string(),
                 }
             }
         })
     }
 
-    /// Starts a link to `user_id` (replacing any other), with `first` as its first operation.
+    /// Starts `link` (replacing any other of that id), with `first` as its first operation.
     fn open_link(
         &mut self,
-        user_id: &str,
+        link: &LinkId,
         ice_servers: Vec<IceServer>,
         offering: bool,
         first: Option<LinkOp>,
     ) {
-        self.close_link(user_id);
+        self.close_link(link);
         self.generation += 1;
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         if let Some(op) = first {
             let _ = ops_tx.send(op);
         }
         let (writer_tx, writer_rx) = mpsc::channel(link::WRITER_QUEUE);
-        self.writers.write().insert(user_id.to_owned(), writer_tx);
+        self.writers.write().insert(link.clone(), writer_tx);
         let spec = LinkSpec {
-            user_id: user_id.to_owned(),
+            link: link.clone(),
             generation: self.generation,
             ice_servers,
             offering,
@@ -552,7 +548,7 @@ impl Engine {
             .transport
             .open(spec, self.links.clone(), ops_rx, writer_rx);
         self.peers.insert(
-            user_id.to_owned(),
+            link.clone(),
             LinkEntry {
                 generation: self.generation,
                 ops: ops_tx,
@@ -561,17 +557,18 @@ impl Engine {
         );
     }
 
-    /// Closes the link to `user_id`: its task closes the peer connection in the background.
-    fn close_link(&mut self, user_id: &str) {
-        self.writers.write().remove(user_id);
-        if self.peers.remove(user_id).is_some() {
-            self.stats.forget(user_id);
-            self.local.mixer.forget(user_id);
+    /// Closes `link`: its task closes the peer connection in the background; what was
+    /// received over it is forgotten.
+    fn close_link(&mut self, link: &LinkId) {
+        self.writers.write().remove(link);
+        if self.peers.remove(link).is_some() {
+            self.stats.forget(link.participant());
+            self.local.mixer.forget(link.participant());
         }
     }
 
-    fn send_op(&self, user_id: &str, op: LinkOp) {
-        if let Some(entry) = self.peers.get(user_id) {
+    fn send_op(&self, link: &LinkId, op: LinkOp) {
+        if let Some(entry) = self.peers.get(link) {
             let _ = entry.ops.send(op);
         }
     }
@@ -584,39 +581,34 @@ impl Engine {
                 Action::Emit(outgoing) => {
                     let _ = self.outgoing.send(outgoing);
                 }
-                Action::CreatePeer {
-                    user_id,
+                Action::OpenLink {
+                    link,
                     ice_servers,
                     offer,
                 } => {
                     let first = offer.then_some(LinkOp::CreateOffer);
-                    self.open_link(&user_id, ice_servers, offer, first);
+                    self.open_link(&link, ice_servers, offer, first);
                 }
                 Action::AcceptOffer {
-                    user_id,
+                    link,
                     ice_servers,
                     offer,
                     replace,
                 } => {
-                    if replace || !self.peers.contains_key(&user_id) {
-                        self.open_link(
-                            &user_id,
-                            ice_servers,
-                            false,
-                            Some(LinkOp::AcceptOffer(offer)),
-                        );
+                    if replace || !self.peers.contains_key(&link) {
+                        self.open_link(&link, ice_servers, false, Some(LinkOp::AcceptOffer(offer)));
                     } else {
-                        self.send_op(&user_id, LinkOp::AcceptOffer(offer));
+                        self.send_op(&link, LinkOp::AcceptOffer(offer));
                     }
                 }
-                Action::AcceptAnswer { user_id, answer } => {
-                    self.send_op(&user_id, LinkOp::AcceptAnswer(answer));
+                Action::AcceptAnswer { link, answer } => {
+                    self.send_op(&link, LinkOp::AcceptAnswer(answer));
                 }
-                Action::AddRemoteCandidate { user_id, candidate } => {
-                    self.send_op(&user_id, LinkOp::AddCandidate(candidate));
+                Action::AddRemoteCandidate { link, candidate } => {
+                    self.send_op(&link, LinkOp::AddCandidate(candidate));
                 }
-                Action::RestartIce { user_id } => self.send_op(&user_id, LinkOp::RestartIce),
-                Action::ClosePeer { user_id } => self.close_link(&user_id),
+                Action::RestartIce { link } => self.send_op(&link, LinkOp::RestartIce),
+                Action::CloseLink { link } => self.close_link(&link),
                 Action::SetVolume { user_id, percent } => {
                     self.local
                         .mixer

@@ -10,7 +10,7 @@ use classroom_wire::{
 use serde::Serialize;
 
 use super::media_rules::{self, LinkMedia, SendTargets, VideoOn};
-use crate::types::{PeerConnState, Source, VideoCodec};
+use crate::types::{LinkId, PeerConnState, Source, VideoCodec};
 
 /// Chat messages written while the signaling socket is down wait, up to this many, and go
 /// out once the session is joined again.
@@ -88,40 +88,40 @@ pub enum Input {
     RemoteCandidate(IceCandidateFromPeer),
     /// A viewer says how tall it shows our camera.
     VideoRequest(VideoRequestFromPeer),
-    /// Negotiation on the link to `user_id` settled; the video codec it carries.
+    /// Negotiation on `link` settled; the video codec it carries.
     LinkNegotiated {
-        user_id: String,
+        link: LinkId,
         video_codec: Option<VideoCodec>,
     },
-    /// The link to `user_id` estimates it carries this many bits per second.
+    /// `link` estimates it carries this many bits per second.
     LinkEstimate {
-        user_id: String,
+        link: LinkId,
         bps: f64,
     },
-    /// The receiver behind the link to `user_id` asked for a keyframe of `source` (PLI/FIR).
+    /// The receiver behind `link` asked for a keyframe of `source` (PLI/FIR).
     KeyframeRequested {
-        user_id: String,
+        link: LinkId,
         source: Source,
     },
     /// The server is restarting: the connection closes, and the client comes back.
     ServerRestarting(classroom_wire::ServerRestarting),
-    /// Our peer connection to `user_id` produced an offer or answer to send.
+    /// `link` produced an offer or answer to send.
     LocalDescription {
-        user_id: String,
+        link: LinkId,
         description: SessionDescription,
     },
-    /// Our peer connection to `user_id` gathered a candidate (`None`: gathering complete).
+    /// `link` gathered a candidate (`None`: gathering complete).
     LocalCandidate {
-        user_id: String,
+        link: LinkId,
         candidate: Option<IceCandidate>,
     },
-    PeerState {
-        user_id: String,
+    LinkState {
+        link: LinkId,
         state: PeerConnState,
     },
-    /// A peer connection operation failed (invalid SDP from the remote, for instance).
-    PeerError {
-        user_id: String,
+    /// An operation on `link` failed (invalid SDP from the remote, for instance).
+    LinkError {
+        link: LinkId,
         message: String,
     },
     Command(Command),
@@ -146,35 +146,35 @@ pub enum Outgoing {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Emit(Outgoing),
-    /// Build a peer connection to `user_id` with these ICE servers; when `offer`, create an
-    /// offer and report it as [`Input::LocalDescription`].
-    CreatePeer {
-        user_id: String,
+    /// Open `link` with these ICE servers; when `offer`, create an offer and report it as
+    /// [`Input::LocalDescription`].
+    OpenLink {
+        link: LinkId,
         ice_servers: Vec<IceServer>,
         offer: bool,
     },
-    /// Apply a remote offer (building the peer connection first if there is none, or
-    /// replacing the existing one when `replace`), then answer with [`Input::LocalDescription`].
+    /// Apply a remote offer (opening the link first if there is none, or replacing the
+    /// existing one when `replace`), then answer with [`Input::LocalDescription`].
     AcceptOffer {
-        user_id: String,
+        link: LinkId,
         ice_servers: Vec<IceServer>,
         offer: SessionDescription,
         replace: bool,
     },
     AcceptAnswer {
-        user_id: String,
+        link: LinkId,
         answer: SessionDescription,
     },
     AddRemoteCandidate {
-        user_id: String,
+        link: LinkId,
         candidate: Option<IceCandidate>,
     },
-    /// Restart ICE on the existing connection and send a new offer.
+    /// Restart ICE on the existing link and send a new offer.
     RestartIce {
-        user_id: String,
+        link: LinkId,
     },
-    ClosePeer {
-        user_id: String,
+    CloseLink {
+        link: LinkId,
     },
     /// Play `user_id` at this volume (percent).
     SetVolume {
@@ -240,9 +240,9 @@ pub enum SessionEvent {
     },
 }
 
-/// One remote participant's peer connection as the session tracks it.
+/// A mesh link (the peer connection to one remote participant) as the session tracks it.
 #[derive(Debug, Clone)]
-struct Peer {
+struct MeshLink {
     /// We sent the first offer on this connection.
     we_offered: bool,
     state: PeerConnState,
@@ -261,9 +261,9 @@ struct Peer {
     estimate_bps: Option<f64>,
 }
 
-impl Peer {
+impl MeshLink {
     fn new(we_offered: bool) -> Self {
-        Peer {
+        MeshLink {
             we_offered,
             state: PeerConnState::New,
             offer_pending: we_offered,
@@ -381,7 +381,8 @@ pub struct Session {
     left: bool,
     ice_servers: Vec<IceServer>,
     participants: BTreeMap<String, Participant>,
-    peers: BTreeMap<String, Peer>,
+    /// The mesh's links, by the participant at the other end.
+    mesh_links: BTreeMap<String, MeshLink>,
     chat: VecDeque<ChatMessage>,
     audio: bool,
     camera: bool,
@@ -408,7 +409,7 @@ impl Session {
             left: false,
             ice_servers: Vec::new(),
             participants: BTreeMap::new(),
-            peers: BTreeMap::new(),
+            mesh_links: BTreeMap::new(),
             chat: VecDeque::new(),
             screen: false,
             hand_raised: false,
@@ -429,7 +430,7 @@ impl Session {
     /// When the session next needs [`Input::Timeout`]: the end of a grace period, or of an
     /// ICE restart's time to recover. `None`: no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
+        self.mesh_links
             .iter()
             .filter_map(|(user_id, peer)| {
                 let orphan_ends = peer
@@ -461,7 +462,10 @@ impl Session {
                 .values()
                 .map(|participant| PeerSummary {
                     participant: participant.clone(),
-                    connection: self.peers.get(&participant.user_id).map(|peer| peer.state),
+                    connection: self
+                        .mesh_links
+                        .get(&participant.user_id)
+                        .map(|peer| peer.state),
                 })
                 .collect(),
             chat: self.chat.iter().cloned().collect(),
@@ -518,9 +522,9 @@ impl Session {
             Input::Offer(offer) => self.on_offer(offer, &mut actions),
             Input::Answer(answer) => self.on_answer(answer, &mut actions),
             Input::RemoteCandidate(candidate) => {
-                if self.peers.contains_key(&candidate.from_user_id) {
+                if self.mesh_links.contains_key(&candidate.from_user_id) {
                     actions.push(Action::AddRemoteCandidate {
-                        user_id: candidate.from_user_id,
+                        link: LinkId::Peer(candidate.from_user_id),
                         candidate: candidate.candidate,
                     });
                 } else {
@@ -528,10 +532,10 @@ impl Session {
                 }
             }
             Input::LocalDescription {
-                user_id,
+                link: LinkId::Peer(user_id),
                 description,
             } => {
-                if !self.peers.contains_key(&user_id) {
+                if !self.mesh_links.contains_key(&user_id) {
                     return actions;
                 }
                 let outgoing = match description.kind {
@@ -546,37 +550,47 @@ impl Session {
                 };
                 actions.push(Action::Emit(outgoing));
             }
-            Input::LocalCandidate { user_id, candidate } => {
-                if self.peers.contains_key(&user_id) {
+            Input::LocalCandidate {
+                link: LinkId::Peer(user_id),
+                candidate,
+            } => {
+                if self.mesh_links.contains_key(&user_id) {
                     actions.push(Action::Emit(Outgoing::Candidate(IceCandidateToPeer {
                         target_user_id: user_id,
                         candidate,
                     })));
                 }
             }
-            Input::PeerState { user_id, state } => {
-                self.on_peer_state(now, user_id, state, &mut actions)
-            }
+            Input::LinkState {
+                link: LinkId::Peer(user_id),
+                state,
+            } => self.on_peer_state(now, user_id, state, &mut actions),
             Input::VideoRequest(request) => {
-                if let Some(peer) = self.peers.get_mut(&request.from_user_id) {
+                if let Some(peer) = self.mesh_links.get_mut(&request.from_user_id) {
                     peer.viewer_height = Some(request.max_height);
                 }
             }
             Input::LinkNegotiated {
-                user_id,
+                link: LinkId::Peer(user_id),
                 video_codec,
             } => {
-                if let Some(peer) = self.peers.get_mut(&user_id) {
+                if let Some(peer) = self.mesh_links.get_mut(&user_id) {
                     peer.video_codec = video_codec;
                 }
             }
-            Input::LinkEstimate { user_id, bps } => {
-                if let Some(peer) = self.peers.get_mut(&user_id) {
+            Input::LinkEstimate {
+                link: LinkId::Peer(user_id),
+                bps,
+            } => {
+                if let Some(peer) = self.mesh_links.get_mut(&user_id) {
                     peer.estimate_bps = Some(bps);
                 }
             }
-            Input::KeyframeRequested { user_id, source } => {
-                if self.peers.contains_key(&user_id) {
+            Input::KeyframeRequested {
+                link: LinkId::Peer(user_id),
+                source,
+            } => {
+                if self.mesh_links.contains_key(&user_id) {
                     actions.push(Action::RequestKeyframe(source));
                 }
             }
@@ -587,7 +601,10 @@ impl Session {
                     retry_after_ms: notice.retry_after_ms,
                 }));
             }
-            Input::PeerError { user_id, message } => {
+            Input::LinkError {
+                link: LinkId::Peer(user_id),
+                message,
+            } => {
                 self.last_error = Some(format!("{user_id}: {message}"));
                 actions.push(Action::Notify(SessionEvent::PeerError { user_id, message }));
             }
@@ -607,7 +624,7 @@ impl Session {
             camera: self.camera,
             screen: self.screen,
         };
-        let links = self.peers.values().map(Peer::media);
+        let links = self.mesh_links.values().map(MeshLink::media);
         let targets = media_rules::send_targets(links, on, &self.targets);
         if targets == self.targets {
             return;
@@ -653,30 +670,32 @@ impl Session {
         // Connections to participants not (yet) back: after a server restart they rejoin one by
         // one, so a working connection waits out the grace period; a broken one is closed.
         let gone: Vec<String> = self
-            .peers
+            .mesh_links
             .keys()
             .filter(|user_id| !present.contains_key(*user_id))
             .cloned()
             .collect();
         for user_id in gone {
-            match self.peers.get_mut(&user_id) {
+            match self.mesh_links.get_mut(&user_id) {
                 Some(peer) if peer.healthy() => {
                     peer.orphaned_since.get_or_insert(now);
                 }
                 _ => {
-                    self.peers.remove(&user_id);
-                    actions.push(Action::ClosePeer { user_id });
+                    self.mesh_links.remove(&user_id);
+                    actions.push(Action::CloseLink {
+                        link: LinkId::Peer(user_id),
+                    });
                 }
             }
         }
         // To those still here: kept when healthy (a rejoin after a reconnect), otherwise
         // replaced by a fresh offer.
         for user_id in present.keys() {
-            match self.peers.get_mut(user_id) {
+            match self.mesh_links.get_mut(user_id) {
                 Some(peer) if peer.healthy() => peer.orphaned_since = None,
                 Some(_) => {
-                    actions.push(Action::ClosePeer {
-                        user_id: user_id.clone(),
+                    actions.push(Action::CloseLink {
+                        link: LinkId::Peer(user_id.clone()),
                     });
                     self.offer_to(user_id.clone(), actions);
                 }
@@ -695,9 +714,9 @@ impl Session {
     }
 
     fn offer_to(&mut self, user_id: String, actions: &mut Vec<Action>) {
-        self.peers.insert(user_id.clone(), Peer::new(true));
-        actions.push(Action::CreatePeer {
-            user_id,
+        self.mesh_links.insert(user_id.clone(), MeshLink::new(true));
+        actions.push(Action::OpenLink {
+            link: LinkId::Peer(user_id),
             ice_servers: self.ice_servers.clone(),
             offer: true,
         });
@@ -716,11 +735,13 @@ impl Session {
         self.participants.insert(user_id.clone(), participant);
         // The newcomer offers. A connection we still hold to it (it rejoined) is kept if it
         // works; a broken one is dropped so its fresh offer finds a clean slate.
-        if let Some(peer) = self.peers.get_mut(&user_id) {
+        if let Some(peer) = self.mesh_links.get_mut(&user_id) {
             peer.orphaned_since = None;
             if !peer.healthy() {
-                self.peers.remove(&user_id);
-                actions.push(Action::ClosePeer { user_id });
+                self.mesh_links.remove(&user_id);
+                actions.push(Action::CloseLink {
+                    link: LinkId::Peer(user_id),
+                });
             }
         }
     }
@@ -740,14 +761,17 @@ impl Session {
             user_name,
         }));
         let keep = left.reason == LeaveReason::Disconnected
-            && self.peers.get(&left.user_id).is_some_and(Peer::healthy);
+            && self
+                .mesh_links
+                .get(&left.user_id)
+                .is_some_and(MeshLink::healthy);
         if keep {
-            if let Some(peer) = self.peers.get_mut(&left.user_id) {
+            if let Some(peer) = self.mesh_links.get_mut(&left.user_id) {
                 peer.orphaned_since = Some(now);
             }
-        } else if self.peers.remove(&left.user_id).is_some() {
-            actions.push(Action::ClosePeer {
-                user_id: left.user_id,
+        } else if self.mesh_links.remove(&left.user_id).is_some() {
+            actions.push(Action::CloseLink {
+                link: LinkId::Peer(left.user_id),
             });
         }
     }
@@ -767,7 +791,7 @@ impl Session {
         }
         let sdp_session = sdp_session_id(&offer.offer.sdp);
         let polite = self.polite_towards(&user_id);
-        let replace = match self.peers.get(&user_id) {
+        let replace = match self.mesh_links.get(&user_id) {
             None => false,
             Some(peer) => {
                 if peer.offer_pending && !polite {
@@ -782,8 +806,8 @@ impl Session {
                     || peer.remote_sdp_session != sdp_session
             }
         };
-        let mut peer = Peer::new(false);
-        if let Some(existing) = self.peers.get(&user_id)
+        let mut peer = MeshLink::new(false);
+        if let Some(existing) = self.mesh_links.get(&user_id)
             && !replace
         {
             peer = existing.clone();
@@ -791,9 +815,9 @@ impl Session {
         peer.offer_pending = false;
         peer.remote_sdp_session = sdp_session;
         peer.orphaned_since = None;
-        let existed = self.peers.insert(user_id.clone(), peer).is_some();
+        let existed = self.mesh_links.insert(user_id.clone(), peer).is_some();
         actions.push(Action::AcceptOffer {
-            user_id,
+            link: LinkId::Peer(user_id),
             ice_servers: self.ice_servers.clone(),
             offer: offer.offer,
             replace: existed && replace,
@@ -802,7 +826,7 @@ impl Session {
 
     fn on_answer(&mut self, answer: AnswerFromPeer, actions: &mut Vec<Action>) {
         let user_id = answer.from_user_id;
-        let Some(peer) = self.peers.get_mut(&user_id) else {
+        let Some(peer) = self.mesh_links.get_mut(&user_id) else {
             tracing::debug!(%user_id, "answer for no peer connection");
             return;
         };
@@ -813,7 +837,7 @@ impl Session {
         peer.offer_pending = false;
         peer.remote_sdp_session = sdp_session_id(&answer.answer.sdp);
         actions.push(Action::AcceptAnswer {
-            user_id,
+            link: LinkId::Peer(user_id),
             answer: answer.answer,
         });
     }
@@ -825,7 +849,7 @@ impl Session {
         state: PeerConnState,
         actions: &mut Vec<Action>,
     ) {
-        let Some(peer) = self.peers.get_mut(&user_id) else {
+        let Some(peer) = self.mesh_links.get_mut(&user_id) else {
             return;
         };
         let before = peer.state;
@@ -864,7 +888,9 @@ impl Session {
                 if peer.we_offered && !peer.restarted {
                     peer.restarted = true;
                     peer.offer_pending = true;
-                    actions.push(Action::RestartIce { user_id });
+                    actions.push(Action::RestartIce {
+                        link: LinkId::Peer(user_id),
+                    });
                 }
             }
             _ => {}
@@ -876,7 +902,7 @@ impl Session {
         let restart_timeout = self.config.restart_timeout;
         let mut to_close = Vec::new();
         let mut to_replace = Vec::new();
-        for (user_id, peer) in &self.peers {
+        for (user_id, peer) in &self.mesh_links {
             if peer
                 .orphaned_since
                 .is_some_and(|since| now.duration_since(since) >= grace)
@@ -892,13 +918,15 @@ impl Session {
             }
         }
         for user_id in to_close {
-            self.peers.remove(&user_id);
-            actions.push(Action::ClosePeer { user_id });
+            self.mesh_links.remove(&user_id);
+            actions.push(Action::CloseLink {
+                link: LinkId::Peer(user_id),
+            });
         }
         for user_id in to_replace {
             // The restart did not bring it back: a new connection, offered afresh.
-            actions.push(Action::ClosePeer {
-                user_id: user_id.clone(),
+            actions.push(Action::CloseLink {
+                link: LinkId::Peer(user_id.clone()),
             });
             self.offer_to(user_id, actions);
         }
@@ -917,7 +945,7 @@ impl Session {
                     // there get full pictures, as from a browser.
                     return;
                 }
-                for (user_id, peer) in &self.peers {
+                for (user_id, peer) in &self.mesh_links {
                     if peer.was_connected {
                         actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
                             target_user_id: user_id.clone(),
@@ -960,8 +988,10 @@ impl Session {
                 if self.signaling_connected {
                     actions.push(Action::Emit(Outgoing::Leave));
                 }
-                for user_id in std::mem::take(&mut self.peers).into_keys() {
-                    actions.push(Action::ClosePeer { user_id });
+                for user_id in std::mem::take(&mut self.mesh_links).into_keys() {
+                    actions.push(Action::CloseLink {
+                        link: LinkId::Peer(user_id),
+                    });
                 }
                 self.participants.clear();
                 actions.push(Action::SetSources {

@@ -1,5 +1,6 @@
 //! The call's state machine: participants, chat, media states, roles and the state of each
-//! peer connection. It is sans-IO: [`Session::handle`] takes one [`Input`] (a server event, a
+//! media link (a [`LinkId`](crate::types::LinkId): in a mesh, the peer connection to one
+//! participant). It is sans-IO: [`Session::handle`] takes one [`Input`] (a server event, a
 //! link's news, a user command, or the deadline passing, always with the current time) and
 //! returns the [`Action`]s the drivers carry out (emit on the signaling socket, create or
 //! close a link, start or stop a source, what the encoders aim at, a keyframe);

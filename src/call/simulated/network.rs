@@ -225,10 +225,10 @@ async fn run_simulated_link(
     mut ops: mpsc::UnboundedReceiver<LinkOp>,
     mut units: mpsc::Receiver<(Source, EncodedUnit)>,
 ) {
-    let key: EndKey = (self_user_id, spec.user_id.clone());
+    let key: EndKey = (self_user_id, spec.link.participant().to_owned());
     let report = |kind: LinkReportKind| {
         let _ = context.reports.send(LinkReport {
-            user_id: spec.user_id.clone(),
+            link: spec.link.clone(),
             generation: spec.generation,
             kind,
         });

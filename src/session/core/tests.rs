@@ -52,8 +52,8 @@ fn answer_from(user_id: &str, session: &str) -> Input {
 }
 
 fn state(user_id: &str, state: PeerConnState) -> Input {
-    Input::PeerState {
-        user_id: user_id.to_owned(),
+    Input::LinkState {
+        link: LinkId::peer(user_id),
         state,
     }
 }
@@ -77,11 +77,9 @@ fn created_offers(actions: &[Action]) -> Vec<&str> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::CreatePeer {
-                user_id,
-                offer: true,
-                ..
-            } => Some(user_id.as_str()),
+            Action::OpenLink {
+                link, offer: true, ..
+            } => Some(link.participant()),
             _ => None,
         })
         .collect()
@@ -91,7 +89,7 @@ fn closed(actions: &[Action]) -> Vec<&str> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::ClosePeer { user_id } => Some(user_id.as_str()),
+            Action::CloseLink { link } => Some(link.participant()),
             _ => None,
         })
         .collect()
@@ -156,12 +154,12 @@ fn those_present_wait_for_the_newcomers_offer_and_answer_it() {
     let actions = s.handle(t, offer_from("bob", "b1"));
     assert!(matches!(
         &actions[..],
-        [Action::AcceptOffer { user_id, replace: false, .. }] if user_id == "bob"
+        [Action::AcceptOffer { link, replace: false, .. }] if link.participant() == "bob"
     ));
     let actions = s.handle(
         t,
         Input::LocalDescription {
-            user_id: "bob".to_owned(),
+            link: LinkId::peer("bob"),
             description: sdp(SdpKind::Answer, "a1"),
         },
     );
@@ -177,7 +175,7 @@ fn local_candidates_go_to_their_peer_and_stray_remote_ones_are_dropped() {
     let actions = s.handle(
         t,
         Input::LocalCandidate {
-            user_id: "bob".to_owned(),
+            link: LinkId::peer("bob"),
             candidate: None,
         },
     );
@@ -279,7 +277,7 @@ fn a_failed_connection_is_reported_and_the_offerer_restarts_ice() {
         user_id: "bob".to_owned()
     })));
     assert!(actions.contains(&Action::RestartIce {
-        user_id: "bob".to_owned()
+        link: LinkId::peer("bob")
     }));
     // The restart offer is answered on the same connection, which comes back.
     let actions = s.handle(t, answer_from("bob", "bob-1"));
@@ -531,7 +529,7 @@ fn ice_urls(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::CreatePeer { ice_servers, .. } => Some(ice_servers),
+            Action::OpenLink { ice_servers, .. } => Some(ice_servers),
             _ => None,
         })
         .flatten()
@@ -666,14 +664,14 @@ fn keyframes(actions: &[Action]) -> Vec<Source> {
 
 fn estimate(user_id: &str, bps: f64) -> Input {
     Input::LinkEstimate {
-        user_id: user_id.to_owned(),
+        link: LinkId::peer(user_id),
         bps,
     }
 }
 
 fn negotiated(user_id: &str, codec: VideoCodec) -> Input {
     Input::LinkNegotiated {
-        user_id: user_id.to_owned(),
+        link: LinkId::peer(user_id),
         video_codec: Some(codec),
     }
 }
@@ -756,7 +754,7 @@ fn the_encoders_follow_the_weakest_links_estimate_as_it_changes() {
 fn a_receivers_keyframe_request_reaches_the_encoder_and_a_strangers_does_not() {
     let (mut s, t) = in_call_with("ada", &["bob"]);
     let request = |user_id: &str| Input::KeyframeRequested {
-        user_id: user_id.to_owned(),
+        link: LinkId::peer(user_id),
         source: Source::Screen,
     };
     assert_eq!(
