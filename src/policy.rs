@@ -98,18 +98,18 @@ pub enum PolicyError {
 }
 
 /// The Linux policy file under `root` (`/` on a running system).
-pub fn linux_policy_path(root: &Path) -> PathBuf {
+pub(crate) fn linux_policy_path(root: &Path) -> PathBuf {
     root.join("etc/classroom/policy.toml")
 }
 
 /// The macOS managed-preferences file under `root`.
-pub fn macos_policy_path(root: &Path) -> PathBuf {
+pub(crate) fn macos_policy_path(root: &Path) -> PathBuf {
     root.join("Library/Managed Preferences/app.classroom.Classroom.plist")
 }
 
 impl Policy {
     /// Parses a TOML policy; unknown keys are refused (a typo must not go unnoticed).
-    pub fn from_toml(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+    pub(crate) fn from_toml(text: &str, path: &Path) -> Result<Policy, PolicyError> {
         let policy: Policy = toml::from_str(text).map_err(|error| PolicyError::Invalid {
             path: path.to_owned(),
             message: error.to_string(),
@@ -118,7 +118,7 @@ impl Policy {
     }
 
     /// Parses a macOS managed-preferences plist (XML or binary) with the same keys.
-    pub fn from_plist(data: &[u8], path: &Path) -> Result<Policy, PolicyError> {
+    pub(crate) fn from_plist(data: &[u8], path: &Path) -> Result<Policy, PolicyError> {
         let policy: Policy = plist::from_bytes(data).map_err(|error| PolicyError::Invalid {
             path: path.to_owned(),
             message: error.to_string(),
@@ -176,7 +176,7 @@ impl Policy {
         }
     }
 
-    pub fn is_locked(&self, key: PolicyKey) -> bool {
+    pub(crate) fn is_locked(&self, key: PolicyKey) -> bool {
         self.locked.contains(&key)
     }
 }
@@ -288,7 +288,7 @@ fn unset<T>() -> [(Option<T>, Origin); 3] {
 }
 
 /// The class server a newcomer gets when nothing says otherwise.
-pub const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:3001";
+pub(crate) const DEFAULT_SERVER_URL: &str = "http://127.0.0.1:3001";
 
 impl EffectiveConfig {
     /// One voice processing stage's setting.
@@ -377,7 +377,7 @@ impl EffectiveConfig {
     }
 
     /// The policy's STUN/TURN servers as ICE servers for the peer connections.
-    pub fn extra_ice_servers(&self) -> Vec<classroom_wire::IceServer> {
+    pub(crate) fn extra_ice_servers(&self) -> Vec<classroom_wire::IceServer> {
         self.ice_servers
             .value
             .iter()

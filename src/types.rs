@@ -16,7 +16,7 @@ pub enum Source {
 impl Source {
     pub const ALL: [Source; 3] = [Source::Audio, Source::Camera, Source::Screen];
     /// The two video sources.
-    pub const VIDEO: [Source; 2] = [Source::Camera, Source::Screen];
+    pub(crate) const VIDEO: [Source; 2] = [Source::Camera, Source::Screen];
 
     /// The name tracks, stats and logs use.
     pub fn name(self) -> &'static str {
@@ -41,7 +41,9 @@ pub enum VideoCodec {
 impl VideoCodec {
     pub const ALL: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
 
-    pub fn mime_type(self) -> &'static str {
+    /// The SDP/RTP mime type (the simulated links name codecs by it).
+    #[cfg(test)]
+    pub(crate) fn mime_type(self) -> &'static str {
         match self {
             VideoCodec::H264 => "video/H264",
             VideoCodec::Vp8 => "video/VP8",
@@ -49,7 +51,7 @@ impl VideoCodec {
     }
 
     /// From an SDP/RTP mime type (any case).
-    pub fn from_mime_type(mime: &str) -> Option<Self> {
+    pub(crate) fn from_mime_type(mime: &str) -> Option<Self> {
         match mime.to_ascii_lowercase().as_str() {
             "video/h264" => Some(VideoCodec::H264),
             "video/vp8" => Some(VideoCodec::Vp8),
@@ -70,7 +72,7 @@ impl VideoCodec {
 pub struct CodecSet([bool; 2]);
 
 impl CodecSet {
-    pub const EMPTY: CodecSet = CodecSet([false; 2]);
+    pub(crate) const EMPTY: CodecSet = CodecSet([false; 2]);
 
     pub fn with(mut self, codec: VideoCodec) -> Self {
         self.0[codec.index()] = true;
@@ -82,7 +84,7 @@ impl CodecSet {
     }
 
     /// The codecs in `self` that `before` did not have.
-    pub fn added_since(self, before: CodecSet) -> impl Iterator<Item = VideoCodec> {
+    pub(crate) fn added_since(self, before: CodecSet) -> impl Iterator<Item = VideoCodec> {
         VideoCodec::ALL
             .into_iter()
             .filter(move |codec| self.contains(*codec) && !before.contains(*codec))

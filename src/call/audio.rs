@@ -78,7 +78,7 @@ impl JitterBuffer {
 
 /// Per-remote jitter buffers and their mix.
 #[derive(Debug, Clone, Default)]
-pub struct PlayoutMixer {
+pub(crate) struct PlayoutMixer {
     remotes: Arc<Mutex<BTreeMap<String, JitterBuffer>>>,
 }
 
@@ -92,7 +92,7 @@ impl PlayoutMixer {
     }
 
     /// One participant's playback volume: 0 mutes them for us, 1 is as received, up to 4.
-    pub fn set_volume(&self, user_id: &str, volume: f32) {
+    pub(crate) fn set_volume(&self, user_id: &str, volume: f32) {
         self.remotes
             .lock()
             .entry(user_id.to_owned())
@@ -100,12 +100,12 @@ impl PlayoutMixer {
             .volume = volume.clamp(0.0, 4.0);
     }
 
-    pub fn forget(&self, user_id: &str) {
+    pub(crate) fn forget(&self, user_id: &str) {
         self.remotes.lock().remove(user_id);
     }
 
     /// The next 10 ms of everyone mixed, clipped to full scale.
-    pub fn pull(&self) -> Vec<f32> {
+    pub(crate) fn pull(&self) -> Vec<f32> {
         let mut mix = vec![0.0f32; FRAME];
         for buffer in self.remotes.lock().values_mut() {
             buffer.mix_into(&mut mix);

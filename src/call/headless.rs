@@ -210,7 +210,7 @@ fn parse_screen(text: &str) -> anyhow::Result<VideoInput> {
 
 impl HeadlessArgs {
     /// The call this participant makes, and the test inputs it adds.
-    pub fn call_config(&self) -> anyhow::Result<(CallConfig, TestInputs)> {
+    pub(crate) fn call_config(&self) -> anyhow::Result<(CallConfig, TestInputs)> {
         let audio = match self.audio.as_str() {
             "tone" => AudioInput::Tone,
             "silence" => AudioInput::Silence,
@@ -320,7 +320,7 @@ fn parse_voice_processing(text: &str) -> anyhow::Result<Option<VoiceProcessingCo
 }
 
 /// A stdin line as a command.
-pub fn parse_command(line: &str) -> Result<Command, String> {
+pub(crate) fn parse_command(line: &str) -> Result<Command, String> {
     let line = line.trim();
     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
     Ok(match word {

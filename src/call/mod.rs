@@ -108,7 +108,7 @@ impl CallConfig {
 
 /// What the test participant (`classroom bot`) adds to a call; none of it in a user's call.
 #[derive(Debug, Clone, Default)]
-pub struct TestInputs {
+pub(crate) struct TestInputs {
     /// A simulated room: playback comes back into the microphone (echo and noise).
     pub room: Option<SimulatedRoomConfig>,
     /// Save what is received (H.264 Annex-B, VP8 frames, 48 kHz s16le PCM per remote) here.
@@ -185,7 +185,7 @@ pub struct CallHandle {
 }
 
 /// The media sender's counters, readable from outside the engine.
-pub struct MediaSenderView {
+pub(crate) struct MediaSenderView {
     controls: RwLock<Option<[Arc<source::SourceControl>; 3]>>,
     pub weakest_link_bps: AtomicU64,
     voice: Option<Arc<VoiceProcessor>>,
@@ -229,7 +229,7 @@ impl CallHandle {
 
     /// Switches `source` to `input` (the screen the user picked to share, another camera);
     /// a source that is off uses it when switched on.
-    pub fn choose_input(&self, source: Source, input: sender::VideoInput) {
+    pub(crate) fn choose_input(&self, source: Source, input: sender::VideoInput) {
         if let Some(controls) = self.local.controls.read().as_ref() {
             controls[source_index(source)].choose_input(input);
         }
@@ -255,7 +255,7 @@ impl CallHandle {
 
     /// Switches voice processing stages on or off during the call. Returns false when the
     /// call runs without the stage (joined with it off): then nothing changes.
-    pub fn set_voice_config(&self, config: VoiceProcessingConfig) -> bool {
+    pub(crate) fn set_voice_config(&self, config: VoiceProcessingConfig) -> bool {
         match &self.local.voice {
             Some(voice) => {
                 voice.set_config(config);
@@ -271,11 +271,11 @@ impl CallHandle {
     }
 
     /// Playout underruns and samples dropped to bound the delay, over all remotes.
-    pub fn playout_counters(&self) -> (u64, u64) {
+    pub(crate) fn playout_counters(&self) -> (u64, u64) {
         self.local.mixer.counters()
     }
 
-    pub fn weakest_link_kbps(&self) -> u64 {
+    pub(crate) fn weakest_link_kbps(&self) -> u64 {
         self.local.weakest_link_bps.load(Ordering::Relaxed) / 1000
     }
 
@@ -284,7 +284,7 @@ impl CallHandle {
         let _ = self.task.await;
     }
 
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
 }
@@ -295,7 +295,7 @@ pub async fn start(config: CallConfig) -> Result<CallHandle, CallError> {
 }
 
 /// [`start`], with the test participant's inputs.
-pub async fn start_with_test_inputs(
+pub(crate) async fn start_with_test_inputs(
     config: CallConfig,
     test: TestInputs,
 ) -> Result<CallHandle, CallError> {

@@ -22,7 +22,7 @@ pub struct PictureKey {
 }
 
 /// The user id of our own pictures (camera and screen previews), whatever the server calls us.
-pub const LOCAL_USER: &str = "";
+pub(crate) const LOCAL_USER: &str = "";
 
 impl PictureKey {
     /// Our own camera or screen.
@@ -30,7 +30,7 @@ impl PictureKey {
         PictureKey::new(LOCAL_USER, source)
     }
 
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.user_id == LOCAL_USER
     }
 
@@ -79,10 +79,10 @@ pub fn offer_picture(sink: &dyn PictureSink, key: &PictureKey, picture: I420View
 }
 
 /// Largest preview height: previews are tiles, never full size.
-pub const PREVIEW_MAX_HEIGHT: usize = 360;
+pub(crate) const PREVIEW_MAX_HEIGHT: usize = 360;
 
 /// Shows a captured frame as a preview, halved down to a tile's size first.
-pub fn offer_preview(
+pub(crate) fn offer_preview(
     sink: &dyn PictureSink,
     key: &PictureKey,
     frame: &crate::media::frame::I420Frame,

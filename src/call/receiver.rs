@@ -59,7 +59,7 @@ const PLI_SPACING: Duration = Duration::from_millis(300);
 
 /// How a reader treats what it receives.
 #[derive(Debug, Clone, Default)]
-pub struct ReaderOptions {
+pub(crate) struct ReaderOptions {
     /// Save what is received here.
     pub save_dir: Option<PathBuf>,
     /// Test input: drop this fraction of video packets after the transport.
@@ -71,7 +71,7 @@ pub struct ReaderOptions {
 }
 
 /// Reads one remote track until it ends or `stop` is set.
-pub fn spawn_track_reader(
+pub(crate) fn spawn_track_reader(
     user_id: String,
     track: RemoteTrack,
     stats: StatsBook,

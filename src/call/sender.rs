@@ -77,7 +77,7 @@ pub enum AudioInput {
 
 /// The audio path around the microphone: what is played, and what processes the capture.
 #[derive(Clone)]
-pub struct AudioSetup {
+pub(crate) struct AudioSetup {
     pub input: AudioInput,
     /// Remote audio to play (the echo canceller's reference).
     pub mixer: PlayoutMixer,
@@ -98,7 +98,7 @@ pub struct AudioDevices {
 }
 
 /// The running sources.
-pub struct MediaSender {
+pub(crate) struct MediaSender {
     pub audio: Arc<SourceControl>,
     pub camera: Arc<SourceControl>,
     pub screen: Arc<SourceControl>,
@@ -161,7 +161,7 @@ impl MediaSender {
         }
     }
 
-    pub fn set_enabled(&self, audio: bool, camera: bool, screen: bool) {
+    pub(crate) fn set_enabled(&self, audio: bool, camera: bool, screen: bool) {
         for (control, on) in [
             (&self.audio, audio),
             (&self.camera, camera),
@@ -171,17 +171,17 @@ impl MediaSender {
         }
     }
 
-    pub fn request_keyframe(&self, source: Source) {
+    pub(crate) fn request_keyframe(&self, source: Source) {
         self.control(source).request_keyframe();
     }
 
     /// Points the video encoders at what the session decided (bitrates, the camera's
     /// height, the codecs to encode).
-    pub fn apply_targets(&self, targets: &SendTargets) {
+    pub(crate) fn apply_targets(&self, targets: &SendTargets) {
         super::source::apply_targets(&self.camera, &self.screen, targets);
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -413,7 +413,7 @@ fn video_thread(
             if encoded.data.is_empty() {
                 continue;
             }
-            control.count_encoded(encoded.data.len());
+            control.count_encoded();
             let unit = EncodedUnit {
                 data: Bytes::from(encoded.data),
                 duration: frame_interval,
@@ -481,7 +481,7 @@ fn send_audio(
             return;
         }
     };
-    control.count_encoded(packet.len());
+    control.count_encoded();
     let unit = EncodedUnit {
         data: Bytes::from(packet),
         duration: Duration::from_millis(20),

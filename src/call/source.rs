@@ -15,7 +15,7 @@ use crate::session::SendTargets;
 use crate::types::{CodecSet, VideoCodec};
 
 /// What the engine asks of the source and what the media thread reports back.
-pub struct SourceControl {
+pub(crate) struct SourceControl {
     enabled: AtomicBool,
     keyframe_requested: AtomicBool,
     /// Bits per second the encoder should aim at.
@@ -35,13 +35,10 @@ pub struct SourceControl {
 #[derive(Default)]
 struct Counters {
     frames_encoded: AtomicU64,
-    bytes_encoded: AtomicU64,
     /// Units dropped because the fan-out queue was full.
     dropped: AtomicU64,
     errors: AtomicU64,
-    /// Keyframes asked for by receivers (PLI/FIR) or by new connections.
-    keyframe_requests: AtomicU64,
-    /// Of those, the ones receivers sent (PLI/FIR).
+    /// Keyframes receivers asked for (PLI/FIR).
     keyframe_requests_from_peers: AtomicU64,
     /// Everything sent so far (audio), for the level.
     sent_level: Mutex<LevelMeter>,
@@ -55,14 +52,12 @@ struct Counters {
 
 /// The source's figures at one reading.
 #[derive(Debug, Clone)]
-pub struct SourceFigures {
+pub(crate) struct SourceFigures {
     pub enabled: bool,
     pub frames_encoded: u64,
-    pub bytes_encoded: u64,
     pub target_bps: u64,
     pub dropped: u64,
     pub errors: u64,
-    pub keyframe_requests: u64,
     pub keyframe_requests_from_peers: u64,
     pub sent_height: u64,
     pub device_error: Option<DeviceError>,
@@ -98,9 +93,6 @@ impl SourceControl {
 
     /// The next picture is a keyframe (a new link, a lost picture).
     pub(crate) fn request_keyframe(&self) {
-        self.counters
-            .keyframe_requests
-            .fetch_add(1, Ordering::Relaxed);
         self.keyframe_requested.store(true, Ordering::SeqCst);
     }
 
@@ -139,11 +131,9 @@ impl SourceControl {
         SourceFigures {
             enabled: self.enabled.load(Ordering::Relaxed),
             frames_encoded: load(&c.frames_encoded),
-            bytes_encoded: load(&c.bytes_encoded),
             target_bps: load(&self.target_bps),
             dropped: load(&c.dropped),
             errors: load(&c.errors),
-            keyframe_requests: load(&c.keyframe_requests),
             keyframe_requests_from_peers: load(&c.keyframe_requests_from_peers),
             sent_height: load(&c.sent_height),
             device_error: c.device_error.lock().clone(),
@@ -190,11 +180,9 @@ impl SourceControl {
         self.keyframe_requested.store(true, Ordering::SeqCst);
     }
 
-    /// A unit of `bytes` was encoded.
-    pub(crate) fn count_encoded(&self, bytes: usize) {
-        let c = &self.counters;
-        c.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        c.bytes_encoded.fetch_add(bytes as u64, Ordering::Relaxed);
+    /// A unit was encoded.
+    pub(crate) fn count_encoded(&self) {
+        self.counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A unit was dropped (the fan-out queue was full).
@@ -260,14 +248,13 @@ mod tests {
         assert!(!control.take_keyframe_request(), "already on: no keyframe");
         control.request_keyframe();
         assert!(control.take_keyframe_request());
-        assert_eq!(control.figures().keyframe_requests, 1);
     }
 
     #[test]
     fn reading_the_figures_twice_reads_the_same() {
         let control = SourceControl::new(32_000);
         control.add_sent_audio(&[0.5; 960]);
-        control.count_encoded(80);
+        control.count_encoded();
         control.device_failed(DeviceError::new(
             "microphone",
             crate::media::device_error::DeviceErrorKind::Lost,

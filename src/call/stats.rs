@@ -38,15 +38,15 @@ pub struct VideoCounters {
 }
 
 /// Latencies kept per video track: more than a reader at one report a second sees.
-pub const LATENCIES_KEPT: usize = 4096;
+pub(crate) const LATENCIES_KEPT: usize = 4096;
 
 impl VideoCounters {
-    pub fn on_packet(&mut self, bytes: usize) {
+    pub(crate) fn on_packet(&mut self, bytes: usize) {
         self.packets += 1;
         self.bytes += bytes as u64;
     }
 
-    pub fn on_frame(
+    pub(crate) fn on_frame(
         &mut self,
         width: usize,
         height: usize,
@@ -87,7 +87,7 @@ pub struct AudioCounters {
 }
 
 impl AudioCounters {
-    pub fn on_packet(&mut self, bytes: usize, pcm: &[f32], lost: u64) {
+    pub(crate) fn on_packet(&mut self, bytes: usize, pcm: &[f32], lost: u64) {
         self.packets += 1;
         self.bytes += bytes as u64;
         self.packets_lost += lost;
@@ -95,7 +95,7 @@ impl AudioCounters {
         self.level.add(pcm);
     }
 
-    pub fn on_marker(&mut self, index: u8) {
+    pub(crate) fn on_marker(&mut self, index: u8) {
         self.markers_heard += 1;
         self.last_marker = Some(index);
     }
@@ -245,14 +245,19 @@ impl StatsBook {
             .clone()
     }
 
-    pub fn set_transport(&self, user_id: &str, round_trip_ms: Option<f64>, estimate_kbps: f64) {
+    pub(crate) fn set_transport(
+        &self,
+        user_id: &str,
+        round_trip_ms: Option<f64>,
+        estimate_kbps: f64,
+    ) {
         let mut remotes = self.remotes.lock();
         let remote = remotes.entry(user_id.to_owned()).or_default();
         remote.round_trip_ms = round_trip_ms;
         remote.estimate_kbps = Some(estimate_kbps);
     }
 
-    pub fn forget(&self, user_id: &str) {
+    pub(crate) fn forget(&self, user_id: &str) {
         self.remotes.lock().remove(user_id);
     }
 

@@ -10,7 +10,7 @@
 //! words). The worker ([`worker`]) only carries them out. Devices are reached through
 //! [`crate::media::devices::MediaDevices`].
 
-pub mod device_lists;
+pub(crate) mod device_lists;
 pub(crate) mod join;
 pub(crate) mod live;
 pub mod model;
@@ -76,7 +76,7 @@ pub enum Request {
 
 /// Where the class is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Phase {
+pub(crate) enum Phase {
     #[default]
     Idle,
     Joining,
@@ -87,7 +87,7 @@ pub enum Phase {
 
 /// What the controller last published for the window.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Published {
+pub(crate) struct Published {
     pub phase: Phase,
     pub live: LiveClass,
     pub devices: Option<DeviceLists>,
@@ -103,7 +103,7 @@ pub struct Published {
 }
 
 /// Wakes the window (asks it for a repaint).
-pub type Waker = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Shared between the worker and the window.
 struct Shared {
@@ -174,7 +174,7 @@ impl Controller {
     }
 
     /// Every change the window would show calls `wake` (once set, it stays).
-    pub fn on_change(&self, wake: Waker) {
+    pub(crate) fn on_change(&self, wake: Waker) {
         let _ = self.shared.wake.set(wake);
     }
 
@@ -185,7 +185,7 @@ impl Controller {
     }
 
     /// What was published since the last call (`None`: nothing new). Notices are taken.
-    pub fn poll(&mut self) -> Option<Published> {
+    pub(crate) fn poll(&mut self) -> Option<Published> {
         let mut guard = self.shared.published.lock();
         if guard.0 == self.seen_generation {
             return None;

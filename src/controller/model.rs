@@ -138,7 +138,7 @@ pub struct LiveClass {
 
 impl LiveClass {
     /// The banner over the class while it is not (or no longer) connected.
-    pub fn connection_banner(&self) -> Option<&'static str> {
+    pub(crate) fn connection_banner(&self) -> Option<&'static str> {
         if self.snapshot.joined && self.snapshot.signaling_connected {
             None
         } else if self.joined_once {

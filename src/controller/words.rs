@@ -3,7 +3,7 @@
 use crate::media::device_error::{DeviceError, DeviceErrorKind};
 
 /// A device failure: what happened to which device, and what to do about it.
-pub fn device_problem_words(problem: &DeviceError) -> String {
+pub(crate) fn device_problem_words(problem: &DeviceError) -> String {
     let DeviceError { device, detail, .. } = problem;
     match problem.kind {
         DeviceErrorKind::Permission => format!(

@@ -209,7 +209,7 @@ fn report_loss(
 
 /// Turns device-rate, interleaved multi-channel audio into 48 kHz mono 10 ms frames
 /// (channel average, linear interpolation).
-pub struct ToInternal {
+pub(crate) struct ToInternal {
     channels: usize,
     step: f64,
     position: f64,
@@ -254,7 +254,7 @@ impl ToInternal {
 /// Turns the app's 48 kHz mono into the device's rate (nearest sample; exact at 48 kHz).
 /// Samples pulled from the source and not yet played, and the read position in them, carry
 /// over between device callbacks, so that no sample is skipped or played twice.
-pub struct FromInternal {
+pub(crate) struct FromInternal {
     step: f64,
     pending: Vec<f32>,
     position: f64,

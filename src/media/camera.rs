@@ -52,7 +52,7 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Opens camera `index` at the format closest to `width`×`height` at `fps`, streaming. nokhwa's
 /// camera is not `Send`, so it lives on a thread of its own ([`ThreadedCapture`]).
-pub fn open_camera_capture(
+pub(crate) fn open_camera_capture(
     index: u32,
     width: u32,
     height: u32,

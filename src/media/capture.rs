@@ -80,7 +80,7 @@ impl VideoCapture for SyntheticCapture {
 /// not `Send`): it is opened, read and closed on a thread of its own, and its pictures (or the
 /// error that ended it) come through a drop-oldest queue. The handle is an ordinary
 /// [`VideoCapture`]; dropping it stops and joins the thread.
-pub struct ThreadedCapture {
+pub(crate) struct ThreadedCapture {
     info: CaptureInfo,
     frames: crate::media::FrameQueue<Result<I420Frame, CaptureError>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -89,7 +89,7 @@ pub struct ThreadedCapture {
 }
 
 /// What runs on a [`ThreadedCapture`]'s thread.
-pub trait CaptureBackend {
+pub(crate) trait CaptureBackend {
     /// The next picture; an error ends the capture (reported once to the reader).
     fn next(&mut self, frame: &mut I420Frame) -> Result<I420Frame, CaptureError>;
     /// Stops the device (the thread is ending).

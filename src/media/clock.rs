@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The clock wraps after this many microseconds (the width of a frame stamp's time field).
-pub const WRAP_MICROS: u64 = 1 << 40;
+pub(crate) const WRAP_MICROS: u64 = 1 << 40;
 
 /// Now, on the media clock.
 pub fn now() -> Duration {

@@ -24,14 +24,14 @@ pub enum ConvertError {
 
 /// Whether the 4 bytes of a packed pixel are R,G,B,A or B,G,R,A (X11 and most screens).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackedOrder {
+pub(crate) enum PackedOrder {
     Rgba,
     Bgra,
 }
 
 /// Converts packed 8-bit RGBA/BGRA pixels (`stride` bytes per row) into `frame`, resizing its
 /// planes if the size changed. Odd widths/heights are cropped by one pixel.
-pub fn packed_to_i420(
+pub(crate) fn packed_to_i420(
     pixels: &[u8],
     width: usize,
     height: usize,
@@ -169,7 +169,7 @@ mod tests {
 
 /// Converts packed YUYV 4:2:2 (`stride` bytes per row; what most webcams offer uncompressed)
 /// into `frame`. Odd sizes are cropped by one pixel.
-pub fn yuyv_to_i420(
+pub(crate) fn yuyv_to_i420(
     data: &[u8],
     width: usize,
     height: usize,
@@ -215,7 +215,7 @@ pub fn yuyv_to_i420(
 
 /// Converts NV12 (a luma plane, then one plane of interleaved U,V at half size; what many
 /// cameras and hardware decoders give) into `frame`.
-pub fn nv12_to_i420(
+pub(crate) fn nv12_to_i420(
     data: &[u8],
     width: usize,
     height: usize,
@@ -251,7 +251,7 @@ pub fn nv12_to_i420(
 }
 
 /// Decodes one MJPEG frame (a JPEG picture) into `frame`.
-pub fn mjpeg_to_i420(data: &[u8], frame: &mut I420Frame) -> Result<(), ConvertError> {
+pub(crate) fn mjpeg_to_i420(data: &[u8], frame: &mut I420Frame) -> Result<(), ConvertError> {
     let picture = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
         .map_err(|e| ConvertError::Yuv(format!("MJPEG frame: {e}")))?
         .into_rgba8();

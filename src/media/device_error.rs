@@ -61,7 +61,7 @@ impl DeviceError {
     /// A failure from a backend that gives no kind (nokhwa, X11, the portal): the kind is
     /// read from its message here, the one place that does so, with `otherwise` when the
     /// message says nothing more.
-    pub fn from_message(
+    pub(crate) fn from_message(
         device: impl Into<String>,
         detail: impl fmt::Display,
         otherwise: DeviceErrorKind,
@@ -87,7 +87,7 @@ impl DeviceError {
     }
 
     /// A capture failure of `device`.
-    pub fn from_capture(device: impl Into<String>, error: &CaptureError) -> Self {
+    pub(crate) fn from_capture(device: impl Into<String>, error: &CaptureError) -> Self {
         let device = device.into();
         match error {
             CaptureError::DeviceLost(detail) => {
@@ -106,7 +106,7 @@ impl DeviceError {
     }
 
     /// An audio device failure; `role` is "microphone" or "speaker".
-    pub fn from_audio(role: &str, error: &AudioError) -> Self {
+    pub(crate) fn from_audio(role: &str, error: &AudioError) -> Self {
         match error {
             AudioError::NoDevice(_) => DeviceError::new(role, DeviceErrorKind::NotFound, error),
             AudioError::NotFound(name) => {

@@ -64,13 +64,6 @@ pub struct MicrophoneMeter {
     stop: Arc<AtomicBool>,
 }
 
-impl MicrophoneMeter {
-    /// A meter that stops when `stop` is set (for implementations of [`MediaDevices`]).
-    pub fn stopping(stop: Arc<AtomicBool>) -> Self {
-        MicrophoneMeter { stop }
-    }
-}
-
 impl Drop for MicrophoneMeter {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

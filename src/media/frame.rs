@@ -43,17 +43,17 @@ impl I420Frame {
         }
     }
 
-    pub fn chroma_width(&self) -> usize {
+    pub(crate) fn chroma_width(&self) -> usize {
         self.width / 2
     }
 
-    pub fn chroma_height(&self) -> usize {
+    pub(crate) fn chroma_height(&self) -> usize {
         self.height / 2
     }
 
     /// Half the width and height (each output pixel the mean of a 2×2 block): what a viewer
     /// showing a small tile needs. Sizes are rounded down to even values.
-    pub fn half_size(&self) -> I420Frame {
+    pub(crate) fn half_size(&self) -> I420Frame {
         let (width, height) = ((self.width / 2) & !1, (self.height / 2) & !1);
         let mut out = I420Frame::black(width.max(2), height.max(2));
         halve_plane(&self.y, self.width, &mut out.y, out.width, out.height);
@@ -115,7 +115,10 @@ impl I420View<'_> {
 
     /// Writes the picture as RGBA (`width × height × 4` bytes) into `out`: straight into the
     /// buffer a texture is made from.
-    pub fn write_rgba(&self, out: &mut [u8]) -> Result<(), crate::media::convert::ConvertError> {
+    pub(crate) fn write_rgba(
+        &self,
+        out: &mut [u8],
+    ) -> Result<(), crate::media::convert::ConvertError> {
         let image = yuvutils_rs::YuvPlanarImage {
             y_plane: self.y,
             y_stride: self.y_stride as u32,

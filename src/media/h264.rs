@@ -121,7 +121,7 @@ impl H264Encoder {
     }
 
     /// The next encoded frame is a keyframe (a receiver asked with PLI/FIR, or a new viewer).
-    pub fn request_keyframe(&mut self) {
+    pub(crate) fn request_keyframe(&mut self) {
         self.encoder.force_intra_frame();
     }
 
@@ -129,7 +129,7 @@ impl H264Encoder {
     ///
     /// OpenH264 refuses a target above the layer's maximum (which starts at the initial
     /// bitrate), so the maximum moves with the target: first when raising, last when lowering.
-    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+    pub(crate) fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
         let bps = bps.clamp(16_000, i32::MAX as u32 / 2);
         if self.started_size.is_none() {
             // Not started yet: applied with the first picture.
@@ -180,15 +180,6 @@ impl H264Encoder {
             };
         }
         Ok(())
-    }
-
-    /// Changes the frame rate the rate control plans for.
-    pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
-        if self.started_size.is_none() {
-            self.settings.max_fps = fps;
-            return Ok(());
-        }
-        self.apply_frame_rate(fps)
     }
 
     fn apply_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
@@ -271,7 +262,7 @@ impl H264Encoder {
 
 /// Standard deviation of a luma plane over a sparse 32×32 grid: a blank (flat) picture has
 /// none.
-pub fn luma_spread(luma: &[u8], width: usize, height: usize, stride: usize) -> f64 {
+pub(crate) fn luma_spread(luma: &[u8], width: usize, height: usize, stride: usize) -> f64 {
     let mut samples = Vec::with_capacity(1024);
     for y in (0..height).step_by((height / 32).max(1)) {
         for x in (0..width).step_by((width / 32).max(1)) {
@@ -287,7 +278,7 @@ pub fn luma_spread(luma: &[u8], width: usize, height: usize, stride: usize) -> f
 
 /// What a receiver that shows nothing learns from a decoded picture.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DecodedSummary {
+pub(crate) struct DecodedSummary {
     pub width: usize,
     pub height: usize,
     pub stamp: Option<crate::media::stamp::Stamp>,
@@ -308,7 +299,7 @@ impl H264Decoder {
 
     /// Decodes one access unit and hands the decoder's own picture to `use_picture` (no
     /// copy); `None` while there is no picture yet.
-    pub fn decode_view<T>(
+    pub(crate) fn decode_view<T>(
         &mut self,
         data: &[u8],
         use_picture: impl FnOnce(I420View<'_>) -> T,
@@ -344,25 +335,6 @@ impl H264Decoder {
         copy_plane(yuv.u(), us, &mut frame.u, cw, ch);
         copy_plane(yuv.v(), vs, &mut frame.v, cw, ch);
         Ok(Some(frame))
-    }
-
-    /// Decodes one access unit and reads the frame stamp straight from the decoder's own
-    /// picture, without copying it out: what a receiver that shows nothing needs.
-    /// `Some((width, height, stamp))` when a picture came out.
-    pub fn decode_stamp(&mut self, data: &[u8]) -> Result<Option<DecodedSummary>, CodecError> {
-        let Some(yuv) = self.next_picture(data)? else {
-            return Ok(None);
-        };
-        let (width, height) = yuv.dimensions();
-        let (y_stride, _, _) = yuv.strides();
-        let luma = yuv.y();
-        let stamp = crate::media::stamp::read_luma(luma, width, height, y_stride);
-        Ok(Some(DecodedSummary {
-            width,
-            height,
-            stamp,
-            luma_spread: luma_spread(luma, width, height, y_stride),
-        }))
     }
 
     /// Decodes one access unit straight into RGBA (for the UI), reusing `out`'s buffer.
@@ -470,7 +442,6 @@ mod tests {
         assert!(!delta.keyframe);
         encoder.request_keyframe();
         encoder.set_bitrate(300_000).unwrap();
-        encoder.set_frame_rate(15.0).unwrap();
         let forced = encoder
             .encode(&pattern.next_frame(Duration::from_millis(233)))
             .unwrap();

@@ -2,10 +2,10 @@
 //! samples at full scale 1.0, floored at [`SILENCE_DBFS`].
 
 /// What silence reads as: below any real microphone's noise floor.
-pub const SILENCE_DBFS: f64 = -100.0;
+pub(crate) const SILENCE_DBFS: f64 = -100.0;
 
 /// The level of a mean power (the mean of the squared samples).
-pub fn power_to_dbfs(mean_power: f64) -> f64 {
+pub(crate) fn power_to_dbfs(mean_power: f64) -> f64 {
     if mean_power > 0.0 {
         (10.0 * mean_power.log10()).max(SILENCE_DBFS)
     } else {
@@ -31,7 +31,7 @@ pub struct LevelMeter {
 
 /// What a meter had added up at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LevelMark {
+pub(crate) struct LevelMark {
     energy: f64,
     samples: u64,
 }
@@ -39,7 +39,7 @@ pub struct LevelMark {
 impl LevelMark {
     /// The level of what was added between `earlier` and this mark (`None`: nothing was).
     /// An `earlier` mark of another meter (one that started over) counts as its start.
-    pub fn dbfs_since(self, earlier: LevelMark) -> Option<f64> {
+    pub(crate) fn dbfs_since(self, earlier: LevelMark) -> Option<f64> {
         let earlier = if earlier.samples > self.samples {
             LevelMark::default()
         } else {
@@ -61,7 +61,7 @@ impl LevelMeter {
     }
 
     /// What was added up so far (the meter goes on).
-    pub fn mark(&self) -> LevelMark {
+    pub(crate) fn mark(&self) -> LevelMark {
         LevelMark {
             energy: self.energy,
             samples: self.samples,
@@ -70,7 +70,7 @@ impl LevelMeter {
 
     /// The level of what was added since the last reading (`None`: nothing was), and starts
     /// over.
-    pub fn take_dbfs(&mut self) -> Option<f64> {
+    pub(crate) fn take_dbfs(&mut self) -> Option<f64> {
         let taken = std::mem::take(self);
         (taken.samples > 0).then(|| power_to_dbfs(taken.energy / taken.samples as f64))
     }

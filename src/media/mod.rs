@@ -15,12 +15,12 @@ pub mod h264;
 pub mod level;
 pub mod opus_codec;
 pub mod portal_screen;
-pub mod queue;
+pub(crate) mod queue;
 pub mod screen;
 pub mod stamp;
 pub mod synthetic;
 pub mod tone;
-pub mod video_codec;
+pub(crate) mod video_codec;
 pub mod voice;
 pub mod vp8;
 

@@ -5,7 +5,7 @@ use opus::{Application, Bitrate, Channels};
 
 /// Samples per channel in one 20 ms frame at 48 kHz.
 pub const FRAME_SAMPLES: usize = 960;
-pub const SAMPLE_RATE: u32 = 48_000;
+pub(crate) const SAMPLE_RATE: u32 = 48_000;
 /// The largest Opus packet.
 const MAX_PACKET: usize = 1275;
 
@@ -68,10 +68,6 @@ impl OpusEncoder {
         }
         Ok(self.encoder.encode_vec_float(pcm, MAX_PACKET)?)
     }
-
-    pub fn set_bitrate(&mut self, bps: i32) -> Result<(), OpusError> {
-        Ok(self.encoder.set_bitrate(Bitrate::Bits(bps))?)
-    }
 }
 
 pub struct OpusDecoder {
@@ -98,14 +94,6 @@ impl OpusDecoder {
         let n = self
             .decoder
             .decode_float(packet.unwrap_or(&[]), &mut pcm, false)?;
-        pcm.truncate(n * self.channels);
-        Ok(pcm)
-    }
-
-    /// Recovers a lost frame from the FEC data carried by the packet that follows it.
-    pub fn decode_fec(&mut self, next_packet: &[u8]) -> Result<Vec<f32>, OpusError> {
-        let mut pcm = vec![0.0; FRAME_SAMPLES * self.channels];
-        let n = self.decoder.decode_float(next_packet, &mut pcm, true)?;
         pcm.truncate(n * self.channels);
         Ok(pcm)
     }

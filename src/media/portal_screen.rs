@@ -14,7 +14,7 @@ use crate::media::convert::{PackedOrder, packed_to_i420};
 use crate::media::frame::I420Frame;
 
 /// Why the portal path cannot be used here (`None`: it can be tried).
-pub fn portal_unavailable() -> Option<String> {
+pub(crate) fn portal_unavailable() -> Option<String> {
     let wayland = std::env::var("XDG_SESSION_TYPE").is_ok_and(|kind| kind == "wayland")
         || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !wayland {
@@ -32,7 +32,7 @@ pub fn portal_unavailable() -> Option<String> {
 
 /// Asks the portal for a screen or window (the user picks) at up to `fps`; scap's capturer
 /// lives on a thread of its own ([`ThreadedCapture`]).
-pub fn open_portal_capture(fps: u32) -> Result<ThreadedCapture, CaptureError> {
+pub(crate) fn open_portal_capture(fps: u32) -> Result<ThreadedCapture, CaptureError> {
     if let Some(reason) = portal_unavailable() {
         return Err(CaptureError::Backend(reason));
     }

@@ -34,7 +34,7 @@ impl<T> Clone for FrameQueue<T> {
 
 /// Why [`FrameQueue::pop_timeout`] returned nothing.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PopError {
+pub(crate) enum PopError {
     Timeout,
     /// Closed and drained: no item will come any more.
     Closed,
@@ -74,7 +74,7 @@ impl<T> FrameQueue<T> {
     }
 
     /// Takes the oldest item, waiting up to `timeout` for one.
-    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
+    pub(crate) fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
         let deadline = Instant::now() + timeout;
         let mut state = self.inner.items.lock();
         loop {

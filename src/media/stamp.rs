@@ -24,13 +24,8 @@ pub struct Stamp {
 }
 
 /// Side of one block in pixels for a picture `width` wide: even, at least 4.
-pub fn block_size(width: usize) -> usize {
+pub(crate) fn block_size(width: usize) -> usize {
     ((width / COLUMNS) & !1).max(4)
-}
-
-/// Height of the stamped band at the top of a picture.
-pub fn band_height(width: usize) -> usize {
-    block_size(width) * ROWS
 }
 
 fn payload(stamp: Stamp) -> [u8; 10] {
@@ -59,7 +54,7 @@ fn crc8(data: &[u8]) -> u8 {
 
 /// Draws the stamp into a luma plane (`stride` bytes per row). The picture must be at least
 /// `COLUMNS * block_size` wide and `band_height` high.
-pub fn write_luma(y: &mut [u8], width: usize, height: usize, stride: usize, stamp: Stamp) {
+pub(crate) fn write_luma(y: &mut [u8], width: usize, height: usize, stride: usize, stamp: Stamp) {
     let side = block_size(width);
     if side * COLUMNS > width || side * ROWS > height {
         return;
@@ -76,7 +71,7 @@ pub fn write_luma(y: &mut [u8], width: usize, height: usize, stride: usize, stam
 }
 
 /// Makes the chroma under the stamp neutral, so that RGB readers see pure grey levels.
-pub fn neutral_chroma(u: &mut [u8], v: &mut [u8], width: usize, chroma_stride: usize) {
+pub(crate) fn neutral_chroma(u: &mut [u8], v: &mut [u8], width: usize, chroma_stride: usize) {
     let side = block_size(width);
     let (w, h) = ((side * COLUMNS) / 2, (side * ROWS) / 2);
     for row in 0..h {
@@ -125,12 +120,13 @@ pub fn read(width: usize, height: usize, level: impl Fn(usize, usize) -> u8) -> 
 }
 
 /// Reads the stamp from a luma plane.
-pub fn read_luma(y: &[u8], width: usize, height: usize, stride: usize) -> Option<Stamp> {
+pub(crate) fn read_luma(y: &[u8], width: usize, height: usize, stride: usize) -> Option<Stamp> {
     read(width, height, |x, row| y[row * stride + x])
 }
 
 /// Reads the stamp from RGBA pixels (as decoded for the UI, or grabbed from a browser canvas).
-pub fn read_rgba(pixels: &[u8], width: usize, height: usize) -> Option<Stamp> {
+#[cfg(test)]
+pub(crate) fn read_rgba(pixels: &[u8], width: usize, height: usize) -> Option<Stamp> {
     read(width, height, |x, y| pixels[(y * width + x) * 4 + 1])
 }
 

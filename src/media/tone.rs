@@ -34,7 +34,7 @@ impl ToneSource {
     }
 
     /// Only the markers, in silence: to lay over another signal (speech).
-    pub fn markers_only() -> Self {
+    pub(crate) fn markers_only() -> Self {
         ToneSource {
             sample: 0,
             base: false,

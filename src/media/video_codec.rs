@@ -6,14 +6,14 @@ use crate::media::h264::{CodecError, EncodedFrame, EncoderSettings, H264Decoder,
 use crate::media::vp8::{Vp8Decoder, Vp8Encoder};
 use crate::types::VideoCodec;
 
-pub trait VideoEncoder: Send {
+pub(crate) trait VideoEncoder: Send {
     fn encode(&mut self, frame: &I420Frame) -> Result<EncodedFrame, CodecError>;
     fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError>;
     /// The next picture is a keyframe.
     fn request_keyframe(&mut self);
 }
 
-pub trait VideoDecoder: Send {
+pub(crate) trait VideoDecoder: Send {
     /// Decodes one picture's data; `use_picture` sees the picture if one came out (a decoder
     /// may hold one back). Returns whether it did.
     fn decode_into(
@@ -24,7 +24,7 @@ pub trait VideoDecoder: Send {
 }
 
 /// An encoder for `codec`.
-pub fn encoder_for(
+pub(crate) fn encoder_for(
     codec: VideoCodec,
     settings: EncoderSettings,
 ) -> Result<Box<dyn VideoEncoder>, CodecError> {
@@ -35,7 +35,7 @@ pub fn encoder_for(
 }
 
 /// A decoder for `codec`.
-pub fn decoder_for(codec: VideoCodec) -> Result<Box<dyn VideoDecoder>, CodecError> {
+pub(crate) fn decoder_for(codec: VideoCodec) -> Result<Box<dyn VideoDecoder>, CodecError> {
     Ok(match codec {
         VideoCodec::H264 => Box::new(H264Decoder::new()?),
         VideoCodec::Vp8 => Box::new(Vp8Decoder::new()?),

@@ -16,10 +16,12 @@ use vpx_sys::{
 };
 
 use crate::media::frame::{I420Frame, I420View};
-use crate::media::h264::{
-    CodecError, ContentKind, DecodedSummary, EncodedFrame, EncoderSettings, luma_spread,
+use crate::media::h264::{CodecError, ContentKind, EncodedFrame, EncoderSettings};
+#[cfg(test)]
+use crate::media::{
+    h264::{DecodedSummary, luma_spread},
+    stamp,
 };
-use crate::media::stamp;
 
 /// libvpx's real-time speed (VP8E_SET_CPUUSED): higher is faster and a little worse.
 const CAMERA_SPEED: i32 = 8;
@@ -72,11 +74,11 @@ impl Vp8Encoder {
         self.settings
     }
 
-    pub fn request_keyframe(&mut self) {
+    pub(crate) fn request_keyframe(&mut self) {
         self.force_keyframe = true;
     }
 
-    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+    pub(crate) fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
         self.settings.bitrate_bps = bps.max(16_000);
         if let Some(context) = self.context.as_mut() {
             self.config.rc_target_bitrate = (self.settings.bitrate_bps / 1000).max(16);
@@ -85,17 +87,6 @@ impl Vp8Encoder {
                 vpx_codec_enc_config_set(context.as_mut(), &self.config)
             })?;
         }
-        Ok(())
-    }
-
-    /// Changes the frame rate the rate control plans for (each picture's duration).
-    pub fn set_frame_rate(&mut self, fps: f32) -> Result<(), CodecError> {
-        if !(1.0..=240.0).contains(&fps) {
-            return Err(CodecError::Vp8Encoder(format!(
-                "frame rate {fps} out of range"
-            )));
-        }
-        self.settings.max_fps = fps;
         Ok(())
     }
 
@@ -322,7 +313,7 @@ impl Vp8Decoder {
     }
 
     /// Decodes one frame and hands the decoder's own picture to `use_picture` (no copy).
-    pub fn decode_view<T>(
+    pub(crate) fn decode_view<T>(
         &mut self,
         data: &[u8],
         use_picture: impl FnOnce(I420View<'_>) -> T,
@@ -356,7 +347,11 @@ impl Vp8Decoder {
     }
 
     /// Decodes and reads the frame stamp straight from the decoder's picture (no copy).
-    pub fn decode_stamp(&mut self, data: &[u8]) -> Result<Option<DecodedSummary>, CodecError> {
+    #[cfg(test)]
+    pub(crate) fn decode_stamp(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<DecodedSummary>, CodecError> {
         self.decode_with(data, |image| {
             let (width, height) = (image.d_w as usize, image.d_h as usize);
             let stride = image.stride[0].max(0) as usize;
@@ -423,7 +418,7 @@ impl Drop for Vp8Decoder {
 }
 
 /// A VP8 frame that starts a picture sequence (its first partition's P bit is 0).
-pub fn is_keyframe(frame: &[u8]) -> bool {
+pub(crate) fn is_keyframe(frame: &[u8]) -> bool {
     frame.first().is_some_and(|byte| byte & 1 == 0)
 }
 
@@ -471,8 +466,6 @@ mod tests {
         assert!(!delta.keyframe);
         encoder.request_keyframe();
         encoder.set_bitrate(1_000_000).unwrap();
-        encoder.set_frame_rate(15.0).unwrap();
-        assert!(encoder.set_frame_rate(0.0).is_err());
         let forced = encoder
             .encode(&pattern.next_frame(Duration::from_millis(233)))
             .unwrap();

@@ -18,7 +18,7 @@ const REORDER_WINDOW: u64 = 64;
 
 /// One packet's worth of what the assembler needs.
 #[derive(Debug, Clone)]
-pub struct RtpPiece {
+pub(crate) struct RtpPiece {
     pub sequence_number: u16,
     pub timestamp: u32,
     pub marker: bool,
@@ -27,20 +27,20 @@ pub struct RtpPiece {
 
 /// A complete picture: Annex-B for H.264, a VP8 frame for VP8.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessUnit {
+pub(crate) struct AccessUnit {
     pub timestamp: u32,
     pub data: Vec<u8>,
 }
 
 /// What the assembler produced from one packet.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Assembled {
+pub(crate) struct Assembled {
     pub units: Vec<AccessUnit>,
     /// Packets were lost: the decoder needs a keyframe.
     pub keyframe_needed: bool,
 }
 
-pub struct FrameAssembler {
+pub(crate) struct FrameAssembler {
     codec: VideoCodec,
     /// Packets not yet consumed, by extended sequence number.
     pending: BTreeMap<u64, RtpPiece>,
@@ -69,7 +69,7 @@ impl FrameAssembler {
     }
 
     /// A new assembler waits for a keyframe: a decoder cannot start on anything else.
-    pub fn for_codec(codec: VideoCodec) -> Self {
+    pub(crate) fn for_codec(codec: VideoCodec) -> Self {
         FrameAssembler {
             codec,
             pending: BTreeMap::new(),
@@ -82,13 +82,13 @@ impl FrameAssembler {
     }
 
     /// Pictures are being dropped until a keyframe arrives.
-    pub fn awaiting_keyframe(&self) -> bool {
+    pub(crate) fn awaiting_keyframe(&self) -> bool {
         self.resync
     }
 
     /// A picture given out was dropped after all (its decoder fell behind): what follows
     /// refers to it, so pictures are dropped until the next keyframe, as after a loss.
-    pub fn resync(&mut self) {
+    pub(crate) fn resync(&mut self) {
         self.resync = true;
     }
 
@@ -234,7 +234,7 @@ impl FrameAssembler {
 }
 
 /// An IDR slice (NAL type 5) is in this Annex-B picture.
-pub fn has_keyframe(annex_b: &[u8]) -> bool {
+pub(crate) fn has_keyframe(annex_b: &[u8]) -> bool {
     let mut zeros = 0;
     for (index, &byte) in annex_b.iter().enumerate() {
         if byte == 0 {

@@ -3,7 +3,7 @@
 //! signaling: the session decides, this layer carries out. webrtc-rs is wrapped whole: no
 //! type of it appears in this layer's API.
 
-pub mod assembler;
+pub(crate) mod assembler;
 mod error;
 pub mod peer;
 mod remote_track;

@@ -41,9 +41,9 @@ use super::RtcError;
 use super::remote_track::RemoteTrack;
 use crate::types::{PeerConnState, Source, VideoCodec};
 
-pub const H264_PAYLOAD_TYPE: u8 = 102;
-pub const VP8_PAYLOAD_TYPE: u8 = 96;
-pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+pub(crate) const H264_PAYLOAD_TYPE: u8 = 102;
+pub(crate) const VP8_PAYLOAD_TYPE: u8 = 96;
+pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
 const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 /// How peer connections are built.
@@ -575,13 +575,13 @@ impl PeerLink {
         Ok(())
     }
 
-    pub async fn create_offer(&self) -> Result<SessionDescription, RtcError> {
+    pub(crate) async fn create_offer(&self) -> Result<SessionDescription, RtcError> {
         let offer = self.connection.create_offer(None).await?;
         self.connection.set_local_description(offer).await?;
         self.local_description().await
     }
 
-    pub async fn restart_ice(&self) -> Result<SessionDescription, RtcError> {
+    pub(crate) async fn restart_ice(&self) -> Result<SessionDescription, RtcError> {
         self.connection.restart_ice().await?;
         self.create_offer().await
     }
@@ -595,7 +595,7 @@ impl PeerLink {
         Ok(to_wire(&description))
     }
 
-    pub async fn accept_offer(
+    pub(crate) async fn accept_offer(
         &self,
         offer: &SessionDescription,
     ) -> Result<SessionDescription, RtcError> {
@@ -634,7 +634,7 @@ impl PeerLink {
         self.local_description().await
     }
 
-    pub async fn accept_answer(&self, answer: &SessionDescription) -> Result<(), RtcError> {
+    pub(crate) async fn accept_answer(&self, answer: &SessionDescription) -> Result<(), RtcError> {
         let description = RTCSessionDescription::answer(answer.sdp.clone())
             .map_err(|error| RtcError::InvalidSdp(error.to_string()))?;
         self.connection
@@ -691,7 +691,7 @@ impl PeerLink {
     }
 
     /// The video codec negotiated on this link (the camera's), once known.
-    pub fn video_codec(&self) -> Option<VideoCodec> {
+    pub(crate) fn video_codec(&self) -> Option<VideoCodec> {
         self.tracks
             .iter()
             .find(|track| track.source == Source::Camera)
@@ -709,7 +709,7 @@ impl PeerLink {
     }
 
     /// Adds a remote candidate; candidates that arrive before the remote description wait.
-    pub async fn add_remote_candidate(
+    pub(crate) async fn add_remote_candidate(
         &self,
         candidate: Option<IceCandidate>,
     ) -> Result<(), RtcError> {
@@ -800,7 +800,7 @@ impl PeerLink {
     /// first video transceiver (the camera), then the second (the screen). A browser's track
     /// ids are random, so the order of the m-lines is what both sides agree on. A track not
     /// (or no longer) on this connection keeps the source its kind and name suggested.
-    pub async fn place_track(&self, track: &mut RemoteTrack) {
+    pub(crate) async fn place_track(&self, track: &mut RemoteTrack) {
         if track.track.kind().await == RtpCodecKind::Audio {
             track.source = Source::Audio;
             return;
@@ -831,7 +831,7 @@ impl PeerLink {
     }
 
     /// The congestion controller's current estimate for what this link carries.
-    pub fn target_bitrate_bps(&self) -> f64 {
+    pub(crate) fn target_bitrate_bps(&self) -> f64 {
         f64::from_bits(self.target_bitrate.load(Ordering::Relaxed))
     }
 
@@ -858,7 +858,7 @@ impl PeerLink {
 
 /// For each video m-line of an offer, in order, the codec we send on it: the first of `ours`
 /// (our preference) that the offer has, else the first one of the offer's that we know.
-pub fn offer_video_codecs(sdp: &str, ours: &[VideoCodec]) -> Vec<Option<VideoCodec>> {
+pub(crate) fn offer_video_codecs(sdp: &str, ours: &[VideoCodec]) -> Vec<Option<VideoCodec>> {
     video_sections(sdp)
         .iter()
         .map(|(media, attributes)| {
@@ -903,7 +903,7 @@ fn codec_of_format(attributes: &[String], format: &str) -> Option<VideoCodec> {
 
 /// For each video m-line of an answer, in order, the codec its first format names (if one we
 /// know).
-pub fn answer_video_codecs(sdp: &str) -> Vec<Option<VideoCodec>> {
+pub(crate) fn answer_video_codecs(sdp: &str) -> Vec<Option<VideoCodec>> {
     video_sections(sdp)
         .iter()
         .map(|(media, attributes)| {

@@ -25,14 +25,14 @@ impl RemoteTrack {
 
     /// The video codec the remote sends on it, as negotiated (`None` for audio, or when the
     /// track does not say).
-    pub async fn video_codec(&self) -> Option<VideoCodec> {
+    pub(crate) async fn video_codec(&self) -> Option<VideoCodec> {
         let ssrc = *self.track.ssrcs().await.first()?;
         let codec = self.track.codec(ssrc).await?;
         VideoCodec::from_mime_type(&codec.mime_type)
     }
 
     /// The next RTP packet; `None` once the track has ended. Cancel-safe.
-    pub async fn next_packet(&self) -> Option<RtpPiece> {
+    pub(crate) async fn next_packet(&self) -> Option<RtpPiece> {
         loop {
             match self.track.poll().await? {
                 TrackRemoteEvent::OnRtpPacket(packet) => {
@@ -49,7 +49,7 @@ impl RemoteTrack {
     }
 
     /// Asks the sender for a keyframe (RTCP PLI).
-    pub async fn request_keyframe(&self) -> Result<(), RtcError> {
+    pub(crate) async fn request_keyframe(&self) -> Result<(), RtcError> {
         let Some(media_ssrc) = self.track.ssrcs().await.first().copied() else {
             return Ok(()); // nothing received yet: nothing to ask about
         };

@@ -344,7 +344,7 @@ impl ServerKind {
     }
 
     /// Whether our extensions to the browser version's events may be sent.
-    pub fn has_extensions(self) -> bool {
+    pub(crate) fn has_extensions(self) -> bool {
         matches!(self, ServerKind::Classroom { .. })
     }
 
@@ -423,13 +423,13 @@ impl Session {
 
     /// What the drivers do at the start, before anything happened: the sources to run and
     /// what the encoders aim at.
-    pub fn initial_actions(&self) -> Vec<Action> {
+    pub(crate) fn initial_actions(&self) -> Vec<Action> {
         vec![self.sources(), Action::SetSendTargets(self.targets)]
     }
 
     /// When the session next needs [`Input::Timeout`]: the end of a grace period, or of an
     /// ICE restart's time to recover. `None`: no timer runs.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.mesh_links
             .iter()
             .filter_map(|(user_id, peer)| {

@@ -36,7 +36,7 @@ pub struct SendTargets {
 
 impl SendTargets {
     /// Before any link: the encoders' starting points.
-    pub const INITIAL: SendTargets = SendTargets {
+    pub(crate) const INITIAL: SendTargets = SendTargets {
         camera_bps: 800_000,
         screen_bps: 1_200_000,
         camera_max_height: 0,
@@ -47,7 +47,7 @@ impl SendTargets {
 
 /// One link as the rules see it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LinkMedia {
+pub(crate) struct LinkMedia {
     pub connected: bool,
     /// How tall the viewer behind this link shows our camera, if it said.
     pub viewer_height: Option<u32>,
@@ -59,14 +59,14 @@ pub struct LinkMedia {
 
 /// Which local video sources run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VideoOn {
+pub(crate) struct VideoOn {
     pub camera: bool,
     pub screen: bool,
 }
 
 /// The targets for these links. Without a connected link that reported an estimate the
 /// bitrates stay where `previous` left them.
-pub fn send_targets(
+pub(crate) fn send_targets(
     links: impl IntoIterator<Item = LinkMedia>,
     on: VideoOn,
     previous: &SendTargets,

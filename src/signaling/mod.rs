@@ -60,7 +60,7 @@ pub struct SignalingConfig {
 
 /// The connected client. Cloning shares the connection.
 #[derive(Clone)]
-pub struct SignalingClient {
+pub(crate) struct SignalingClient {
     client: Client,
 }
 
@@ -88,7 +88,7 @@ fn parse<T: DeserializeOwned>(event: &str, value: Value, into: fn(T) -> Input) -
 }
 
 /// Turns one server event into a session input; `None` for events the session ignores.
-pub fn input_from_event(event: &str, value: Value) -> Option<Input> {
+pub(crate) fn input_from_event(event: &str, value: Value) -> Option<Input> {
     Some(match event {
         events::SESSION_JOINED => parse::<SessionJoined>(event, value, Input::Joined),
         events::USER_JOINED => parse::<Participant>(event, value, Input::UserJoined),
@@ -117,7 +117,7 @@ pub fn input_from_event(event: &str, value: Value) -> Option<Input> {
 impl SignalingClient {
     /// Connects (retrying with backoff until `give_up_after`) and reports every server event
     /// to `inputs`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         config: &SignalingConfig,
         inputs: mpsc::UnboundedSender<Input>,
         give_up_after: Duration,
@@ -206,7 +206,7 @@ impl SignalingClient {
         Ok(SignalingClient { client })
     }
 
-    pub async fn emit(&self, outgoing: &Outgoing) -> Result<(), SignalingError> {
+    pub(crate) async fn emit(&self, outgoing: &Outgoing) -> Result<(), SignalingError> {
         let (event, value) = encode(outgoing)?;
         self.client
             .emit(event, value)
@@ -217,7 +217,7 @@ impl SignalingClient {
             })
     }
 
-    pub async fn disconnect(&self) {
+    pub(crate) async fn disconnect(&self) {
         if let Err(error) = self.client.disconnect().await {
             tracing::debug!(%error, "disconnecting from the signaling server");
         }

@@ -242,7 +242,7 @@ impl ClassroomApp {
     }
 
     /// Carries out one user action.
-    pub fn apply(&mut self, action: UiAction) {
+    pub(crate) fn apply(&mut self, action: UiAction) {
         let model = &mut self.model;
         let in_class = model.screen == Screen::Class;
         match action {
@@ -405,7 +405,7 @@ impl ClassroomApp {
 
     /// Merges what the controller published since the last poll (the call's state,
     /// notices), and closes the window when the controller asks.
-    pub fn poll_controller(&mut self, ctx: &egui::Context) {
+    pub(crate) fn poll_controller(&mut self, ctx: &egui::Context) {
         if let Some(published) = self.controller.as_mut().and_then(Controller::poll) {
             self.merge(published);
         }

@@ -7,7 +7,7 @@ pub mod app;
 pub mod launch;
 pub mod model;
 pub mod pictures;
-pub mod views;
+pub(crate) mod views;
 
 pub use app::{ClassroomApp, WindowSetup};
 pub use launch::Launch;

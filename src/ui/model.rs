@@ -134,7 +134,7 @@ impl Default for Managed {
 }
 
 impl Managed {
-    pub fn from_config(config: &crate::policy::EffectiveConfig) -> Managed {
+    pub(crate) fn from_config(config: &crate::policy::EffectiveConfig) -> Managed {
         Managed {
             server_locked: config.server_url.locked(),
             local_class: config.local_class.value,
@@ -232,7 +232,7 @@ pub fn tiles(live: &LiveClass) -> Vec<PictureKey> {
 
 /// Grid shape (columns, rows) for `count` tiles in an area `width × height` of 16:9 tiles:
 /// the shape whose tiles come out largest.
-pub fn grid_shape(count: usize, width: f32, height: f32) -> (usize, usize) {
+pub(crate) fn grid_shape(count: usize, width: f32, height: f32) -> (usize, usize) {
     let count = count.max(1);
     let mut best = (1, count);
     let mut best_area = 0.0f32;

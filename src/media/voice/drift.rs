@@ -50,7 +50,7 @@ const KI: f64 = 0.0625;
 /// a few hundred); the ratio is held at it beyond.
 const MAX_RATIO_OFFSET: f64 = 2.0e-3;
 /// A slack this far above its target (20 ms) is corrected in one step.
-pub const SNAP_SAMPLES: f64 = 0.020 * RATE as f64;
+pub(crate) const SNAP_SAMPLES: f64 = 0.020 * RATE as f64;
 /// Samples kept behind the read position, so the reference can be delayed in one step.
 const HISTORY: usize = SNAP_SAMPLES as usize;
 /// Reference kept at most (1 s); more is dropped from the front.
@@ -179,13 +179,13 @@ impl DriftCompensator {
     }
 
     /// Whether any reference has arrived (else there is nothing to cancel).
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         !matches!(self.phase, Phase::Idle)
     }
 
     /// Forgets the reference and the learnt slack but keeps the measured clock difference
     /// (a property of the two devices): for a pause in processing, such as a muted microphone.
-    pub fn pause(&mut self) {
+    pub(crate) fn pause(&mut self) {
         let (integral, stats) = (self.integral, self.stats);
         *self = Self::new();
         self.integral = integral;
@@ -194,7 +194,7 @@ impl DriftCompensator {
     }
 
     /// Starts over (other devices: another clock).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         let stats = DriftStats {
             drift_ppm: 0.0,
             slack_ms: 0.0,
@@ -231,7 +231,7 @@ impl DriftCompensator {
 
     /// Fills `out` (one 10 ms frame) with the reference for the microphone frame now being
     /// processed. Returns `false` (and leaves `out` alone) while nothing has been played.
-    pub fn pull(&mut self, out: &mut [f32]) -> bool {
+    pub(crate) fn pull(&mut self, out: &mut [f32]) -> bool {
         if !self.is_active() {
             return false;
         }

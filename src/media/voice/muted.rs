@@ -19,9 +19,9 @@ use sonora_agc2::vad_wrapper::VoiceActivityDetectorWrapper;
 use super::processing::{power_to_dbfs, speech_probability};
 
 /// Frames quieter than this are not talk (dBFS, RMS of the frame).
-pub const MUTED_SPEECH_FLOOR_DBFS: f32 = -50.0;
+pub(crate) const MUTED_SPEECH_FLOOR_DBFS: f32 = -50.0;
 /// How far a frame must be above the loudest echo the played sound could cause.
-pub const ECHO_MARGIN_DB: f32 = 6.0;
+pub(crate) const ECHO_MARGIN_DB: f32 = 6.0;
 /// Speech probability above which a frame is speech.
 const SPEECH_PROBABILITY: f32 = 0.8;
 /// The evidence counter: +2 per speech frame, −1 per other frame, at most this.
@@ -33,7 +33,7 @@ const EVIDENCE_ON: u32 = 40;
 
 /// Watches a muted microphone, 10 ms frame by frame.
 #[derive(Debug, Default)]
-pub struct MutedSpeechDetector {
+pub(crate) struct MutedSpeechDetector {
     evidence: u32,
     talking: bool,
     /// DC of the microphone signal (one-pole average), removed before measuring the level.
@@ -43,12 +43,12 @@ pub struct MutedSpeechDetector {
 
 impl MutedSpeechDetector {
     /// Whether the user seems to be talking into the muted microphone.
-    pub fn is_talking(&self) -> bool {
+    pub(crate) fn is_talking(&self) -> bool {
         self.talking
     }
 
     /// Forgets what was heard (on unmute, or another microphone).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.evidence = 0;
         self.talking = false;
     }
@@ -56,7 +56,7 @@ impl MutedSpeechDetector {
     /// Looks at one muted frame. `played_dbfs` is the level the speakers played over the last
     /// few hundred ms; `echo_loss_db` the echo return loss if known. Returns whether the user
     /// seems to be talking now.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         frame: &[f32],
         played_dbfs: f32,

@@ -41,7 +41,7 @@ const SPEECH_HANGOVER_FRAMES: u32 = 20;
 /// Output level meter: exponential average of frame power, 100 ms time constant.
 const LEVEL_SMOOTHING: f32 = 0.1;
 /// Level reported for silence.
-pub const SILENCE_DBFS: f32 = crate::media::level::SILENCE_DBFS as f32;
+pub(crate) const SILENCE_DBFS: f32 = crate::media::level::SILENCE_DBFS as f32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VoiceError {
@@ -134,7 +134,7 @@ impl VoiceStage {
     }
 
     /// Its short name on the test participant's command line.
-    pub fn short_name(self) -> &'static str {
+    pub(crate) fn short_name(self) -> &'static str {
         match self {
             VoiceStage::EchoCancellation => "aec",
             VoiceStage::NoiseSuppression => "ns",
@@ -155,10 +155,10 @@ impl VoiceStage {
 }
 
 /// AGC2's adaptive digital controller: headroom below full scale for speech (sonora's default).
-pub const AGC_HEADROOM_DB: f32 = 5.0;
+pub(crate) const AGC_HEADROOM_DB: f32 = 5.0;
 /// AGC2's initial saturation-protector margin (it then follows the speech's peak-to-level
 /// ratio within 12..25 dB).
-pub const AGC_INITIAL_MARGIN_DB: f32 = 20.0;
+pub(crate) const AGC_INITIAL_MARGIN_DB: f32 = 20.0;
 /// The speech level AGC2 aims for at first: −(headroom + margin) = −25 dBFS (RMS of speech,
 /// full scale 1.0). The margin adapts to the talker's crest factor, so the target moves within
 /// −30..−17 dBFS.
@@ -174,7 +174,7 @@ impl VoiceProcessingConfig {
         }
     }
 
-    pub fn stage_mut(&mut self, stage: VoiceStage) -> &mut bool {
+    pub(crate) fn stage_mut(&mut self, stage: VoiceStage) -> &mut bool {
         match stage {
             VoiceStage::EchoCancellation => &mut self.echo_cancellation,
             VoiceStage::NoiseSuppression => &mut self.noise_suppression,
@@ -577,7 +577,7 @@ impl VoiceProcessor {
 
     /// Switches stages on or off while running. Stages whose setting changed restart their
     /// adaptation; the others keep theirs.
-    pub fn set_config(&self, config: VoiceProcessingConfig) {
+    pub(crate) fn set_config(&self, config: VoiceProcessingConfig) {
         let mut engine = self.engine.lock();
         if engine.config == config {
             return;
@@ -595,7 +595,7 @@ impl VoiceProcessor {
 
     /// Starts over (a device switch: the echo path, delay and noise are new). Adaptation,
     /// queued render audio and voice activity are reset; the configuration and counters stay.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let mut engine = self.engine.lock();
         let config = engine.config;
         engine.apm = build_apm(config);

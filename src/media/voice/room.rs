@@ -18,7 +18,7 @@ use crate::media::audio_device::RATE;
 /// Samples per millisecond at [`RATE`].
 const PER_MS: f32 = RATE as f32 / 1000.0;
 /// Longest echo path accepted (delay plus tail), in ms.
-pub const MAX_ECHO_PATH_MS: f32 = 2_000.0;
+pub(crate) const MAX_ECHO_PATH_MS: f32 = 2_000.0;
 /// Energy of the diffuse tail relative to the direct tap (0 dB: as much reverberant as direct
 /// energy, a laptop on a desk in a small room).
 const DIFFUSE_TO_DIRECT: f32 = 1.0;

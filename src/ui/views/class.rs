@@ -9,13 +9,13 @@ use crate::types::Source;
 use crate::ui::model::{Panel, UiAction, UiModel, grid_shape};
 
 /// Keyboard shortcuts, shown in the buttons' tooltips.
-pub const SHORTCUT_MIC: &str = "Ctrl+Shift+M";
-pub const SHORTCUT_CAMERA: &str = "Ctrl+Shift+V";
-pub const SHORTCUT_SHARE: &str = "Ctrl+Shift+S";
-pub const SHORTCUT_HAND: &str = "Ctrl+Shift+H";
-pub const SHORTCUT_CHAT: &str = "Ctrl+Shift+C";
-pub const SHORTCUT_FULLSCREEN: &str = "F11";
-pub const SHORTCUT_LEAVE: &str = "Ctrl+Shift+Q";
+pub(crate) const SHORTCUT_MIC: &str = "Ctrl+Shift+M";
+pub(crate) const SHORTCUT_CAMERA: &str = "Ctrl+Shift+V";
+pub(crate) const SHORTCUT_SHARE: &str = "Ctrl+Shift+S";
+pub(crate) const SHORTCUT_HAND: &str = "Ctrl+Shift+H";
+pub(crate) const SHORTCUT_CHAT: &str = "Ctrl+Shift+C";
+pub(crate) const SHORTCUT_FULLSCREEN: &str = "F11";
+pub(crate) const SHORTCUT_LEAVE: &str = "Ctrl+Shift+Q";
 
 pub fn show(
     ui: &mut egui::Ui,
@@ -229,7 +229,11 @@ fn stage(ui: &mut egui::Ui, model: &UiModel, view: &ViewContext<'_>, actions: &m
 }
 
 /// The tallest any camera tile is drawn, in pixels: what the senders need to send us.
-pub fn camera_tile_height(model: &UiModel, screen: egui::Vec2, pixels_per_point: f32) -> u32 {
+pub(crate) fn camera_tile_height(
+    model: &UiModel,
+    screen: egui::Vec2,
+    pixels_per_point: f32,
+) -> u32 {
     let keys = crate::ui::model::tiles(&model.live);
     let panel = if model.class.panel.is_some() {
         300.0

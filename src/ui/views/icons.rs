@@ -80,7 +80,7 @@ pub fn hand(painter: &Painter, rect: Rect, color: Color32) {
 }
 
 /// Signal bars: `level` of 3 lit (0: none, e.g. still connecting).
-pub fn signal_bars(painter: &Painter, rect: Rect, level: usize, lit: Color32, dim: Color32) {
+pub(crate) fn signal_bars(painter: &Painter, rect: Rect, level: usize, lit: Color32, dim: Color32) {
     let s = rect.height() / 16.0;
     for i in 0..3 {
         let height = (5.0 + 4.0 * i as f32) * s;

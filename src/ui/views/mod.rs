@@ -3,7 +3,7 @@
 
 pub mod chat;
 pub mod class;
-pub mod icons;
+pub(crate) mod icons;
 pub mod people;
 pub mod prejoin;
 pub mod settings;
@@ -23,20 +23,20 @@ pub struct ViewContext<'a> {
 }
 
 /// The few colours of the app beyond egui's theme.
-pub struct Palette;
+pub(crate) struct Palette;
 
 impl Palette {
-    pub const ACCENT: Color32 = Color32::from_rgb(64, 132, 232);
-    pub const SPEAKING: Color32 = Color32::from_rgb(72, 199, 116);
-    pub const DANGER: Color32 = Color32::from_rgb(219, 68, 55);
-    pub const WARNING: Color32 = Color32::from_rgb(240, 173, 48);
-    pub const TILE: Color32 = Color32::from_rgb(38, 40, 46);
-    pub const TILE_TEXT: Color32 = Color32::from_rgb(236, 238, 242);
-    pub const BADGE: Color32 = Color32::from_rgb(219, 68, 55);
+    pub(crate) const ACCENT: Color32 = Color32::from_rgb(64, 132, 232);
+    pub(crate) const SPEAKING: Color32 = Color32::from_rgb(72, 199, 116);
+    pub(crate) const DANGER: Color32 = Color32::from_rgb(219, 68, 55);
+    pub(crate) const WARNING: Color32 = Color32::from_rgb(240, 173, 48);
+    pub(crate) const TILE: Color32 = Color32::from_rgb(38, 40, 46);
+    pub(crate) const TILE_TEXT: Color32 = Color32::from_rgb(236, 238, 242);
+    pub(crate) const BADGE: Color32 = Color32::from_rgb(219, 68, 55);
 }
 
 /// egui's look for the chosen theme.
-pub fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
+pub(crate) fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
     let theme = match theme {
         ThemeChoice::Dark => egui::Theme::Dark,
         ThemeChoice::Light => egui::Theme::Light,
@@ -45,7 +45,7 @@ pub fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
 }
 
 /// `HH:MM` of a server timestamp (ms since the epoch) in the local time zone.
-pub fn clock_time(timestamp_ms: u64, utc_offset_secs: i32) -> String {
+pub(crate) fn clock_time(timestamp_ms: u64, utc_offset_secs: i32) -> String {
     let seconds = (timestamp_ms / 1000) as i64 + i64::from(utc_offset_secs);
     let of_day = seconds.rem_euclid(86_400);
     format!("{:02}:{:02}", of_day / 3600, (of_day % 3600) / 60)

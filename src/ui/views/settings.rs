@@ -46,7 +46,11 @@ fn picker(
 }
 
 /// The device pickers; true when something changed.
-pub fn device_pickers(ui: &mut egui::Ui, settings: &mut Settings, devices: &DeviceLists) -> bool {
+pub(crate) fn device_pickers(
+    ui: &mut egui::Ui,
+    settings: &mut Settings,
+    devices: &DeviceLists,
+) -> bool {
     let mut changed = false;
     let mut camera = Some(settings.camera.clone());
     if picker(ui, "Camera", &mut camera, &devices.cameras, None) {

@@ -10,18 +10,17 @@ use crate::types::Source;
 use crate::ui::model::{LiveClass, NetworkQuality, UiAction};
 
 /// What a tile shows about its person.
-pub struct TileInfo {
+pub(crate) struct TileInfo {
     pub name: String,
     pub audio_enabled: bool,
     pub video_enabled: bool,
     pub hand_raised: bool,
     pub speaking: bool,
     pub quality: Option<NetworkQuality>,
-    pub is_self: bool,
 }
 
 /// The tile's person, from the class state.
-pub fn tile_info(live: &LiveClass, key: &PictureKey) -> TileInfo {
+pub(crate) fn tile_info(live: &LiveClass, key: &PictureKey) -> TileInfo {
     let snapshot = &live.snapshot;
     if key.is_local() || key.user_id == snapshot.self_user_id {
         return TileInfo {
@@ -31,7 +30,6 @@ pub fn tile_info(live: &LiveClass, key: &PictureKey) -> TileInfo {
             hand_raised: snapshot.hand_raised,
             speaking: live.self_speaking && snapshot.audio_enabled,
             quality: None,
-            is_self: true,
         };
     }
     let participant = snapshot
@@ -47,7 +45,6 @@ pub fn tile_info(live: &LiveClass, key: &PictureKey) -> TileInfo {
         hand_raised: participant.is_some_and(|p| p.hand_raised),
         speaking: remote.is_some_and(|r| r.speaking),
         quality: remote.and_then(|r| r.quality),
-        is_self: false,
     }
 }
 
