@@ -19,7 +19,7 @@ pub struct Identity {
 
 /// How the handshake identified the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandshakeIdentity {
+pub(crate) enum HandshakeIdentity {
     /// A verified token, valid until `expires_at` (seconds since the Unix epoch).
     Token { identity: Identity, expires_at: u64 },
     /// No token, development mode: the identity comes from `join-session`.
@@ -28,7 +28,7 @@ pub enum HandshakeIdentity {
 
 impl HandshakeIdentity {
     /// When the connection's right to be here ends (a token's expiry); `None` in dev mode.
-    pub fn expires_at(&self) -> Option<u64> {
+    pub(crate) fn expires_at(&self) -> Option<u64> {
         match self {
             HandshakeIdentity::Token { expires_at, .. } => Some(*expires_at),
             HandshakeIdentity::Anonymous => None,
@@ -60,7 +60,7 @@ impl Default for TokenRules {
 /// Clock skew allowed between the LMS and this server, for `exp`, `nbf` and the lifetime.
 const LEEWAY_SECS: u64 = 30;
 
-pub struct TokenVerifier {
+pub(crate) struct TokenVerifier {
     key: Option<DecodingKey>,
     validation: Validation,
     max_lifetime: Duration,
@@ -68,11 +68,12 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(secret: Option<&str>, dev_mode: bool) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(secret: Option<&str>, dev_mode: bool) -> Self {
         Self::with_rules(secret, dev_mode, &TokenRules::default())
     }
 
-    pub fn with_rules(secret: Option<&str>, dev_mode: bool, rules: &TokenRules) -> Self {
+    pub(crate) fn with_rules(secret: Option<&str>, dev_mode: bool, rules: &TokenRules) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -95,7 +96,7 @@ impl TokenVerifier {
     }
 
     /// Checks the handshake's `auth.token` (absent or `null` when the client sent none).
-    pub fn verify(&self, token: Option<&str>) -> Result<HandshakeIdentity, Refusal> {
+    pub(crate) fn verify(&self, token: Option<&str>) -> Result<HandshakeIdentity, Refusal> {
         let Some(token) = token else {
             return if self.dev_mode {
                 Ok(HandshakeIdentity::Anonymous)
@@ -161,7 +162,7 @@ impl TokenVerifier {
 }
 
 /// Takes the identity for a join: the token's if there is one, else the payload's (dev mode).
-pub fn identity_for_join(
+pub(crate) fn identity_for_join(
     handshake: &HandshakeIdentity,
     join: &JoinSession,
 ) -> Result<Identity, Refusal> {
@@ -190,7 +191,7 @@ pub fn identity_for_join(
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
-pub fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -198,7 +199,7 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-pub fn unix_now() -> Duration {
+pub(crate) fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -233,7 +234,7 @@ pub fn issue_token(
 /// username `expiry:userId`, credential base64(HMAC-SHA1(secret, username)). They expire after
 /// `ttl`, and no later than `not_after` (the sign-in token's expiry), so they do not outlive
 /// the right to be in the class.
-pub fn turn_credentials(
+pub(crate) fn turn_credentials(
     secret: &str,
     urls: &[String],
     user_id: &str,

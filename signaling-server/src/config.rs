@@ -14,7 +14,7 @@ use crate::error::ConfigError;
 
 /// The shortest shared secret accepted for an HMAC key (the JWT secret, the TURN secret): an
 /// empty or short one lets anyone who guesses it sign in or relay.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
 
 /// Refuses a secret shorter than [`MIN_SECRET_BYTES`], naming where it came from.
 pub fn check_secret(what: &str, secret: &str) -> Result<(), ConfigError> {
@@ -181,12 +181,12 @@ impl ServerConfig {
 }
 
 /// A random key (122 bits from the operating system's generator), URL-safe.
-pub fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The browser version's defaults.
-pub fn default_ice_servers() -> Vec<IceServer> {
+pub(crate) fn default_ice_servers() -> Vec<IceServer> {
     vec![
         IceServer {
             urls: vec!["stun:stun.l.google.com:19302".into()],

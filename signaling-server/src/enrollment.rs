@@ -17,7 +17,7 @@ use crate::store::Store;
 /// `X-Classroom-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 /// https only (unless allowed), no redirects followed, answers of at most
 /// [`MAX_ANSWER_BYTES`], cached for [`ANSWER_TTL`], at most [`MAX_IN_FLIGHT`] requests at once.
-pub struct EnrollmentHook {
+pub(crate) struct EnrollmentHook {
     client: reqwest::Client,
     url: String,
     /// The URL as logged: no query (it may carry a key) and no user information.
@@ -28,17 +28,17 @@ pub struct EnrollmentHook {
 }
 
 /// The largest answer read from the LMS.
-pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// How long an answer is reused for the same session and user.
-pub const ANSWER_TTL: Duration = Duration::from_secs(30);
+pub(crate) const ANSWER_TTL: Duration = Duration::from_secs(30);
 /// Requests to the LMS at once; more wait (up to the request timeout) for a place.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub(crate) const MAX_IN_FLIGHT: usize = 32;
 /// Cached answers kept at most; beyond, the cache starts over.
 const MAX_CACHED: usize = 10_000;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HookAnswer {
+pub(crate) enum HookAnswer {
     Enrolled(Option<Role>),
     NotEnrolled,
     NoSuchSession,
@@ -59,7 +59,7 @@ struct HookResponse {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HookConfigError {
+pub(crate) enum HookConfigError {
     #[error("the enrollment hook must be an https:// URL (or allow http explicitly): {0}")]
     NotHttps(String),
     #[error("the enrollment hook URL is not valid: {0}")]
@@ -69,7 +69,7 @@ pub enum HookConfigError {
 }
 
 /// The signature header's value for `body` sent at `timestamp`.
-pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
         .expect("HMAC accepts keys of any length");
     mac.update(timestamp.to_string().as_bytes());
@@ -86,7 +86,7 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
 
 /// Checks a hook URL (https, or http when allowed); returns it as it may be logged: without
 /// its query (which may carry a key) and user information.
-pub fn check_hook_url(url: &str, allow_http: bool) -> Result<String, HookConfigError> {
+pub(crate) fn check_hook_url(url: &str, allow_http: bool) -> Result<String, HookConfigError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| HookConfigError::BadUrl(e.to_string()))?;
     let shown = format!(
         "{}://{}{}",
@@ -199,7 +199,7 @@ impl EnrollmentHook {
     }
 }
 
-pub struct Gate {
+pub(crate) struct Gate {
     pub store: Arc<Store>,
     pub hook: Option<EnrollmentHook>,
     pub auto_create_sessions: bool,
@@ -207,7 +207,7 @@ pub struct Gate {
 
 impl Gate {
     /// Decides whether `identity` may join `session_id`, and with which role.
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         handshake: &HandshakeIdentity,
         identity: &Identity,

@@ -55,7 +55,7 @@ pub enum ServerError {
 /// A refusal sent to one client: becomes the `error` event and the failed ack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub code: ErrorCode,
     pub message: String,
 }

@@ -83,14 +83,14 @@ impl Connection {
 /// An event's place in its socket's order (`order.rs`), taken synchronously while socketioxide
 /// dispatches the event, with the rate limit applied there. It must be a handler's last
 /// extractor: one that failed after it would hold the turn it may have been given.
-pub struct Arrival {
+pub(crate) struct Arrival {
     conn: Arc<Connection>,
     place: Place,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("socket has no connection state")]
-pub struct NoConnectionState;
+pub(crate) struct NoConnectionState;
 
 impl FromMessageParts<LocalAdapter> for Arrival {
     type Error = NoConnectionState;
@@ -135,7 +135,7 @@ struct HandshakeAuth {
 /// before it acknowledges the connection. The connect handler proper runs as a task of its own,
 /// after the client may already have sent its first event: handlers registered there would
 /// miss it (seen: a `join-session` sent right after `connect` dropped without a trace).
-pub fn register(io: &SocketIo, state: Arc<AppState>) {
+pub(crate) fn register(io: &SocketIo, state: Arc<AppState>) {
     let on_connect = async |s: SocketRef| {
         tracing::debug!(sid = %s.id, transport = ?s.transport_type(), "connected");
     };

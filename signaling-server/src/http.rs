@@ -35,7 +35,9 @@ pub fn routes(state: Arc<AppState>) -> Router {
 /// included, and with it that whole buffer. heaptrack, 2000 idle websocket connections: 16.4
 /// KiB of heap per connection less with this (axum's `OriginalUri` extension was the holder
 /// that an earlier try, copying only the URI and headers, missed).
-pub async fn detach_request_head(mut request: axum::extract::Request) -> axum::extract::Request {
+pub(crate) async fn detach_request_head(
+    mut request: axum::extract::Request,
+) -> axum::extract::Request {
     if !request.uri().path().starts_with("/socket.io") {
         return request;
     }
@@ -75,7 +77,7 @@ const SOCKET_IO_HEADERS: [header::HeaderName; 2] =
 
 /// Refuses a Socket.IO request from a web page whose origin the server does not accept (403),
 /// before Socket.IO sees it. Requests without an `Origin` (native clients) pass.
-pub async fn check_origin(
+pub(crate) async fn check_origin(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: Next,
@@ -99,7 +101,7 @@ pub async fn check_origin(
 
 /// Whether a page from `origin` (`scheme://host[:port]`) may connect, `host` being the
 /// request's `Host` header.
-pub fn origin_allowed(policy: &OriginPolicy, origin: &str, host: Option<&str>) -> bool {
+pub(crate) fn origin_allowed(policy: &OriginPolicy, origin: &str, host: Option<&str>) -> bool {
     let Some((scheme, authority)) = origin.split_once("://") else {
         return false;
     };

@@ -8,7 +8,7 @@ use crate::error::Refusal;
 
 /// A token bucket: `rate` events per second on average, bursts up to `burst`.
 #[derive(Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f64,
     last: Instant,
     /// Events refused since the last refusal that was reported to the client.
@@ -18,7 +18,7 @@ pub struct TokenBucket {
 
 /// What to do with an event under the rate limit.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RateDecision {
+pub(crate) enum RateDecision {
     Allow,
     /// Refuse and tell the client (with how many were refused since the last report).
     RefuseAndReport {
@@ -51,7 +51,7 @@ impl TokenBucket {
 
     /// Counts a refusal made for another reason (too many events waiting), reported to the
     /// client at the same pace as the rate limit's own.
-    pub fn refuse(&mut self, now: Instant) -> RateDecision {
+    pub(crate) fn refuse(&mut self, now: Instant) -> RateDecision {
         self.unreported_drops += 1;
         let due = self
             .last_report
@@ -67,7 +67,12 @@ impl TokenBucket {
 }
 
 /// Refuses a string field that is empty (when required) or longer than `max` characters.
-pub fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), Refusal> {
+pub(crate) fn check_text(
+    field: &str,
+    value: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), Refusal> {
     if required && value.trim().is_empty() {
         return Err(Refusal::new(
             ErrorCode::InvalidPayload,
@@ -144,21 +149,21 @@ mod tests {
 
 /// Whose events a [`SharedRates`] bucket counts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RateKey {
+pub(crate) enum RateKey {
     Address(std::net::IpAddr),
     User(std::sync::Arc<str>),
 }
 
 /// Token buckets shared by every socket of one address or one signed-in user, so that opening
 /// more sockets does not buy more events. A bucket lives while a socket holds it.
-pub struct SharedRates {
+pub(crate) struct SharedRates {
     buckets: dashmap::DashMap<RateKey, std::sync::Arc<parking_lot::Mutex<TokenBucket>>>,
     rate: f64,
     burst: f64,
 }
 
 /// One socket's hold on a shared bucket.
-pub struct SharedRate {
+pub(crate) struct SharedRate {
     registry: std::sync::Arc<SharedRates>,
     key: RateKey,
     bucket: std::sync::Arc<parking_lot::Mutex<TokenBucket>>,

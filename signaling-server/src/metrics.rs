@@ -7,7 +7,7 @@ use std::time::Duration;
 use classroom_wire::ErrorCode;
 
 /// Events the server counts by name; anything else is counted as `other`.
-pub const COUNTED_EVENTS: [&str; 8] = [
+pub(crate) const COUNTED_EVENTS: [&str; 8] = [
     classroom_wire::event::JOIN_SESSION,
     classroom_wire::event::LEAVE_SESSION,
     classroom_wire::event::OFFER,
@@ -22,7 +22,7 @@ pub const COUNTED_EVENTS: [&str; 8] = [
 const LATENCY_BUCKETS_US: [u64; 10] = [10, 25, 50, 100, 250, 500, 1_000, 2_500, 10_000, 100_000];
 
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub sockets: AtomicI64,
     pub participants: AtomicI64,
     events: [AtomicU64; COUNTED_EVENTS.len()],
@@ -51,7 +51,7 @@ impl Metrics {
     }
 
     /// Time from an event's arrival in the handler until it was queued to its target.
-    pub fn relay_latency(&self, d: Duration) {
+    pub(crate) fn relay_latency(&self, d: Duration) {
         self.relayed.fetch_add(1, Relaxed);
         let us = d.as_micros() as u64;
         if let Some(i) = LATENCY_BUCKETS_US.iter().position(|b| us <= *b) {

@@ -36,7 +36,7 @@ impl Registry {
     }
 
     /// The live room, creating it with `history` if there is none.
-    pub fn get_or_create(
+    pub(crate) fn get_or_create(
         &self,
         id: &str,
         history: impl FnOnce() -> VecDeque<ChatMessage>,
@@ -66,7 +66,11 @@ impl Registry {
 
 /// Emits one event to several sockets. A socket that is closing is skipped: its own
 /// disconnect handling removes it from the room.
-pub fn emit_to_all<T: Serialize + ?Sized>(sockets: &[SocketRef], event: &'static str, data: &T) {
+pub(crate) fn emit_to_all<T: Serialize + ?Sized>(
+    sockets: &[SocketRef],
+    event: &'static str,
+    data: &T,
+) {
     for socket in sockets {
         if let Err(e) = socket.emit(event, data) {
             tracing::debug!(sid = %socket.id, event, error = %e, "emit skipped");

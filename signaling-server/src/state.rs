@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::rooms::Registry;
 use crate::store::Store;
 
-pub struct AppState {
+pub(crate) struct AppState {
     pub config: ServerConfig,
     pub(crate) admission: Arc<crate::admission::Admission>,
     /// Event rates shared by the sockets of one address, and of one signed-in user.

@@ -56,7 +56,7 @@ pub struct ClassInfo {
 }
 
 /// What a waiter hears once its message's transaction ended: `Err` with why it failed.
-pub type Committed = tokio::sync::oneshot::Receiver<Result<(), String>>;
+pub(crate) type Committed = tokio::sync::oneshot::Receiver<Result<(), String>>;
 
 enum WriteOp {
     Chat {
@@ -71,7 +71,7 @@ enum WriteOp {
 
 /// How many system notices (joins, leaves) the replayed history keeps beside the user
 /// messages: a class coming and going must not push the conversation out of it.
-pub const SYSTEM_NOTICES_KEPT: usize = 10;
+pub(crate) const SYSTEM_NOTICES_KEPT: usize = 10;
 
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
@@ -143,7 +143,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn class_exists(&self, id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn class_exists(&self, id: &str) -> Result<bool, StoreError> {
         let conn = self.conn.lock();
         Ok(conn
             .query_row("SELECT 1 FROM classes WHERE id = ?1", [id], |_| Ok(()))
@@ -197,7 +197,7 @@ impl Store {
 
     /// The last `limit` user messages of a session and its last [`SYSTEM_NOTICES_KEPT`]
     /// system notices, oldest first.
-    pub fn recent_chat(
+    pub(crate) fn recent_chat(
         &self,
         session_id: &str,
         limit: usize,
@@ -237,12 +237,16 @@ impl Store {
 
     /// Queues a message for the writer thread; never blocks. A failure is logged and reported
     /// by the next [`Store::flush`] (for system notices, which nobody waits for).
-    pub fn append_chat(&self, session_id: &str, message: ChatMessage) -> Result<(), StoreError> {
+    pub(crate) fn append_chat(
+        &self,
+        session_id: &str,
+        message: ChatMessage,
+    ) -> Result<(), StoreError> {
         self.queue_chat(session_id, message, None)
     }
 
     /// Queues a message; the receiver hears once its transaction committed, or why not.
-    pub fn commit_chat(
+    pub(crate) fn commit_chat(
         &self,
         session_id: &str,
         message: ChatMessage,
@@ -268,7 +272,7 @@ impl Store {
     }
 
     /// Deletes chat older than `before_ms` (milliseconds since the epoch); returns how many.
-    pub fn prune_chat(&self, before_ms: u64) -> Result<usize, StoreError> {
+    pub(crate) fn prune_chat(&self, before_ms: u64) -> Result<usize, StoreError> {
         Ok(self.conn.lock().execute(
             "DELETE FROM chat_messages WHERE timestamp < ?1",
             [before_ms as i64],
