@@ -61,12 +61,17 @@ fn main() {
     }
     // Every viewer shows everyone full size; then, side by side, every viewer shows a 2×2
     // grid in a 720p window (360 tall tiles) and says so (`video-request`).
-    for view_height in [None, Some(360)] {
-        run_call(view_height);
-    }
+    let full = run_call(None);
+    let grid = run_call(Some(360));
+    // Last, the figures as one JSON line for scripts.
+    println!(
+        "{}",
+        serde_json::json!({"bench": "call", "full_size": full, "grid_360": grid})
+    );
 }
 
-fn run_call(view_height: Option<u32>) {
+/// Runs one call and prints its figures; returns them for the JSON line.
+fn run_call(view_height: Option<u32>) -> serde_json::Value {
     let seconds: u64 = std::env::var("CALL_BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -127,7 +132,7 @@ fn run_call(view_height: Option<u32>) {
     while !everyone_sees_and_hears_everyone(&bots, 30, 2) {
         if Instant::now() > deadline {
             eprintln!("the call did not come up:\n{}", lab::dump_all(&bots));
-            return;
+            std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -231,4 +236,14 @@ fn run_call(view_height: Option<u32>) {
         verdict(worst_cpu <= 40.0),
         verdict(worst_rss <= 200.0)
     );
+    serde_json::json!({
+        "latency_p50_ms": p50,
+        "latency_p95_ms": p95,
+        "received_fps": mean_fps,
+        "received_height": received_height,
+        "packets_lost": lost,
+        "first_picture_max_ms": first_frame_max,
+        "worst_cpu_percent": worst_cpu,
+        "worst_rss_mb": worst_rss,
+    })
 }

@@ -202,6 +202,18 @@ fn a_screen_share_starts_and_stops_and_is_seen_as_a_screen_by_all() {
         bots[1].video_counter("teacher", "screen", "framesDecoded"),
         0
     );
+    let receiving = |bot: &Bot, source: &str| {
+        bot.participant("teacher").is_some_and(|t| {
+            t["receiving"]
+                .as_array()
+                .is_some_and(|sources| sources.iter().any(|s| s == source))
+        })
+    };
+    assert!(
+        receiving(&bots[1], "audio") && receiving(&bots[1], "camera"),
+        "the roster says which of the teacher's tracks arrive: {}",
+        bots[1].dump()
+    );
     bots[0].send("share-on");
     wait_until(
         "the share to reach everyone as a screen, in the roster and in the media",
@@ -210,6 +222,7 @@ fn a_screen_share_starts_and_stops_and_is_seen_as_a_screen_by_all() {
             bots[1..].iter().all(|bot| {
                 bot.participant("teacher")
                     .is_some_and(|t| t["screenSharing"] == true)
+                    && receiving(bot, "screen")
                     && bot.video_counter("teacher", "screen", "stampsRead") >= 5
                     && bot
                         .remote("teacher")

@@ -43,6 +43,11 @@ pub(super) enum LinkReportKind {
     Negotiated(Option<VideoCodec>),
     Estimate(f64),
     KeyframeRequested(Source),
+    /// The link carries this participant's track of this source.
+    RemoteTrack {
+        owner: String,
+        source: Source,
+    },
     /// The link could not be built, or an operation failed (invalid SDP, say).
     Failed(RtcError),
 }
@@ -130,8 +135,13 @@ pub(super) async fn run_link(
                 PeerEvent::RemoteTrack(mut track) => {
                     link.place_track(&mut track).await;
                     // A peer link's tracks are its participant's.
+                    let owner = spec.link.participant().to_owned();
+                    report(LinkReportKind::RemoteTrack {
+                        owner: owner.clone(),
+                        source: track.source(),
+                    });
                     receiver::spawn_track_reader(
-                        spec.link.participant().to_owned(),
+                        owner,
                         track,
                         context.stats.clone(),
                         context.readers.clone(),

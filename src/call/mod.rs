@@ -508,6 +508,11 @@ impl Engine {
             }
             LinkReportKind::Negotiated(video_codec) => Input::LinkNegotiated { link, video_codec },
             LinkReportKind::Estimate(bps) => Input::LinkEstimate { link, bps },
+            LinkReportKind::RemoteTrack { owner, source } => Input::RemoteTrack {
+                link,
+                owner,
+                source,
+            },
             LinkReportKind::KeyframeRequested(source) => {
                 media.control(source).count_keyframe_request_from_peer();
                 Input::KeyframeRequested { link, source }

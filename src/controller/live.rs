@@ -144,6 +144,7 @@ mod tests {
                 joined_at: 0,
             },
             connection,
+            receiving: Vec::new(),
         }
     }
 

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use classroom_wire::{
@@ -118,6 +118,12 @@ pub enum Input {
     LinkState {
         link: LinkId,
         state: PeerConnState,
+    },
+    /// `link` carries a track of `owner`'s `source` (in a mesh, the link's participant).
+    RemoteTrack {
+        link: LinkId,
+        owner: String,
+        source: Source,
     },
     /// An operation on `link` failed (invalid SDP from the remote, for instance).
     LinkError {
@@ -259,6 +265,8 @@ struct MeshLink {
     viewer_height: Option<u32>,
     video_codec: Option<VideoCodec>,
     estimate_bps: Option<f64>,
+    /// The remote tracks it carries: whose, and what.
+    tracks: BTreeSet<(String, Source)>,
 }
 
 impl MeshLink {
@@ -275,6 +283,7 @@ impl MeshLink {
             viewer_height: None,
             video_codec: None,
             estimate_bps: None,
+            tracks: BTreeSet::new(),
         }
     }
 
@@ -302,6 +311,8 @@ pub struct PeerSummary {
     #[serde(flatten)]
     pub participant: Participant,
     pub connection: Option<PeerConnState>,
+    /// What we receive from them (the tracks our links carry of theirs).
+    pub receiving: Vec<Source>,
 }
 
 /// The session as the UI renders it.
@@ -466,6 +477,7 @@ impl Session {
                         .mesh_links
                         .get(&participant.user_id)
                         .map(|peer| peer.state),
+                    receiving: self.receiving_from(&participant.user_id),
                 })
                 .collect(),
             chat: self.chat.iter().cloned().collect(),
@@ -601,6 +613,15 @@ impl Session {
                     retry_after_ms: notice.retry_after_ms,
                 }));
             }
+            Input::RemoteTrack {
+                link: LinkId::Peer(user_id),
+                owner,
+                source,
+            } => {
+                if let Some(link) = self.mesh_links.get_mut(&user_id) {
+                    link.tracks.insert((owner, source));
+                }
+            }
             Input::LinkError {
                 link: LinkId::Peer(user_id),
                 message,
@@ -711,6 +732,18 @@ impl Session {
         actions.push(Action::Notify(SessionEvent::Joined {
             participants: self.participants.len(),
         }));
+    }
+
+    /// The sources we receive from `user_id`, over whichever links carry them.
+    fn receiving_from(&self, user_id: &str) -> Vec<Source> {
+        let sources: BTreeSet<Source> = self
+            .mesh_links
+            .values()
+            .flat_map(|link| &link.tracks)
+            .filter(|(owner, _)| owner == user_id)
+            .map(|(_, source)| *source)
+            .collect();
+        sources.into_iter().collect()
     }
 
     fn offer_to(&mut self, user_id: String, actions: &mut Vec<Action>) {

@@ -797,3 +797,56 @@ fn chat_written_while_disconnected_goes_out_on_rejoin_and_beyond_the_limit_is_re
     let actions = s.handle(t, Input::Command(Command::SendChat("now".into())));
     assert!(matches!(&actions[..], [Action::Emit(Outgoing::Chat(_))]));
 }
+
+fn track(link_user: &str, owner: &str, source: Source) -> Input {
+    Input::RemoteTrack {
+        link: LinkId::peer(link_user),
+        owner: owner.to_owned(),
+        source,
+    }
+}
+
+fn receiving(s: &Session, user_id: &str) -> Vec<Source> {
+    s.snapshot()
+        .participants
+        .into_iter()
+        .find(|peer| peer.participant.user_id == user_id)
+        .map(|peer| peer.receiving)
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_tracks_a_link_carries_show_whose_they_are_until_the_link_goes() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    s.handle(t, track("bob", "bob", Source::Camera));
+    s.handle(t, track("bob", "bob", Source::Audio));
+    s.handle(t, track("cy", "cy", Source::Screen));
+    assert_eq!(receiving(&s, "bob"), [Source::Audio, Source::Camera]);
+    assert_eq!(receiving(&s, "cy"), [Source::Screen]);
+    // A track on a link we do not have is not believed.
+    s.handle(t, track("zed", "bob", Source::Screen));
+    assert_eq!(receiving(&s, "bob"), [Source::Audio, Source::Camera]);
+    s.handle(t, left("bob", LeaveReason::Left));
+    s.handle(t, Input::UserJoined(participant("bob")));
+    assert!(receiving(&s, "bob").is_empty(), "its link closed with it");
+    assert_eq!(receiving(&s, "cy"), [Source::Screen]);
+}
+
+#[test]
+fn a_replaced_link_starts_without_the_old_ones_tracks() {
+    let (mut s, t) = in_call_with("ada", &[]);
+    s.handle(t, Input::UserJoined(participant("bob")));
+    s.handle(t, offer_from("bob", "b1"));
+    s.handle(t, track("bob", "bob", Source::Camera));
+    s.handle(t, offer_from("bob", "b1"));
+    assert_eq!(
+        receiving(&s, "bob"),
+        [Source::Camera],
+        "a renegotiation keeps them"
+    );
+    s.handle(t, offer_from("bob", "b2"));
+    assert!(
+        receiving(&s, "bob").is_empty(),
+        "a new connection has its own"
+    );
+}
