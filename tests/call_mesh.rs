@@ -187,6 +187,52 @@ fn mute_and_camera_off_stop_the_media_and_update_every_roster() {
 }
 
 #[test]
+fn a_camera_that_cannot_open_is_announced_as_off_and_the_sender_says_why() {
+    let ns = NetNs::create("nocam");
+    let data = TempDir::new("nocam");
+    let _server = Server::start(&ns, ServerKind::Ours, &data.0);
+    // No camera 9 on this machine (nor any other): the device cannot open.
+    let teacher = Bot::start(
+        &ns,
+        "class-nocam",
+        "teacher",
+        BotOptions {
+            camera: "device:9:640x360@15",
+            ..BotOptions::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let student = Bot::start(&ns, "class-nocam", "student", BotOptions::default());
+    wait_until(
+        "the student's roster to show the teacher's camera off, and the teacher told why",
+        Duration::from_secs(20),
+        || {
+            student
+                .participant("teacher")
+                .is_some_and(|t| t["videoEnabled"] == false && t["audioEnabled"] == true)
+                && teacher.stats().is_some_and(|stats| {
+                    stats["local"]["videoEnabled"] == false
+                        && stats["local"]["sources"]["camera"]["deviceError"]
+                            .as_str()
+                            .is_some_and(|error| error.contains("camera"))
+                })
+        },
+        || format!("{}\n\n{}", teacher.dump(), student.dump()),
+    );
+    // The rest of the call goes on: the teacher sees the student and hears each other.
+    wait_until(
+        "the student's camera at the teacher, and audio both ways",
+        MEDIA_TIMEOUT,
+        || {
+            teacher.camera_stamps_from("student") >= 10
+                && teacher.audio_counter("student", "markersHeard") >= 2
+                && student.audio_counter("teacher", "markersHeard") >= 2
+        },
+        || format!("{}\n\n{}", teacher.dump(), student.dump()),
+    );
+}
+
+#[test]
 fn a_screen_share_starts_and_stops_and_is_seen_as_a_screen_by_all() {
     let ns = NetNs::create("share");
     let data = TempDir::new("share");

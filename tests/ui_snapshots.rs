@@ -179,6 +179,7 @@ fn devices() -> DeviceLists {
         label: label.into(),
     };
     DeviceLists {
+        listed: true,
         cameras: vec![
             option("0", "Integrated Webcam"),
             option("synthetic", "Test pattern (no camera)"),
@@ -401,6 +402,25 @@ fn pre_join_check_with_a_device_problem_and_camera_off() {
     }
     let mut harness = harness(model, |_| {});
     harness.snapshot("pre_join_device_problem");
+}
+
+/// A machine without a camera: "No camera found" in place of the camera switch and its
+/// picker, the camera off, and no error text.
+#[test]
+fn pre_join_check_on_a_machine_without_a_camera() {
+    let mut model = prejoin_model();
+    model.devices.cameras.clear();
+    if let Some(prejoin) = &mut model.prejoin {
+        prejoin.camera_on = false;
+    }
+    let mut harness = harness(model, |_| {});
+    assert_eq!(
+        harness.query_all_by_label("No camera found").count(),
+        2,
+        "in place of the camera switch and of its picker"
+    );
+    assert!(harness.query_by_label("Camera on").is_none());
+    harness.snapshot("pre_join_no_camera");
 }
 
 /// Four people in a grid: pictures, initials for a camera that is off, mic marks, a

@@ -411,6 +411,7 @@ impl Engine {
         emitter: JoinHandle<()>,
     ) {
         let (media_tx, media_rx) = mpsc::channel::<(Source, EncodedUnit)>(64);
+        let (health_tx, mut health) = mpsc::unbounded_channel();
         let mut media = MediaSender::start(
             self.config.camera.clone(),
             self.config.screen.clone(),
@@ -423,6 +424,7 @@ impl Engine {
             },
             media_tx,
             self.config.pictures.clone().map(|output| output.0),
+            health_tx,
         );
         *self.local.controls.write() = Some([
             media.audio.clone(),
@@ -438,6 +440,7 @@ impl Engine {
             let deadline = self.session.poll_timeout();
             let input = tokio::select! {
                 Some(input) = inputs.recv() => input,
+                Some((source, working)) = health.recv() => Input::SourceWorking { source, working },
                 Some(report) = reports.recv() => {
                     match self.link_report(report, &media) {
                         Some(input) => input,

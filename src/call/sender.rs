@@ -25,7 +25,7 @@ use crate::types::{Source, VideoCodec};
 
 use super::audio::{FRAME, PlayoutMixer};
 use super::pictures::{PictureKey, PictureSink, offer_preview};
-use super::source::SourceControl;
+use super::source::{HealthReports, SourceControl};
 
 /// Where a video source comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,19 +107,22 @@ pub(crate) struct MediaSender {
 }
 
 impl MediaSender {
-    /// Starts one thread per configured source; units go to `out`.
+    /// Starts one thread per configured source; units go to `out`, changes of a source's
+    /// device health to `health`.
     pub fn start(
         camera: VideoInput,
         screen: VideoInput,
         audio: AudioSetup,
         out: mpsc::Sender<(Source, EncodedUnit)>,
         preview: Option<Arc<dyn PictureSink>>,
+        health: HealthReports,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let control = |source, bps| Arc::new(SourceControl::new(source, bps, health.clone()));
         let controls = (
-            Arc::new(SourceControl::new(32_000)),
-            Arc::new(SourceControl::new(800_000)),
-            Arc::new(SourceControl::new(1_200_000)),
+            control(Source::Audio, 32_000),
+            control(Source::Camera, 800_000),
+            control(Source::Screen, 1_200_000),
         );
         let mut threads = Vec::new();
         if audio.input != AudioInput::None {
@@ -317,11 +320,16 @@ fn video_thread(
             match open_video(&input, source) {
                 Ok(opened) => {
                     capture = Some(opened);
-                    control.device_works();
+                    control.source_works();
                 }
                 Err(error) => {
-                    tracing::error!(?source, %error, "cannot open the video source");
-                    control.device_failed(error);
+                    // Said once; the retries (every second) only in the debug log.
+                    if control.works() {
+                        tracing::warn!(?source, %error, "cannot open the video source");
+                    } else {
+                        tracing::debug!(?source, %error, "the video source still cannot open");
+                    }
+                    control.source_failed(error);
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -542,7 +550,8 @@ fn open_devices(
             ) {
                 Ok(microphone) => Some(microphone),
                 Err(error) => {
-                    report_device_error(control, DeviceError::from_audio("microphone", &error));
+                    tracing::warn!(%error, "microphone");
+                    control.source_failed(DeviceError::from_audio("microphone", &error));
                     None
                 }
             }
@@ -601,18 +610,28 @@ fn device_audio_thread(
             if let Some(voice) = &setup.voice {
                 voice.reset();
             }
-            control.device_works();
+            control.clear_device_error();
             devices = chosen;
             _open = open_devices(&setup, &devices, &frames, &events_tx, &control);
+            if _open.microphone.is_some() || !matches!(setup.input, AudioInput::Microphone(_)) {
+                control.source_works();
+            }
             control.count_audio_switch();
         }
         while let Ok(AudioEvent::DeviceLost {
             name,
+            input,
             kind,
             message,
         }) = events.try_recv()
         {
-            report_device_error(&control, DeviceError::new(name, kind, message));
+            let error = DeviceError::new(name, kind, message);
+            tracing::warn!(%error, "audio device lost");
+            if input {
+                control.source_failed(error);
+            } else {
+                control.device_failed(error);
+            }
         }
         let Ok(frame) = frames.pop_timeout(Duration::from_millis(100)) else {
             continue;

@@ -7,12 +7,16 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use super::sender::{AudioDevices, VideoInput};
 use crate::media::device_error::DeviceError;
 use crate::media::level::{LevelMark, LevelMeter};
 use crate::session::SendTargets;
-use crate::types::{CodecSet, VideoCodec};
+use crate::types::{CodecSet, Source, VideoCodec};
+
+/// A source's device stopped or started working: `(source, working)`, on changes only.
+pub(crate) type HealthReports = mpsc::UnboundedSender<(Source, bool)>;
 
 /// What the engine asks of the source and what the media thread reports back.
 pub(crate) struct SourceControl {
@@ -29,6 +33,11 @@ pub(crate) struct SourceControl {
     /// Audio devices chosen during the call.
     chosen_audio: Mutex<Option<AudioDevices>>,
     counters: Counters,
+    source: Source,
+    /// The source's own device works (a camera that opened, a microphone): what others are
+    /// told it sends depends on it.
+    working: AtomicBool,
+    health: HealthReports,
 }
 
 /// What the media thread did, cumulative.
@@ -67,8 +76,9 @@ pub(crate) struct SourceFigures {
 }
 
 impl SourceControl {
-    /// A source that is off and aims at `target_bps` once on.
-    pub(crate) fn new(target_bps: u64) -> Self {
+    /// `source`, off, aiming at `target_bps` once on; changes of its device's health go to
+    /// `health`.
+    pub(crate) fn new(source: Source, target_bps: u64, health: HealthReports) -> Self {
         SourceControl {
             enabled: AtomicBool::new(false),
             keyframe_requested: AtomicBool::new(true),
@@ -78,6 +88,9 @@ impl SourceControl {
             chosen_input: Mutex::new(None),
             chosen_audio: Mutex::new(None),
             counters: Counters::default(),
+            source,
+            working: AtomicBool::new(true),
+            health,
         }
     }
 
@@ -195,15 +208,38 @@ impl SourceControl {
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A device of this source failed: counted, and kept for the user until it works again.
+    /// A device beside the source failed (the speaker of the audio path): counted, and kept
+    /// for the user until it works again; the source itself goes on.
     pub(crate) fn device_failed(&self, error: DeviceError) {
         self.count_error();
         *self.counters.device_error.lock() = Some(error);
     }
 
-    /// The source's device works (again).
-    pub(crate) fn device_works(&self) {
+    /// The source's own device failed (a camera that cannot open, a microphone that went
+    /// away): as [`SourceControl::device_failed`], and the source counts as not sending.
+    pub(crate) fn source_failed(&self, error: DeviceError) {
+        self.device_failed(error);
+        if self.working.swap(false, Ordering::SeqCst) {
+            let _ = self.health.send((self.source, false));
+        }
+    }
+
+    /// Whether the source's own device works (as far as is known).
+    pub(crate) fn works(&self) -> bool {
+        self.working.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the last device failure (new devices are being opened).
+    pub(crate) fn clear_device_error(&self) {
         *self.counters.device_error.lock() = None;
+    }
+
+    /// The source's own device works (again).
+    pub(crate) fn source_works(&self) {
+        self.clear_device_error();
+        if !self.working.swap(true, Ordering::SeqCst) {
+            let _ = self.health.send((self.source, true));
+        }
     }
 
     /// Audio samples that were sent, for the level.
@@ -234,9 +270,40 @@ pub(crate) fn apply_targets(camera: &SourceControl, screen: &SourceControl, t: &
 mod tests {
     use super::*;
 
+    fn control(source: Source) -> SourceControl {
+        SourceControl::new(source, 800_000, mpsc::unbounded_channel().0)
+    }
+
+    #[test]
+    fn only_the_sources_own_device_counts_and_only_changes_are_reported() {
+        let (health, mut reports) = mpsc::unbounded_channel();
+        let control = SourceControl::new(Source::Audio, 32_000, health);
+        let lost = || {
+            DeviceError::new(
+                "speaker",
+                crate::media::device_error::DeviceErrorKind::Lost,
+                "gone",
+            )
+        };
+        control.device_failed(lost());
+        assert!(
+            reports.try_recv().is_err(),
+            "a speaker does not stop the microphone"
+        );
+        control.source_failed(lost());
+        control.source_failed(lost());
+        assert_eq!(reports.try_recv().ok(), Some((Source::Audio, false)));
+        assert!(reports.try_recv().is_err(), "reported once");
+        control.source_works();
+        control.source_works();
+        assert_eq!(reports.try_recv().ok(), Some((Source::Audio, true)));
+        assert!(reports.try_recv().is_err());
+        assert_eq!(control.figures().device_error, None);
+    }
+
     #[test]
     fn switching_on_asks_for_a_keyframe_and_a_request_is_taken_once() {
-        let control = SourceControl::new(800_000);
+        let control = control(Source::Camera);
         assert!(
             control.take_keyframe_request(),
             "a source starts with a keyframe"
@@ -252,7 +319,7 @@ mod tests {
 
     #[test]
     fn reading_the_figures_twice_reads_the_same() {
-        let control = SourceControl::new(32_000);
+        let control = control(Source::Audio);
         control.add_sent_audio(&[0.5; 960]);
         control.count_encoded();
         control.device_failed(DeviceError::new(
@@ -271,13 +338,13 @@ mod tests {
             second.sent_level.dbfs_since(start)
         );
         assert!(first.sent_level.dbfs_since(start).is_some());
-        control.device_works();
+        control.clear_device_error();
         assert_eq!(control.figures().device_error, None);
     }
 
     #[test]
     fn targets_set_bitrate_height_and_codecs() {
-        let control = SourceControl::new(800_000);
+        let control = control(Source::Camera);
         control.set_targets(500_000, 360, CodecSet::EMPTY.with(VideoCodec::Vp8));
         assert_eq!(control.target_bps(), 500_000);
         assert_eq!(control.target_height(), 360);

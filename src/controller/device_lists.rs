@@ -8,7 +8,7 @@ use crate::media::audio_device::AudioDeviceInfo;
 use crate::media::devices::{DeviceInventory, ScreenKind};
 use crate::types::Source;
 
-/// The id of the test pattern among the cameras.
+/// The camera id of the test pattern (a setting, not a listed device).
 pub(crate) const TEST_PATTERN: &str = "synthetic";
 
 /// The picture key of a screen's thumbnail in the picker.
@@ -18,17 +18,20 @@ pub fn thumbnail_key(screen_id: &str) -> PictureKey {
 
 /// The pickers' lists; thumbnails go to `pictures`.
 pub(crate) fn device_lists(inventory: DeviceInventory, pictures: &dyn PictureSink) -> DeviceLists {
-    let mut lists = DeviceLists::default();
-    lists
+    let mut lists = DeviceLists {
+        listed: true,
+        ..DeviceLists::default()
+    };
+    // Only real cameras: on a machine without one the picker is empty and says so (the test
+    // pattern is still there for a setting that names it).
+    lists.cameras = inventory
         .cameras
-        .extend(inventory.cameras.into_iter().map(|camera| DeviceOption {
+        .into_iter()
+        .map(|camera| DeviceOption {
             id: camera.index.to_string(),
             label: camera.name,
-        }));
-    lists.cameras.push(DeviceOption {
-        id: TEST_PATTERN.into(),
-        label: "Test pattern (no camera)".into(),
-    });
+        })
+        .collect();
     lists.microphones = inventory
         .microphones
         .into_iter()
@@ -153,7 +156,8 @@ mod tests {
         let ids = |options: &[DeviceOption]| -> Vec<String> {
             options.iter().map(|o| o.id.clone()).collect()
         };
-        assert_eq!(ids(&lists.cameras), ["0", TEST_PATTERN]);
+        assert!(lists.listed);
+        assert_eq!(ids(&lists.cameras), ["0"]);
         assert_eq!(lists.microphones[1].label, "Built-in (default)");
         assert_eq!(lists.microphones[1].id, "Built-in");
         assert_eq!(ids(&lists.screens), ["x11:1", "x11window:77"]);
@@ -170,6 +174,31 @@ mod tests {
             shown.0.lock().len(),
             1,
             "the display's thumbnail, not the window's"
+        );
+    }
+
+    #[test]
+    fn a_machine_without_devices_has_empty_lists_and_says_what_is_missing() {
+        use crate::controller::model::{Missing, Settings};
+        let lists = device_lists(DeviceInventory::default(), &Shown::default());
+        assert!(lists.cameras.is_empty() && lists.microphones.is_empty());
+        let settings = Settings::default();
+        let missing = lists.missing(&settings);
+        assert!(missing.camera && missing.microphone && missing.speaker);
+        let test_inputs = Settings {
+            camera: TEST_PATTERN.into(),
+            microphone: Some("tone".into()),
+            ..settings.clone()
+        };
+        let missing = lists.missing(&test_inputs);
+        assert!(
+            !missing.camera && !missing.microphone,
+            "test inputs need no device"
+        );
+        assert_eq!(
+            DeviceLists::default().missing(&settings),
+            Missing::default(),
+            "not looked for yet: nothing is missing"
         );
     }
 }

@@ -48,10 +48,37 @@ pub struct DeviceOption {
 /// What the pickers offer (enumerated off the UI thread).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceLists {
+    /// The devices have been looked for (before that, the lists are empty for want of
+    /// looking, not for want of devices).
+    pub listed: bool,
     pub cameras: Vec<DeviceOption>,
     pub microphones: Vec<DeviceOption>,
     pub speakers: Vec<DeviceOption>,
     pub screens: Vec<DeviceOption>,
+}
+
+/// Kinds of device the machine has none of, as far as the settings need one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Missing {
+    pub camera: bool,
+    pub microphone: bool,
+    pub speaker: bool,
+}
+
+impl DeviceLists {
+    /// What is missing for `settings`: a camera unless the test pattern is chosen, a
+    /// microphone unless the test tone is; nothing before the devices were looked for.
+    pub fn missing(&self, settings: &Settings) -> Missing {
+        if !self.listed {
+            return Missing::default();
+        }
+        Missing {
+            camera: self.cameras.is_empty() && settings.camera != super::device_lists::TEST_PATTERN,
+            microphone: self.microphones.is_empty()
+                && settings.microphone.as_deref() != Some("tone"),
+            speaker: self.speakers.is_empty(),
+        }
+    }
 }
 
 /// Video quality the user picked in the settings.

@@ -40,6 +40,8 @@ pub enum AudioEvent {
     /// offer another device.
     DeviceLost {
         name: String,
+        /// A microphone (else a speaker).
+        input: bool,
         kind: DeviceErrorKind,
         message: String,
     },
@@ -194,10 +196,12 @@ fn open_found(device: cpal::Device, input: bool) -> Result<Opened, AudioError> {
 fn report_loss(
     events: Sender<AudioEvent>,
     name: String,
+    input: bool,
 ) -> impl FnMut(cpal::Error) + Send + 'static {
     move |e| {
         let _ = events.send(AudioEvent::DeviceLost {
             name: name.clone(),
+            input,
             kind: match kind_of(&e) {
                 DeviceErrorKind::Backend => DeviceErrorKind::Lost,
                 kind => kind,
@@ -346,7 +350,7 @@ pub fn open_microphone(
             });
         });
     };
-    let on_error = report_loss(events, device_label.clone());
+    let on_error = report_loss(events, device_label.clone(), true);
     let stream = match supported.sample_format() {
         SampleFormat::F32 => {
             device.build_input_stream(config, move |d: &[f32], _| deliver(d), on_error, None)
@@ -399,7 +403,7 @@ pub fn open_speaker(
             }
         })
     };
-    let on_error = report_loss(events, device_label.clone());
+    let on_error = report_loss(events, device_label.clone(), false);
     let stream = match supported.sample_format() {
         SampleFormat::F32 => device.build_output_stream(
             config,

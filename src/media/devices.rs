@@ -178,6 +178,7 @@ fn meter(microphone: Option<String>, stop: &AtomicBool, readings: &mut dyn FnMut
             name,
             kind,
             message,
+            ..
         }) = lost.try_recv()
         {
             let problem = DeviceError::new(format!("microphone {name}"), kind, message);

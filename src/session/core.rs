@@ -119,6 +119,13 @@ pub enum Input {
         link: LinkId,
         state: PeerConnState,
     },
+    /// The device of a local source stopped (`working: false`: a camera that cannot open, a
+    /// microphone that went away) or started working again. A source that does not work is
+    /// announced as off, whatever the user chose; it comes back on by itself.
+    SourceWorking {
+        source: Source,
+        working: bool,
+    },
     /// `link` carries a track of `owner`'s `source` (in a mesh, the link's participant).
     RemoteTrack {
         link: LinkId,
@@ -398,6 +405,8 @@ pub struct Session {
     audio: bool,
     camera: bool,
     screen: bool,
+    /// Local sources whose device does not work now: announced as off.
+    not_working: BTreeSet<Source>,
     hand_raised: bool,
     last_error: Option<String>,
     view_height: Option<u32>,
@@ -423,6 +432,7 @@ impl Session {
             mesh_links: BTreeMap::new(),
             chat: VecDeque::new(),
             screen: false,
+            not_working: BTreeSet::new(),
             hand_raised: false,
             last_error: None,
             view_height: None,
@@ -464,9 +474,9 @@ impl Session {
             joined: self.joined,
             signaling_connected: self.signaling_connected,
             self_user_id: self.self_id.clone(),
-            audio_enabled: self.audio,
-            video_enabled: self.camera,
-            screen_sharing: self.screen,
+            audio_enabled: self.sends(Source::Audio),
+            video_enabled: self.sends(Source::Camera),
+            screen_sharing: self.sends(Source::Screen),
             hand_raised: self.hand_raised,
             participants: self
                 .participants
@@ -613,6 +623,18 @@ impl Session {
                     retry_after_ms: notice.retry_after_ms,
                 }));
             }
+            Input::SourceWorking { source, working } => {
+                let before = self.media_state();
+                if working {
+                    self.not_working.remove(&source);
+                } else {
+                    self.not_working.insert(source);
+                }
+                let after = self.media_state();
+                if self.joined && after != before {
+                    actions.push(Action::Emit(Outgoing::MediaState(after)));
+                }
+            }
             Input::RemoteTrack {
                 link: LinkId::Peer(user_id),
                 owner,
@@ -642,8 +664,8 @@ impl Session {
     /// use starts with a keyframe, so its first receiver has a picture to start from.
     fn follow_links(&mut self, actions: &mut Vec<Action>) {
         let on = VideoOn {
-            camera: self.camera,
-            screen: self.screen,
+            camera: self.sends(Source::Camera),
+            screen: self.sends(Source::Screen),
         };
         let links = self.mesh_links.values().map(MeshLink::media);
         let targets = media_rules::send_targets(links, on, &self.targets);
@@ -1050,11 +1072,21 @@ impl Session {
         }
     }
 
+    /// Whether `source` is sent: switched on, and its device works.
+    fn sends(&self, source: Source) -> bool {
+        let on = match source {
+            Source::Audio => self.audio,
+            Source::Camera => self.camera,
+            Source::Screen => self.screen,
+        };
+        on && !self.not_working.contains(&source)
+    }
+
     fn media_state(&self) -> MediaState {
         MediaState {
-            audio_enabled: Some(self.audio),
-            video_enabled: Some(self.camera),
-            screen_sharing: Some(self.screen),
+            audio_enabled: Some(self.sends(Source::Audio)),
+            video_enabled: Some(self.sends(Source::Camera)),
+            screen_sharing: Some(self.sends(Source::Screen)),
             hand_raised: Some(self.hand_raised),
         }
     }

@@ -239,6 +239,31 @@ impl ClassroomApp {
             }
             _ => {}
         }
+        if self.fit_check_to_devices() {
+            self.restart_check();
+        }
+    }
+
+    /// No camera (or microphone) at all: the check switches it off, says so plainly, and
+    /// shows no error from trying to open what is not there. True when something changed.
+    fn fit_check_to_devices(&mut self) -> bool {
+        let missing = self.model.devices.missing(&self.model.settings);
+        let Some(prejoin) = &mut self.model.prejoin else {
+            return false;
+        };
+        let mut changed = false;
+        if missing.camera && prejoin.camera_on {
+            prejoin.camera_on = false;
+            changed = true;
+        }
+        if missing.microphone && prejoin.mic_on {
+            prejoin.mic_on = false;
+            changed = true;
+        }
+        if changed {
+            prejoin.device_problem = None;
+        }
+        changed
     }
 
     /// Carries out one user action.
@@ -255,6 +280,7 @@ impl ClassroomApp {
                 }
                 self.model.prejoin = Some(prejoin);
                 self.model.screen = Screen::PreJoin;
+                self.fit_check_to_devices();
                 self.restart_check();
                 if self.join_when_ready {
                     self.join_when_ready = false;
@@ -533,5 +559,77 @@ impl eframe::App for ClassroomApp {
 
     fn on_exit(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::model::{DeviceLists, DeviceOption};
+
+    fn target() -> JoinTarget {
+        JoinTarget {
+            server: ServerChoice::Remote("http://school".into()),
+            session: "math".into(),
+            name: "Ada".into(),
+            token: None,
+            key: None,
+            instructor: false,
+        }
+    }
+
+    fn checks(app: &mut ClassroomApp) -> Vec<(bool, bool)> {
+        app.take_sent()
+            .into_iter()
+            .filter_map(|request| match request {
+                Request::StartCheck {
+                    camera_on, mic_on, ..
+                } => Some((camera_on, mic_on)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_a_camera_or_microphone_the_check_starts_with_them_off() {
+        let mut app = ClassroomApp::scripted(UiModel::default(), PictureBoard::new(), 0);
+        app.model.devices = DeviceLists {
+            listed: true,
+            ..DeviceLists::default()
+        };
+        app.apply(UiAction::Prepare(target()));
+        let prejoin = app.model.prejoin.as_ref().expect("the check is up");
+        assert!(!prejoin.camera_on && !prejoin.mic_on);
+        assert_eq!(checks(&mut app), [(false, false)]);
+    }
+
+    #[test]
+    fn devices_found_late_switch_the_check_off_only_when_there_are_none() {
+        let mut app = ClassroomApp::scripted(UiModel::default(), PictureBoard::new(), 0);
+        app.apply(UiAction::Prepare(target()));
+        assert_eq!(checks(&mut app), [(true, true)], "not looked for yet");
+        let microphone = DeviceOption {
+            id: "USB".into(),
+            label: "USB".into(),
+        };
+        app.merge(Published {
+            devices: Some(DeviceLists {
+                listed: true,
+                microphones: vec![microphone],
+                ..DeviceLists::default()
+            }),
+            check_problem: Some("The camera is not there.".into()),
+            ..Published::default()
+        });
+        let prejoin = app.model.prejoin.as_ref().expect("the check is up");
+        assert!(!prejoin.camera_on, "no camera: off");
+        assert!(prejoin.mic_on, "a microphone: stays on");
+        assert_eq!(
+            prejoin.device_problem, None,
+            "no error for what is not there"
+        );
+        assert_eq!(checks(&mut app), [(false, true)]);
+        app.merge(Published::default());
+        assert!(checks(&mut app).is_empty(), "said once");
     }
 }

@@ -6,8 +6,8 @@ use crate::call::pictures::PictureKey;
 use crate::types::Source;
 
 pub use crate::controller::model::{
-    DeviceLists, DeviceOption, JoinTarget, LiveClass, NetworkQuality, RecentClass, RemoteLive,
-    ServerChoice, Settings, ThemeChoice, VideoQuality,
+    DeviceLists, DeviceOption, JoinTarget, LiveClass, Missing, NetworkQuality, RecentClass,
+    RemoteLive, ServerChoice, Settings, ThemeChoice, VideoQuality,
 };
 
 /// Which screen is up.

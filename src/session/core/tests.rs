@@ -850,3 +850,60 @@ fn a_replaced_link_starts_without_the_old_ones_tracks() {
         "a new connection has its own"
     );
 }
+
+fn media_states(actions: &[Action]) -> Vec<&MediaState> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Emit(Outgoing::MediaState(state)) => Some(state),
+            _ => None,
+        })
+        .collect()
+}
+
+fn working(source: Source, working: bool) -> Input {
+    Input::SourceWorking { source, working }
+}
+
+#[test]
+fn a_camera_that_does_not_work_is_announced_off_and_back_on_when_it_works() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    let actions = s.handle(t, working(Source::Camera, false));
+    let states = media_states(&actions);
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].video_enabled, Some(false));
+    assert_eq!(states[0].audio_enabled, Some(true));
+    assert!(!s.snapshot().video_enabled, "the window shows it off too");
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SetSources { camera: false, .. })),
+        "the source keeps trying its device"
+    );
+    assert!(media_states(&s.handle(t, working(Source::Camera, false))).is_empty());
+    let states = s.handle(t, working(Source::Camera, true));
+    assert_eq!(media_states(&states)[0].video_enabled, Some(true));
+    assert!(s.snapshot().video_enabled);
+}
+
+#[test]
+fn a_source_switched_off_stays_off_when_its_device_comes_back() {
+    let (mut s, t) = in_call_with("ada", &["bob"]);
+    s.handle(t, working(Source::Audio, false));
+    s.handle(t, Input::Command(Command::SetMicrophone(false)));
+    let actions = s.handle(t, working(Source::Audio, true));
+    assert!(
+        media_states(&actions).is_empty(),
+        "still off: nothing changed"
+    );
+    assert!(!s.snapshot().audio_enabled);
+}
+
+#[test]
+fn a_device_failure_before_joining_is_in_the_first_announcement() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    assert!(media_states(&s.handle(t, working(Source::Camera, false))).is_empty());
+    let actions = s.handle(t, joined("ada", &["bob"]));
+    assert_eq!(media_states(&actions)[0].video_enabled, Some(false));
+}

@@ -59,11 +59,16 @@ pub fn show(
             ui.set_width((total - preview_width - 24.0).max(240.0));
             let mut mic_on = prejoin.mic_on;
             let mut camera_on = prejoin.camera_on;
-            if ui.checkbox(&mut mic_on, "Microphone on").changed() {
+            let missing = model.devices.missing(&model.settings);
+            if missing.microphone {
+                ui.label(RichText::new("No microphone found").weak());
+            } else if ui.checkbox(&mut mic_on, "Microphone on").changed() {
                 actions.push(UiAction::SetMicrophone(mic_on));
             }
             meter(ui, prejoin.mic_level_dbfs.filter(|_| mic_on));
-            if ui.checkbox(&mut camera_on, "Camera on").changed() {
+            if missing.camera {
+                ui.label(RichText::new("No camera found").weak());
+            } else if ui.checkbox(&mut camera_on, "Camera on").changed() {
                 actions.push(UiAction::SetCamera(camera_on));
             }
             ui.add_space(8.0);

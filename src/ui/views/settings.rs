@@ -52,27 +52,42 @@ pub(crate) fn device_pickers(
     devices: &DeviceLists,
 ) -> bool {
     let mut changed = false;
+    let missing = devices.missing(settings);
+    let none_found = |ui: &mut egui::Ui, label: &str, what: &str| {
+        ui.label(label);
+        ui.label(RichText::new(format!("No {what} found")).weak());
+    };
     let mut camera = Some(settings.camera.clone());
-    if picker(ui, "Camera", &mut camera, &devices.cameras, None) {
+    if missing.camera {
+        none_found(ui, "Camera", "camera");
+    } else if picker(ui, "Camera", &mut camera, &devices.cameras, None) {
         settings.camera = camera.unwrap_or_default();
         changed = true;
     }
     ui.add_space(4.0);
-    changed |= picker(
-        ui,
-        "Microphone",
-        &mut settings.microphone,
-        &devices.microphones,
-        Some("System default"),
-    );
+    if missing.microphone {
+        none_found(ui, "Microphone", "microphone");
+    } else {
+        changed |= picker(
+            ui,
+            "Microphone",
+            &mut settings.microphone,
+            &devices.microphones,
+            Some("System default"),
+        );
+    }
     ui.add_space(4.0);
-    changed |= picker(
-        ui,
-        "Speaker",
-        &mut settings.speaker,
-        &devices.speakers,
-        Some("System default"),
-    );
+    if missing.speaker {
+        none_found(ui, "Speaker", "speaker");
+    } else {
+        changed |= picker(
+            ui,
+            "Speaker",
+            &mut settings.speaker,
+            &devices.speakers,
+            Some("System default"),
+        );
+    }
     changed
 }
 
