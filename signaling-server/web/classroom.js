@@ -53,13 +53,40 @@
       showError(`camera/microphone unavailable: ${error.message}`);
       state.local.stream = new MediaStream();
     }
-    showVideo(state.userId, "camera", state.local.stream, true);
+    showVideo(state.userId, "camera", state.local.stream);
   }
 
   const localAudio = () => state.local.stream?.getAudioTracks()[0] ?? null;
   const localCamera = () => state.local.stream?.getVideoTracks()[0] ?? null;
 
-  function showVideo(userId, source, stream, muted) {
+  // Tiles follow the roster, not the tracks: a camera tile shows the picture only while its
+  // owner says the camera is on and frames arrive, else the owner's initials; a screen tile
+  // exists only while its owner shares.
+  const videoStreams = new Map(); // "userId:source" -> MediaStream of one video track
+
+  function showVideo(userId, source, stream) {
+    videoStreams.set(`${userId}:${source}`, stream);
+    for (const track of stream.getVideoTracks()) {
+      track.onmute = renderTiles;
+      track.onunmute = renderTiles;
+      track.onended = renderTiles;
+    }
+    renderTiles();
+  }
+
+  function removeScreen(userId) {
+    videoStreams.delete(`${userId}:screen`);
+    renderTiles();
+  }
+
+  function removeVideos(userId) {
+    for (const key of [...videoStreams.keys()]) if (key.startsWith(`${userId}:`)) videoStreams.delete(key);
+    renderTiles();
+  }
+
+  const initials = (name) => name.split(/\s+/).filter(Boolean).slice(0, 2).map((word) => [...word][0].toUpperCase()).join("") || "?";
+
+  function tile(userId, source) {
     const key = `${userId}:${source}`;
     let figure = document.querySelector(`figure[data-key="${CSS.escape(key)}"]`);
     if (!figure) {
@@ -70,20 +97,52 @@
       const video = document.createElement("video");
       video.autoplay = true;
       video.playsInline = true;
-      video.muted = muted;
+      video.muted = true;
+      const name = document.createElement("div");
+      name.className = "name-tile";
       const caption = document.createElement("figcaption");
-      figure.append(video, caption);
+      figure.append(video, name, caption);
       $("videos").append(figure);
     }
-    const name = userId === state.userId ? `${state.userName} (you)` : state.participants.get(userId)?.userName ?? userId;
-    figure.querySelector("figcaption").textContent = source === "screen" ? `${name} — screen` : name;
-    const video = figure.querySelector("video");
-    if (video.srcObject !== stream) video.srcObject = stream;
-    video.play().catch(() => {});
+    return figure;
   }
 
-  function removeVideos(userId) {
-    for (const figure of document.querySelectorAll(`figure[data-user="${CSS.escape(userId)}"]`)) figure.remove();
+  function renderTiles() {
+    const everyone = [];
+    if (state.local.stream) {
+      everyone.push({
+        userId: state.userId,
+        name: `${state.userName} (you)`,
+        camera: state.local.video && localCamera() !== null,
+        sharing: state.local.sharing,
+      });
+    }
+    for (const p of state.participants.values()) {
+      everyone.push({ userId: p.userId, name: p.userName || p.userId, camera: p.videoEnabled, sharing: p.screenSharing });
+    }
+    const wanted = new Set();
+    for (const person of everyone) {
+      for (const source of person.sharing ? ["screen", "camera"] : ["camera"]) {
+        const key = `${person.userId}:${source}`;
+        wanted.add(key);
+        const figure = tile(person.userId, source);
+        const stream = videoStreams.get(key) ?? null;
+        const track = stream?.getVideoTracks()[0] ?? null;
+        const flowing = track !== null && track.readyState === "live" && !track.muted;
+        const picture = flowing && (source === "screen" || person.camera);
+        const video = figure.querySelector("video");
+        if (video.srcObject !== stream) video.srcObject = stream;
+        if (stream) video.play().catch(() => {});
+        video.hidden = !picture;
+        figure.dataset.showing = picture ? "picture" : "name";
+        figure.querySelector(".name-tile").textContent = picture ? "" : initials(person.name);
+        figure.querySelector(".name-tile").hidden = picture;
+        figure.querySelector("figcaption").textContent = source === "screen" ? `${person.name} — screen` : person.name;
+      }
+    }
+    for (const figure of document.querySelectorAll("#videos figure")) {
+      if (!wanted.has(figure.dataset.key)) figure.remove();
+    }
   }
 
   // ---- peer connections -----------------------------------------------------------------
@@ -123,7 +182,7 @@
       if (event.track.kind === "video") {
         const sharing = state.participants.get(userId)?.screenSharing;
         const source = role === "screen" ? "screen" : (role === "camera" && sharing && !sendersByRole(pc).screen ? "screen" : "camera");
-        showVideo(userId, source, new MediaStream([event.track]), true);
+        showVideo(userId, source, new MediaStream([event.track]));
       } else {
         showAudio(userId, stream);
       }
@@ -217,8 +276,14 @@
   // ---- controls -------------------------------------------------------------------------
 
   function announce() {
-    socket.emit("media-state", { audioEnabled: state.local.audio, videoEnabled: state.local.video, screenSharing: state.local.sharing });
+    // What is really sent: a camera or microphone that did not open is off, whatever the switch.
+    socket.emit("media-state", {
+      audioEnabled: state.local.audio && localAudio() !== null,
+      videoEnabled: state.local.video && localCamera() !== null,
+      screenSharing: state.local.sharing,
+    });
     renderControls();
+    renderTiles();
   }
 
   async function updateSenders() {
@@ -253,8 +318,8 @@
       state.local.screen = null;
     }
     state.local.sharing = on;
-    if (on) showVideo(state.userId, "screen", new MediaStream([state.local.screen]), true);
-    else document.querySelector(`figure[data-key="${CSS.escape(`${state.userId}:screen`)}"]`)?.remove();
+    if (on) showVideo(state.userId, "screen", new MediaStream([state.local.screen]));
+    else removeScreen(state.userId);
     await updateSenders();
     announce();
   }
@@ -289,6 +354,7 @@
       li.textContent = `${p.userName}${p.isInstructor ? " (instructor)" : ""} — ${p.audioEnabled ? "mic on" : "muted"}, ${p.videoEnabled ? "camera on" : "camera off"}${p.screenSharing ? ", sharing" : ""} [${connection}]`;
       list.append(li);
     }
+    renderTiles();
   }
 
   function renderChat(message) {

@@ -217,6 +217,43 @@ test("a desktop screen share appears in Chromium as a screen", async () => {
   desktopSend("share-off");
 });
 
+test("tiles follow the roster: a desktop whose camera cannot open is a name tile, marked camera off, and its share is a stage only while it shares", async () => {
+  const screenTile = (user) => page.evaluate((user) => document.querySelector(`figure[data-user="${user}"][data-source="screen"]`) !== null, user);
+  await waitFor("desk's screen tile gone once desk stopped sharing", async () => !(await screenTile("desk")));
+  // The scenario of the issue: an instructor on a machine without a camera (camera 9 is not there).
+  const nocam = inNamespace(DESKTOP_BIN, ["--headless", "--server", `http://127.0.0.1:${PORT}`, "--session", SESSION, "--user", "nocam", "--name", "No Cam", "--instructor", "--bind-ip", "127.0.0.1", "--camera", "device:9", "--screen", "synthetic:640x360@5", "--stats-interval-ms", "500"]);
+  try {
+    const tileOf = () => page.evaluate(() => {
+      const figure = document.querySelector('figure[data-user="nocam"][data-source="camera"]');
+      return figure && { showing: figure.dataset.showing, initials: figure.querySelector(".name-tile").textContent };
+    });
+    const camera = await waitFor("the instructor's name tile", async () => {
+      const t = await tileOf();
+      return t?.showing === "name" && t.initials === "NC" ? t : null;
+    }, 30_000);
+    assert.equal(camera.initials, "NC");
+    await waitFor("the participants panel to say the instructor's camera is off", () =>
+      page.evaluate(() => document.querySelector('#participants li[data-user="nocam"]')?.textContent.includes("camera off")));
+    assert.equal(await screenTile("nocam"), false, "no screen tile while nobody shares");
+    // Connected, and still a name tile: no black picture for a camera that never opened.
+    await waitFor("the connection to the instructor", () =>
+      page.evaluate(() => window.classroom.state.peers.get("nocam")?.pc.connectionState === "connected"), 30_000);
+    await sleep(1000);
+    assert.equal((await tileOf()).showing, "name");
+    nocam.stdin.write("share-on\n");
+    const started = Date.now();
+    await waitFor("the stage for the instructor's share", () => screenTile("nocam"), 5_000);
+    const took = Date.now() - started;
+    assert.ok(took <= 1000, `the stage came after ${took} ms`);
+    nocam.stdin.write("share-off\n");
+    await waitFor("the stage gone once the share stops", async () => !(await screenTile("nocam")), 5_000);
+  } finally {
+    nocam.kill("SIGKILL");
+  }
+  await waitFor("the instructor gone from the page", () =>
+    page.evaluate(() => !window.classroom.state.participants.has("nocam")), 30_000);
+});
+
 test("a Chromium screen share appears on the desktop as a screen", async () => {
   await page.evaluate(() => window.classroom.setScreenShare(true));
   await waitFor("the desktop to decode the browser's screen", () => desktopRemote("web")?.video?.screen?.framesDecoded > 10, 30_000);
