@@ -32,7 +32,7 @@
     peers: new Map(), // userId -> { pc, polite, makingOffer, ignoreOffer, pending: [] }
     chat: [],
     iceServers: [],
-    local: { stream: null, screen: null, audio: true, video: true, sharing: false },
+    local: { stream: null, screen: null, audio: true, video: true, sharing: false, hand: false },
     errors: [],
   };
 
@@ -63,6 +63,8 @@
   // owner says the camera is on and frames arrive, else the owner's initials; a screen tile
   // exists only while its owner shares.
   const videoStreams = new Map(); // "userId:source" -> MediaStream of one video track
+  const speaking = new Set(); // userIds heard now
+  const SPEAKING_LEVEL = 0.02;
 
   function showVideo(userId, source, stream) {
     videoStreams.set(`${userId}:${source}`, stream);
@@ -117,8 +119,18 @@
         sharing: state.local.sharing,
       });
     }
+    if (state.local.stream) {
+      Object.assign(everyone[0], { mic: state.local.audio && localAudio() !== null, hand: state.local.hand });
+    }
     for (const p of state.participants.values()) {
-      everyone.push({ userId: p.userId, name: p.userName || p.userId, camera: p.videoEnabled, sharing: p.screenSharing });
+      everyone.push({
+        userId: p.userId,
+        name: p.userName || p.userId,
+        camera: p.videoEnabled,
+        sharing: p.screenSharing,
+        mic: p.audioEnabled,
+        hand: p.handRaised,
+      });
     }
     const wanted = new Set();
     for (const person of everyone) {
@@ -137,13 +149,43 @@
         figure.dataset.showing = picture ? "picture" : "name";
         figure.querySelector(".name-tile").textContent = picture ? "" : initials(person.name);
         figure.querySelector(".name-tile").hidden = picture;
-        figure.querySelector("figcaption").textContent = source === "screen" ? `${person.name} — screen` : person.name;
+        const marks = source === "camera" ? `${person.mic ? "" : "🔇 "}${person.hand ? "✋ " : ""}` : "";
+        figure.querySelector("figcaption").textContent = source === "screen" ? `${person.name} — screen` : `${marks}${person.name}`;
+        figure.dataset.mic = person.mic ? "on" : "off";
+        figure.dataset.hand = person.hand ? "up" : "down";
+        figure.dataset.speaking = String(source === "camera" && speaking.has(person.userId));
       }
     }
     for (const figure of document.querySelectorAll("#videos figure")) {
       if (!wanted.has(figure.dataset.key)) figure.remove();
     }
+    // A share is the stage: it takes the room, the cameras go beside it.
+    const stage = document.querySelector('#videos figure[data-source="screen"]');
+    $("videos").classList.toggle("has-stage", stage !== null);
+    if (stage && $("videos").firstElementChild !== stage) $("videos").prepend(stage);
   }
+
+  // The active speaker: whoever's decoded audio is loud (the receivers' inbound level; the
+  // audio-level header extension is not sent by every client), a few times a second.
+  setInterval(async () => {
+    const now = new Set();
+    for (const [userId, { pc }] of state.peers) {
+      if (!state.participants.get(userId)?.audioEnabled) continue;
+      for (const receiver of pc.getReceivers()) {
+        if (receiver.track.kind !== "audio") continue;
+        const report = await receiver.getStats().catch(() => null);
+        for (const s of report?.values() ?? []) {
+          if (s.type === "inbound-rtp" && (s.audioLevel ?? 0) > SPEAKING_LEVEL) now.add(userId);
+        }
+      }
+    }
+    const changed = now.size !== speaking.size || [...now].some((userId) => !speaking.has(userId));
+    if (changed) {
+      speaking.clear();
+      for (const userId of now) speaking.add(userId);
+      renderTiles();
+    }
+  }, 300);
 
   // ---- peer connections -----------------------------------------------------------------
 
@@ -281,6 +323,7 @@
       audioEnabled: state.local.audio && localAudio() !== null,
       videoEnabled: state.local.video && localCamera() !== null,
       screenSharing: state.local.sharing,
+      handRaised: state.local.hand,
     });
     renderControls();
     renderTiles();
@@ -321,6 +364,11 @@
     if (on) showVideo(state.userId, "screen", new MediaStream([state.local.screen]));
     else removeScreen(state.userId);
     await updateSenders();
+    announce();
+  }
+
+  function raiseHand(up) {
+    state.local.hand = up;
     announce();
   }
 
@@ -371,6 +419,8 @@
     $("camera").setAttribute("aria-pressed", String(state.local.video));
     $("share").textContent = state.local.sharing ? "Stop sharing" : "Share screen";
     $("share").setAttribute("aria-pressed", String(state.local.sharing));
+    $("hand").textContent = state.local.hand ? "Lower hand" : "Raise hand";
+    $("hand").setAttribute("aria-pressed", String(state.local.hand));
   }
 
   // ---- signaling ------------------------------------------------------------------------
@@ -392,6 +442,7 @@
   socket.on("connect", () => {
     $("status").textContent = "connected";
     $("status").dataset.state = "connected";
+    $("banner").hidden = true;
     join();
   });
   // A server that restarts says so and gives each client its own delay; the server then closes
@@ -405,6 +456,10 @@
   socket.on("disconnect", (reason) => {
     $("status").textContent = "reconnecting…";
     $("status").dataset.state = "disconnected";
+    if (reason !== "io client disconnect") {
+      $("banner").textContent = "Connection to the class lost. Reconnecting…";
+      $("banner").hidden = false;
+    }
     if (reason === "io server disconnect" && restartDelayMs !== null) {
       const delay = restartDelayMs;
       restartDelayMs = null;
@@ -467,6 +522,17 @@
   $("camera").onclick = () => setCamera(!state.local.video);
   $("share").onclick = () => setScreenShare(!state.local.sharing);
   $("leave").onclick = () => leave();
+  $("hand").onclick = () => raiseHand(!state.local.hand);
+  // Keyboard shortcuts (as the buttons' titles say), not while typing.
+  const SHORTCUTS = { m: () => $("mic").click(), v: () => $("camera").click(), s: () => $("share").click(), h: () => $("hand").click() };
+  document.addEventListener("keydown", (event) => {
+    if (!event.altKey || event.ctrlKey || event.metaKey || $("class").hidden) return;
+    const action = SHORTCUTS[event.key.toLowerCase()];
+    if (action) {
+      event.preventDefault();
+      action();
+    }
+  });
   $("chat-form").onsubmit = (event) => {
     event.preventDefault();
     sendChat($("chat-input").value);
@@ -482,7 +548,7 @@
   };
 
   // For tests and debugging: the page's state and its controls.
-  window.classroom = { state, setMicrophone, setCamera, setScreenShare, sendChat, leave, rejoin };
+  window.classroom = { state, setMicrophone, setCamera, setScreenShare, raiseHand, sendChat, leave, rejoin };
 
   if (!state.sessionId || !state.userId) {
     $("join").hidden = false;

@@ -140,6 +140,7 @@ before(async () => {
     ],
   });
   page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 720 });
   page.on("pageerror", (error) => console.error("page error:", error.message));
   await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=web&name=Web%20Student`);
   // Nothing starts before the click.
@@ -214,7 +215,50 @@ test("a desktop screen share appears in Chromium as a screen", async () => {
   assert.equal(stamp.width, 640);
   await waitFor("the roster to show the share", () =>
     page.evaluate(() => window.classroom.state.participants.get("desk")?.screenSharing === true));
+  const layout = await page.evaluate(() => ({
+    stage: document.getElementById("videos").classList.contains("has-stage"),
+    first: document.querySelector("#videos figure")?.dataset.key,
+  }));
+  assert.deepEqual(layout, { stage: true, first: "desk:screen" }, "the share is the stage, first");
+  if (process.env.CLASSROOM_PAGE_SCREENSHOT) await page.screenshot({ path: process.env.CLASSROOM_PAGE_SCREENSHOT });
   desktopSend("share-off");
+  await waitFor("the stage gone", () => page.evaluate(() => !document.getElementById("videos").classList.contains("has-stage")));
+});
+
+test("tiles carry mic and hand marks, the speaker is highlighted, and the controls have shortcuts", async () => {
+  const deskTile = () => page.evaluate(() => {
+    const figure = document.querySelector('figure[data-user="desk"][data-source="camera"]');
+    return figure && { mic: figure.dataset.mic, hand: figure.dataset.hand, speaking: figure.dataset.speaking, caption: figure.querySelector("figcaption").textContent };
+  });
+  await waitFor("the desktop heard as the active speaker", async () => (await deskTile())?.speaking === "true", 15_000);
+  desktopSend("mute");
+  desktopSend("hand-up");
+  const marked = await waitFor("the desktop's tile marked muted with its hand up", async () => {
+    const t = await deskTile();
+    return t?.mic === "off" && t.hand === "up" ? t : null;
+  });
+  assert.ok(marked.caption.startsWith("🔇 ✋ "), marked.caption);
+  await waitFor("a muted desktop is not the speaker", async () => (await deskTile())?.speaking === "false");
+  desktopSend("unmute");
+  desktopSend("hand-down");
+  await waitFor("the marks gone", async () => (await deskTile())?.mic === "on");
+  // Alt+M mutes and unmutes the page, Alt+H raises its hand: the desktop sees both.
+  await page.keyboard.down("Alt");
+  await page.keyboard.press("KeyM");
+  await page.keyboard.press("KeyH");
+  await page.keyboard.up("Alt");
+  await waitFor("the shortcuts at the desktop", () => {
+    const web = desktopStats()?.participants.find((p) => p.userId === "web");
+    return web?.audioEnabled === false && web.handRaised === true;
+  });
+  await page.keyboard.down("Alt");
+  await page.keyboard.press("KeyM");
+  await page.keyboard.press("KeyH");
+  await page.keyboard.up("Alt");
+  await waitFor("back at the desktop", () => {
+    const web = desktopStats()?.participants.find((p) => p.userId === "web");
+    return web?.audioEnabled === true && web.handRaised === false;
+  });
 });
 
 test("tiles follow the roster: a desktop whose camera cannot open is a name tile, marked camera off, and its share is a stage only while it shares", async () => {
