@@ -64,6 +64,7 @@
   // exists only while its owner shares.
   const videoStreams = new Map(); // "userId:source" -> MediaStream of one video track
   const speaking = new Set(); // userIds heard now
+  const network = new Map(); // userId -> "connecting" | "poor" | "fair" | "good"
   const SPEAKING_LEVEL = 0.02;
 
   function showVideo(userId, source, stream) {
@@ -154,6 +155,9 @@
         figure.dataset.mic = person.mic ? "on" : "off";
         figure.dataset.hand = person.hand ? "up" : "down";
         figure.dataset.speaking = String(source === "camera" && speaking.has(person.userId));
+        const quality = network.get(person.userId);
+        if (quality) figure.dataset.network = quality;
+        else delete figure.dataset.network;
       }
     }
     for (const figure of document.querySelectorAll("#videos figure")) {
@@ -165,24 +169,33 @@
     if (stage && $("videos").firstElementChild !== stage) $("videos").prepend(stage);
   }
 
-  // The active speaker: whoever's decoded audio is loud (the receivers' inbound level; the
-  // audio-level header extension is not sent by every client), a few times a second.
+  // From the connections' stats, a few times a second: the active speaker (whoever's decoded
+  // audio is loud: the receivers' inbound level, as the audio-level header extension is not
+  // sent by every client) and each connection's quality (the desktop's rule: good under
+  // 150 ms round trip and 5 packets lost, poor over 400 ms or 50).
   setInterval(async () => {
     const now = new Set();
+    const quality = new Map();
     for (const [userId, { pc }] of state.peers) {
-      if (!state.participants.get(userId)?.audioEnabled) continue;
-      for (const receiver of pc.getReceivers()) {
-        if (receiver.track.kind !== "audio") continue;
-        const report = await receiver.getStats().catch(() => null);
-        for (const s of report?.values() ?? []) {
-          if (s.type === "inbound-rtp" && (s.audioLevel ?? 0) > SPEAKING_LEVEL) now.add(userId);
+      const report = await pc.getStats().catch(() => null);
+      let rtt = 0, lost = 0;
+      for (const s of report?.values() ?? []) {
+        if (s.type === "inbound-rtp") {
+          lost += s.packetsLost ?? 0;
+          if (s.kind === "audio" && (s.audioLevel ?? 0) > SPEAKING_LEVEL && state.participants.get(userId)?.audioEnabled) now.add(userId);
         }
+        if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") rtt = (s.currentRoundTripTime ?? 0) * 1000;
       }
+      quality.set(userId, pc.connectionState !== "connected" ? "connecting"
+        : rtt > 400 || lost > 50 ? "poor" : rtt > 150 || lost > 5 ? "fair" : "good");
     }
-    const changed = now.size !== speaking.size || [...now].some((userId) => !speaking.has(userId));
+    const changed = now.size !== speaking.size || [...now].some((userId) => !speaking.has(userId))
+      || [...quality].some(([userId, q]) => network.get(userId) !== q) || quality.size !== network.size;
     if (changed) {
       speaking.clear();
       for (const userId of now) speaking.add(userId);
+      network.clear();
+      for (const [userId, q] of quality) network.set(userId, q);
       renderTiles();
     }
   }, 300);

@@ -225,12 +225,16 @@ test("a desktop screen share appears in Chromium as a screen", async () => {
   await waitFor("the stage gone", () => page.evaluate(() => !document.getElementById("videos").classList.contains("has-stage")));
 });
 
-test("tiles carry mic and hand marks, the speaker is highlighted, and the controls have shortcuts", async () => {
+test("tiles carry mic, hand and network marks, the speaker is highlighted, and the controls have shortcuts", async () => {
   const deskTile = () => page.evaluate(() => {
     const figure = document.querySelector('figure[data-user="desk"][data-source="camera"]');
     return figure && { mic: figure.dataset.mic, hand: figure.dataset.hand, speaking: figure.dataset.speaking, caption: figure.querySelector("figcaption").textContent };
   });
   await waitFor("the desktop heard as the active speaker", async () => (await deskTile())?.speaking === "true", 15_000);
+  // On loopback the connection is good; our own tile has no network mark.
+  await waitFor("a good network mark on the desktop's tile", () =>
+    page.evaluate(() => document.querySelector('figure[data-user="desk"][data-source="camera"]')?.dataset.network === "good"));
+  assert.equal(await page.evaluate(() => document.querySelector('figure[data-user="web"][data-source="camera"]')?.dataset.network ?? null), null);
   desktopSend("mute");
   desktopSend("hand-up");
   const marked = await waitFor("the desktop's tile marked muted with its hand up", async () => {
