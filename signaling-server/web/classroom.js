@@ -58,6 +58,9 @@
 
   const localAudio = () => state.local.stream?.getAudioTracks()[0] ?? null;
   const localCamera = () => state.local.stream?.getVideoTracks()[0] ?? null;
+  // What is really sent: a camera or microphone that did not open is off, whatever the switch.
+  const sendsAudio = () => state.local.audio && localAudio() !== null;
+  const sendsCamera = () => state.local.video && localCamera() !== null;
 
   // Tiles follow the roster, not the tracks: a camera tile shows the picture only while its
   // owner says the camera is on and frames arrive, else the owner's initials; a screen tile
@@ -116,12 +119,11 @@
       everyone.push({
         userId: state.userId,
         name: `${state.userName} (you)`,
-        camera: state.local.video && localCamera() !== null,
+        camera: sendsCamera(),
         sharing: state.local.sharing,
+        mic: sendsAudio(),
+        hand: state.local.hand,
       });
-    }
-    if (state.local.stream) {
-      Object.assign(everyone[0], { mic: state.local.audio && localAudio() !== null, hand: state.local.hand });
     }
     for (const p of state.participants.values()) {
       everyone.push({
@@ -331,10 +333,9 @@
   // ---- controls -------------------------------------------------------------------------
 
   function announce() {
-    // What is really sent: a camera or microphone that did not open is off, whatever the switch.
     socket.emit("media-state", {
-      audioEnabled: state.local.audio && localAudio() !== null,
-      videoEnabled: state.local.video && localCamera() !== null,
+      audioEnabled: sendsAudio(),
+      videoEnabled: sendsCamera(),
       screenSharing: state.local.sharing,
       handRaised: state.local.hand,
     });

@@ -536,7 +536,7 @@ fn open_devices(
         match open_speaker(devices.speaker.as_deref(), fill, events.clone()) {
             Ok(speaker) => Some(speaker),
             Err(error) => {
-                report_device_error(control, DeviceError::from_audio("speaker", &error));
+                report_audio_failure(control, DeviceError::from_audio("speaker", &error), false);
                 None
             }
         }
@@ -550,8 +550,8 @@ fn open_devices(
             ) {
                 Ok(microphone) => Some(microphone),
                 Err(error) => {
-                    tracing::warn!(%error, "microphone");
-                    control.source_failed(DeviceError::from_audio("microphone", &error));
+                    let error = DeviceError::from_audio("microphone", &error);
+                    report_audio_failure(control, error, true);
                     None
                 }
             }
@@ -564,9 +564,15 @@ fn open_devices(
     }
 }
 
-fn report_device_error(control: &SourceControl, error: DeviceError) {
+/// A failed audio device, logged and kept for the user; a microphone's (`microphone`) also
+/// stops the source counting as sent, a speaker's does not.
+fn report_audio_failure(control: &SourceControl, error: DeviceError, microphone: bool) {
     tracing::warn!(%error, "audio device");
-    control.device_failed(error);
+    if microphone {
+        control.source_failed(error);
+    } else {
+        control.device_failed(error);
+    }
 }
 
 /// Real devices: the speaker's callback pulls the mix (and hands exactly what it plays to the
@@ -625,13 +631,7 @@ fn device_audio_thread(
             message,
         }) = events.try_recv()
         {
-            let error = DeviceError::new(name, kind, message);
-            tracing::warn!(%error, "audio device lost");
-            if input {
-                control.source_failed(error);
-            } else {
-                control.device_failed(error);
-            }
+            report_audio_failure(&control, DeviceError::new(name, kind, message), input);
         }
         let Ok(frame) = frames.pop_timeout(Duration::from_millis(100)) else {
             continue;
