@@ -115,6 +115,7 @@ fn class_model() -> UiModel {
             participants: participants.clone(),
             ice_servers: vec![],
             chat_history: vec![],
+            topology: Default::default(),
         }),
     );
     for p in &participants {

@@ -7,7 +7,8 @@
 #      relay), the window's snapshots and its smoke test under Xvfb),
 #   4. Engine.IO v4 conformance and the Node socket.io-client protocol suite against our server
 #      and our protocol on stock Node socket.io, over polling-then-upgrade and websocket only; the browser suites (Chromium,
-#      Firefox), and the desktop with Chromium in a class on the browser version's own relay;
+#      Firefox), a class on the server's SFU (Chromium), and the desktop with Chromium in a class
+#      on the browser version's own relay;
 #   5. the Linux packages: built, signed with a throwaway key, verified, unpacked into a
 #      throwaway root and checked (tests/packaging/test-packages.sh).
 set -euo pipefail
@@ -64,6 +65,10 @@ if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec see
 fi
 echo "-- a browser participant (Debian's Chromium) with a desktop participant"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec browser.test.mjs); then
+  failed=$((failed + 1))
+fi
+echo "-- a class on the server's SFU: three Chromium participants, one connection each"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec sfu.test.mjs); then
   failed=$((failed + 1))
 fi
 # Firefox ESR (VP8 only, as offline), Chromium and the desktop in one class, inside the lab

@@ -113,6 +113,7 @@ impl ScriptedClass {
                         ChatKind::User,
                     ),
                 ],
+                topology: Default::default(),
             }),
         );
         for user in ["grace", "ada", "alan"] {

@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// Whether classes run on the SFU, and its media port (`docs/protocol.md`, "The SFU").
+    pub sfu: crate::sfu::SfuConfig,
 }
 
 /// Bounds that protect the server and everyone else in a class from one client.
@@ -159,6 +161,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
+            sfu: crate::sfu::SfuConfig::off(),
         }
     }
 }

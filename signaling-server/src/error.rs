@@ -50,6 +50,8 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("the SFU could not start: {0}")]
+    Sfu(String),
 }
 
 /// A refusal sent to one client: becomes the `error` event and the failed ack.

@@ -8,7 +8,8 @@ use classroom_wire::{
     Ack, AnswerFromPeer, AnswerToPeer, ChatAck, ChatKind, ChatMessage, ChatSend, Empty, ErrorCode,
     IceCandidateFromPeer, IceCandidateToPeer, JoinSession, LeaveReason, MediaState, MediaStateAck,
     OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant, SdpKind, SessionDescription,
-    SessionJoined, UserLeft, VideoRequestFromPeer, VideoRequestToPeer, event,
+    SessionJoined, SfuCandidate, SfuDescription, Topology, UserLeft, VideoRequestFromPeer,
+    VideoRequestToPeer, capability, event,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
 use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
 use crate::room_rules::{self, Handle, JoinKind, Left, NotAdmitted, Now};
 use crate::rooms::{Room, emit_to_all};
+use crate::sfu::{self, PeerId, Signal};
 use crate::state::AppState;
 
 /// Per-socket state, kept in the socket's extensions.
@@ -118,6 +120,8 @@ struct Joined {
     sid: Sid,
     user_id: Arc<str>,
     user_name: Arc<str>,
+    /// This connection's peer on the SFU, in a class that runs on it.
+    sfu_peer: Option<PeerId>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -402,6 +406,36 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
             else {
                 return;
             };
+            let on_sfu = conn
+                .joined
+                .lock()
+                .as_ref()
+                .is_some_and(|j| j.sfu_peer.is_some());
+            if on_sfu {
+                // The SFU picks the layer it forwards; the publisher keeps sending them all.
+                let result = d
+                    .map_err(|e| invalid(event::VIDEO_REQUEST, &e))
+                    .and_then(|d| {
+                        if !(90..=4320).contains(&d.max_height) {
+                            return Err(Refusal::new(
+                                ErrorCode::InvalidPayload,
+                                "maxHeight must be between 90 and 4320",
+                            ));
+                        }
+                        to_sfu(&st, &conn, |peer| sfu::Command::WantHeight {
+                            peer,
+                            target_user: d.target_user_id,
+                            max_height: d.max_height,
+                        })
+                    });
+                match result {
+                    Ok(()) => {
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), event::VIDEO_REQUEST, r),
+                }
+                return;
+            }
             relay(
                 &st,
                 &s,
@@ -426,6 +460,91 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ))
                 },
             )
+        },
+    );
+
+    for name in [event::SFU_OFFER, event::SFU_ANSWER] {
+        let st = state.clone();
+        s.on(
+            name,
+            async move |s: SocketRef,
+                        TryData(d): TryData<SfuDescription>,
+                        ack: AckSender,
+                        arrival: Arrival| {
+                let Some((conn, ack, _turn)) = admit(&st, &s, name, ack, arrival).await else {
+                    return;
+                };
+                let kind = if name == event::SFU_OFFER {
+                    SdpKind::Offer
+                } else {
+                    SdpKind::Answer
+                };
+                let result = d.map_err(|e| invalid(name, &e)).and_then(|d| {
+                    check_sdp(
+                        "description",
+                        &d.description,
+                        &[kind],
+                        st.config.limits.max_sdp_bytes,
+                    )?;
+                    if d.sources.len() > MAX_SFU_SOURCES {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidPayload,
+                            format!("at most {MAX_SFU_SOURCES} sources"),
+                        ));
+                    }
+                    to_sfu(&st, &conn, |peer| sfu::Command::Description {
+                        peer,
+                        description: d,
+                    })
+                });
+                match result {
+                    Ok(()) => {
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), name, r),
+                }
+            },
+        );
+    }
+
+    let st = state.clone();
+    s.on(
+        event::SFU_CANDIDATE,
+        async move |s: SocketRef,
+                    TryData(d): TryData<SfuCandidate>,
+                    ack: AckSender,
+                    arrival: Arrival| {
+            let Some((conn, ack, _turn)) = admit(&st, &s, event::SFU_CANDIDATE, ack, arrival).await
+            else {
+                return;
+            };
+            let result = d
+                .map_err(|e| invalid(event::SFU_CANDIDATE, &e))
+                .and_then(|d| {
+                    let Some(c) = d.candidate.filter(|c| !c.candidate.is_empty()) else {
+                        // End of candidates: nothing to do.
+                        return Ok(());
+                    };
+                    if c.candidate.len() > st.config.limits.max_candidate_bytes {
+                        return Err(Refusal::new(
+                            ErrorCode::PayloadTooLarge,
+                            format!(
+                                "candidate is larger than {} bytes",
+                                st.config.limits.max_candidate_bytes
+                            ),
+                        ));
+                    }
+                    to_sfu(&st, &conn, |peer| sfu::Command::Candidate {
+                        peer,
+                        candidate: c.candidate,
+                    })
+                });
+            match result {
+                Ok(()) => {
+                    let _ = ack.send(&Ack::ok(Empty {}));
+                }
+                Err(r) => refuse(&st, &s, Some(ack), event::SFU_CANDIDATE, r),
+            }
         },
     );
 
@@ -599,6 +718,9 @@ fn invalid(name: &str, e: &ParserError) -> Refusal {
     )
 }
 
+/// The sending m-lines one client may describe (audio, camera, screen, and room to spare).
+const MAX_SFU_SOURCES: usize = 8;
+
 fn not_joined() -> Refusal {
     Refusal::new(ErrorCode::NotJoined, "join a session first (join-session)")
 }
@@ -628,6 +750,13 @@ async fn join_session(
     }
     if let Some(name) = &join.user_name {
         check_text("userName", name, limits.max_name_chars, false)?;
+    }
+    if state.sfu.is_some() && !join.can(capability::SFU) {
+        return Err(Refusal::new(
+            ErrorCode::SfuRequired,
+            "this class runs on the server's SFU, and this client cannot take part in it \
+             (it announced no \"sfu\" capability): use a newer app, or the class's web page",
+        ));
     }
     let identity = identity_for_join(&conn.handshake, &join)?;
     let role = state
@@ -710,16 +839,31 @@ fn enter_room(
         }
     };
 
-    *conn.joined.lock() = Some(Joined {
+    let user_id: Arc<str> = Arc::from(identity.user_id.as_str());
+    let sfu_peer = match &state.sfu {
+        Some(sfu) => match sfu.join(room.id.clone(), user_id.clone(), signal_sink(s)) {
+            Ok(peer) => Some(peer),
+            Err(e) => {
+                tracing::warn!(error = %e, "the SFU did not take a joiner");
+                None
+            }
+        },
+        None => None,
+    };
+    let before = conn.joined.lock().replace(Joined {
         room: room.clone(),
         sid: s.id,
-        user_id: Arc::from(identity.user_id.as_str()),
+        user_id,
         user_name: Arc::from(identity.user_name.as_str()),
+        sfu_peer,
     });
+    // The same socket joined again: its old connection to the SFU ends.
+    leave_sfu(state, before.as_ref());
 
     if let Some(old) = replaced {
         if let Some(old_conn) = old.extensions.get::<Arc<Connection>>() {
-            *old_conn.joined.lock() = None;
+            let old_joined = old_conn.joined.lock().take();
+            leave_sfu(state, old_joined.as_ref());
         }
         let body = Refusal::new(
             ErrorCode::SessionReplaced,
@@ -747,7 +891,57 @@ fn enter_room(
         participants: roster,
         ice_servers,
         chat_history: history,
+        topology: match state.sfu {
+            Some(_) => Topology::Sfu,
+            None => Topology::Mesh,
+        },
     }))
+}
+
+/// Where the SFU's messages to this client go: `sfu-offer`/`sfu-answer`, or an `error`.
+fn signal_sink(s: &SocketRef) -> sfu::SignalSink {
+    let socket = s.clone();
+    Arc::new(move |signal: Signal| {
+        let sent = match signal {
+            Signal::Description(d) => {
+                let name = match d.description.kind {
+                    SdpKind::Offer => event::SFU_OFFER,
+                    _ => event::SFU_ANSWER,
+                };
+                socket.emit(name, &d)
+            }
+            Signal::Refused(message) => {
+                let body = Refusal::new(ErrorCode::MediaRefused, message).body(event::SFU_OFFER);
+                socket.emit(event::ERROR, &body)
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(sid = %socket.id, error = %e, "SFU signal not delivered");
+        }
+    })
+}
+
+fn leave_sfu(state: &AppState, joined: Option<&Joined>) {
+    if let (Some(sfu), Some(peer)) = (&state.sfu, joined.and_then(|j| j.sfu_peer)) {
+        sfu.leave(peer);
+    }
+}
+
+/// Hands an SFU event of a joined connection to the SFU.
+fn to_sfu(
+    state: &AppState,
+    conn: &Connection,
+    command: impl FnOnce(PeerId) -> sfu::Command,
+) -> Result<(), Refusal> {
+    let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
+    let (Some(sfu), Some(peer)) = (&state.sfu, joined.sfu_peer) else {
+        return Err(Refusal::new(
+            ErrorCode::InvalidPayload,
+            "this class is a mesh: the SFU's events do not apply (see topology in session-joined)",
+        ));
+    };
+    sfu.send(command(peer))
+        .map_err(|e| Refusal::new(ErrorCode::MediaRefused, e.to_string()))
 }
 
 /// Takes the connection out of its session; returns false when it was in none.
@@ -755,6 +949,7 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
     let Some(joined) = conn.joined.lock().take() else {
         return false;
     };
+    leave_sfu(state, Some(&joined));
     let room = &joined.room;
     let outcome = room
         .state

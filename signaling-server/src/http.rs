@@ -224,11 +224,11 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
                 .into_response();
         }
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.rooms.len()),
-    )
-        .into_response()
+    let mut text = state.metrics.render(state.rooms.len());
+    if let Some(sfu) = &state.sfu {
+        sfu.metrics.render(&mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[cfg(test)]

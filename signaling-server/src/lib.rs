@@ -16,6 +16,7 @@ pub mod metrics;
 mod order;
 mod room_rules;
 mod rooms;
+pub mod sfu;
 mod state;
 pub mod store;
 
@@ -135,7 +136,14 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         ),
         None => None,
     };
+    let sfu = match config.sfu.mode {
+        sfu::SfuMode::Off => None,
+        sfu::SfuMode::Always => {
+            Some(sfu::Sfu::start(&config.sfu).map_err(|e| ServerError::Sfu(e.to_string()))?)
+        }
+    };
     let state = Arc::new(AppState {
+        sfu,
         verifier: auth::TokenVerifier::with_rules(
             config.jwt_secret.as_deref(),
             config.dev_mode,

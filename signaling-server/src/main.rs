@@ -173,6 +173,19 @@ struct ServeArgs {
     /// Bearer token for GET /metrics; without one, metrics are served only with --dev.
     #[arg(long, env = "CLASSROOM_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Whether classes run on the server's SFU: off (every class a mesh) or always.
+    #[arg(long, env = "CLASSROOM_SFU", value_enum)]
+    sfu: Option<classroom_signaling::sfu::SfuMode>,
+    /// The address the SFU receives media on (one UDP port for every peer); default: the
+    /// --listen address.
+    #[arg(long, env = "CLASSROOM_MEDIA_ADDRESS")]
+    media_address: Option<std::net::IpAddr>,
+    /// The SFU's UDP port (0: any free port).
+    #[arg(long, env = "CLASSROOM_MEDIA_PORT", default_value_t = 3479)]
+    media_port: u16,
+    /// The address the SFU advertises to clients, when they reach it through a 1:1 NAT.
+    #[arg(long, env = "CLASSROOM_PUBLIC_IP")]
+    public_ip: Option<std::net::IpAddr>,
     /// How often, in seconds, a signed-in member's enrollment is checked again (default 60):
     /// someone removed from the class is disconnected.
     #[arg(long, env = "CLASSROOM_ENROLLMENT_RECHECK_SECS")]
@@ -376,6 +389,16 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     }
     if !args.allowed_origins.is_empty() {
         config.origins = origin_policy(args.allowed_origins);
+    }
+    if let Some(mode) = args.sfu {
+        config.sfu.mode = mode;
+    }
+    config.sfu.media_bind = std::net::SocketAddr::new(
+        args.media_address.unwrap_or(config.listen.ip()),
+        args.media_port,
+    );
+    if args.public_ip.is_some() {
+        config.sfu.public_ip = args.public_ip;
     }
     if args.join_key.is_some() {
         config.join_key = args.join_key;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use classroom_wire::ErrorCode;
 
 /// Events the server counts by name; anything else is counted as `other`.
-pub(crate) const COUNTED_EVENTS: [&str; 8] = [
+pub(crate) const COUNTED_EVENTS: [&str; 11] = [
     classroom_wire::event::JOIN_SESSION,
     classroom_wire::event::LEAVE_SESSION,
     classroom_wire::event::OFFER,
@@ -15,6 +15,9 @@ pub(crate) const COUNTED_EVENTS: [&str; 8] = [
     classroom_wire::event::ICE_CANDIDATE,
     classroom_wire::event::MEDIA_STATE,
     classroom_wire::event::CHAT_MESSAGE,
+    classroom_wire::event::SFU_OFFER,
+    classroom_wire::event::SFU_ANSWER,
+    classroom_wire::event::SFU_CANDIDATE,
     "other",
 ];
 

@@ -22,5 +22,7 @@ pub(crate) struct AppState {
     pub gate: Gate,
     pub metrics: Metrics,
     pub rooms: Registry,
+    /// The SFU, when classes run on it (`--sfu always`).
+    pub(crate) sfu: Option<crate::sfu::Sfu>,
     pub started: std::time::Instant,
 }

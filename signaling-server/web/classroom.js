@@ -4,6 +4,10 @@
 // the protocol of docs/protocol.md. Like the desktop app, each connection carries three
 // transceivers in this order: audio, camera, screen, so a screen share needs no renegotiation;
 // renegotiation follows "perfect negotiation" (the greater user id is polite).
+// In a class on the server's SFU (`topology: "sfu"` in session-joined) the page holds one
+// connection, to the server: it sends audio, its camera in three simulcast layers (rids q, h,
+// f) and its screen, and receives everyone else's tracks on m-lines the server adds (its
+// `sfu-offer`s say whose each one is). The server yields when both offer at once.
 // Query parameters: session, user, name, instructor=1, token, key (a local class's join key).
 // The token and the key leave the address bar once read: it ends up in the history, and in
 // screen shares.
@@ -30,6 +34,8 @@
     self: null,
     participants: new Map(), // userId -> participant
     peers: new Map(), // userId -> { pc, polite, makingOffer, ignoreOffer, pending: [] }
+    topology: "mesh",
+    sfu: null, // { pc, makingOffer, send: { audio, camera, screen }, tracks: Map(mid -> { userId, source }) }
     chat: [],
     iceServers: [],
     local: { stream: null, screen: null, audio: true, video: true, sharing: false, hand: false },
@@ -48,7 +54,9 @@
 
   async function openMedia() {
     try {
-      state.local.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      // 720p where the camera has it: on the SFU that makes three layers (180p, 360p, 720p).
+      const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
+      state.local.stream = await navigator.mediaDevices.getUserMedia({ video, audio: true });
     } catch (error) {
       showError(`camera/microphone unavailable: ${error.message}`);
       state.local.stream = new MediaStream();
@@ -178,6 +186,26 @@
   setInterval(async () => {
     const now = new Set();
     const quality = new Map();
+    if (state.sfu) {
+      const { pc, tracks } = state.sfu;
+      const report = await pc.getStats().catch(() => null);
+      let rtt = 0;
+      const lost = new Map();
+      for (const s of report?.values() ?? []) {
+        const owner = s.type === "inbound-rtp" ? tracks.get(s.mid)?.userId : undefined;
+        if (owner) {
+          lost.set(owner, (lost.get(owner) ?? 0) + (s.packetsLost ?? 0));
+          if (s.kind === "audio" && (s.audioLevel ?? 0) > SPEAKING_LEVEL && state.participants.get(owner)?.audioEnabled) now.add(owner);
+        }
+        if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") rtt = (s.currentRoundTripTime ?? 0) * 1000;
+      }
+      for (const userId of state.participants.keys()) {
+        const l = lost.get(userId) ?? 0;
+        quality.set(userId, pc.connectionState !== "connected" ? "connecting"
+          : rtt > 400 || l > 50 ? "poor" : rtt > 150 || l > 5 ? "fair" : "good");
+      }
+      requestLayers();
+    }
     for (const [userId, { pc }] of state.peers) {
       const report = await pc.getStats().catch(() => null);
       let rtt = 0, lost = 0;
@@ -330,6 +358,118 @@
     document.querySelector(`audio[data-user="${CSS.escape(userId)}"]`)?.remove();
   }
 
+  // ---- the SFU connection ------------------------------------------------------------------
+
+  // The camera's simulcast layers, as docs/protocol.md names them: a quarter, half and full size.
+  const CAMERA_LAYERS = [
+    { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  ];
+
+  function sfuConnection() {
+    const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+    const streams = [state.local.stream];
+    const send = {
+      audio: pc.addTransceiver("audio", { direction: "sendonly", streams }),
+      camera: pc.addTransceiver("video", { direction: "sendonly", streams, sendEncodings: CAMERA_LAYERS }),
+      screen: pc.addTransceiver("video", { direction: "sendonly", streams }),
+    };
+    const entry = { pc, makingOffer: false, send, tracks: new Map(), requested: new Map(), queue: Promise.resolve() };
+    state.sfu = entry;
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) socket.emit("sfu-candidate", { candidate: candidate.toJSON() });
+    };
+    pc.ontrack = (event) => {
+      const owner = entry.tracks.get(event.transceiver.mid);
+      if (!owner) return;
+      if (event.track.kind === "video") showVideo(owner.userId, owner.source, new MediaStream([event.track]));
+      else showAudio(owner.userId, new MediaStream([event.track]));
+    };
+    pc.onconnectionstatechange = () => renderParticipants();
+    pc.onnegotiationneeded = async () => {
+      try {
+        entry.makingOffer = true;
+        await pc.setLocalDescription();
+        socket.emit("sfu-offer", { description: plain(pc.localDescription), sources: sfuSources(entry) });
+      } catch (error) {
+        showError(`offer to the SFU: ${error.message}`);
+      } finally {
+        entry.makingOffer = false;
+      }
+    };
+    return entry;
+  }
+
+  const plain = (d) => ({ type: d.type, sdp: d.sdp });
+
+  function sfuSources({ send }) {
+    const height = localCamera()?.getSettings().height ?? 720;
+    return [
+      { mid: send.audio.mid, source: "audio" },
+      { mid: send.camera.mid, source: "camera", height },
+      { mid: send.screen.mid, source: "screen", height: 1080 },
+    ].filter((s) => s.mid !== null);
+  }
+
+  async function attachSfuTracks({ send }) {
+    await send.audio.sender.replaceTrack(state.local.audio ? localAudio() : null);
+    await send.camera.sender.replaceTrack(state.local.video ? localCamera() : null);
+    await send.screen.sender.replaceTrack(state.local.sharing ? state.local.screen : null);
+  }
+
+  function learnTracks(entry, tracks) {
+    entry.tracks = new Map((tracks ?? []).map((t) => [t.mid, { userId: t.userId, source: t.source }]));
+  }
+
+  // The server's description: an answer to ours, or an offer of the others' tracks, handled
+  // one at a time in arrival order (an offer right behind an answer waits for the answer to be
+  // applied). We are the impolite side: an offer that collides with ours is ignored (the
+  // server yields, and offers again after answering ours).
+  function onSfuDescription(message) {
+    const entry = state.sfu;
+    if (!entry) return;
+    entry.queue = entry.queue.then(() => applySfuDescription(entry, message));
+  }
+
+  async function applySfuDescription(entry, { description, tracks }) {
+    if (state.sfu !== entry) return;
+    const { pc } = entry;
+    if (description.type === "offer" && (entry.makingOffer || pc.signalingState !== "stable")) return;
+    try {
+      learnTracks(entry, tracks);
+      await pc.setRemoteDescription(description);
+      if (description.type === "offer") {
+        await pc.setLocalDescription();
+        socket.emit("sfu-answer", { description: plain(pc.localDescription) });
+      }
+    } catch (error) {
+      showError(`${description.type} from the SFU: ${error.message}`);
+    }
+  }
+
+  // Each camera tile's height, so the server forwards the layer it needs (like the desktop's
+  // video-request in a mesh); sent when it changes.
+  function requestLayers() {
+    const entry = state.sfu;
+    if (!entry) return;
+    for (const figure of document.querySelectorAll('#videos figure[data-source="camera"]')) {
+      const userId = figure.dataset.user;
+      if (userId === state.userId) continue;
+      const maxHeight = Math.min(4320, Math.max(90, Math.round(figure.clientHeight * (window.devicePixelRatio || 1))));
+      if (entry.requested.get(userId) === maxHeight) continue;
+      entry.requested.set(userId, maxHeight);
+      socket.emit("video-request", { targetUserId: userId, maxHeight });
+    }
+  }
+
+  function closeSfu() {
+    state.sfu?.pc.close();
+    state.sfu = null;
+    for (const userId of state.participants.keys()) removeVideos(userId);
+    for (const audio of document.querySelectorAll("audio[data-user]")) audio.remove();
+  }
+
   // ---- controls -------------------------------------------------------------------------
 
   function announce() {
@@ -345,6 +485,7 @@
 
   async function updateSenders() {
     for (const { pc } of state.peers.values()) await attachLocalTracks(pc);
+    if (state.sfu) await attachSfuTracks(state.sfu);
   }
 
   async function setMicrophone(on) {
@@ -393,6 +534,7 @@
   function leave() {
     socket.emit("leave-session", {});
     for (const userId of [...state.peers.keys()]) closePeer(userId);
+    closeSfu();
     state.participants.clear();
     state.joined = false;
     renderParticipants();
@@ -411,7 +553,8 @@
     for (const p of everyone) {
       const li = document.createElement("li");
       li.dataset.user = p.userId;
-      const connection = state.peers.get(p.userId)?.pc.connectionState ?? (p.userId === state.userId ? "you" : "waiting");
+      const connection = p.userId === state.userId ? "you"
+        : (state.sfu?.pc.connectionState ?? state.peers.get(p.userId)?.pc.connectionState ?? "waiting");
       li.dataset.connection = connection;
       li.textContent = `${p.userName}${p.isInstructor ? " (instructor)" : ""} — ${p.audioEnabled ? "mic on" : "muted"}, ${p.videoEnabled ? "camera on" : "camera off"}${p.screenSharing ? ", sharing" : ""} [${connection}]`;
       list.append(li);
@@ -450,6 +593,7 @@
       userId: state.userId,
       userName: state.userName,
       isInstructor: state.isInstructor,
+      capabilities: ["sfu"],
     });
   }
 
@@ -492,8 +636,17 @@
     const present = new Set(joined.participants.map((p) => p.userId));
     for (const userId of [...state.peers.keys()]) if (!present.has(userId)) closePeer(userId);
     state.participants = new Map(joined.participants.map((p) => [p.userId, p]));
+    state.topology = joined.topology ?? "mesh";
     renderParticipants();
     announce();
+    if (state.topology === "sfu") {
+      // A (re)join is a new connection to the SFU: the server forgot the old one.
+      for (const userId of [...state.peers.keys()]) closePeer(userId);
+      closeSfu();
+      await attachSfuTracks(sfuConnection());
+      return;
+    }
+    closeSfu();
     for (const p of joined.participants) {
       const existing = state.peers.get(p.userId);
       if (existing && ["connected", "connecting", "new"].includes(existing.pc.connectionState)) continue;
@@ -510,6 +663,7 @@
   socket.on("user-left", ({ userId }) => {
     state.participants.delete(userId);
     closePeer(userId);
+    state.sfu?.requested.delete(userId);
     renderParticipants();
   });
   socket.on("participant-updated", (p) => {
@@ -520,6 +674,8 @@
   socket.on("offer", ({ fromUserId, offer }) => onDescription(fromUserId, offer));
   socket.on("answer", ({ fromUserId, answer }) => onDescription(fromUserId, answer));
   socket.on("ice-candidate", ({ fromUserId, candidate }) => onCandidate(fromUserId, candidate));
+  socket.on("sfu-offer", onSfuDescription);
+  socket.on("sfu-answer", onSfuDescription);
   socket.on("chat-message", (message) => {
     state.chat.push(message);
     renderChat(message);

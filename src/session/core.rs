@@ -509,6 +509,8 @@ impl Session {
                     user_id: Some(self.config.user_id.clone()),
                     user_name: Some(self.config.user_name.clone()),
                     is_instructor: self.config.is_instructor,
+                    // Not yet "sfu": the desktop takes part in mesh classes only (issue 18).
+                    capabilities: Vec::new(),
                 })));
             }
             Input::SignalingDisconnected => {

@@ -62,6 +62,18 @@ pub mod event {
     /// Server → every client: the server is shutting down (a restart); reconnect after the
     /// delay given.
     pub const SERVER_RESTARTING: &str = "server-restarting";
+    /// Both ways, in a class on the SFU: an offer on the client's one connection to the SFU.
+    pub const SFU_OFFER: &str = "sfu-offer";
+    /// Both ways: the answer to the other side's `sfu-offer`.
+    pub const SFU_ANSWER: &str = "sfu-answer";
+    /// Client → server: one of the client's ICE candidates for its connection to the SFU.
+    pub const SFU_CANDIDATE: &str = "sfu-candidate";
+}
+
+/// What a client announces it can do, in `join-session`'s `capabilities`.
+pub mod capability {
+    /// The client can take part in a class on the SFU (`docs/protocol.md`, "The SFU").
+    pub const SFU: &str = "sfu";
 }
 
 /// `join-session`, as the browser version sends it. With a signed token the server takes the
@@ -76,6 +88,26 @@ pub struct JoinSession {
     pub user_name: Option<String>,
     #[serde(default)]
     pub is_instructor: bool,
+    /// What the client can do ([`capability`]); the browser version sends none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+}
+
+impl JoinSession {
+    pub fn can(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+/// How a class's media travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// One peer connection per pair of participants (the browser version's way).
+    #[default]
+    Mesh,
+    /// One peer connection per participant, to the server's SFU.
+    Sfu,
 }
 
 /// One participant as every client sees it in the roster.
@@ -132,6 +164,9 @@ pub struct SessionJoined {
     /// The last messages of the session, oldest first.
     #[serde(default)]
     pub chat_history: Vec<ChatMessage>,
+    /// `mesh` when the server did not say.
+    #[serde(default)]
+    pub topology: Topology,
 }
 
 impl SessionJoined {
@@ -260,6 +295,55 @@ pub struct VideoRequestFromPeer {
     pub max_height: u32,
 }
 
+/// What a sending m-line of a client's connection to the SFU carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaSource {
+    Audio,
+    Camera,
+    Screen,
+}
+
+/// In a client's `sfu-offer`: the m-line `mid` sends `source`; for video, `height` is the
+/// full layer's picture height (720 when absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuSource {
+    pub mid: String,
+    pub source: MediaSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+/// In the server's descriptions: the m-line `mid` carries `userId`'s `source`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuTrack {
+    pub mid: String,
+    pub user_id: String,
+    pub source: MediaSource,
+}
+
+/// `sfu-offer` and `sfu-answer`, both ways. A client's offer says what its sending m-lines
+/// carry (`sources`); the server's offer and answer say whose media each of its sending
+/// m-lines carries (`tracks`, all of them, every time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuDescription {
+    pub description: SessionDescription,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SfuSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<SfuTrack>,
+}
+
+/// Client → server `sfu-candidate`. `candidate: null` (end of candidates) is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfuCandidate {
+    #[serde(default)]
+    pub candidate: Option<IceCandidate>,
+}
+
 /// Client → server `media-state`: only the fields present change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -359,11 +443,16 @@ pub enum ErrorCode {
     SessionReplaced,
     /// The server is shutting down and takes no new connection.
     ServerRestarting,
+    /// The class runs on the SFU and the client did not announce it can take part
+    /// (`capabilities: ["sfu"]`): it needs a newer client.
+    SfuRequired,
+    /// The SFU refused a description or candidate, or could not take the client.
+    MediaRefused,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Unauthorized,
         ErrorCode::NotEnrolled,
         ErrorCode::SessionNotFound,
@@ -376,6 +465,8 @@ impl ErrorCode {
         ErrorCode::UnknownEvent,
         ErrorCode::SessionReplaced,
         ErrorCode::ServerRestarting,
+        ErrorCode::SfuRequired,
+        ErrorCode::MediaRefused,
         ErrorCode::Internal,
     ];
 
@@ -393,6 +484,8 @@ impl ErrorCode {
             ErrorCode::UnknownEvent => "unknown-event",
             ErrorCode::SessionReplaced => "session-replaced",
             ErrorCode::ServerRestarting => "server-restarting",
+            ErrorCode::SfuRequired => "sfu-required",
+            ErrorCode::MediaRefused => "media-refused",
             ErrorCode::Internal => "internal",
         }
     }
@@ -657,6 +750,7 @@ mod tests {
                 timestamp: 7,
                 kind: ChatKind::System,
             }],
+            topology: Topology::Sfu,
         };
         let wire = serde_json::to_value(&joined).unwrap();
         assert_eq!(wire["protocolVersion"], PROTOCOL_VERSION);

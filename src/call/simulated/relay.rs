@@ -98,6 +98,7 @@ impl Room {
                         participants: others,
                         ice_servers: Vec::new(),
                         chat_history: Vec::new(),
+                        topology: Default::default(),
                     }),
                 );
                 self.send_others(from, || Input::UserJoined(me.clone()));

@@ -25,6 +25,7 @@ fn joined(self_id: &str, others: &[&str]) -> Input {
         participants: others.iter().map(|id| participant(id)).collect(),
         ice_servers: vec![],
         chat_history: vec![],
+        topology: Default::default(),
     })
 }
 
@@ -118,6 +119,7 @@ fn connecting_sends_join_session_with_our_identity() {
             user_id: Some("ada".to_owned()),
             user_name: Some("Me".to_owned()),
             is_instructor: false,
+            capabilities: Vec::new(),
         }))]
     );
 }
@@ -443,6 +445,7 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
                 participants: vec![],
                 ice_servers: vec![],
                 chat_history: vec![message.clone()],
+                topology: Default::default(),
             }),
         )
     };

@@ -1,0 +1,827 @@
+//! The SFU's thread: it owns the UDP socket, every peer and the forwarding core, and drives
+//! them: a datagram goes to its peer in O(1) (by source address once bound, by the ICE ufrag
+//! of a STUN request before), str0m's outputs go out on the socket, its RTP packets through
+//! the forwarding core to the subscribers, and time goes in when each peer asked for it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use classroom_wire::{MediaSource, SdpKind};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::format::{Codec, PayloadParams};
+use str0m::ice::{IceCreds, StunMessage};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::sync::mpsc;
+
+use super::forward::{
+    self, Forwarder, Layer, PacketMeta, PeerId, Route, SubId, TrackId, TrackKind, Vp8Ids,
+};
+use super::keyframe::{VideoPayload, starts_keyframe};
+use super::peer::{InTrack, Peer, Signal, SignalSink};
+use super::{Command, SfuError, SfuMetrics};
+
+/// The largest datagram read (above any MTU WebRTC uses).
+const DATAGRAM_BYTES: usize = 2048;
+/// The estimate a subscriber's bandwidth starts from.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_500);
+/// The full layer's height when a client does not say.
+const DEFAULT_FULL_HEIGHT: u32 = 720;
+
+pub(super) fn spawn(
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    commands: mpsc::Receiver<Command>,
+    metrics: Arc<SfuMetrics>,
+) -> Result<(), SfuError> {
+    let addr = advertised;
+    let io_error = |source| SfuError::Socket { addr, source };
+    socket.set_nonblocking(true).map_err(io_error)?;
+    let sender = socket.try_clone().map_err(io_error)?;
+    std::thread::Builder::new()
+        .name("sfu-shard-0".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "the SFU's runtime did not start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let socket = match tokio::net::UdpSocket::from_std(socket) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the SFU's socket did not register");
+                        return;
+                    }
+                };
+                let mut shard = Shard::new(sender, advertised, metrics, Instant::now());
+                run(&mut shard, socket, commands).await;
+            });
+        })
+        .map_err(io_error)?;
+    Ok(())
+}
+
+async fn run(
+    shard: &mut Shard,
+    socket: tokio::net::UdpSocket,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut buf = vec![0u8; DATAGRAM_BYTES];
+    loop {
+        let deadline = shard.next_deadline();
+        tokio::select! {
+            biased;
+            command = commands.recv() => match command {
+                Some(command) => shard.command(Instant::now(), command),
+                None => break,
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => shard.datagram(Instant::now(), from, &buf[..n]),
+                Err(e) => tracing::debug!(error = %e, "SFU receive failed"),
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                shard.timeout(Instant::now());
+            }
+        }
+        shard.drive_dirty(Instant::now());
+    }
+    tracing::info!("SFU stopped");
+}
+
+/// Which track and layer an arriving SSRC carries, learned on its first packet.
+#[derive(Clone, Copy)]
+struct InRoute {
+    track: TrackId,
+    layer: Layer,
+    pt: Pt,
+    codec: Option<VideoPayload>,
+    params: Option<PayloadParams>,
+}
+
+/// A published track: whose, on which of their m-lines, and what it is.
+struct TrackInfo {
+    publisher: PeerId,
+    mid: Mid,
+    source: MediaSource,
+    simulcast: bool,
+}
+
+struct Shard {
+    socket: UdpSocket,
+    local: SocketAddr,
+    metrics: Arc<SfuMetrics>,
+    peers: HashMap<PeerId, Peer>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    rooms: HashMap<Arc<str>, Vec<PeerId>>,
+    tracks: HashMap<TrackId, TrackInfo>,
+    in_routes: HashMap<(PeerId, Ssrc), InRoute>,
+    forward: Forwarder,
+    deadlines: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    dirty: Vec<PeerId>,
+    routes: Vec<Route>,
+    next_track: u64,
+    next_sub: u64,
+    /// When an unroutable datagram was last logged (they are counted, and logged at most
+    /// once a minute).
+    refused_logged: Option<Instant>,
+}
+
+impl Shard {
+    fn new(socket: UdpSocket, local: SocketAddr, metrics: Arc<SfuMetrics>, now: Instant) -> Self {
+        Shard {
+            socket,
+            local,
+            metrics,
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            rooms: HashMap::new(),
+            tracks: HashMap::new(),
+            in_routes: HashMap::new(),
+            forward: Forwarder::new(now),
+            deadlines: BinaryHeap::new(),
+            dirty: Vec::new(),
+            routes: Vec::new(),
+            next_track: 1,
+            next_sub: 1,
+            refused_logged: None,
+        }
+    }
+
+    fn next_deadline(&mut self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(1);
+        let mut next = self.forward.poll_timeout().min(far);
+        while let Some(Reverse((at, peer))) = self.deadlines.peek().copied() {
+            match self.peers.get(&peer) {
+                Some(p) if p.deadline == at => {
+                    next = next.min(at);
+                    break;
+                }
+                // A stale entry: the peer left or asked for another time since.
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        next
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, peer))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(p) = self.peers.get_mut(&peer)
+                && p.deadline == at
+            {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = peer.0, error = %e, "SFU peer timeout failed");
+                }
+                self.dirty.push(peer);
+            }
+        }
+        if now >= self.forward.poll_timeout() {
+            self.forward.handle_input(now, forward::Input::Timeout);
+            self.forward_outputs();
+        }
+    }
+
+    // ---- signaling ---------------------------------------------------------------------
+
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Join {
+                peer,
+                room,
+                user_id,
+                signal,
+            } => self.join(now, peer, room, user_id, signal),
+            Command::Description { peer, description } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let d = &description.description;
+                let result = match d.kind {
+                    SdpKind::Offer => p.accept_offer(&d.sdp, description.sources),
+                    SdpKind::Answer => p.accept_answer(&d.sdp),
+                    SdpKind::Pranswer | SdpKind::Rollback => {
+                        Err(SfuError::Sdp("the SFU takes an offer or an answer".into()))
+                    }
+                };
+                if let Err(e) = result {
+                    self.refuse_signal(peer, &e);
+                }
+                self.dirty.push(peer);
+            }
+            Command::Candidate { peer, candidate } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                if let Err(e) = p.add_candidate(&candidate) {
+                    self.refuse_signal(peer, &e);
+                }
+                self.dirty.push(peer);
+            }
+            Command::WantHeight {
+                peer,
+                target_user,
+                max_height,
+            } => {
+                let Some(room) = self.peers.get(&peer).map(|p| p.room.clone()) else {
+                    return;
+                };
+                tracing::debug!(peer = peer.0, target = %target_user, max_height, "SFU wanted height");
+                let cameras: Vec<TrackId> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.source == MediaSource::Camera)
+                    .filter(|(_, t)| {
+                        self.peers
+                            .get(&t.publisher)
+                            .is_some_and(|p| p.room == room && *p.user_id == *target_user)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for track in cameras {
+                    self.forward.handle_input(
+                        now,
+                        forward::Input::WantHeight {
+                            subscriber: peer,
+                            track,
+                            max_height,
+                        },
+                    );
+                }
+                self.forward_outputs();
+            }
+            Command::Leave { peer } => self.leave(now, peer),
+        }
+    }
+
+    fn refuse_signal(&mut self, peer: PeerId, e: &SfuError) {
+        self.metrics.signals_refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(p) = self.peers.get(&peer) {
+            tracing::info!(peer = peer.0, user = %p.user_id, error = %e, "SFU refused");
+            p.say(Signal::Refused(e.to_string()));
+        }
+    }
+
+    fn join(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        room: Arc<str>,
+        user_id: Arc<str>,
+        signal: SignalSink,
+    ) {
+        let creds = IceCreds {
+            // The peer's number makes the ufrag unique; the rest makes it unguessable.
+            ufrag: format!(
+                "p{:x}x{}",
+                peer.0,
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            pass: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds.clone())
+            .enable_bwe(Some(INITIAL_ESTIMATE))
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        match Candidate::host(self.local, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the SFU's host candidate is invalid");
+                signal(Signal::Refused(format!(
+                    "the SFU cannot take connections: {e}"
+                )));
+                return;
+            }
+        }
+        let p = Peer::new(room.clone(), user_id, rtc, creds.ufrag.clone(), signal, now);
+        self.by_ufrag.insert(creds.ufrag, peer);
+        self.peers.insert(peer, p);
+        self.metrics
+            .peers
+            .store(self.peers.len() as u64, Ordering::Relaxed);
+        let members = self.rooms.entry(room).or_default();
+        let existing: Vec<PeerId> = members.clone();
+        members.push(peer);
+        // The newcomer receives every track already published in its class.
+        let published: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| existing.contains(&t.publisher))
+            .map(|(id, _)| *id)
+            .collect();
+        for track in published {
+            self.subscribe(now, peer, track);
+        }
+        self.dirty.push(peer);
+    }
+
+    fn leave(&mut self, now: Instant, peer: PeerId) {
+        let Some(p) = self.peers.remove(&peer) else {
+            return;
+        };
+        self.by_ufrag.remove(&p.ufrag);
+        for addr in &p.addresses {
+            self.by_addr.remove(addr);
+        }
+        self.in_routes.retain(|(owner, _), _| *owner != peer);
+        for sub in p.subscriptions() {
+            self.forward
+                .handle_input(now, forward::Input::Unsubscribe { sub });
+        }
+        self.forward.forget_subscriber(peer);
+        let own: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.publisher == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for track in own {
+            self.unpublish(now, track);
+        }
+        if let Some(members) = self.rooms.get_mut(&p.room) {
+            members.retain(|m| *m != peer);
+            if members.is_empty() {
+                self.rooms.remove(&p.room);
+            }
+        }
+        self.metrics
+            .peers
+            .store(self.peers.len() as u64, Ordering::Relaxed);
+        tracing::debug!(peer = peer.0, user = %p.user_id, "SFU peer left");
+    }
+
+    fn subscribe(&mut self, now: Instant, subscriber: PeerId, track: TrackId) {
+        let Some(info) = self.tracks.get(&track) else {
+            return;
+        };
+        let Some(owner) = self.peers.get(&info.publisher).map(|p| p.user_id.clone()) else {
+            return;
+        };
+        let source = info.source;
+        let Some(p) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
+        let sub = SubId(self.next_sub);
+        self.next_sub += 1;
+        p.receive(sub, track, owner, source);
+        self.forward.handle_input(
+            now,
+            forward::Input::Subscribe {
+                sub,
+                subscriber,
+                track,
+            },
+        );
+        self.dirty.push(subscriber);
+    }
+
+    fn unpublish(&mut self, now: Instant, track: TrackId) {
+        let Some(info) = self.tracks.remove(&track) else {
+            return;
+        };
+        self.forward
+            .handle_input(now, forward::Input::Unpublish { track });
+        let room = self.peers.get(&info.publisher).map(|p| p.room.clone());
+        let members = room
+            .and_then(|r| self.rooms.get(&r).cloned())
+            .unwrap_or_default();
+        for member in members {
+            if let Some(p) = self.peers.get_mut(&member)
+                && p.stop_receiving(track).is_some()
+            {
+                self.dirty.push(member);
+            }
+        }
+        self.metrics
+            .tracks
+            .store(self.tracks.len() as u64, Ordering::Relaxed);
+    }
+
+    /// A client's sending m-line appeared: publish it to its class.
+    fn publish(&mut self, now: Instant, peer: PeerId, added: &str0m::media::MediaAdded) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some(described) = p.source_of(added.mid).cloned() else {
+            let e = SfuError::Track(format!(
+                "m-line {} sends media the offer's sources do not name",
+                added.mid
+            ));
+            self.refuse_signal(peer, &e);
+            return;
+        };
+        let expected = match described.source {
+            MediaSource::Audio => MediaKind::Audio,
+            MediaSource::Camera | MediaSource::Screen => MediaKind::Video,
+        };
+        if added.kind != expected {
+            let e = SfuError::Track(format!(
+                "m-line {} is {:?}, not {:?} as its source says",
+                added.mid, added.kind, described.source
+            ));
+            self.refuse_signal(peer, &e);
+            return;
+        }
+        let rids: Vec<String> = added
+            .simulcast
+            .iter()
+            .flat_map(|s| s.send.iter().chain(s.recv.iter()))
+            .map(|l| l.rid.to_string())
+            .collect();
+        let mut layers = [false; 3];
+        for rid in &rids {
+            match Layer::from_rid(Some(rid.trim())) {
+                Some(l) => layers[l as usize] = true,
+                None => {
+                    let e = SfuError::Track(format!(
+                        "m-line {}: unknown simulcast rid {rid:?} (the SFU knows q, h, f)",
+                        added.mid
+                    ));
+                    self.refuse_signal(peer, &e);
+                    return;
+                }
+            }
+        }
+        let simulcast = !rids.is_empty();
+        if !simulcast {
+            layers = [false, false, true];
+        }
+        let kind = match described.source {
+            MediaSource::Audio => TrackKind::Audio,
+            _ => TrackKind::Video {
+                layers,
+                full_height: described
+                    .height
+                    .unwrap_or(DEFAULT_FULL_HEIGHT)
+                    .clamp(90, 4320),
+            },
+        };
+        let track = TrackId(self.next_track);
+        self.next_track += 1;
+        p.published.insert(
+            added.mid,
+            InTrack {
+                track,
+                kind: added.kind,
+            },
+        );
+        let room = p.room.clone();
+        tracing::debug!(peer = peer.0, user = %p.user_id, mid = %added.mid, source = ?described.source, simulcast, "SFU track published");
+        self.tracks.insert(
+            track,
+            TrackInfo {
+                publisher: peer,
+                mid: added.mid,
+                source: described.source,
+                simulcast,
+            },
+        );
+        self.metrics
+            .tracks
+            .store(self.tracks.len() as u64, Ordering::Relaxed);
+        self.forward.handle_input(
+            now,
+            forward::Input::Publish {
+                track,
+                publisher: peer,
+                kind,
+            },
+        );
+        let others: Vec<PeerId> = self
+            .rooms
+            .get(&room)
+            .map(|m| m.iter().copied().filter(|m| *m != peer).collect())
+            .unwrap_or_default();
+        for other in others {
+            self.subscribe(now, other, track);
+        }
+    }
+
+    // ---- media -------------------------------------------------------------------------
+
+    fn datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let peer = match self.by_addr.get(&from) {
+            Some(peer) => Some(*peer),
+            None => self.peer_for_stun(data),
+        };
+        let Some(peer) = peer else {
+            self.refused(from, "from an address no peer uses");
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, from, self.local, data) else {
+            self.refused(from, "unreadable");
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        if !p.rtc.accepts(&input) {
+            self.refused(from, "not accepted by its peer (wrong credentials)");
+            return;
+        }
+        if let Err(e) = p.rtc.handle_input(input) {
+            tracing::debug!(peer = peer.0, error = %e, "SFU input refused");
+            self.metrics.packets_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        if !p.addresses.contains(&from) {
+            p.addresses.push(from);
+            self.by_addr.insert(from, peer);
+        }
+        self.dirty.push(peer);
+    }
+
+    /// The peer a STUN request is for, by the server's half of its USERNAME.
+    fn peer_for_stun(&self, data: &[u8]) -> Option<PeerId> {
+        let message = StunMessage::parse(data).ok()?;
+        let (ours, _theirs) = message.split_username()?;
+        self.by_ufrag.get(ours).copied()
+    }
+
+    fn refused(&mut self, from: SocketAddr, why: &str) {
+        self.metrics.packets_refused.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        if self
+            .refused_logged
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(60))
+        {
+            self.refused_logged = Some(now);
+            tracing::info!(%from, why, "SFU dropped a datagram (counted in classroom_sfu_packets_refused_total; logged once a minute)");
+        }
+    }
+
+    /// Polls every peer that had input until each has nothing more to say.
+    fn drive_dirty(&mut self, now: Instant) {
+        while let Some(peer) = self.dirty.pop() {
+            self.drive(now, peer);
+        }
+    }
+
+    fn drive(&mut self, now: Instant, peer: PeerId) {
+        loop {
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            p.negotiate_if_needed();
+            if !p.rtc.is_alive() {
+                p.say(Signal::Refused("the connection to the SFU closed".into()));
+                self.leave(now, peer);
+                return;
+            }
+            let output = match p.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::info!(peer = peer.0, error = %e, "SFU peer failed");
+                    p.rtc.disconnect();
+                    continue;
+                }
+            };
+            match output {
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                        tracing::debug!(error = %e, "SFU send failed");
+                    }
+                }
+                Output::Timeout(at) => {
+                    if p.deadline != at {
+                        p.deadline = at;
+                        self.deadlines.push(Reverse((at, peer)));
+                    }
+                    return;
+                }
+                Output::Event(event) => self.event(now, peer, event),
+            }
+        }
+    }
+
+    fn event(&mut self, now: Instant, peer: PeerId, event: Event) {
+        match event {
+            Event::RtpPacket(packet) => self.forward_packet(now, peer, packet),
+            Event::MediaAdded(added) => {
+                if matches!(
+                    added.direction,
+                    str0m::media::Direction::RecvOnly | str0m::media::Direction::SendRecv
+                ) {
+                    self.publish(now, peer, &added);
+                }
+            }
+            Event::KeyframeRequest(request) => {
+                if let Some(sub) = self
+                    .peers
+                    .get(&peer)
+                    .and_then(|p| p.sub_by_mid(request.mid))
+                {
+                    self.forward
+                        .handle_input(now, forward::Input::KeyframeWanted { sub });
+                    self.forward_outputs();
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.forward.handle_input(
+                    now,
+                    forward::Input::Estimate {
+                        subscriber: peer,
+                        bps: estimate.as_u64(),
+                    },
+                );
+                self.forward_outputs();
+            }
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(peer = peer.0, ?state, "SFU ICE");
+                if state == IceConnectionState::Disconnected {
+                    // Kept: the client may come back (an ICE restart, or its network).
+                }
+            }
+            Event::Connected => tracing::debug!(peer = peer.0, "SFU peer connected"),
+            _ => {}
+        }
+    }
+
+    fn forward_packet(&mut self, now: Instant, from: PeerId, packet: RtpPacket) {
+        self.metrics.packets_in.fetch_add(1, Ordering::Relaxed);
+        let ssrc = packet.header.ssrc;
+        let pt = packet.header.payload_type;
+        let route = match self.in_routes.get(&(from, ssrc)) {
+            Some(r) if r.pt == pt => *r,
+            _ => {
+                let Some(r) = self.resolve(from, ssrc, pt) else {
+                    return;
+                };
+                self.in_routes.insert((from, ssrc), r);
+                r
+            }
+        };
+        let payload = &packet.payload;
+        let keyframe = route.codec.is_some_and(|c| starts_keyframe(c, payload));
+        let vp8 = match route.codec {
+            Some(VideoPayload::Vp8) => vp8_ids(payload),
+            _ => None,
+        };
+        let meta = PacketMeta {
+            track: route.track,
+            layer: route.layer,
+            seq: *packet.seq_no,
+            time: packet.header.timestamp,
+            keyframe,
+            bytes: payload.len(),
+            vp8,
+        };
+        let mut routes = std::mem::take(&mut self.routes);
+        routes.clear();
+        self.forward.route(now, &meta, &mut routes);
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let video = route.codec.is_some();
+        for r in &routes {
+            let Some(s) = self.peers.get_mut(&r.subscriber) else {
+                continue;
+            };
+            let Some((mid, out_pt)) = s.out_route(r.sub, pt, route.params) else {
+                continue;
+            };
+            let mut write = RtpWrite::new(
+                out_pt,
+                r.seq.into(),
+                r.time,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .ext_vals(ext.clone())
+            .nackable(video);
+            if let (Some(ids), Some(VideoPayload::Vp8)) = (r.vp8, route.codec)
+                && let Ok(descriptor) = Vp8Descriptor::parse(payload)
+            {
+                let mut patch = descriptor.patch().picture_id(ids.picture_id);
+                if let Some(tl0) = ids.tl0 {
+                    patch = patch.tl0_pic_idx(tl0);
+                }
+                if let Ok(patch) = patch.build() {
+                    write = write.vp8_patch(patch);
+                }
+            }
+            let mut direct = s.rtc.direct_api();
+            let Some(stream) = direct.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            stream.write_rtp(write);
+            self.metrics
+                .packets_forwarded
+                .fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .bytes_forwarded
+                .fetch_add(payload.len() as u64, Ordering::Relaxed);
+            self.dirty.push(r.subscriber);
+        }
+        self.routes = routes;
+        self.forward_outputs();
+    }
+
+    /// Which track and layer an SSRC of `from` carries, and its codec.
+    fn resolve(&mut self, from: PeerId, ssrc: Ssrc, pt: Pt) -> Option<InRoute> {
+        let p = self.peers.get_mut(&from)?;
+        let (mid, rid) = {
+            let mut direct = p.rtc.direct_api();
+            let stream = direct.stream_rx(&ssrc)?;
+            (stream.mid(), stream.rid())
+        };
+        let track = p.published.get(&mid)?;
+        let layer = Layer::from_rid(rid.as_deref().map(str::trim))?;
+        let params = p.rtc.codec_config().find(|c| c.pt() == pt).copied();
+        let codec = match track.kind {
+            MediaKind::Audio => None,
+            MediaKind::Video => Some(match params.map(|c| c.spec().codec) {
+                Some(Codec::Vp8) => VideoPayload::Vp8,
+                Some(Codec::H264) => VideoPayload::H264,
+                _ => VideoPayload::Opaque,
+            }),
+        };
+        Some(InRoute {
+            track: track.track,
+            layer,
+            pt,
+            codec,
+            params,
+        })
+    }
+
+    /// Carries out what the forwarding core decided.
+    fn forward_outputs(&mut self) {
+        while let Some(output) = self.forward.poll_output() {
+            match output {
+                forward::Output::RequestKeyframe {
+                    publisher,
+                    track,
+                    layer,
+                } => {
+                    let Some(info) = self.tracks.get(&track) else {
+                        continue;
+                    };
+                    let rid = info.simulcast.then(|| layer.rid().into());
+                    let mid = info.mid;
+                    if let Some(p) = self.peers.get_mut(&publisher) {
+                        tracing::debug!(publisher = publisher.0, %mid, ?rid, "SFU keyframe request");
+                        if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                            stream.request_keyframe(KeyframeRequestKind::Pli);
+                            self.metrics
+                                .keyframe_requests
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.dirty.push(publisher);
+                    }
+                }
+                forward::Output::LayerChanged {
+                    sub,
+                    subscriber,
+                    layer,
+                } => {
+                    self.metrics.layer_switches.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(sub = sub.0, subscriber = subscriber.0, ?layer, "SFU layer");
+                }
+            }
+        }
+    }
+}
+
+/// VP8's picture ids in a payload descriptor, with their width.
+fn vp8_ids(payload: &[u8]) -> Option<Vp8Ids> {
+    let descriptor = Vp8Descriptor::parse(payload).ok()?;
+    let picture_id = descriptor.picture_id()?;
+    // X, then I, then M (15 bits) in the first byte of the picture id.
+    let wide = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+    Some(Vp8Ids {
+        picture_id,
+        wide,
+        tl0: descriptor.tl0_pic_idx(),
+    })
+}

@@ -1,0 +1,339 @@
+// A class on the server's SFU (`--sfu always`): three Chromium participants (headless, fake
+// camera and microphone, driven by puppeteer-core) on the page the server serves, each with
+// one connection to the server, which forwards everyone's tracks to the others and picks each
+// viewer's simulcast layer from the size of its tile. Runs in a network namespace of its own
+// (loopback only). Also: a client that announces no SFU capability is told so, and garbage on
+// the media port harms nobody.
+//
+// Needs: root (ip netns), /usr/bin/chromium, CLASSROOM_SIGNALING_BIN.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import { mkdtempSync, writeFileSync, chmodSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import puppeteer from "puppeteer-core";
+import { sleep, waitFor } from "./three-way-lab.mjs";
+
+const SERVER_BIN = process.env.CLASSROOM_SIGNALING_BIN;
+const CHROMIUM = process.env.CLASSROOM_CHROMIUM ?? "/usr/bin/chromium";
+const PORT = 3001;
+const MEDIA_PORT = 3479;
+const SESSION = "sfu-class";
+const USERS = ["ada", "bob", "cy"];
+const ns = `classroom-sfu-${process.pid}`;
+const work = mkdtempSync(join(tmpdir(), "classroom-sfu-"));
+
+let server;
+let browser;
+const pages = new Map(); // userId -> page
+const serverLog = [];
+
+function inNamespace(program, args, env = {}) {
+  return spawn("ip", ["netns", "exec", ns, program, ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", ...env },
+  });
+}
+
+/** What `viewer`'s one connection receives from `owner`: inbound RTP by kind. */
+async function inboundFrom(viewer, owner) {
+  return pages.get(viewer).evaluate(async (owner) => {
+    const entry = window.classroom.state.sfu;
+    if (!entry) return null;
+    const out = { video: [], audio: [] };
+    for (const transceiver of entry.pc.getTransceivers()) {
+      const who = entry.tracks.get(transceiver.mid);
+      if (!who || who.userId !== owner) continue;
+      const report = await transceiver.receiver.getStats();
+      for (const s of report.values()) {
+        if (s.type !== "inbound-rtp") continue;
+        out[s.kind].push({
+          source: who.source,
+          framesDecoded: s.framesDecoded ?? 0,
+          frameHeight: s.frameHeight ?? 0,
+          totalAudioEnergy: s.totalAudioEnergy ?? 0,
+        });
+      }
+    }
+    return out;
+  }, owner);
+}
+
+/** What a page's connection looks like, for a failure's message. */
+async function describe(viewer) {
+  return pages.get(viewer).evaluate(async () => {
+    const entry = window.classroom.state.sfu;
+    if (!entry) return "no SFU connection";
+    const report = await entry.pc.getStats();
+    const inbound = [...report.values()].filter((s) => s.type === "inbound-rtp").map((s) => `${s.mid}:${s.kind}:${s.packetsReceived}p/${s.framesDecoded ?? "-"}f`);
+    const outbound = [...report.values()].filter((s) => s.type === "outbound-rtp").map((s) => `${s.mid}:${s.rid ?? "-"}:${s.packetsSent}p/${s.frameHeight ?? "-"}h/${s.qualityLimitationReason ?? ""}/${s.active}`);
+    const pair = [...report.values()].find((s) => s.type === "candidate-pair" && s.nominated);
+    const remote = entry.pc.remoteDescription?.sdp ?? "";
+    return JSON.stringify({
+      estimate: pair?.availableOutgoingBitrate,
+      twcc: remote.includes("transport-cc"),
+      remb: remote.includes("goog-remb"),
+      signaling: entry.pc.signalingState,
+      connection: entry.pc.connectionState,
+      tracks: [...entry.tracks],
+      transceivers: entry.pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}`),
+      inbound,
+      outbound,
+      errors: window.classroom.state.errors,
+    });
+  });
+}
+
+async function cameraFrom(viewer, owner) {
+  const inbound = await inboundFrom(viewer, owner);
+  return inbound?.video.find((v) => v.source === "camera") ?? null;
+}
+
+async function metrics() {
+  const fetchIt = `fetch("http://127.0.0.1:${PORT}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const text = execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", fetchIt]).toString();
+  const value = (name) => Number(text.match(new RegExp(`^${name} (\\d+)`, "m"))?.[1] ?? NaN);
+  return { text, value };
+}
+
+before(async () => {
+  assert.ok(SERVER_BIN, "set CLASSROOM_SIGNALING_BIN");
+  execFileSync("ip", ["netns", "add", ns]);
+  execFileSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+
+  server = inNamespace(SERVER_BIN, [
+    "serve", "--dev", "--listen", `127.0.0.1:${PORT}`, "--database", join(work, "db.sqlite"),
+    "--ice-server", "stun:127.0.0.1:3478", "--sfu", "always", "--media-port", String(MEDIA_PORT),
+  ]);
+  createInterface({ input: server.stderr }).on("line", (line) => serverLog.push(line));
+  await new Promise((resolve, reject) => {
+    const lines = createInterface({ input: server.stdout });
+    lines.on("line", (line) => {
+      serverLog.push(line);
+      if (line.includes("listening on")) resolve();
+    });
+    server.on("exit", (code) => reject(new Error(`server exited ${code}: ${serverLog.join("\n")}`)));
+  });
+
+  const wrapper = join(work, "chromium-in-namespace.sh");
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  browser = await puppeteer.launch({
+    executablePath: wrapper,
+    headless: true,
+    pipe: true,
+    userDataDir: join(work, "profile"),
+    args: [
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
+      "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--no-first-run", "--allow-loopback-in-peer-connection",
+      "--autoplay-policy=no-user-gesture-required",
+      // Every participant's tab runs as if in front: no timer throttling in background tabs.
+      "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+      "--disable-backgrounding-occluded-windows",
+    ],
+  });
+  for (const user of USERS) {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 720 });
+    // Count the page's peer connections.
+    await page.evaluateOnNewDocument(() => {
+      const Native = window.RTCPeerConnection;
+      window.peerConnectionsMade = 0;
+      window.RTCPeerConnection = function (...args) {
+        window.peerConnectionsMade += 1;
+        return new Native(...args);
+      };
+      window.RTCPeerConnection.prototype = Native.prototype;
+    });
+    page.on("pageerror", (error) => console.error(`${user} page error:`, error.message));
+    await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=${user}&name=${user}`);
+    await page.click("#enter");
+    pages.set(user, page);
+  }
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  server?.kill("SIGKILL");
+  try { execFileSync("ip", ["netns", "delete", ns]); } catch { /* gone */ }
+  rmSync(work, { recursive: true, force: true });
+  if (process.env.CLASSROOM_SFU_TEST_LOG) console.error(serverLog.join("\n"));
+});
+
+test("everyone decodes everyone's camera and hears everyone, each on one connection to the server", async () => {
+  for (const viewer of USERS) {
+    for (const owner of USERS.filter((u) => u !== viewer)) {
+      await waitFor(`${viewer} to decode ${owner}'s camera and hear them`, async () => {
+        const inbound = await inboundFrom(viewer, owner);
+        const camera = inbound?.video.find((v) => v.source === "camera");
+        return camera?.framesDecoded > 10 && inbound.audio.some((a) => a.totalAudioEnergy > 0);
+      }).catch(async (e) => {
+        throw new Error(`${e.message}\n${viewer}: ${await describe(viewer)}\n${owner}: ${await describe(owner)}`);
+      });
+      const picture = await pages.get(viewer).evaluate((owner) => {
+        const video = document.querySelector(`figure[data-user="${owner}"][data-source="camera"] video`);
+        return video ? { width: video.videoWidth, hidden: video.hidden } : null;
+      }, owner);
+      assert.ok(picture && picture.width > 0 && !picture.hidden, `${viewer} shows ${owner}'s picture: ${JSON.stringify(picture)}`);
+    }
+    const page = pages.get(viewer);
+    const { made, topology, meshPeers } = await page.evaluate(() => ({
+      made: window.peerConnectionsMade,
+      topology: window.classroom.state.topology,
+      meshPeers: window.classroom.state.peers.size,
+    }));
+    assert.equal(topology, "sfu");
+    assert.equal(made, 1, `${viewer} made ${made} peer connections`);
+    assert.equal(meshPeers, 0);
+  }
+  const m = await metrics();
+  assert.equal(m.value("classroom_sfu_peers"), USERS.length);
+  // Audio, camera and screen of each.
+  assert.equal(m.value("classroom_sfu_tracks"), USERS.length * 3);
+  assert.ok(m.value("classroom_sfu_packets_forwarded_total") > 0);
+});
+
+test("a viewer whose tile grows receives the higher simulcast layer within a second", async () => {
+  const viewer = pages.get("ada");
+  if (process.env.CLASSROOM_SFU_TEST_LOG) console.error("bob:", await describe("bob"));
+  // A small tile for bob's camera: the quarter layer (Chromium's fake camera at 720p sends
+  // 180p, 360p and 720p).
+  const small = async () => {
+    await viewer.evaluate(() => {
+      const figure = document.querySelector('figure[data-user="bob"][data-source="camera"]');
+      figure.style.height = "120px";
+      figure.style.flex = "none";
+    });
+  };
+  await small();
+  const low = await waitFor("ada to receive bob's lower layer", async () => {
+    const camera = await cameraFrom("ada", "bob");
+    return camera && camera.frameHeight > 0 && camera.frameHeight <= 180 ? camera : null;
+  }, 20_000);
+  // Chromium turns a layer on once its own uplink estimate allows it (it starts low and ramps
+  // up): the switch is timed from when bob's full layer flows.
+  const fullSent = () => pages.get("bob").evaluate(async () => {
+    const report = await window.classroom.state.sfu.pc.getStats();
+    return [...report.values()].find((s) => s.type === "outbound-rtp" && s.rid === "f")?.packetsSent ?? 0;
+  });
+  await waitFor("bob to send its full layer", async () => {
+    const before = await fullSent();
+    await sleep(500);
+    return (await fullSent()) > before + 20;
+  }, 30_000);
+  // The tile becomes large.
+  await viewer.evaluate(() => {
+    const figure = document.querySelector('figure[data-user="bob"][data-source="camera"]');
+    figure.style.height = "600px";
+  });
+  const grown = Date.now();
+  const seen = [];
+  const high = await waitFor("ada to receive bob's full layer", async () => {
+    const camera = await cameraFrom("ada", "bob");
+    seen.push(camera?.frameHeight);
+    return camera && camera.frameHeight >= 720 ? camera : null;
+  }, 10_000).catch(async (e) => {
+    const tile = await viewer.evaluate(() => document.querySelector('figure[data-user="bob"][data-source="camera"]').clientHeight);
+    throw new Error(`${e.message}: heights ${seen.join(",")}, tile ${tile}px; ${await describe("ada")}; bob: ${await describe("bob")}`);
+  });
+  const took = Date.now() - grown;
+  // The page measures its tiles every 300 ms; the switch waits for a keyframe of the layer.
+  assert.ok(took <= 1_000 + 300, `the full layer came after ${took} ms`);
+  assert.ok(high.frameHeight >= 720, `full layer ${high.frameHeight}p`);
+  const m = await metrics();
+  assert.ok(m.value("classroom_sfu_layer_switches_total") > 0);
+  assert.ok(m.value("classroom_sfu_keyframe_requests_total") > 0);
+});
+
+test("a screen share reaches the others through the server, and stops", async () => {
+  const sharer = pages.get("cy");
+  await sharer.evaluate(() => window.classroom.setScreenShare(true));
+  for (const viewer of ["ada", "bob"]) {
+    await waitFor(`${viewer} to decode cy's screen`, async () => {
+      const inbound = await inboundFrom(viewer, "cy");
+      return inbound?.video.find((v) => v.source === "screen")?.framesDecoded > 5;
+    });
+    await waitFor(`${viewer} to show cy's screen as the stage`, () =>
+      pages.get(viewer).evaluate(() => document.querySelector("#videos").classList.contains("has-stage")));
+  }
+  await sharer.evaluate(() => window.classroom.setScreenShare(false));
+  for (const viewer of ["ada", "bob"]) {
+    await waitFor(`${viewer} to drop cy's screen tile`, () =>
+      pages.get(viewer).evaluate(() => !document.querySelector('figure[data-user="cy"][data-source="screen"]')));
+  }
+});
+
+test("garbage and STUN with a wrong ufrag on the media port are dropped and counted, and the class goes on", async () => {
+  const before = (await metrics()).value("classroom_sfu_packets_refused_total");
+  const script = `
+    const dgram = require("node:dgram");
+    const s = dgram.createSocket("udp4");
+    const garbage = Buffer.alloc(300, 0xab);
+    // A STUN binding request whose USERNAME names no peer of this server.
+    const user = Buffer.from("nobody00:client00");
+    const attr = Buffer.alloc(4 + user.length);
+    attr.writeUInt16BE(0x0006, 0); attr.writeUInt16BE(user.length, 2); user.copy(attr, 4);
+    const head = Buffer.alloc(20);
+    head.writeUInt16BE(0x0001, 0); head.writeUInt16BE(attr.length, 2); head.writeUInt32BE(0x2112a442, 4);
+    const stun = Buffer.concat([head, attr]);
+    let n = 0;
+    const next = () => {
+      if (n++ >= 200) return s.close();
+      s.send(n % 2 ? garbage : stun, ${MEDIA_PORT}, "127.0.0.1", next);
+    };
+    next();`;
+  execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", script]);
+  let counted = before;
+  await waitFor("the refusals to be counted", async () => {
+    counted = (await metrics()).value("classroom_sfu_packets_refused_total");
+    return counted >= before + 180; // the kernel may drop a few of a burst under load
+  }, 10_000).catch((e) => {
+    throw new Error(`${e.message}: ${before} before, ${counted} now`);
+  });
+  const framesBefore = (await cameraFrom("bob", "ada")).framesDecoded;
+  await sleep(1000);
+  const framesAfter = (await cameraFrom("bob", "ada")).framesDecoded;
+  assert.ok(framesAfter > framesBefore + 5, `bob still decodes ada: ${framesBefore} → ${framesAfter}`);
+  const logged = serverLog.filter((l) => l.includes("SFU dropped a datagram")).length;
+  assert.equal(logged, 1, "logged once, not once per datagram");
+});
+
+test("a client that announces no SFU capability is told the class needs a newer client", async () => {
+  // The Node client runs on the host and reaches the server in the namespace through a
+  // process inside it.
+  const script = `
+    const { io } = require(${JSON.stringify(join(process.cwd(), "node_modules/socket.io-client"))});
+    const socket = io("http://127.0.0.1:${PORT}", { transports: ["websocket"] });
+    socket.on("connect", () => {
+      socket.emit("join-session", { sessionId: "${SESSION}", userId: "old", userName: "Old Client" }, (ack) => {
+        console.log(JSON.stringify(ack));
+        socket.close();
+      });
+    });`;
+  const out = execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", script]).toString();
+  const ack = JSON.parse(out.trim().split("\n").pop());
+  assert.equal(ack.ok, false);
+  assert.equal(ack.error.code, "sfu-required");
+  assert.match(ack.error.message, /newer app/);
+});
+
+test("a participant who leaves is gone from everyone's view, and the server's m-lines stop", async () => {
+  await pages.get("cy").evaluate(() => window.classroom.leave());
+  for (const viewer of ["ada", "bob"]) {
+    await waitFor(`${viewer} to drop cy`, () =>
+      pages.get(viewer).evaluate(() => !document.querySelector('figure[data-user="cy"]')));
+  }
+  await waitFor("the server to forget cy's tracks", async () => {
+    const m = await metrics();
+    return m.value("classroom_sfu_peers") === 2 && m.value("classroom_sfu_tracks") === 6;
+  });
+  // ada and bob still see each other.
+  const before = (await cameraFrom("ada", "bob")).framesDecoded;
+  await sleep(1000);
+  assert.ok((await cameraFrom("ada", "bob")).framesDecoded > before);
+});
