@@ -117,6 +117,8 @@ pub enum PeerConnState {
 pub enum LinkId {
     /// The peer connection to this participant (by user id).
     Peer(String),
+    /// The one peer connection to the server's SFU, which carries everyone's tracks.
+    Sfu,
 }
 
 impl LinkId {
@@ -124,10 +126,12 @@ impl LinkId {
         LinkId::Peer(user_id.into())
     }
 
-    /// The participant whose tracks the link carries (a peer link's other end).
-    pub fn participant(&self) -> &str {
+    /// The participant whose tracks the link carries (a peer link's other end); none for the
+    /// SFU's link, whose tracks are everyone's (each says whose it is).
+    pub fn participant(&self) -> Option<&str> {
         match self {
-            LinkId::Peer(user_id) => user_id,
+            LinkId::Peer(user_id) => Some(user_id),
+            LinkId::Sfu => None,
         }
     }
 }
@@ -136,6 +140,7 @@ impl std::fmt::Display for LinkId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LinkId::Peer(user_id) => f.write_str(user_id),
+            LinkId::Sfu => f.write_str("the SFU"),
         }
     }
 }

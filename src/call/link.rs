@@ -94,11 +94,14 @@ pub(super) async fn run_link(
         });
     };
     let (events_tx, mut events) = mpsc::unbounded_channel::<PeerEvent>();
+    let label = spec.link.to_string();
+    let mut options = context.options.clone();
+    options.keep_accepted_codec = spec.link == LinkId::Sfu;
     let link = match PeerLink::new(
-        spec.link.participant(),
+        &label,
         &context.stream_id,
         &spec.ice_servers,
-        &context.options,
+        &options,
         spec.offering,
         events_tx,
     )
@@ -114,6 +117,13 @@ pub(super) async fn run_link(
     let connected = Arc::new(AtomicBool::new(false));
     let stop_readers = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(write_media(link.clone(), connected.clone(), units));
+    // Whose tracks the link carries: its participant's, or, on the SFU, everyone's it said.
+    let mut owners: Vec<String> = spec
+        .link
+        .participant()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
     let mut stats_ticker = tokio::time::interval(STATS_INTERVAL);
     stats_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -133,9 +143,24 @@ pub(super) async fn run_link(
                     report(LinkReportKind::State(state));
                 }
                 PeerEvent::RemoteTrack(mut track) => {
-                    link.place_track(&mut track).await;
-                    // A peer link's tracks are its participant's.
-                    let owner = spec.link.participant().to_owned();
+                    // A peer link's tracks are its participant's, in the places of its three
+                    // transceivers; the SFU's say whose they are (the stream) and what (the
+                    // track's name).
+                    let owner = match spec.link.participant() {
+                        Some(user_id) => {
+                            link.place_track(&mut track).await;
+                            user_id.to_owned()
+                        }
+                        None => {
+                            if let Some(source) = track.sfu_source().await {
+                                track.set_source(source);
+                            }
+                            track.stream_id().await
+                        }
+                    };
+                    if !owners.contains(&owner) {
+                        owners.push(owner.clone());
+                    }
                     report(LinkReportKind::RemoteTrack {
                         owner: owner.clone(),
                         source: track.source(),
@@ -157,13 +182,20 @@ pub(super) async fn run_link(
                 if connected.load(Ordering::Relaxed) {
                     let round_trip = link.round_trip_ms().await;
                     let estimate = link.target_bitrate_bps() / 1000.0;
-                    context.stats.set_transport(spec.link.participant(), round_trip, estimate);
+                    for owner in &owners {
+                        context.stats.set_transport(owner, round_trip, estimate);
+                    }
                 }
             }
         }
     }
     stop_readers.store(true, Ordering::SeqCst);
     writer.abort();
+    if spec.link.participant().is_none() {
+        for owner in &owners {
+            context.stats.forget(owner);
+        }
+    }
     link.close().await;
 }
 
@@ -209,7 +241,7 @@ async fn write_media(
             continue;
         }
         if let Err(error) = link.write(source, &unit).await {
-            tracing::debug!(user = %link.user_id(), %error, "media not sent");
+            tracing::debug!(user = %link.user_id(), ?source, %error, "media not sent");
         }
     }
 }

@@ -569,9 +569,12 @@ impl Engine {
     /// received over it is forgotten.
     fn close_link(&mut self, link: &LinkId) {
         self.writers.write().remove(link);
-        if self.peers.remove(link).is_some() {
-            self.stats.forget(link.participant());
-            self.local.mixer.forget(link.participant());
+        // The SFU's link forgets what it received from each participant itself, as it ends.
+        if self.peers.remove(link).is_some()
+            && let Some(user_id) = link.participant()
+        {
+            self.stats.forget(user_id);
+            self.local.mixer.forget(user_id);
         }
     }
 

@@ -59,6 +59,11 @@ pub struct PeerOptions {
     pub max_bitrate_bps: f64,
     /// Video codecs offered and accepted, in order of preference.
     pub video_codecs: Vec<VideoCodec>,
+    /// Keep sending the codec a video track was made for when the answer accepts it, even
+    /// where the answer lists another first (the SFU's connection: the server forwards any
+    /// codec it accepted, and replacing a sending track does not survive the server's
+    /// renegotiations in webrtc-rs 0.21).
+    pub keep_accepted_codec: bool,
 }
 
 impl Default for PeerOptions {
@@ -72,6 +77,7 @@ impl Default for PeerOptions {
             min_bitrate_bps: 150_000.0,
             max_bitrate_bps: 4_000_000.0,
             video_codecs: vec![VideoCodec::H264, VideoCodec::Vp8],
+            keep_accepted_codec: false,
         }
     }
 }
@@ -423,6 +429,7 @@ pub struct PeerLink {
     target_bitrate: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
     video_codecs: Vec<VideoCodec>,
+    keep_accepted_codec: bool,
 }
 
 impl PeerLink {
@@ -517,6 +524,7 @@ impl PeerLink {
             target_bitrate,
             closed,
             video_codecs: options.video_codecs.clone(),
+            keep_accepted_codec: options.keep_accepted_codec,
         };
         if offering {
             link.attach_tracks().await?;
@@ -662,6 +670,7 @@ impl PeerLink {
             return Ok(());
         };
         let negotiated = answer_video_codecs(&answer.sdp);
+        let accepted = answer_video_codec_lists(&answer.sdp);
         for track in &self.tracks {
             let place = match track.source {
                 Source::Audio => continue,
@@ -671,7 +680,14 @@ impl PeerLink {
             let Some(Some(codec)) = negotiated.get(place).copied() else {
                 continue;
             };
-            if *track.codec.lock() == Some(codec) {
+            let current = *track.codec.lock();
+            if current == Some(codec) {
+                continue;
+            }
+            if self.keep_accepted_codec
+                && current
+                    .is_some_and(|c| accepted.get(place).is_some_and(|list| list.contains(&c)))
+            {
                 continue;
             }
             let Some(sender) = track.sender.lock().clone() else {
@@ -910,6 +926,20 @@ pub(crate) fn answer_video_codecs(sdp: &str) -> Vec<Option<VideoCodec>> {
             // m=video <port> <proto> <fmt> <fmt>…: the first format is the one in use.
             let first = media.split_whitespace().nth(3)?;
             codec_of_format(attributes, first)
+        })
+        .collect()
+}
+
+/// Every codec each video m-line of an answer accepts, in its order.
+fn answer_video_codec_lists(sdp: &str) -> Vec<Vec<VideoCodec>> {
+    video_sections(sdp)
+        .iter()
+        .map(|(media, attributes)| {
+            media
+                .split_whitespace()
+                .skip(3)
+                .filter_map(|format| codec_of_format(attributes, format))
+                .collect()
         })
         .collect()
 }

@@ -23,6 +23,25 @@ impl RemoteTrack {
         self.source
     }
 
+    pub(crate) fn set_source(&mut self, source: Source) {
+        self.source = source;
+    }
+
+    /// The media stream the sender put the track in: on the SFU's connection, the user id of
+    /// the participant whose track it is.
+    pub(crate) async fn stream_id(&self) -> String {
+        self.track.stream_id().await.to_string()
+    }
+
+    /// On the SFU's connection the track id says what the track carries (`camera-17`,
+    /// `screen-4`, `audio-9`: its source, then the server's number for it); the source
+    /// guessed from it, when it does.
+    pub(crate) async fn sfu_source(&self) -> Option<Source> {
+        let id = self.track.track_id().await.to_string();
+        let (name, _) = id.split_once('-')?;
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     /// The video codec the remote sends on it, as negotiated (`None` for audio, or when the
     /// track does not say).
     pub(crate) async fn video_codec(&self) -> Option<VideoCodec> {

@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 use classroom_wire::{
     AnswerFromPeer, AnswerToPeer, ChatMessage, ChatSend, ErrorBody, IceCandidate,
     IceCandidateFromPeer, IceCandidateToPeer, IceServer, JoinSession, LeaveReason, MediaState,
-    OfferFromPeer, OfferToPeer, Participant, SdpKind, SessionDescription, SessionJoined, UserLeft,
-    VideoRequestFromPeer, VideoRequestToPeer,
+    OfferFromPeer, OfferToPeer, Participant, SdpKind, SessionDescription, SessionJoined,
+    SfuCandidate, SfuDescription, Topology, UserLeft, VideoRequestFromPeer, VideoRequestToPeer,
+    capability,
 };
 use serde::Serialize;
 
@@ -88,6 +89,8 @@ pub enum Input {
     RemoteCandidate(IceCandidateFromPeer),
     /// A viewer says how tall it shows our camera.
     VideoRequest(VideoRequestFromPeer),
+    /// The server's SFU offers (its m-lines for the others' tracks) or answers ours.
+    SfuDescription(SfuDescription),
     /// Negotiation on `link` settled; the video codec it carries.
     LinkNegotiated {
         link: LinkId,
@@ -153,6 +156,9 @@ pub enum Outgoing {
     MediaState(MediaState),
     Chat(ChatSend),
     VideoRequest(VideoRequestToPeer),
+    /// Our offer or answer on the connection to the SFU.
+    SfuDescription(SfuDescription),
+    SfuCandidate(SfuCandidate),
 }
 
 /// What the drivers must do.
@@ -253,9 +259,10 @@ pub enum SessionEvent {
     },
 }
 
-/// A mesh link (the peer connection to one remote participant) as the session tracks it.
+/// A link as the session tracks it: in a mesh, the peer connection to one remote participant;
+/// on the SFU, the one connection to the server.
 #[derive(Debug, Clone)]
-struct MeshLink {
+struct Link {
     /// We sent the first offer on this connection.
     we_offered: bool,
     state: PeerConnState,
@@ -276,9 +283,9 @@ struct MeshLink {
     tracks: BTreeSet<(String, Source)>,
 }
 
-impl MeshLink {
+impl Link {
     fn new(we_offered: bool) -> Self {
-        MeshLink {
+        Link {
             we_offered,
             state: PeerConnState::New,
             offer_pending: we_offered,
@@ -400,7 +407,9 @@ pub struct Session {
     ice_servers: Vec<IceServer>,
     participants: BTreeMap<String, Participant>,
     /// The mesh's links, by the participant at the other end.
-    mesh_links: BTreeMap<String, MeshLink>,
+    mesh_links: BTreeMap<String, Link>,
+    /// The connection to the server's SFU, in a class on it (then there are no mesh links).
+    sfu_link: Option<Link>,
     chat: VecDeque<ChatMessage>,
     audio: bool,
     camera: bool,
@@ -430,6 +439,7 @@ impl Session {
             ice_servers: Vec::new(),
             participants: BTreeMap::new(),
             mesh_links: BTreeMap::new(),
+            sfu_link: None,
             chat: VecDeque::new(),
             screen: false,
             not_working: BTreeSet::new(),
@@ -486,6 +496,7 @@ impl Session {
                     connection: self
                         .mesh_links
                         .get(&participant.user_id)
+                        .or(self.sfu_link.as_ref())
                         .map(|peer| peer.state),
                     receiving: self.receiving_from(&participant.user_id),
                 })
@@ -509,8 +520,7 @@ impl Session {
                     user_id: Some(self.config.user_id.clone()),
                     user_name: Some(self.config.user_name.clone()),
                     is_instructor: self.config.is_instructor,
-                    // Not yet "sfu": the desktop takes part in mesh classes only (issue 18).
-                    capabilities: Vec::new(),
+                    capabilities: vec![capability::SFU.to_owned()],
                 })));
             }
             Input::SignalingDisconnected => {
@@ -653,6 +663,82 @@ impl Session {
                 self.last_error = Some(format!("{user_id}: {message}"));
                 actions.push(Action::Notify(SessionEvent::PeerError { user_id, message }));
             }
+            Input::SfuDescription(description) => {
+                self.on_sfu_description(description, &mut actions)
+            }
+            Input::LocalDescription {
+                link: LinkId::Sfu,
+                description,
+            } => {
+                if self.sfu_link.is_some() {
+                    let sources = match description.kind {
+                        SdpKind::Offer => sfu_sources(&description.sdp),
+                        _ => Vec::new(),
+                    };
+                    actions.push(Action::Emit(Outgoing::SfuDescription(SfuDescription {
+                        description,
+                        sources,
+                        tracks: Vec::new(),
+                    })));
+                }
+            }
+            Input::LocalCandidate {
+                link: LinkId::Sfu,
+                candidate,
+            } => {
+                if self.sfu_link.is_some() {
+                    actions.push(Action::Emit(Outgoing::SfuCandidate(SfuCandidate {
+                        candidate,
+                    })));
+                }
+            }
+            Input::LinkState {
+                link: LinkId::Sfu,
+                state,
+            } => self.on_sfu_state(now, state, &mut actions),
+            Input::LinkNegotiated {
+                link: LinkId::Sfu,
+                video_codec,
+            } => {
+                if let Some(link) = &mut self.sfu_link {
+                    link.video_codec = video_codec;
+                }
+            }
+            Input::LinkEstimate {
+                link: LinkId::Sfu,
+                bps,
+            } => {
+                if let Some(link) = &mut self.sfu_link {
+                    link.estimate_bps = Some(bps);
+                }
+            }
+            Input::KeyframeRequested {
+                link: LinkId::Sfu,
+                source,
+            } => {
+                if self.sfu_link.is_some() {
+                    actions.push(Action::RequestKeyframe(source));
+                }
+            }
+            Input::RemoteTrack {
+                link: LinkId::Sfu,
+                owner,
+                source,
+            } => {
+                if let Some(link) = &mut self.sfu_link {
+                    link.tracks.insert((owner, source));
+                }
+            }
+            Input::LinkError {
+                link: LinkId::Sfu,
+                message,
+            } => {
+                self.last_error = Some(format!("the SFU: {message}"));
+                actions.push(Action::Notify(SessionEvent::ServerError {
+                    code: classroom_wire::ErrorCode::MediaRefused.as_str().to_owned(),
+                    message,
+                }));
+            }
             Input::Command(command) => self.on_command(command, &mut actions),
             Input::Timeout => self.on_timeout(now, &mut actions),
         }
@@ -669,7 +755,11 @@ impl Session {
             camera: self.sends(Source::Camera),
             screen: self.sends(Source::Screen),
         };
-        let links = self.mesh_links.values().map(MeshLink::media);
+        let links = self
+            .mesh_links
+            .values()
+            .chain(self.sfu_link.as_ref())
+            .map(Link::media);
         let targets = media_rules::send_targets(links, on, &self.targets);
         if targets == self.targets {
             return;
@@ -712,6 +802,13 @@ impl Session {
             .filter(|participant| participant.user_id != self.self_id)
             .map(|participant| (participant.user_id.clone(), with_name(participant)))
             .collect();
+        if joined.topology == Topology::Sfu {
+            self.join_sfu(present, actions);
+            return;
+        }
+        if self.sfu_link.take().is_some() {
+            actions.push(Action::CloseLink { link: LinkId::Sfu });
+        }
         // Connections to participants not (yet) back: after a server restart they rejoin one by
         // one, so a working connection waits out the grace period; a broken one is closed.
         let gone: Vec<String> = self
@@ -758,11 +855,117 @@ impl Session {
         }));
     }
 
+    /// Joined a class on the SFU: one connection, to the server, offered afresh on every join
+    /// (the server forgets a client's connection when its socket goes); no mesh links.
+    fn join_sfu(&mut self, present: BTreeMap<String, Participant>, actions: &mut Vec<Action>) {
+        for user_id in std::mem::take(&mut self.mesh_links).into_keys() {
+            actions.push(Action::CloseLink {
+                link: LinkId::Peer(user_id),
+            });
+        }
+        if self.sfu_link.take().is_some() {
+            actions.push(Action::CloseLink { link: LinkId::Sfu });
+        }
+        self.sfu_link = Some(Link::new(true));
+        actions.push(Action::OpenLink {
+            link: LinkId::Sfu,
+            ice_servers: self.ice_servers.clone(),
+            offer: true,
+        });
+        self.participants = present;
+        actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
+        for message in self.chat_waiting.drain(..) {
+            actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
+        }
+        actions.push(Action::Notify(SessionEvent::Joined {
+            participants: self.participants.len(),
+        }));
+    }
+
+    /// The server's offer or answer on our connection to the SFU. We are the impolite side:
+    /// an offer that collides with ours is ignored (the server yields and offers again).
+    fn on_sfu_description(&mut self, message: SfuDescription, actions: &mut Vec<Action>) {
+        let Some(link) = &mut self.sfu_link else {
+            tracing::debug!("an SFU description without a connection to the SFU: ignored");
+            return;
+        };
+        let description = message.description;
+        match description.kind {
+            SdpKind::Offer => {
+                if link.offer_pending {
+                    tracing::debug!("the SFU's offer collides with ours: ignored");
+                    return;
+                }
+                actions.push(Action::AcceptOffer {
+                    link: LinkId::Sfu,
+                    ice_servers: self.ice_servers.clone(),
+                    offer: description,
+                    replace: false,
+                });
+            }
+            SdpKind::Answer => {
+                if !link.offer_pending {
+                    tracing::debug!("an SFU answer without an offer pending: ignored");
+                    return;
+                }
+                link.offer_pending = false;
+                actions.push(Action::AcceptAnswer {
+                    link: LinkId::Sfu,
+                    answer: description,
+                });
+            }
+            SdpKind::Pranswer | SdpKind::Rollback => {
+                tracing::debug!(kind = ?description.kind, "an SFU description of no use: ignored");
+            }
+        }
+    }
+
+    fn on_sfu_state(&mut self, now: Instant, state: PeerConnState, actions: &mut Vec<Action>) {
+        let has_extensions = self.server.is_some_and(ServerKind::has_extensions);
+        let view_height = self.view_height;
+        let participants: Vec<String> = self.participants.keys().cloned().collect();
+        let Some(link) = &mut self.sfu_link else {
+            return;
+        };
+        link.state = state;
+        match state {
+            PeerConnState::Connected => {
+                for source in Source::VIDEO {
+                    actions.push(Action::RequestKeyframe(source));
+                }
+                if !link.was_connected
+                    && has_extensions
+                    && let Some(max_height) = view_height
+                {
+                    for user_id in participants {
+                        actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+                            target_user_id: user_id,
+                            max_height,
+                        })));
+                    }
+                }
+                link.failed_since = None;
+                link.restarted = false;
+                link.was_connected = true;
+            }
+            PeerConnState::Failed => {
+                link.failed_since.get_or_insert(now);
+                if !link.restarted {
+                    link.restarted = true;
+                    link.offer_pending = true;
+                    actions.push(Action::RestartIce { link: LinkId::Sfu });
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The sources we receive from `user_id`, over whichever links carry them.
     fn receiving_from(&self, user_id: &str) -> Vec<Source> {
         let sources: BTreeSet<Source> = self
             .mesh_links
             .values()
+            .chain(self.sfu_link.as_ref())
             .flat_map(|link| &link.tracks)
             .filter(|(owner, _)| owner == user_id)
             .map(|(_, source)| *source)
@@ -771,7 +974,7 @@ impl Session {
     }
 
     fn offer_to(&mut self, user_id: String, actions: &mut Vec<Action>) {
-        self.mesh_links.insert(user_id.clone(), MeshLink::new(true));
+        self.mesh_links.insert(user_id.clone(), Link::new(true));
         actions.push(Action::OpenLink {
             link: LinkId::Peer(user_id),
             ice_servers: self.ice_servers.clone(),
@@ -821,7 +1024,7 @@ impl Session {
             && self
                 .mesh_links
                 .get(&left.user_id)
-                .is_some_and(MeshLink::healthy);
+                .is_some_and(Link::healthy);
         if keep {
             if let Some(peer) = self.mesh_links.get_mut(&left.user_id) {
                 peer.orphaned_since = Some(now);
@@ -863,7 +1066,7 @@ impl Session {
                     || peer.remote_sdp_session != sdp_session
             }
         };
-        let mut peer = MeshLink::new(false);
+        let mut peer = Link::new(false);
         if let Some(existing) = self.mesh_links.get(&user_id)
             && !replace
         {
@@ -1010,6 +1213,15 @@ impl Session {
                         })));
                     }
                 }
+                // On the SFU the server takes the request: it forwards the layer that fits.
+                if self.sfu_link.as_ref().is_some_and(|l| l.was_connected) {
+                    for user_id in self.participants.keys() {
+                        actions.push(Action::Emit(Outgoing::VideoRequest(VideoRequestToPeer {
+                            target_user_id: user_id.clone(),
+                            max_height,
+                        })));
+                    }
+                }
                 return;
             }
             Command::SetVolume { user_id, percent } => {
@@ -1049,6 +1261,9 @@ impl Session {
                     actions.push(Action::CloseLink {
                         link: LinkId::Peer(user_id),
                     });
+                }
+                if self.sfu_link.take().is_some() {
+                    actions.push(Action::CloseLink { link: LinkId::Sfu });
                 }
                 self.participants.clear();
                 actions.push(Action::SetSources {
@@ -1107,6 +1322,51 @@ fn sdp_session_id(sdp: &str) -> Option<String> {
         .find_map(|line| line.strip_prefix("o="))
         .and_then(|origin| origin.split_whitespace().nth(1))
         .map(str::to_owned)
+}
+
+/// What our sending m-lines carry, from our own offer to the SFU: the connection creates them
+/// first and in this order, audio, camera, screen (the server's m-lines come after them).
+fn sfu_sources(sdp: &str) -> Vec<classroom_wire::SfuSource> {
+    use classroom_wire::{MediaSource, SfuSource};
+    let mut sources = Vec::new();
+    let mut kind: Option<&str> = None;
+    let mut videos = 0;
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("m=") {
+            kind = rest.split(' ').next();
+            continue;
+        }
+        let Some(mid) = line.strip_prefix("a=mid:") else {
+            continue;
+        };
+        let source = match kind {
+            Some("audio")
+                if !sources
+                    .iter()
+                    .any(|s: &SfuSource| s.source == MediaSource::Audio) =>
+            {
+                MediaSource::Audio
+            }
+            Some("video") if videos == 0 => {
+                videos += 1;
+                MediaSource::Camera
+            }
+            Some("video") if videos == 1 => {
+                videos += 1;
+                MediaSource::Screen
+            }
+            _ => continue,
+        };
+        sources.push(SfuSource {
+            mid: mid.trim().to_owned(),
+            source,
+            height: (source != MediaSource::Audio).then_some(720),
+        });
+        if sources.len() == 3 {
+            break;
+        }
+    }
+    sources
 }
 
 #[cfg(test)]

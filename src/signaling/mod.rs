@@ -104,6 +104,9 @@ pub(crate) fn input_from_event(event: &str, value: Value) -> Option<Input> {
         }
         events::ERROR => parse::<ErrorBody>(event, value, Input::ServerError),
         events::VIDEO_REQUEST => parse::<VideoRequestFromPeer>(event, value, Input::VideoRequest),
+        events::SFU_OFFER | events::SFU_ANSWER => {
+            parse::<classroom_wire::SfuDescription>(event, value, Input::SfuDescription)
+        }
         events::SERVER_RESTARTING => {
             parse::<classroom_wire::ServerRestarting>(event, value, Input::ServerRestarting)
         }
@@ -251,6 +254,14 @@ pub fn encode(outgoing: &Outgoing) -> Result<(&'static str, Value), SignalingErr
         Outgoing::MediaState(state) => json(events::MEDIA_STATE, state),
         Outgoing::Chat(chat) => json(events::CHAT_MESSAGE, chat),
         Outgoing::VideoRequest(request) => json(events::VIDEO_REQUEST, request),
+        Outgoing::SfuDescription(description) => json(
+            match description.description.kind {
+                classroom_wire::SdpKind::Offer => events::SFU_OFFER,
+                _ => events::SFU_ANSWER,
+            },
+            description,
+        ),
+        Outgoing::SfuCandidate(candidate) => json(events::SFU_CANDIDATE, candidate),
     }
 }
 

@@ -280,8 +280,10 @@ impl Peer {
                     let mid = change.add_media(
                         kind,
                         Direction::SendOnly,
+                        // The stream is the owner; the track id, unique in the connection
+                        // (clients key remote tracks by it), says what it carries.
                         Some(out.owner.to_string()),
-                        Some(source_name(out.source).to_owned()),
+                        Some(format!("{}-{}", source_name(out.source), out.track.0)),
                         None,
                     );
                     out.state = OutState::Negotiating(mid);

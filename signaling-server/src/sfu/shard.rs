@@ -492,7 +492,7 @@ impl Shard {
             },
         );
         let room = p.room.clone();
-        tracing::debug!(peer = peer.0, user = %p.user_id, mid = %added.mid, source = ?described.source, simulcast, "SFU track published");
+        tracing::debug!(peer = peer.0, user = %p.user_id, mid = %added.mid, source = ?described.source, direction = ?added.direction, simulcast, "SFU track published");
         self.tracks.insert(
             track,
             TrackInfo {

@@ -225,7 +225,8 @@ async fn run_simulated_link(
     mut ops: mpsc::UnboundedReceiver<LinkOp>,
     mut units: mpsc::Receiver<(Source, EncodedUnit)>,
 ) {
-    let key: EndKey = (self_user_id, spec.link.participant().to_owned());
+    // The simulated network has mesh links only.
+    let key: EndKey = (self_user_id, spec.link.to_string());
     let report = |kind: LinkReportKind| {
         let _ = context.reports.send(LinkReport {
             link: spec.link.clone(),

@@ -140,6 +140,10 @@ impl Room {
                     max_height: request.max_height,
                 }),
             ),
+            // The in-memory relay is a mesh server: it has no SFU.
+            Outgoing::SfuDescription(_) | Outgoing::SfuCandidate(_) => {
+                tracing::debug!(%from, "SFU event to the in-memory relay: ignored");
+            }
             Outgoing::MediaState(state) => {
                 let Some(member) = self.members.get_mut(from) else {
                     return;

@@ -80,7 +80,7 @@ fn created_offers(actions: &[Action]) -> Vec<&str> {
         .filter_map(|action| match action {
             Action::OpenLink {
                 link, offer: true, ..
-            } => Some(link.participant()),
+            } => link.participant(),
             _ => None,
         })
         .collect()
@@ -90,7 +90,7 @@ fn closed(actions: &[Action]) -> Vec<&str> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::CloseLink { link } => Some(link.participant()),
+            Action::CloseLink { link } => link.participant(),
             _ => None,
         })
         .collect()
@@ -119,7 +119,7 @@ fn connecting_sends_join_session_with_our_identity() {
             user_id: Some("ada".to_owned()),
             user_name: Some("Me".to_owned()),
             is_instructor: false,
-            capabilities: Vec::new(),
+            capabilities: vec!["sfu".to_owned()],
         }))]
     );
 }
@@ -156,7 +156,7 @@ fn those_present_wait_for_the_newcomers_offer_and_answer_it() {
     let actions = s.handle(t, offer_from("bob", "b1"));
     assert!(matches!(
         &actions[..],
-        [Action::AcceptOffer { link, replace: false, .. }] if link.participant() == "bob"
+        [Action::AcceptOffer { link, replace: false, .. }] if link.participant() == Some("bob")
     ));
     let actions = s.handle(
         t,
@@ -909,4 +909,135 @@ fn a_device_failure_before_joining_is_in_the_first_announcement() {
     assert!(media_states(&s.handle(t, working(Source::Camera, false))).is_empty());
     let actions = s.handle(t, joined("ada", &["bob"]));
     assert_eq!(media_states(&actions)[0].video_enabled, Some(false));
+}
+
+fn joined_on_sfu(self_id: &str, others: &[&str]) -> Input {
+    let Input::Joined(joined) = joined(self_id, others) else {
+        unreachable!()
+    };
+    Input::Joined(SessionJoined {
+        topology: Topology::Sfu,
+        ..joined
+    })
+}
+
+fn from_sfu(kind: SdpKind) -> Input {
+    Input::SfuDescription(SfuDescription {
+        description: sdp(kind, "900"),
+        sources: Vec::new(),
+        tracks: Vec::new(),
+    })
+}
+
+#[test]
+fn in_a_class_on_the_sfu_one_link_to_the_server_is_offered_and_no_mesh_link() {
+    let (mut s, now) = session("ada");
+    s.handle(now, Input::SignalingConnected);
+    let actions = s.handle(now, joined_on_sfu("ada", &["bob", "cy"]));
+    let opened: Vec<&LinkId> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::OpenLink { link, offer, .. } => {
+                assert!(*offer, "we offer first");
+                Some(link)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened, [&LinkId::Sfu]);
+    // Our offer goes to the server with what each of our m-lines sends.
+    let offer = SessionDescription {
+        kind: SdpKind::Offer,
+        sdp: "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:1\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:2\r\n".to_owned(),
+    };
+    let actions = s.handle(
+        now,
+        Input::LocalDescription {
+            link: LinkId::Sfu,
+            description: offer,
+        },
+    );
+    let [Action::Emit(Outgoing::SfuDescription(sent))] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    let sources: Vec<(&str, classroom_wire::MediaSource)> = sent
+        .sources
+        .iter()
+        .map(|s| (s.mid.as_str(), s.source))
+        .collect();
+    use classroom_wire::MediaSource::{Audio, Camera, Screen};
+    assert_eq!(sources, [("0", Audio), ("1", Camera), ("2", Screen)]);
+    // The server's offer while ours waits: ignored (the server yields).
+    assert!(s.handle(now, from_sfu(SdpKind::Offer)).is_empty());
+    let actions = s.handle(now, from_sfu(SdpKind::Answer));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::AcceptAnswer {
+            link: LinkId::Sfu,
+            ..
+        }]
+    ));
+    // Now the server's offer of the others' tracks is taken.
+    let actions = s.handle(now, from_sfu(SdpKind::Offer));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::AcceptOffer {
+            link: LinkId::Sfu,
+            replace: false,
+            ..
+        }]
+    ));
+    // Everyone's connection is the one to the SFU; tracks say whose they are.
+    s.handle(
+        now,
+        Input::LinkState {
+            link: LinkId::Sfu,
+            state: PeerConnState::Connected,
+        },
+    );
+    s.handle(
+        now,
+        Input::RemoteTrack {
+            link: LinkId::Sfu,
+            owner: "bob".to_owned(),
+            source: Source::Camera,
+        },
+    );
+    let snapshot = s.snapshot();
+    let bob = snapshot
+        .participants
+        .iter()
+        .find(|p| p.participant.user_id == "bob")
+        .unwrap();
+    let cy = snapshot
+        .participants
+        .iter()
+        .find(|p| p.participant.user_id == "cy")
+        .unwrap();
+    assert_eq!(bob.connection, Some(PeerConnState::Connected));
+    assert_eq!(cy.connection, Some(PeerConnState::Connected));
+    assert_eq!(bob.receiving, [Source::Camera]);
+    assert!(cy.receiving.is_empty());
+}
+
+#[test]
+fn a_rejoin_on_the_sfu_replaces_the_link_and_a_mesh_class_closes_it() {
+    let (mut s, now) = session("ada");
+    s.handle(now, Input::SignalingConnected);
+    s.handle(now, joined_on_sfu("ada", &["bob"]));
+    // After a reconnect the server knows nothing of our old connection: a fresh one.
+    let actions = s.handle(now, joined_on_sfu("ada", &["bob"]));
+    let links: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CloseLink { link } => Some(format!("close {link}")),
+            Action::OpenLink { link, .. } => Some(format!("open {link}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(links, ["close the SFU", "open the SFU"]);
+    // The class is a mesh again: the SFU's link goes, and we offer to bob.
+    let actions = s.handle(now, joined("ada", &["bob"]));
+    assert!(actions.contains(&Action::CloseLink { link: LinkId::Sfu }));
+    assert_eq!(created_offers(&actions), ["bob"]);
 }
