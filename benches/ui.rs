@@ -116,6 +116,7 @@ fn class_model() -> UiModel {
             ice_servers: vec![],
             chat_history: vec![],
             topology: Default::default(),
+            offer_to: None,
         }),
     );
     for p in &participants {

@@ -67,8 +67,12 @@ echo "-- a browser participant (Debian's Chromium) with a desktop participant"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec browser.test.mjs); then
   failed=$((failed + 1))
 fi
-echo "-- a class on the server's SFU: three Chromium participants, one connection each"
+echo "-- a class on the server's SFU: three Chromium participants and a desktop, one connection each"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec sfu.test.mjs); then
+  failed=$((failed + 1))
+fi
+echo "-- --sfu auto: a class of Chromium and desktops grows onto the SFU and shrinks back to a mesh"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec sfu-auto.test.mjs); then
   failed=$((failed + 1))
 fi
 # Firefox ESR (VP8 only, as offline), Chromium and the desktop in one class, inside the lab

@@ -114,6 +114,7 @@ impl ScriptedClass {
                     ),
                 ],
                 topology: Default::default(),
+                offer_to: None,
             }),
         );
         for user in ["grace", "ada", "alan"] {

@@ -751,13 +751,7 @@ async fn join_session(
     if let Some(name) = &join.user_name {
         check_text("userName", name, limits.max_name_chars, false)?;
     }
-    if state.sfu.is_some() && !join.can(capability::SFU) {
-        return Err(Refusal::new(
-            ErrorCode::SfuRequired,
-            "this class runs on the server's SFU, and this client cannot take part in it \
-             (it announced no \"sfu\" capability): use a newer app, or the class's web page",
-        ));
-    }
+    let sfu_capable = join.can(capability::SFU);
     let identity = identity_for_join(&conn.handshake, &join)?;
     let role = state
         .gate
@@ -790,10 +784,11 @@ async fn join_session(
         } else {
             Vec::new()
         };
-        let room = state
-            .rooms
-            .get_or_create(&join.session_id, || VecDeque::from(history));
-        if let Some(joined) = enter_room(state, s, conn, &room, &identity)? {
+        let room =
+            state
+                .rooms
+                .get_or_create(&join.session_id, || VecDeque::from(history), policy(state));
+        if let Some(joined) = enter_room(state, s, conn, &room, &identity, sfu_capable)? {
             return Ok(joined);
         }
         // The room closed between lookup and lock: its last member left. Look again.
@@ -807,16 +802,32 @@ fn enter_room(
     conn: &Arc<Connection>,
     room: &Arc<Room>,
     identity: &Identity,
+    sfu_capable: bool,
 ) -> Result<Option<SessionJoined>, Refusal> {
-    let outcome = room
-        .state
-        .lock()
-        .join(identity, s.clone(), now(), &state.config.limits);
+    let (outcome, retold) = {
+        let mut room_state = room.state.lock();
+        let outcome = room_state.join(
+            identity,
+            s.clone(),
+            sfu_capable,
+            now(),
+            &state.config.limits,
+            policy(state),
+        );
+        // A join that moved the class: everyone else is told it anew.
+        let retold = match &outcome {
+            Ok(joined) if joined.moved => room_state.retell(Some(s.id)),
+            _ => Vec::new(),
+        };
+        (outcome, retold)
+    };
     let room_rules::Joined {
         participant,
         roster,
         history,
         kind,
+        topology,
+        moved: _,
     } = match outcome {
         Ok(joined) => joined,
         Err(NotAdmitted::Closed) => return Ok(None),
@@ -840,15 +851,9 @@ fn enter_room(
     };
 
     let user_id: Arc<str> = Arc::from(identity.user_id.as_str());
-    let sfu_peer = match &state.sfu {
-        Some(sfu) => match sfu.join(room.id.clone(), user_id.clone(), signal_sink(s)) {
-            Ok(peer) => Some(peer),
-            Err(e) => {
-                tracing::warn!(error = %e, "the SFU did not take a joiner");
-                None
-            }
-        },
-        None => None,
+    let sfu_peer = match topology {
+        Topology::Sfu => sfu_peer_for(state, room, &user_id, s),
+        Topology::Mesh => None,
     };
     let before = conn.joined.lock().replace(Joined {
         room: room.clone(),
@@ -874,28 +879,107 @@ fn enter_room(
         let _ = old.disconnect();
     }
 
-    let mut ice_servers = state.config.ice_servers.clone();
-    if let Some(secret) = &state.config.turn_secret {
-        ice_servers.push(turn_credentials(
-            secret,
-            &state.config.turn_urls,
-            &identity.user_id,
-            state.config.turn_credential_ttl,
-            conn.handshake.expires_at(),
-        ));
+    if !retold.is_empty() {
+        tracing::info!(session = %room.id, ?topology, members = retold.len() + 1, "the class moves");
+        retell(state, room, retold, topology, &history);
     }
     Ok(Some(SessionJoined {
         protocol_version: PROTOCOL_VERSION,
         session_id: room.id.to_string(),
         self_: Some(participant),
         participants: roster,
-        ice_servers,
+        ice_servers: ice_servers_for(state, &identity.user_id, conn),
         chat_history: history,
-        topology: match state.sfu {
-            Some(_) => Topology::Sfu,
-            None => Topology::Mesh,
-        },
+        topology,
+        offer_to: None,
     }))
+}
+
+fn policy(state: &AppState) -> room_rules::TopologyPolicy {
+    room_rules::TopologyPolicy {
+        mode: state.config.sfu.mode,
+        mesh_max: state.config.sfu.mesh_max,
+    }
+}
+
+/// The ICE servers one member is handed: the configured ones, and TURN credentials of its own.
+fn ice_servers_for(
+    state: &AppState,
+    user_id: &str,
+    conn: &Connection,
+) -> Vec<classroom_wire::IceServer> {
+    let mut ice_servers = state.config.ice_servers.clone();
+    if let Some(secret) = &state.config.turn_secret {
+        ice_servers.push(turn_credentials(
+            secret,
+            &state.config.turn_urls,
+            user_id,
+            state.config.turn_credential_ttl,
+            conn.handshake.expires_at(),
+        ));
+    }
+    ice_servers
+}
+
+/// A peer on the SFU for a member of a class on it.
+fn sfu_peer_for(
+    state: &AppState,
+    room: &Room,
+    user_id: &Arc<str>,
+    s: &SocketRef,
+) -> Option<PeerId> {
+    let sfu = state.sfu.as_ref()?;
+    match sfu.join(room.id.clone(), user_id.clone(), signal_sink(s)) {
+        Ok(peer) => Some(peer),
+        Err(e) => {
+            tracing::warn!(error = %e, "the SFU did not take a member");
+            None
+        }
+    }
+}
+
+/// The class moved to `topology`: each member is told it anew (`session-joined`, as on a
+/// join, with everyone else), after its connection to the SFU is made or ended. Clients treat
+/// it as a rejoin: on the SFU they offer to the server; in a mesh they offer to everyone, the
+/// collisions settled by perfect negotiation (the greater user id is polite).
+fn retell(
+    state: &AppState,
+    room: &Arc<Room>,
+    members: Vec<room_rules::Retold<SocketRef>>,
+    topology: Topology,
+    history: &[ChatMessage],
+) {
+    for member in members {
+        let Some(conn) = member.conn.extensions.get::<Arc<Connection>>() else {
+            continue;
+        };
+        let user_id: Arc<str> = Arc::from(member.participant.user_id.as_str());
+        {
+            let mut joined = conn.joined.lock();
+            let Some(joined) = joined.as_mut().filter(|j| Arc::ptr_eq(&j.room, room)) else {
+                continue;
+            };
+            if let (Some(sfu), Some(peer)) = (&state.sfu, joined.sfu_peer.take()) {
+                sfu.leave(peer);
+            }
+            if topology == Topology::Sfu {
+                joined.sfu_peer = sfu_peer_for(state, room, &user_id, &member.conn);
+            }
+        }
+        let told = SessionJoined {
+            protocol_version: PROTOCOL_VERSION,
+            session_id: room.id.to_string(),
+            self_: Some(member.participant),
+            participants: member.roster,
+            ice_servers: ice_servers_for(state, &user_id, &conn),
+            chat_history: history.to_vec(),
+            topology,
+            offer_to: (topology == Topology::Mesh).then_some(member.offer_to),
+        };
+        if let Err(e) = member.conn.emit(event::SESSION_JOINED, &told) {
+            tracing::debug!(sid = %member.conn.id, error = %e, "the class's move not told");
+        }
+    }
 }
 
 /// Where the SFU's messages to this client go: `sfu-offer`/`sfu-answer`, or an `error`.
@@ -951,15 +1035,29 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
     };
     leave_sfu(state, Some(&joined));
     let room = &joined.room;
-    let outcome = room
-        .state
-        .lock()
-        .leave(&joined.user_id, joined.sid, now(), &state.config.limits);
+    let (outcome, retold) = {
+        let mut room_state = room.state.lock();
+        let outcome = room_state.leave(
+            &joined.user_id,
+            joined.sid,
+            now(),
+            &state.config.limits,
+            policy(state),
+        );
+        let retold = match &outcome {
+            Some(left) if left.moved_to.is_some() => {
+                Some((room_state.retell(None), room_state.history()))
+            }
+            _ => None,
+        };
+        (outcome, retold)
+    };
     let Some(Left {
         participant,
         others,
         notice,
         closed,
+        moved_to,
     }) = outcome
     else {
         // Replaced by a newer connection of the same user: nothing to announce.
@@ -980,6 +1078,10 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
     };
     emit_to_all(&others, event::USER_LEFT, &left);
     emit_to_all(&others, event::CHAT_MESSAGE, &notice);
+    if let (Some(topology), Some((members, history))) = (moved_to, retold) {
+        tracing::info!(session = %room.id, ?topology, members = members.len(), "the class moves");
+        retell(state, room, members, topology, &history);
+    }
     tracing::debug!(session = %room.id, user = %joined.user_id, ?reason, "left");
     true
 }

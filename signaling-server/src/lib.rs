@@ -138,7 +138,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     };
     let sfu = match config.sfu.mode {
         sfu::SfuMode::Off => None,
-        sfu::SfuMode::Always => {
+        sfu::SfuMode::Always | sfu::SfuMode::Auto => {
             Some(sfu::Sfu::start(&config.sfu).map_err(|e| ServerError::Sfu(e.to_string()))?)
         }
     };

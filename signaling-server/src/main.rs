@@ -173,9 +173,13 @@ struct ServeArgs {
     /// Bearer token for GET /metrics; without one, metrics are served only with --dev.
     #[arg(long, env = "CLASSROOM_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
-    /// Whether classes run on the server's SFU: off (every class a mesh) or always.
+    /// Whether classes run on the server's SFU: off (every class a mesh), always, or auto
+    /// (a mesh up to --mesh-max participants, the SFU above).
     #[arg(long, env = "CLASSROOM_SFU", value_enum)]
     sfu: Option<classroom_signaling::sfu::SfuMode>,
+    /// The largest class --sfu auto keeps a mesh (it moves back below it).
+    #[arg(long, env = "CLASSROOM_MESH_MAX", default_value_t = 4)]
+    mesh_max: usize,
     /// The address the SFU receives media on (one UDP port for every peer); default: the
     /// --listen address.
     #[arg(long, env = "CLASSROOM_MEDIA_ADDRESS")]
@@ -393,6 +397,7 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     if let Some(mode) = args.sfu {
         config.sfu.mode = mode;
     }
+    config.sfu.mesh_max = args.mesh_max.max(2);
     config.sfu.media_bind = std::net::SocketAddr::new(
         args.media_address.unwrap_or(config.listen.ip()),
         args.media_port,

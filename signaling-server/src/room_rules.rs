@@ -1,17 +1,19 @@
 //! The rules of one live room, without sockets or clocks: who may join, the same user again
 //! (the newest connection wins), leaving, the join and leave notices, the chat history's
-//! bounds. A join or a leave returns what the driver (`handlers.rs`) must emit, and to whom;
+//! bounds, and whether the class is a mesh or on the SFU (`--sfu auto`: on it above
+//! `--mesh-max` participants, back under it with one to spare). A join or a leave returns what the driver (`handlers.rs`) must emit, and to whom;
 //! the time comes in with the call.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use classroom_wire::{ChatKind, ChatMessage, ErrorCode, Participant};
+use classroom_wire::{ChatKind, ChatMessage, ErrorCode, Participant, Topology};
 
 use crate::auth::Identity;
 use crate::config::Limits;
 use crate::error::Refusal;
 use crate::limits::TokenBucket;
+use crate::sfu::SfuMode;
 use crate::store::SYSTEM_NOTICES_KEPT;
 
 /// A member's connection as the room holds it: cloned to be emitted to, told apart by its id.
@@ -30,6 +32,8 @@ pub(crate) struct Now {
 pub(crate) struct Member<C> {
     pub(crate) participant: Participant,
     pub(crate) conn: C,
+    /// Its client can take part in a class on the SFU (it said so on joining).
+    pub(crate) sfu_capable: bool,
     /// The member's chat rate, whichever of its connections sends.
     pub(crate) chat: TokenBucket,
 }
@@ -41,6 +45,37 @@ pub(crate) struct RoomState<C> {
     history: VecDeque<ChatMessage>,
     /// Set when the last member left; the room takes no one after that.
     closed: bool,
+    topology: Topology,
+}
+
+/// When a class runs on the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TopologyPolicy {
+    pub(crate) mode: SfuMode,
+    /// The largest mesh (`auto`).
+    pub(crate) mesh_max: usize,
+}
+
+/// The topology a class of `members` should have, from the one it has: `off` a mesh and
+/// `always` the SFU; `auto` moves to the SFU when the class grows past `mesh_max`, and back
+/// when it shrinks below it (one to spare, so a class at the edge does not go back and
+/// forth), and stays a mesh while any member's client cannot take part in the SFU.
+pub(crate) fn next_topology(
+    current: Topology,
+    members: usize,
+    all_sfu_capable: bool,
+    policy: TopologyPolicy,
+) -> Topology {
+    match policy.mode {
+        SfuMode::Off => Topology::Mesh,
+        SfuMode::Always => Topology::Sfu,
+        SfuMode::Auto if !all_sfu_capable => Topology::Mesh,
+        SfuMode::Auto => match current {
+            Topology::Mesh if members > policy.mesh_max => Topology::Sfu,
+            Topology::Sfu if members < policy.mesh_max => Topology::Mesh,
+            other => other,
+        },
+    }
 }
 
 /// A join that was let in.
@@ -53,6 +88,10 @@ pub(crate) struct Joined<C> {
     /// The chat history, oldest first, with the joiner's own notice when they are new.
     pub(crate) history: Vec<ChatMessage>,
     pub(crate) kind: JoinKind<C>,
+    /// The class's topology now, and whether this join moved it there (then everyone else
+    /// is to be told the class anew: a `session-joined` each).
+    pub(crate) topology: Topology,
+    pub(crate) moved: bool,
 }
 
 /// What the others learn of a join.
@@ -85,16 +124,71 @@ pub(crate) struct Left<C> {
     pub(crate) notice: ChatMessage,
     /// That was the last member: the room is closed, to be taken out of the registry.
     pub(crate) closed: bool,
+    /// The leave moved the class to this topology: everyone left is to be told anew.
+    pub(crate) moved_to: Option<Topology>,
+}
+
+/// One member as a move of the class tells it anew: its connection and everyone else.
+pub(crate) struct Retold<C> {
+    pub(crate) conn: C,
+    pub(crate) participant: Participant,
+    /// Those who joined before it: in a mesh it offers to them, the others offer to it.
+    pub(crate) offer_to: Vec<String>,
+    pub(crate) roster: Vec<Participant>,
 }
 
 impl<C: Handle> RoomState<C> {
     /// An empty room with the chat history it starts from.
-    pub(crate) fn new(history: VecDeque<ChatMessage>) -> Self {
+    pub(crate) fn new(history: VecDeque<ChatMessage>, policy: TopologyPolicy) -> Self {
         RoomState {
             members: Vec::new(),
             history,
             closed: false,
+            topology: next_topology(Topology::Mesh, 0, true, policy),
         }
+    }
+
+    pub(crate) fn history(&self) -> Vec<ChatMessage> {
+        self.history.iter().cloned().collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// Moves the class to the topology its members call for; whether it moved.
+    fn settle_topology(&mut self, policy: TopologyPolicy) -> bool {
+        let capable = self.members.iter().all(|m| m.sfu_capable);
+        let next = next_topology(self.topology, self.members.len(), capable, policy);
+        let moved = next != self.topology;
+        self.topology = next;
+        moved
+    }
+
+    /// Every member but `except`, each with everyone else, in join order: what a move of the
+    /// class tells them.
+    pub(crate) fn retell(&self, except: Option<C::Id>) -> Vec<Retold<C>> {
+        self.members
+            .iter()
+            .filter(|m| Some(m.conn.id()) != except)
+            .map(|m| Retold {
+                conn: m.conn.clone(),
+                participant: m.participant.clone(),
+                offer_to: self
+                    .members
+                    .iter()
+                    .take_while(|o| o.participant.user_id != m.participant.user_id)
+                    .map(|o| o.participant.user_id.clone())
+                    .collect(),
+                roster: self
+                    .members
+                    .iter()
+                    .filter(|o| o.participant.user_id != m.participant.user_id)
+                    .map(|o| o.participant.clone())
+                    .collect(),
+            })
+            .collect()
     }
 
     pub(crate) fn member(&self, user_id: &str) -> Option<&Member<C>> {
@@ -125,11 +219,20 @@ impl<C: Handle> RoomState<C> {
         &mut self,
         who: &Identity,
         conn: C,
+        sfu_capable: bool,
         now: Now,
         limits: &Limits,
+        policy: TopologyPolicy,
     ) -> Result<Joined<C>, NotAdmitted> {
         if self.closed {
             return Err(NotAdmitted::Closed);
+        }
+        if self.topology == Topology::Sfu && !sfu_capable {
+            return Err(NotAdmitted::Refused(Refusal::new(
+                ErrorCode::SfuRequired,
+                "this class runs on the server's SFU, and this client cannot take part in it \
+                 (it announced no \"sfu\" capability): use a newer app, or the class's web page",
+            )));
         }
         let conn_id = conn.id();
         let (participant, kind) = if let Some(existing) = self.member_mut(&who.user_id) {
@@ -137,6 +240,7 @@ impl<C: Handle> RoomState<C> {
                 .then(|| std::mem::replace(&mut existing.conn, conn));
             existing.participant.user_name = who.user_name.clone();
             existing.participant.is_instructor = who.role.is_instructor();
+            existing.sfu_capable = sfu_capable;
             let participant = existing.participant.clone();
             let others = self.conns_except(Some(conn_id));
             (participant, JoinKind::Again { others, replaced })
@@ -162,6 +266,7 @@ impl<C: Handle> RoomState<C> {
             self.members.push(Member {
                 participant: participant.clone(),
                 conn,
+                sfu_capable,
                 chat: TokenBucket::new(limits.chat_burst, now.instant),
             });
             let notice = notice(&participant, "joined the class", now);
@@ -174,11 +279,14 @@ impl<C: Handle> RoomState<C> {
             .filter(|m| m.participant.user_id != who.user_id)
             .map(|m| m.participant.clone())
             .collect();
+        let moved = self.settle_topology(policy);
         Ok(Joined {
             participant,
             roster,
             history: self.history.iter().cloned().collect(),
             kind,
+            topology: self.topology,
+            moved,
         })
     }
 
@@ -191,6 +299,7 @@ impl<C: Handle> RoomState<C> {
         conn: C::Id,
         now: Now,
         limits: &Limits,
+        policy: TopologyPolicy,
     ) -> Option<Left<C>> {
         let index = self
             .members
@@ -200,11 +309,13 @@ impl<C: Handle> RoomState<C> {
         let notice = notice(&member.participant, "left the class", now);
         self.push_history(notice.clone(), limits.chat_history_len);
         self.closed = self.members.is_empty();
+        let moved = !self.closed && self.settle_topology(policy);
         Some(Left {
             participant: member.participant,
             others: self.conns_except(None),
             notice,
             closed: self.closed,
+            moved_to: moved.then_some(self.topology),
         })
     }
 
@@ -241,6 +352,15 @@ fn notice(p: &Participant, what: &str, now: Now) -> ChatMessage {
 mod tests {
     use super::*;
     use classroom_wire::Role;
+
+    const MESH: TopologyPolicy = TopologyPolicy {
+        mode: SfuMode::Off,
+        mesh_max: 4,
+    };
+    const AUTO: TopologyPolicy = TopologyPolicy {
+        mode: SfuMode::Auto,
+        mesh_max: 4,
+    };
 
     /// A connection in the tests: a number.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,12 +400,19 @@ mod tests {
     }
 
     fn room() -> RoomState<Conn> {
-        RoomState::new(VecDeque::new())
+        RoomState::new(VecDeque::new(), MESH)
     }
 
     fn join(room: &mut RoomState<Conn>, id: &str, name: &str, conn: u32) -> Joined<Conn> {
-        room.join(&user(id, name), Conn(conn), at(1000), &limits(50))
-            .expect("admitted")
+        room.join(
+            &user(id, name),
+            Conn(conn),
+            true,
+            at(1000),
+            &limits(50),
+            MESH,
+        )
+        .expect("admitted")
     }
 
     fn chat(text: &str, kind: ChatKind) -> ChatMessage {
@@ -340,10 +467,12 @@ mod tests {
     fn a_full_room_refuses_a_newcomer_and_stays_as_it_was() {
         let mut room = room();
         let full = limits(2);
-        room.join(&user("a", "Ann"), Conn(1), at(1), &full).unwrap();
-        room.join(&user("b", "Bob"), Conn(2), at(2), &full).unwrap();
+        room.join(&user("a", "Ann"), Conn(1), true, at(1), &full, MESH)
+            .unwrap();
+        room.join(&user("b", "Bob"), Conn(2), true, at(2), &full, MESH)
+            .unwrap();
         let refused = room
-            .join(&user("c", "Cy"), Conn(3), at(3), &full)
+            .join(&user("c", "Cy"), Conn(3), true, at(3), &full, MESH)
             .unwrap_err();
         assert_eq!(
             refused,
@@ -360,9 +489,13 @@ mod tests {
     fn a_returning_member_is_let_in_when_the_room_is_full() {
         let mut room = room();
         let full = limits(2);
-        room.join(&user("a", "Ann"), Conn(1), at(1), &full).unwrap();
-        room.join(&user("b", "Bob"), Conn(2), at(2), &full).unwrap();
-        let again = room.join(&user("a", "Ann"), Conn(3), at(3), &full).unwrap();
+        room.join(&user("a", "Ann"), Conn(1), true, at(1), &full, MESH)
+            .unwrap();
+        room.join(&user("b", "Bob"), Conn(2), true, at(2), &full, MESH)
+            .unwrap();
+        let again = room
+            .join(&user("a", "Ann"), Conn(3), true, at(3), &full, MESH)
+            .unwrap();
         assert!(matches!(
             again.kind,
             JoinKind::Again {
@@ -408,14 +541,23 @@ mod tests {
     #[test]
     fn joining_again_updates_name_and_role_and_keeps_the_rest() {
         let mut room = room();
-        room.join(&user("a", "Ann"), Conn(1), at(1000), &limits(50))
-            .unwrap();
+        room.join(
+            &user("a", "Ann"),
+            Conn(1),
+            true,
+            at(1000),
+            &limits(50),
+            MESH,
+        )
+        .unwrap();
         room.member_mut("a").unwrap().participant.audio_enabled = false;
         let renamed = Identity {
             role: Role::Instructor,
             ..user("a", "Dr Ann")
         };
-        let again = room.join(&renamed, Conn(2), at(5000), &limits(50)).unwrap();
+        let again = room
+            .join(&renamed, Conn(2), true, at(5000), &limits(50), MESH)
+            .unwrap();
         let p = &again.participant;
         assert_eq!((p.user_name.as_str(), p.is_instructor), ("Dr Ann", true));
         assert_eq!((p.audio_enabled, p.joined_at), (false, 1000));
@@ -433,9 +575,11 @@ mod tests {
             others,
             notice,
             closed,
+            moved_to,
         } = room
-            .leave("b", 2, at(9000), &limits(50))
+            .leave("b", 2, at(9000), &limits(50), MESH)
             .expect("Bob was a member");
+        assert_eq!(moved_to, None);
         assert_eq!(participant.user_name, "Bob");
         assert_eq!(others, [Conn(1), Conn(3)]);
         assert_eq!(notice.message, "Bob left the class");
@@ -452,11 +596,11 @@ mod tests {
         join(&mut room, "b", "Bob", 2);
         join(&mut room, "a", "Ann", 3);
         let before = room.history.len();
-        assert!(room.leave("a", 1, at(1), &limits(50)).is_none());
+        assert!(room.leave("a", 1, at(1), &limits(50), MESH).is_none());
         assert_eq!(room.member("a").unwrap().conn, Conn(3));
         assert_eq!(room.history.len(), before);
         // Another user's connection does not take Ann out either.
-        assert!(room.leave("a", 2, at(1), &limits(50)).is_none());
+        assert!(room.leave("a", 2, at(1), &limits(50), MESH).is_none());
     }
 
     #[test]
@@ -465,16 +609,16 @@ mod tests {
         join(&mut room, "a", "Ann", 1);
         join(&mut room, "b", "Bob", 2);
         let first = room
-            .leave("a", 1, at(1), &limits(50))
+            .leave("a", 1, at(1), &limits(50), MESH)
             .expect("Ann was a member");
         assert!(!first.closed);
         let last = room
-            .leave("b", 2, at(2), &limits(50))
+            .leave("b", 2, at(2), &limits(50), MESH)
             .expect("Bob was a member");
         let (others, closed) = (last.others, last.closed);
         assert!(closed && others.is_empty());
         assert_eq!(
-            room.join(&user("c", "Cy"), Conn(3), at(3), &limits(50))
+            room.join(&user("c", "Cy"), Conn(3), true, at(3), &limits(50), MESH)
                 .unwrap_err(),
             NotAdmitted::Closed
         );
@@ -499,14 +643,15 @@ mod tests {
 
     #[test]
     fn join_notices_do_not_push_the_conversation_out() {
-        let mut room = RoomState::new(VecDeque::from([chat("hello", ChatKind::User)]));
+        let mut room = RoomState::new(VecDeque::from([chat("hello", ChatKind::User)]), MESH);
         let small = Limits {
             chat_history_len: 1,
             ..Limits::default()
         };
         for i in 0..SYSTEM_NOTICES_KEPT as u32 + 2 {
             let id = format!("u{i}");
-            room.join(&user(&id, &id), Conn(i), at(1), &small).unwrap();
+            room.join(&user(&id, &id), Conn(i), true, at(1), &small, MESH)
+                .unwrap();
         }
         let users: Vec<_> = room
             .history
@@ -516,5 +661,76 @@ mod tests {
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].message, "hello");
         assert_eq!(room.history.len(), 1 + SYSTEM_NOTICES_KEPT);
+    }
+
+    #[test]
+    fn auto_moves_a_growing_class_to_the_sfu_and_back_with_one_to_spare() {
+        use Topology::{Mesh, Sfu};
+        let step = |current, members| next_topology(current, members, true, AUTO);
+        assert_eq!(step(Mesh, 4), Mesh);
+        assert_eq!(step(Mesh, 5), Sfu);
+        assert_eq!(step(Sfu, 4), Sfu, "one to spare: not back at the edge");
+        assert_eq!(step(Sfu, 3), Mesh);
+        // A member whose client knows only the mesh keeps the class a mesh.
+        assert_eq!(next_topology(Mesh, 9, false, AUTO), Mesh);
+        let always = TopologyPolicy {
+            mode: SfuMode::Always,
+            ..AUTO
+        };
+        assert_eq!(next_topology(Mesh, 1, true, always), Sfu);
+        assert_eq!(next_topology(Sfu, 9, true, MESH), Mesh);
+    }
+
+    #[test]
+    fn the_join_and_the_leave_that_move_the_class_say_so_and_a_mesh_only_client_is_refused_on_the_sfu()
+     {
+        let mut room = room();
+        for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let joined = room
+                .join(
+                    &user(id, id),
+                    Conn(i as u32),
+                    true,
+                    at(1),
+                    &limits(50),
+                    AUTO,
+                )
+                .unwrap();
+            assert_eq!((joined.topology, joined.moved), (Topology::Mesh, false));
+        }
+        let fifth = room
+            .join(&user("e", "e"), Conn(9), true, at(2), &limits(50), AUTO)
+            .unwrap();
+        assert_eq!((fifth.topology, fifth.moved), (Topology::Sfu, true));
+        // Everyone else is told anew, each with the rest of the class.
+        let retold = room.retell(Some(9));
+        assert_eq!(retold.len(), 4);
+        assert_eq!(ids(&retold[0].roster), ["b", "c", "d", "e"]);
+        assert!(retold[0].offer_to.is_empty());
+        assert_eq!(
+            retold[2].offer_to,
+            ["a", "b"],
+            "c offers to those before it"
+        );
+        let refused = room.join(
+            &user("old", "old"),
+            Conn(20),
+            false,
+            at(3),
+            &limits(50),
+            AUTO,
+        );
+        assert!(matches!(
+            refused,
+            Err(NotAdmitted::Refused(Refusal {
+                code: ErrorCode::SfuRequired,
+                ..
+            }))
+        ));
+        let left = room.leave("e", 9, at(4), &limits(50), AUTO).unwrap();
+        assert_eq!(left.moved_to, None, "four: still on the SFU");
+        let left = room.leave("d", 3, at(5), &limits(50), AUTO).unwrap();
+        assert_eq!(left.moved_to, Some(Topology::Mesh));
+        assert_eq!(room.topology(), Topology::Mesh);
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 
-use crate::room_rules::{Handle, RoomState};
+use crate::room_rules::{Handle, RoomState, TopologyPolicy};
 
 impl Handle for SocketRef {
     type Id = Sid;
@@ -40,13 +40,14 @@ impl Registry {
         &self,
         id: &str,
         history: impl FnOnce() -> VecDeque<ChatMessage>,
+        policy: TopologyPolicy,
     ) -> Arc<Room> {
         self.rooms
             .entry(Arc::from(id))
             .or_insert_with(|| {
                 Arc::new(Room {
                     id: Arc::from(id),
-                    state: Mutex::new(RoomState::new(history())),
+                    state: Mutex::new(RoomState::new(history(), policy)),
                 })
             })
             .clone()

@@ -117,6 +117,7 @@
       const caption = document.createElement("figcaption");
       figure.append(video, name, caption);
       $("videos").append(figure);
+      tileSizes.observe(figure);
     }
     return figure;
   }
@@ -448,6 +449,10 @@
     }
   }
 
+  // A tile that changes size asks for the layer it now needs at once (not at the next stats
+  // tick): growing a tile to the stage brings the sharper picture within the second.
+  const tileSizes = new ResizeObserver(() => requestLayers());
+
   // Each camera tile's height, so the server forwards the layer it needs (like the desktop's
   // video-request in a mesh); sent when it changes.
   function requestLayers() {
@@ -648,6 +653,8 @@
     }
     closeSfu();
     for (const p of joined.participants) {
+      // A class that moved to a mesh: we offer to those the server names, the others to us.
+      if (joined.offerTo && !joined.offerTo.includes(p.userId)) continue;
       const existing = state.peers.get(p.userId);
       if (existing && ["connected", "connecting", "new"].includes(existing.pc.connectionState)) continue;
       if (existing) closePeer(p.userId);

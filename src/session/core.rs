@@ -831,7 +831,14 @@ impl Session {
             }
         }
         // To those still here: kept when healthy (a rejoin after a reconnect), otherwise
-        // replaced by a fresh offer.
+        // replaced by a fresh offer. When the class moved to a mesh the server says whom to
+        // offer to (those who joined before us); the others offer to us.
+        let ours = |user_id: &String| {
+            joined
+                .offer_to
+                .as_ref()
+                .is_none_or(|offer_to| offer_to.contains(user_id))
+        };
         for user_id in present.keys() {
             match self.mesh_links.get_mut(user_id) {
                 Some(peer) if peer.healthy() => peer.orphaned_since = None,
@@ -839,9 +846,14 @@ impl Session {
                     actions.push(Action::CloseLink {
                         link: LinkId::Peer(user_id.clone()),
                     });
-                    self.offer_to(user_id.clone(), actions);
+                    if ours(user_id) {
+                        self.offer_to(user_id.clone(), actions);
+                    } else {
+                        self.mesh_links.remove(user_id);
+                    }
                 }
-                None => self.offer_to(user_id.clone(), actions),
+                None if ours(user_id) => self.offer_to(user_id.clone(), actions),
+                None => {}
             }
         }
         self.participants = present;

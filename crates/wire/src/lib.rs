@@ -167,6 +167,11 @@ pub struct SessionJoined {
     /// `mesh` when the server did not say.
     #[serde(default)]
     pub topology: Topology,
+    /// When the class moved to a mesh (`--sfu auto`): the participants this client offers to
+    /// (those who joined before it); the others offer to it. Absent on a join: the joiner
+    /// offers to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_to: Option<Vec<String>>,
 }
 
 impl SessionJoined {
@@ -751,6 +756,7 @@ mod tests {
                 kind: ChatKind::System,
             }],
             topology: Topology::Sfu,
+            offer_to: None,
         };
         let wire = serde_json::to_value(&joined).unwrap();
         assert_eq!(wire["protocolVersion"], PROTOCOL_VERSION);

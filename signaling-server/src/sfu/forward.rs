@@ -145,6 +145,11 @@ pub(crate) enum Input {
     KeyframeWanted {
         sub: SubId,
     },
+    /// The subscription's m-line just opened: what was forwarded before went nowhere, so it
+    /// starts again at a keyframe.
+    Opened {
+        sub: SubId,
+    },
     Timeout,
 }
 
@@ -364,6 +369,23 @@ impl Forwarder {
                 if let Some(layer) = s.current.or(s.target) {
                     let track = s.track;
                     self.request_keyframe(now, track, layer);
+                }
+            }
+            Input::Opened { sub } => {
+                let Some(s) = self.subs.get_mut(&sub) else {
+                    return;
+                };
+                if let TrackKind::Video { .. } = self
+                    .tracks
+                    .get(&s.track)
+                    .map(|t| t.kind)
+                    .unwrap_or(TrackKind::Audio)
+                {
+                    s.current = None;
+                    if let Some(layer) = s.target {
+                        let track = s.track;
+                        self.request_keyframe(now, track, layer);
+                    }
                 }
             }
             Input::Timeout => {
@@ -1012,5 +1034,46 @@ mod tests {
             assert_eq!(Layer::from_rid(Some(l.rid())), Some(l));
         }
         assert_eq!(Layer::Quarter.height(720), 180);
+    }
+
+    #[test]
+    fn a_subscription_whose_m_line_opens_late_starts_again_at_a_keyframe() {
+        let t0 = Instant::now();
+        let mut f = setup(t0);
+        let mut script = Script::new(t0);
+        let (now, packets) = script.frame([false; 3]);
+        deliver(&mut f, now, &packets);
+        f.handle_input(
+            now,
+            Input::Subscribe {
+                sub: SUB,
+                subscriber: VIEWER,
+                track: CAMERA,
+            },
+        );
+        let (now, packets) = script.frame([true; 3]);
+        deliver(&mut f, now, &packets);
+        assert_eq!(f.current_layer(SUB), Some(Layer::Half));
+        drain(&mut f);
+        // That keyframe went to an m-line the viewer had not opened yet.
+        let later = now + KEYFRAME_REQUEST_INTERVAL;
+        f.handle_input(later, Input::Opened { sub: SUB });
+        assert_eq!(f.current_layer(SUB), None);
+        assert_eq!(
+            drain(&mut f),
+            [Output::RequestKeyframe {
+                publisher: PUB,
+                track: CAMERA,
+                layer: Layer::Half
+            }]
+        );
+        let mut script_later = script;
+        let (now, packets) = script_later.frame([false; 3]);
+        assert!(
+            deliver(&mut f, now.max(later), &packets).is_empty(),
+            "deltas wait"
+        );
+        let (now, packets) = script_later.frame([false, true, false]);
+        assert_eq!(deliver(&mut f, now.max(later), &packets).len(), 1);
     }
 }

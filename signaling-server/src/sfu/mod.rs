@@ -32,6 +32,9 @@ pub enum SfuMode {
     Off,
     /// Every class runs on the SFU.
     Always,
+    /// A class is a mesh while small and moves to the SFU when it grows past `--mesh-max`
+    /// (back when it shrinks below it).
+    Auto,
 }
 
 /// The SFU's part of the server's configuration.
@@ -42,6 +45,8 @@ pub struct SfuConfig {
     pub media_bind: SocketAddr,
     /// The address clients are told to send to, when it is not the bound one (a 1:1 NAT).
     pub public_ip: Option<IpAddr>,
+    /// The largest class `auto` keeps a mesh (`--mesh-max`).
+    pub mesh_max: usize,
 }
 
 impl SfuConfig {
@@ -50,6 +55,7 @@ impl SfuConfig {
             mode: SfuMode::Off,
             media_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_ip: None,
+            mesh_max: 4,
         }
     }
 }

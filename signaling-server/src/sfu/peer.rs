@@ -163,8 +163,9 @@ impl Peer {
         Ok(())
     }
 
-    /// Accepts the client's answer to our pending offer.
-    pub(crate) fn accept_answer(&mut self, sdp: &str) -> Result<(), SfuError> {
+    /// Accepts the client's answer to our pending offer; the subscriptions whose m-lines it
+    /// opened.
+    pub(crate) fn accept_answer(&mut self, sdp: &str) -> Result<Vec<SubId>, SfuError> {
         let Some(pending) = self.pending.take() else {
             return Err(SfuError::Sdp(
                 "no offer of the server is waiting for an answer".into(),
@@ -175,14 +176,16 @@ impl Peer {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let mut opened = Vec::new();
         for out in &mut self.out {
             if let OutState::Negotiating(m) = out.state {
                 out.state = OutState::Open(m);
+                opened.push(out.sub);
             }
         }
         self.out
             .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
-        Ok(())
+        Ok(opened)
     }
 
     pub(crate) fn add_candidate(&mut self, candidate: &str) -> Result<(), SfuError> {

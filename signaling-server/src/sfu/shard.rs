@@ -216,14 +216,25 @@ impl Shard {
                 };
                 let d = &description.description;
                 let result = match d.kind {
-                    SdpKind::Offer => p.accept_offer(&d.sdp, description.sources),
+                    SdpKind::Offer => p
+                        .accept_offer(&d.sdp, description.sources)
+                        .map(|()| Vec::new()),
                     SdpKind::Answer => p.accept_answer(&d.sdp),
                     SdpKind::Pranswer | SdpKind::Rollback => {
                         Err(SfuError::Sdp("the SFU takes an offer or an answer".into()))
                     }
                 };
-                if let Err(e) = result {
-                    self.refuse_signal(peer, &e);
+                match result {
+                    // What was forwarded before these m-lines opened went nowhere: they
+                    // start at a keyframe.
+                    Ok(opened) => {
+                        for sub in opened {
+                            self.forward
+                                .handle_input(now, forward::Input::Opened { sub });
+                        }
+                        self.forward_outputs();
+                    }
+                    Err(e) => self.refuse_signal(peer, &e),
                 }
                 self.dirty.push(peer);
             }

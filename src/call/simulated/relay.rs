@@ -99,6 +99,7 @@ impl Room {
                         ice_servers: Vec::new(),
                         chat_history: Vec::new(),
                         topology: Default::default(),
+                        offer_to: None,
                     }),
                 );
                 self.send_others(from, || Input::UserJoined(me.clone()));

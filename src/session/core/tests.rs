@@ -26,6 +26,7 @@ fn joined(self_id: &str, others: &[&str]) -> Input {
         ice_servers: vec![],
         chat_history: vec![],
         topology: Default::default(),
+        offer_to: None,
     })
 }
 
@@ -446,6 +447,7 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
                 ice_servers: vec![],
                 chat_history: vec![message.clone()],
                 topology: Default::default(),
+                offer_to: None,
             }),
         )
     };
@@ -917,6 +919,7 @@ fn joined_on_sfu(self_id: &str, others: &[&str]) -> Input {
     };
     Input::Joined(SessionJoined {
         topology: Topology::Sfu,
+        offer_to: None,
         ..joined
     })
 }
@@ -1040,4 +1043,24 @@ fn a_rejoin_on_the_sfu_replaces_the_link_and_a_mesh_class_closes_it() {
     let actions = s.handle(now, joined("ada", &["bob"]));
     assert!(actions.contains(&Action::CloseLink { link: LinkId::Sfu }));
     assert_eq!(created_offers(&actions), ["bob"]);
+}
+
+#[test]
+fn a_class_moved_to_a_mesh_offers_only_to_those_the_server_names() {
+    let (mut s, now) = session("cy");
+    s.handle(now, Input::SignalingConnected);
+    s.handle(now, joined_on_sfu("cy", &["ada", "bob", "dee"]));
+    let Input::Joined(moved) = joined("cy", &["ada", "bob", "dee"]) else {
+        unreachable!()
+    };
+    let actions = s.handle(
+        now,
+        Input::Joined(SessionJoined {
+            offer_to: Some(vec!["ada".to_owned(), "bob".to_owned()]),
+            ..moved
+        }),
+    );
+    assert!(actions.contains(&Action::CloseLink { link: LinkId::Sfu }));
+    // dee joined after us: it offers to us.
+    assert_eq!(created_offers(&actions), ["ada", "bob"]);
 }
