@@ -31,6 +31,8 @@
     userName: params.get("name") || params.get("user"),
     isInstructor: params.get("instructor") === "1",
     joined: false,
+    // The user left the class (leave()): reconnects do not join again.
+    left: false,
     self: null,
     participants: new Map(), // userId -> participant
     peers: new Map(), // userId -> { pc, polite, makingOffer, ignoreOffer, pending: [] }
@@ -542,10 +544,13 @@
     closeSfu();
     state.participants.clear();
     state.joined = false;
+    // Left on purpose: a reconnect of the socket (the server restarting) does not rejoin.
+    state.left = true;
     renderParticipants();
   }
 
   function rejoin() {
+    state.left = false;
     join();
   }
 
@@ -590,7 +595,9 @@
   const auth = {};
   if (secrets.token) auth.token = secrets.token;
   if (secrets.key) auth.key = secrets.key;
-  const socket = io(location.origin, { auth, autoConnect: false });
+  // A lost server is tried again at most every 2 s (socket.io-client's default is 5 s): a
+  // class is back soon after its server restarts.
+  const socket = io(location.origin, { auth, autoConnect: false, reconnectionDelayMax: 2_000 });
 
   function join() {
     socket.emit("join-session", {
@@ -606,7 +613,7 @@
     $("status").textContent = "connected";
     $("status").dataset.state = "connected";
     $("banner").hidden = true;
-    join();
+    if (!state.left) join();
   });
   // A server that restarts says so and gives each client its own delay; the server then closes
   // the connection ("io server disconnect"), after which socket.io-client does not reconnect by

@@ -228,6 +228,15 @@ impl Peer {
         Some(sub)
     }
 
+    /// How many video tracks the client receives (or is about to).
+    pub(crate) fn video_received(&self) -> usize {
+        self.out
+            .iter()
+            .filter(|o| o.source != MediaSource::Audio)
+            .filter(|o| !matches!(o.state, OutState::ToStop(_) | OutState::NegotiatingStop(_)))
+            .count()
+    }
+
     /// Every subscription of this peer (to forget them when it leaves).
     pub(crate) fn subscriptions(&self) -> impl Iterator<Item = SubId> + '_ {
         self.out.iter().map(|o| o.sub)

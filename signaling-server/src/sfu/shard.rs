@@ -31,6 +31,10 @@ use super::{Command, SfuError, SfuMetrics};
 const DATAGRAM_BYTES: usize = 2048;
 /// The estimate a subscriber's bandwidth starts from.
 const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1_500);
+/// What one received video may need at most (a 720p layer and its keyframes): the estimate
+/// each subscriber's connection probes towards is this times its videos, so that a switch up
+/// finds the room (str0m paces what it sends to the estimate).
+const DESIRED_PER_VIDEO: Bitrate = Bitrate::kbps(2_000);
 /// The full layer's height when a client does not say.
 const DEFAULT_FULL_HEIGHT: u32 = 720;
 
@@ -43,6 +47,7 @@ pub(super) fn spawn(
     let addr = advertised;
     let io_error = |source| SfuError::Socket { addr, source };
     socket.set_nonblocking(true).map_err(io_error)?;
+    enlarge_buffers(&socket);
     let sender = socket.try_clone().map_err(io_error)?;
     std::thread::Builder::new()
         .name("sfu-shard-0".into())
@@ -71,6 +76,31 @@ pub(super) fn spawn(
         })
         .map_err(io_error)?;
     Ok(())
+}
+
+/// Room in the kernel for a burst of datagrams while the thread is busy (the default, about
+/// 200 KiB, overflows when every publisher's keyframe arrives at once); the kernel caps it at
+/// `net.core.rmem_max`.
+const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
+
+fn enlarge_buffers(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    for option in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        let size = SOCKET_BUFFER_BYTES;
+        // SAFETY: a valid socket descriptor, and a c_int option value of the size given.
+        let done = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "the SFU's socket buffer stays at its default");
+        }
+    }
 }
 
 async fn run(
@@ -330,6 +360,7 @@ impl Shard {
                 return;
             }
         }
+        tracing::debug!(peer = peer.0, user = %user_id, "SFU peer joined");
         let p = Peer::new(room.clone(), user_id, rtc, creds.ufrag.clone(), signal, now);
         self.by_ufrag.insert(creds.ufrag, peer);
         self.peers.insert(peer, p);
@@ -401,6 +432,8 @@ impl Shard {
         let sub = SubId(self.next_sub);
         self.next_sub += 1;
         p.receive(sub, track, owner, source);
+        let desired = DESIRED_PER_VIDEO * p.video_received() as f64;
+        p.rtc.bwe().set_desired_bitrate(desired);
         self.forward.handle_input(
             now,
             forward::Input::Subscribe {
