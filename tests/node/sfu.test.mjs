@@ -274,7 +274,7 @@ test("a viewer whose tile grows receives the higher simulcast layer within a sec
 test("a desktop participant joins: it decodes everyone and everyone decodes it, through the server", async () => {
   desktop = inNamespace(DESKTOP_BIN, [
     "--headless", "--server", `http://127.0.0.1:${PORT}`, "--session", SESSION, "--user", "desk",
-    "--name", "Desk Top", "--bind-ip", "127.0.0.1", "--camera", "640x360@15", "--stats-interval-ms", "500",
+    "--name", "Desk Top", "--bind-ip", "127.0.0.1", "--camera", "640x360@15", "--stats-interval-ms", "250",
   ], { RUST_LOG: process.env.RUST_LOG ?? "error" });
   createInterface({ input: desktop.stdout }).on("line", (line) => {
     try { desktopLines.push(JSON.parse(line)); } catch { /* not JSON */ }
@@ -437,7 +437,7 @@ test("after the server is killed and restarted everyone is back with media withi
   const base = await frames();
   const stalled = new Set(base.keys());
   while (stalled.size > 0 && Date.now() - restarted < 20_000) {
-    await sleep(200);
+    await sleep(100);
     const now = await frames();
     // A count from the new connection (it starts again from zero) that moves.
     for (const key of [...stalled]) if (now.get(key) !== base.get(key) && now.get(key) > 0) stalled.delete(key);

@@ -602,6 +602,8 @@ struct Rewrite {
     /// The first sequence number forwarded since the last switch.
     floor: u64,
     last: Option<LastOut>,
+    /// The first packet set the numbering.
+    started: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -613,12 +615,20 @@ struct LastOut {
 }
 
 impl Rewrite {
+    /// The first packet forwarded: numbered within the first 2^16, whatever the publisher's
+    /// count (its rollover counter may be past 0; a receiver's SRTP starts from 0).
+    fn start(&mut self, packet: &PacketMeta) {
+        self.started = true;
+        self.seq_delta = (packet.seq & 0xffff).wrapping_sub(packet.seq);
+        self.floor = packet.seq.wrapping_add(self.seq_delta);
+    }
+
     fn switch(&mut self, now: Instant, packet: &PacketMeta) {
         let Some(last) = self.last else {
-            self.floor = packet.seq;
+            self.start(packet);
             return;
         };
-        self.seq_delta = (last.seq + 1).wrapping_sub(packet.seq);
+        self.seq_delta = last.seq.wrapping_add(1).wrapping_sub(packet.seq);
         let elapsed = now.duration_since(last.at);
         let ticks = ((elapsed.as_micros() as u64 * VIDEO_CLOCK_HZ) / 1_000_000).max(1);
         self.time_delta = last
@@ -638,8 +648,12 @@ impl Rewrite {
     }
 
     fn map(&mut self, now: Instant, packet: &PacketMeta) -> Option<(u64, u32, Option<Vp8Ids>)> {
+        if !self.started {
+            self.start(packet);
+        }
         let seq = packet.seq.wrapping_add(self.seq_delta);
-        if seq < self.floor {
+        // Signed distances: a count that stepped back below zero wraps, and must not pass.
+        if (seq.wrapping_sub(self.floor) as i64) < 0 {
             return None;
         }
         let time = packet.time.wrapping_add(self.time_delta);
@@ -651,7 +665,10 @@ impl Rewrite {
                 tl0: ids.tl0.map(|t| t.wrapping_add(self.tl0_delta)),
             }
         });
-        if self.last.is_none_or(|l| seq > l.seq) {
+        if self
+            .last
+            .is_none_or(|l| (seq.wrapping_sub(l.seq) as i64) > 0)
+        {
             self.last = Some(LastOut {
                 seq,
                 time,
@@ -1075,5 +1092,50 @@ mod tests {
         );
         let (now, packets) = script_later.frame([false, true, false]);
         assert_eq!(deliver(&mut f, now.max(later), &packets).len(), 1);
+    }
+
+    #[test]
+    fn numbering_starts_within_the_first_rollover_and_a_count_that_steps_below_zero_is_dropped() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(t0);
+        let mic = TrackId(20);
+        f.handle_input(
+            t0,
+            Input::Publish {
+                track: mic,
+                publisher: PUB,
+                kind: TrackKind::Audio,
+            },
+        );
+        f.handle_input(
+            t0,
+            Input::Subscribe {
+                sub: SUB,
+                subscriber: VIEWER,
+                track: mic,
+            },
+        );
+        // The publisher's count is past three rollovers when the viewer arrives.
+        let packet = |seq: u64| PacketMeta {
+            track: mic,
+            layer: Layer::Full,
+            seq,
+            time: 960,
+            keyframe: false,
+            bytes: 80,
+            vp8: None,
+        };
+        let mut out = Vec::new();
+        f.route(t0, &packet(3 * 65_536 + 10), &mut out);
+        f.route(t0, &packet(3 * 65_536 + 11), &mut out);
+        let seqs: Vec<u64> = out.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [10, 11]);
+        // A crafted count far behind (wrapped below zero) goes nowhere, and panics nothing.
+        out.clear();
+        f.route(t0, &packet(u64::MAX), &mut out);
+        f.route(t0, &packet(0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        f.route(t0, &packet(3 * 65_536 + 12), &mut out);
+        assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), [12]);
     }
 }

@@ -19,6 +19,11 @@ use str0m::{Candidate, Rtc};
 use super::SfuError;
 use super::forward::{SubId, TrackId};
 
+/// The sending m-lines a client's offers may describe, over its connection's life.
+const MAX_SOURCES: usize = 8;
+/// The tracks one client may publish (its microphone, camera and screen).
+pub(crate) const MAX_PUBLISHED: usize = 3;
+
 /// Where a peer's signaling goes: the Socket.IO side hands the SFU a sink per client.
 pub(crate) type SignalSink = Arc<dyn Fn(Signal) + Send + Sync>;
 
@@ -135,13 +140,7 @@ impl Peer {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         // Both sides offered: ours is dropped (str0m forgets it) and made again afterwards.
         if self.pending.take().is_some() {
-            for out in &mut self.out {
-                out.state = match out.state {
-                    OutState::Negotiating(_) => OutState::ToOpen,
-                    OutState::NegotiatingStop(m) => OutState::ToStop(m),
-                    other => other,
-                };
-            }
+            self.offer_again();
         }
         let answer: SdpAnswer = self
             .rtc
@@ -149,7 +148,10 @@ impl Peer {
             .accept_offer(offer)
             .map_err(|e| SfuError::Sdp(e.to_string()))?;
         for source in sources {
-            self.sources.insert(Mid::from(source.mid.as_str()), source);
+            let mid = Mid::from(source.mid.as_str());
+            if self.sources.len() < MAX_SOURCES || self.sources.contains_key(&mid) {
+                self.sources.insert(mid, source);
+            }
         }
         self.described = true;
         self.say(Signal::Description(SfuDescription {
@@ -163,6 +165,18 @@ impl Peer {
         Ok(())
     }
 
+    /// Our pending offer is void (the client offered too, or its answer was refused): what it
+    /// changed is offered again.
+    fn offer_again(&mut self) {
+        for out in &mut self.out {
+            out.state = match out.state {
+                OutState::Negotiating(_) => OutState::ToOpen,
+                OutState::NegotiatingStop(m) => OutState::ToStop(m),
+                other => other,
+            };
+        }
+    }
+
     /// Accepts the client's answer to our pending offer; the subscriptions whose m-lines it
     /// opened.
     pub(crate) fn accept_answer(&mut self, sdp: &str) -> Result<Vec<SubId>, SfuError> {
@@ -171,11 +185,19 @@ impl Peer {
                 "no offer of the server is waiting for an answer".into(),
             ));
         };
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let accepted = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| SfuError::Sdp(e.to_string()))
+            .and_then(|answer| {
+                self.rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .map_err(|e| SfuError::Sdp(e.to_string()))
+            });
+        if let Err(e) = accepted {
+            // The offer is void: its changes are offered again.
+            self.offer_again();
+            return Err(e);
+        }
         let mut opened = Vec::new();
         for out in &mut self.out {
             if let OutState::Negotiating(m) = out.state {

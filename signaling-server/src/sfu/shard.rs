@@ -24,7 +24,7 @@ use super::forward::{
     self, Forwarder, Layer, PacketMeta, PeerId, Route, SubId, TrackId, TrackKind, Vp8Ids,
 };
 use super::keyframe::{VideoPayload, starts_keyframe};
-use super::peer::{InTrack, Peer, Signal, SignalSink};
+use super::peer::{InTrack, MAX_PUBLISHED, Peer, Signal, SignalSink};
 use super::{Command, SfuError, SfuMetrics};
 
 /// The largest datagram read (above any MTU WebRTC uses).
@@ -258,6 +258,7 @@ impl Shard {
                     // What was forwarded before these m-lines opened went nowhere: they
                     // start at a keyframe.
                     Ok(opened) => {
+                        self.follow_ice_restart(peer);
                         for sub in opened {
                             self.forward
                                 .handle_input(now, forward::Input::Opened { sub });
@@ -310,6 +311,24 @@ impl Shard {
                 self.forward_outputs();
             }
             Command::Leave { peer } => self.leave(now, peer),
+        }
+    }
+
+    /// An offer with new ICE credentials (an ICE restart) gave the peer a new ufrag: STUN
+    /// finds it by the new one, and its old addresses are forgotten (it may have moved).
+    fn follow_ice_restart(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag == p.ufrag {
+            return;
+        }
+        self.by_ufrag.remove(&p.ufrag);
+        self.by_ufrag.insert(ufrag.clone(), peer);
+        p.ufrag = ufrag;
+        for addr in p.addresses.drain(..) {
+            self.by_addr.remove(&addr);
         }
     }
 
@@ -403,8 +422,9 @@ impl Shard {
             .filter(|(_, t)| t.publisher == peer)
             .map(|(id, _)| *id)
             .collect();
+        // The peer is gone from `peers`: its room comes with the call.
         for track in own {
-            self.unpublish(now, track);
+            self.unpublish(now, track, &p.room);
         }
         if let Some(members) = self.rooms.get_mut(&p.room) {
             members.retain(|m| *m != peer);
@@ -445,16 +465,14 @@ impl Shard {
         self.dirty.push(subscriber);
     }
 
-    fn unpublish(&mut self, now: Instant, track: TrackId) {
-        let Some(info) = self.tracks.remove(&track) else {
+    /// Takes a track of `room` away from everyone who receives it.
+    fn unpublish(&mut self, now: Instant, track: TrackId, room: &Arc<str>) {
+        if self.tracks.remove(&track).is_none() {
             return;
-        };
+        }
         self.forward
             .handle_input(now, forward::Input::Unpublish { track });
-        let room = self.peers.get(&info.publisher).map(|p| p.room.clone());
-        let members = room
-            .and_then(|r| self.rooms.get(&r).cloned())
-            .unwrap_or_default();
+        let members = self.rooms.get(room).cloned().unwrap_or_default();
         for member in members {
             if let Some(p) = self.peers.get_mut(&member)
                 && p.stop_receiving(track).is_some()
@@ -472,6 +490,14 @@ impl Shard {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        if p.published.len() >= MAX_PUBLISHED {
+            let e = SfuError::Track(format!(
+                "m-line {}: a client publishes at most {MAX_PUBLISHED} tracks",
+                added.mid
+            ));
+            self.refuse_signal(peer, &e);
+            return;
+        }
         let Some(described) = p.source_of(added.mid).cloned() else {
             let e = SfuError::Track(format!(
                 "m-line {} sends media the offer's sources do not name",
