@@ -803,12 +803,41 @@ impl Session {
             .map(|participant| (participant.user_id.clone(), with_name(participant)))
             .collect();
         if joined.topology == Topology::Sfu {
-            self.join_sfu(present, actions);
-            return;
+            // A fresh connection to the server on every join: it forgets a client's connection
+            // when its socket goes.
+            self.close_links(actions);
+            self.sfu_link = Some(Link::new(true));
+            actions.push(Action::OpenLink {
+                link: LinkId::Sfu,
+                ice_servers: self.ice_servers.clone(),
+                offer: true,
+            });
+        } else {
+            if self.sfu_link.take().is_some() {
+                actions.push(Action::CloseLink { link: LinkId::Sfu });
+            }
+            self.follow_mesh_roster(now, &present, joined.offer_to.as_deref(), actions);
         }
-        if self.sfu_link.take().is_some() {
-            actions.push(Action::CloseLink { link: LinkId::Sfu });
+        self.participants = present;
+        // Tell everyone what we send (the server's copy of us is fresh after a reconnect).
+        actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
+        for message in self.chat_waiting.drain(..) {
+            actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
         }
+        actions.push(Action::Notify(SessionEvent::Joined {
+            participants: self.participants.len(),
+        }));
+    }
+
+    /// The mesh's links after a join: those to participants still here are kept when healthy
+    /// (a rejoin after a reconnect), the others replaced or closed.
+    fn follow_mesh_roster(
+        &mut self,
+        now: Instant,
+        present: &BTreeMap<String, Participant>,
+        offer_to: Option<&[String]>,
+        actions: &mut Vec<Action>,
+    ) {
         // Connections to participants not (yet) back: after a server restart they rejoin one by
         // one, so a working connection waits out the grace period; a broken one is closed.
         let gone: Vec<String> = self
@@ -833,12 +862,7 @@ impl Session {
         // To those still here: kept when healthy (a rejoin after a reconnect), otherwise
         // replaced by a fresh offer. When the class moved to a mesh the server says whom to
         // offer to (those who joined before us); the others offer to us.
-        let ours = |user_id: &String| {
-            joined
-                .offer_to
-                .as_ref()
-                .is_none_or(|offer_to| offer_to.contains(user_id))
-        };
+        let ours = |user_id: &String| offer_to.is_none_or(|offer_to| offer_to.contains(user_id));
         for user_id in present.keys() {
             match self.mesh_links.get_mut(user_id) {
                 Some(peer) if peer.healthy() => peer.orphaned_since = None,
@@ -856,20 +880,10 @@ impl Session {
                 None => {}
             }
         }
-        self.participants = present;
-        // Tell everyone what we send (the server's copy of us is fresh after a reconnect).
-        actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
-        for message in self.chat_waiting.drain(..) {
-            actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
-        }
-        actions.push(Action::Notify(SessionEvent::Joined {
-            participants: self.participants.len(),
-        }));
     }
 
-    /// Joined a class on the SFU: one connection, to the server, offered afresh on every join
-    /// (the server forgets a client's connection when its socket goes); no mesh links.
-    fn join_sfu(&mut self, present: BTreeMap<String, Participant>, actions: &mut Vec<Action>) {
+    /// Closes every link (the mesh's and the SFU's).
+    fn close_links(&mut self, actions: &mut Vec<Action>) {
         for user_id in std::mem::take(&mut self.mesh_links).into_keys() {
             actions.push(Action::CloseLink {
                 link: LinkId::Peer(user_id),
@@ -878,20 +892,6 @@ impl Session {
         if self.sfu_link.take().is_some() {
             actions.push(Action::CloseLink { link: LinkId::Sfu });
         }
-        self.sfu_link = Some(Link::new(true));
-        actions.push(Action::OpenLink {
-            link: LinkId::Sfu,
-            ice_servers: self.ice_servers.clone(),
-            offer: true,
-        });
-        self.participants = present;
-        actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
-        for message in self.chat_waiting.drain(..) {
-            actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
-        }
-        actions.push(Action::Notify(SessionEvent::Joined {
-            participants: self.participants.len(),
-        }));
     }
 
     /// The server's offer or answer on our connection to the SFU. We are the impolite side:
@@ -1269,14 +1269,7 @@ impl Session {
                 if self.signaling_connected {
                     actions.push(Action::Emit(Outgoing::Leave));
                 }
-                for user_id in std::mem::take(&mut self.mesh_links).into_keys() {
-                    actions.push(Action::CloseLink {
-                        link: LinkId::Peer(user_id),
-                    });
-                }
-                if self.sfu_link.take().is_some() {
-                    actions.push(Action::CloseLink { link: LinkId::Sfu });
-                }
+                self.close_links(actions);
                 self.participants.clear();
                 actions.push(Action::SetSources {
                     audio: false,

@@ -21,37 +21,43 @@ export class NetnsLab {
     execFileSync("ip", ["netns", "exec", this.ns, "ip", "link", "set", "lo", "up"]);
   }
 
-  /** Spawns `program` inside the namespace; killed by close(). */
-  spawn(program, args, env = {}) {
+  /** Spawns `program` inside the namespace; killed by close(). With `logTo` (an array) its
+   * standard error is collected there, line by line, instead of passed through. */
+  spawn(program, args, env = {}, { logTo } = {}) {
     const child = spawn("ip", ["netns", "exec", this.ns, program, ...args], {
-      stdio: ["pipe", "pipe", "inherit"],
+      stdio: ["pipe", "pipe", logTo ? "pipe" : "inherit"],
       // The browser version's relay hands out the seed's public STUN servers, which cannot be
       // resolved in here: their lookup errors are expected and kept out of the output.
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "error,webrtc::peer_connection::transport::stun_gatherer=off", ...env },
     });
+    if (logTo) createInterface({ input: child.stderr }).on("line", (line) => logTo.push(line));
     this.children.push(child);
     return child;
   }
 
-  /** Starts a server and resolves once it prints "listening on". */
-  async startServer(program, args) {
-    const server = this.spawn(program, args);
+  /** Starts a server and resolves once it prints "listening on"; with `logTo`, its output is
+   * collected there. */
+  async startServer(program, args, { env = {}, logTo } = {}) {
+    const server = this.spawn(program, args, env, { logTo });
     await new Promise((resolve, reject) => {
-      createInterface({ input: server.stdout }).on("line", (line) => line.includes("listening on") && resolve());
+      createInterface({ input: server.stdout }).on("line", (line) => {
+        logTo?.push(line);
+        if (line.includes("listening on")) resolve();
+      });
       server.on("exit", (code) => reject(new Error(`${program} exited ${code} before listening`)));
     });
     return server;
   }
 
   /** A headless desktop participant (`classroom --headless …`). */
-  startDesktop(bin, args) {
-    const child = this.spawn(bin, ["--headless", ...args]);
+  startDesktop(bin, args, { logTo } = {}) {
+    const child = this.spawn(bin, ["--headless", ...args], {}, { logTo });
     const desktop = new Desktop(child);
     return desktop;
   }
 
   /** Debian's Chromium inside the namespace (a wrapper keeps puppeteer's pipe to it). */
-  async launchChromium(name = "chromium") {
+  async launchChromium(name = "chromium", extraArgs = []) {
     const wrapper = join(this.work, `${name}-in-namespace.sh`);
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${this.ns} ${CHROMIUM} "$@"\n`);
     chmodSync(wrapper, 0o755);
@@ -64,11 +70,20 @@ export class NetnsLab {
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
         "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
+        "--autoplay-policy=no-user-gesture-required", ...extraArgs,
       ],
     });
     this.browsers.push(browser);
     return browser;
+  }
+
+  /** A server's Prometheus text (`GET url/metrics`), fetched from inside the namespace, and
+   * a reader of one unlabelled value in it. */
+  metrics(url) {
+    const fetchIt = `fetch(${JSON.stringify(`${url}/metrics`)}).then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const text = execFileSync("ip", ["netns", "exec", this.ns, process.execPath, "-e", fetchIt]).toString();
+    const value = (name) => Number(text.match(new RegExp(`^${name} (\\d+)`, "m"))?.[1] ?? NaN);
+    return { text, value };
   }
 
   async close() {

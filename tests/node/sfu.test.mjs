@@ -9,37 +9,22 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createInterface } from "node:readline";
-import { mkdtempSync, writeFileSync, chmodSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { NetnsLab } from "./netns-lab.mjs";
 import { sleep, waitFor } from "./three-way-lab.mjs";
 
 const SERVER_BIN = process.env.CLASSROOM_SIGNALING_BIN;
 const DESKTOP_BIN = process.env.CLASSROOM_BIN;
-const CHROMIUM = process.env.CLASSROOM_CHROMIUM ?? "/usr/bin/chromium";
 const PORT = 3001;
 const MEDIA_PORT = 3479;
 const SESSION = "sfu-class";
 const USERS = ["ada", "bob", "cy"];
-const ns = `classroom-sfu-${process.pid}`;
-const work = mkdtempSync(join(tmpdir(), "classroom-sfu-"));
-
+let lab;
 let server;
-let desktop;
-const desktopLines = [];
-let browser;
+let desktop; // the headless desktop participant (netns-lab.mjs's Desktop)
 const pages = new Map(); // userId -> page
 const serverLog = [];
-
-function inNamespace(program, args, env = {}) {
-  return spawn("ip", ["netns", "exec", ns, program, ...args], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", ...env },
-  });
-}
 
 /** What `viewer`'s one connection receives from `owner`: inbound RTP by kind. */
 async function inboundFrom(viewer, owner) {
@@ -95,64 +80,27 @@ async function cameraFrom(viewer, owner) {
   return inbound?.video.find((v) => v.source === "camera") ?? null;
 }
 
-function desktopStats() {
-  for (let i = desktopLines.length - 1; i >= 0; i--) if (desktopLines[i].type === "stats") return desktopLines[i];
-  return null;
-}
+const desktopStats = () => desktop?.stats() ?? null;
+const desktopRemote = (userId) => desktop?.remote(userId) ?? null;
 
-function desktopRemote(userId) {
-  return desktopStats()?.remotes?.find((r) => r.userId === userId) ?? null;
-}
-
-async function metrics() {
-  const fetchIt = `fetch("http://127.0.0.1:${PORT}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))`;
-  const text = execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", fetchIt]).toString();
-  const value = (name) => Number(text.match(new RegExp(`^${name} (\\d+)`, "m"))?.[1] ?? NaN);
-  return { text, value };
-}
+const metrics = async () => lab.metrics(`http://127.0.0.1:${PORT}`);
 
 async function startServer() {
-  server = inNamespace(SERVER_BIN, [
-    "serve", "--dev", "--listen", `127.0.0.1:${PORT}`, "--database", join(work, "db.sqlite"),
+  server = await lab.startServer(SERVER_BIN, [
+    "serve", "--dev", "--listen", `127.0.0.1:${PORT}`, "--database", join(lab.work, "db.sqlite"),
     "--ice-server", "stun:127.0.0.1:3478", "--sfu", "always", "--media-port", String(MEDIA_PORT),
-  ]);
-  const started = server;
-  createInterface({ input: started.stderr }).on("line", (line) => serverLog.push(line));
-  await new Promise((resolve, reject) => {
-    const lines = createInterface({ input: started.stdout });
-    lines.on("line", (line) => {
-      serverLog.push(line);
-      if (line.includes("listening on")) resolve();
-    });
-    started.on("exit", (code) => reject(new Error(`server exited ${code}: ${serverLog.join("\n")}`)));
-  });
+  ], { logTo: serverLog });
 }
 
 before(async () => {
   assert.ok(SERVER_BIN && DESKTOP_BIN, "set CLASSROOM_SIGNALING_BIN and CLASSROOM_BIN");
-  execFileSync("ip", ["netns", "add", ns]);
-  execFileSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
-
+  lab = new NetnsLab("sfu");
   await startServer();
-
-  const wrapper = join(work, "chromium-in-namespace.sh");
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  browser = await puppeteer.launch({
-    executablePath: wrapper,
-    headless: true,
-    pipe: true,
-    userDataDir: join(work, "profile"),
-    args: [
-      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox",
-      "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run", "--allow-loopback-in-peer-connection",
-      "--autoplay-policy=no-user-gesture-required",
-      // Every participant's tab runs as if in front: no timer throttling in background tabs.
-      "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-      "--disable-backgrounding-occluded-windows",
-    ],
-  });
+  const browser = await lab.launchChromium("chromium", [
+    // Every participant's tab runs as if in front: no timer throttling in background tabs.
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+  ]);
   for (const user of USERS) {
     const context = await browser.createBrowserContext();
     const page = await context.newPage();
@@ -175,11 +123,7 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close().catch(() => {});
-  desktop?.kill("SIGKILL");
-  server?.kill("SIGKILL");
-  try { execFileSync("ip", ["netns", "delete", ns]); } catch { /* gone */ }
-  rmSync(work, { recursive: true, force: true });
+  await lab?.close();
   if (process.env.CLASSROOM_SFU_TEST_LOG) console.error(serverLog.join("\n"));
 });
 
@@ -272,14 +216,10 @@ test("a viewer whose tile grows receives the higher simulcast layer within a sec
 });
 
 test("a desktop participant joins: it decodes everyone and everyone decodes it, through the server", async () => {
-  desktop = inNamespace(DESKTOP_BIN, [
-    "--headless", "--server", `http://127.0.0.1:${PORT}`, "--session", SESSION, "--user", "desk",
+  desktop = lab.startDesktop(DESKTOP_BIN, [
+    "--server", `http://127.0.0.1:${PORT}`, "--session", SESSION, "--user", "desk",
     "--name", "Desk Top", "--bind-ip", "127.0.0.1", "--camera", "640x360@15", "--stats-interval-ms", "250",
-  ], { RUST_LOG: process.env.RUST_LOG ?? "error" });
-  createInterface({ input: desktop.stdout }).on("line", (line) => {
-    try { desktopLines.push(JSON.parse(line)); } catch { /* not JSON */ }
-  });
-  createInterface({ input: desktop.stderr }).on("line", (line) => serverLog.push(`desktop: ${line}`));
+  ], { logTo: serverLog });
   await waitFor("the desktop participant to join", () => desktopStats()?.joined);
   for (const user of USERS) {
     const remote = await waitFor(`the desktop to decode ${user}'s camera and hear them`, () => {
@@ -344,7 +284,7 @@ test("garbage and STUN with a wrong ufrag on the media port are dropped and coun
       s.send(n % 2 ? garbage : stun, ${MEDIA_PORT}, "127.0.0.1", () => setTimeout(next, 2));
     };
     next();`;
-  execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", script]);
+  execFileSync("ip", ["netns", "exec", lab.ns, process.execPath, "-e", script]);
   let counted = before;
   await waitFor("the refusals to be counted", async () => {
     counted = (await metrics()).value("classroom_sfu_packets_refused_total");
@@ -372,7 +312,7 @@ test("a client that announces no SFU capability is told the class needs a newer 
         socket.close();
       });
     });`;
-  const out = execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", script]).toString();
+  const out = execFileSync("ip", ["netns", "exec", lab.ns, process.execPath, "-e", script]).toString();
   const ack = JSON.parse(out.trim().split("\n").pop());
   assert.equal(ack.ok, false);
   assert.equal(ack.error.code, "sfu-required");
