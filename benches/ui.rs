@@ -89,6 +89,7 @@ fn class_model() -> UiModel {
             user_id: format!("p{i}"),
             user_name: format!("Student {}", i + 1),
             is_instructor: i == 0,
+            co_instructor: false,
             audio_enabled: true,
             video_enabled: true,
             screen_sharing: false,
@@ -106,6 +107,7 @@ fn class_model() -> UiModel {
                 user_id: "me".into(),
                 user_name: "Me".into(),
                 is_instructor: false,
+                co_instructor: false,
                 audio_enabled: true,
                 video_enabled: false,
                 screen_sharing: false,
@@ -117,6 +119,9 @@ fn class_model() -> UiModel {
             chat_history: vec![],
             topology: Default::default(),
             offer_to: None,
+            settings: Default::default(),
+            waiting_room: None,
+            hand_queue: None,
         }),
     );
     for p in &participants {

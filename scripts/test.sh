@@ -59,6 +59,10 @@ for target in ours node; do
     fi
   done
 done
+echo "-- the classroom controls (moderation, lock settings, waiting room, hands, reactions, private chat)"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec controls.test.mjs); then
+  failed=$((failed + 1))
+fi
 echo "-- the browser version's own relay: two desktops and Chromium's seed client in one class"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec seed-relay.test.mjs); then
   failed=$((failed + 1))

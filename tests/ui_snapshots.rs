@@ -47,6 +47,7 @@ fn participant(user_id: &str, name: &str, instructor: bool) -> Participant {
         user_id: user_id.into(),
         user_name: name.into(),
         is_instructor: instructor,
+        co_instructor: false,
         audio_enabled: true,
         video_enabled: true,
         screen_sharing: false,
@@ -63,6 +64,8 @@ fn chat(id: u32, from: &Participant, text: &str, minutes: u64, kind: ChatKind) -
         message: text.into(),
         timestamp: CLASS_START_MS + minutes * 60_000,
         kind,
+        to_user_id: None,
+        to_user_name: None,
     }
 }
 
@@ -115,6 +118,9 @@ impl ScriptedClass {
                 ],
                 topology: Default::default(),
                 offer_to: None,
+                settings: Default::default(),
+                waiting_room: None,
+                hand_queue: None,
             }),
         );
         for user in ["grace", "ada", "alan"] {

@@ -79,6 +79,8 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// Whether classes run on the SFU, and its media port (`docs/protocol.md`, "The SFU").
     pub sfu: crate::sfu::SfuConfig,
+    /// Who waits to be let in, in a class whose instructor has not said otherwise.
+    pub waiting_room: classroom_wire::WaitingPolicy,
 }
 
 /// Bounds that protect the server and everyone else in a class from one client.
@@ -162,6 +164,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             sfu: crate::sfu::SfuConfig::off(),
+            waiting_room: classroom_wire::WaitingPolicy::Open,
         }
     }
 }

@@ -199,6 +199,14 @@ impl EnrollmentHook {
     }
 }
 
+/// A join the gate let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Authorized {
+    pub(crate) role: Role,
+    /// On the class's roster (SQLite, or the LMS said enrolled).
+    pub(crate) on_roster: bool,
+}
+
 pub(crate) struct Gate {
     pub store: Arc<Store>,
     pub hook: Option<EnrollmentHook>,
@@ -206,23 +214,30 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
-    /// Decides whether `identity` may join `session_id`, and with which role.
+    /// Decides whether `identity` may join `session_id`, and with which role: refused when an
+    /// instructor barred them from it for now.
     pub(crate) async fn authorize(
         &self,
         handshake: &HandshakeIdentity,
         identity: &Identity,
         session_id: &str,
-    ) -> Result<Role, Refusal> {
+    ) -> Result<Authorized, Refusal> {
+        let on_roster = |role: Role, enrolled: Option<Role>| Authorized {
+            role,
+            on_roster: enrolled.is_some(),
+        };
         let store = self.store.clone();
         let (session, user) = (session_id.to_owned(), identity.user_id.clone());
-        let (class_exists, enrolled) = tokio::task::spawn_blocking(move || {
+        let now_ms = crate::auth::unix_now().as_millis() as u64;
+        let (class_exists, enrolled, barred) = tokio::task::spawn_blocking(move || {
             let exists = store.class_exists(&session)?;
             let enrolled = if exists {
                 store.enrollment(&session, &user)?
             } else {
                 None
             };
-            Ok::<_, crate::error::StoreError>((exists, enrolled))
+            let barred = store.barred_until(&session, &user, now_ms)?;
+            Ok::<_, crate::error::StoreError>((exists, enrolled, barred))
         })
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("roster lookup failed: {e}")))?
@@ -231,6 +246,16 @@ impl Gate {
             Refusal::new(ErrorCode::Internal, "roster lookup failed")
         })?;
 
+        if let Some(until) = barred {
+            let minutes = until.saturating_sub(now_ms).div_ceil(60_000);
+            return Err(Refusal::new(
+                ErrorCode::Barred,
+                format!(
+                    "an instructor removed you from this class; you cannot join it again for \
+                     {minutes} more minute(s)"
+                ),
+            ));
+        }
         let unknown_session = || {
             Refusal::new(
                 ErrorCode::SessionNotFound,
@@ -246,18 +271,21 @@ impl Gate {
         match handshake {
             HandshakeIdentity::Anonymous => {
                 if class_exists || self.auto_create_sessions {
-                    Ok(identity.role)
+                    Ok(on_roster(identity.role, enrolled))
                 } else {
                     Err(unknown_session())
                 }
             }
             HandshakeIdentity::Token { .. } => {
                 if let Some(role) = enrolled {
-                    return Ok(role);
+                    return Ok(on_roster(role, enrolled));
                 }
                 if let Some(hook) = &self.hook {
                     return match hook.check(session_id, &identity.user_id).await? {
-                        HookAnswer::Enrolled(role) => Ok(role.unwrap_or(identity.role)),
+                        HookAnswer::Enrolled(role) => Ok(Authorized {
+                            role: role.unwrap_or(identity.role),
+                            on_roster: true,
+                        }),
                         HookAnswer::NotEnrolled => Err(not_enrolled()),
                         HookAnswer::NoSuchSession if class_exists => Err(not_enrolled()),
                         HookAnswer::NoSuchSession => Err(unknown_session()),
@@ -266,7 +294,7 @@ impl Gate {
                 if class_exists {
                     Err(not_enrolled())
                 } else if self.auto_create_sessions {
-                    Ok(identity.role)
+                    Ok(on_roster(identity.role, None))
                 } else {
                     Err(unknown_session())
                 }

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use classroom_wire::{
     Ack, AnswerFromPeer, AnswerToPeer, ChatAck, ChatKind, ChatMessage, ChatSend, Empty, ErrorCode,
-    IceCandidateFromPeer, IceCandidateToPeer, JoinSession, LeaveReason, MediaState, MediaStateAck,
-    OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant, SdpKind, SessionDescription,
-    SessionJoined, SfuCandidate, SfuDescription, Topology, UserLeft, VideoRequestFromPeer,
-    VideoRequestToPeer, capability, event,
+    IceCandidateFromPeer, IceCandidateToPeer, JoinSession, JoinWaiting, LeaveReason, MediaState,
+    MediaStateAck, Moderation, OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant,
+    ReactionSend, SdpKind, SessionDescription, SessionJoined, SfuCandidate, SfuDescription,
+    Topology, UserLeft, VideoRequestFromPeer, VideoRequestToPeer, capability, event,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentia
 use crate::error::Refusal;
 use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
 use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
-use crate::room_rules::{self, Handle, JoinKind, Left, NotAdmitted, Now};
+use crate::room_rules::{self, JoinKind, Left, NotAdmitted, Notice, Now, Output};
 use crate::rooms::{Room, emit_to_all};
 use crate::sfu::{self, PeerId, Signal};
 use crate::state::AppState;
@@ -37,6 +37,8 @@ pub struct Connection {
     _slot: Slot,
     handshake: HandshakeIdentity,
     joined: Mutex<Option<Joined>>,
+    /// The waiting room this connection waits in, if it does.
+    waiting: Mutex<Option<WaitingIn>>,
     /// The socket's events in arrival order, with the rate limit (`order.rs`).
     events: Arc<EventQueue>,
     /// Notified once, when the socket disconnected (ends the membership watch).
@@ -54,6 +56,7 @@ impl Connection {
             _slot: slot,
             handshake,
             joined: Mutex::new(None),
+            waiting: Mutex::new(None),
             events: EventQueue::new(
                 limits.events_per_second,
                 limits.event_burst,
@@ -74,6 +77,21 @@ impl Connection {
             .lock()
             .as_ref()
             .map(|joined| joined.room.id.clone())
+    }
+
+    /// The session this connection is in, or why it is in none (it waits to be admitted, or
+    /// did not join).
+    fn member(&self) -> Result<Joined, Refusal> {
+        if let Some(joined) = self.joined.lock().clone() {
+            return Ok(joined);
+        }
+        Err(match &*self.waiting.lock() {
+            Some(_) => Refusal::new(
+                ErrorCode::Waiting,
+                "you are in the waiting room: an instructor has not let you in yet",
+            ),
+            None => not_joined(),
+        })
     }
 
     /// Resolves once the socket has disconnected (at once if it already has).
@@ -122,6 +140,14 @@ struct Joined {
     user_name: Arc<str>,
     /// This connection's peer on the SFU, in a class that runs on it.
     sfu_peer: Option<PeerId>,
+}
+
+/// Where a connection waits to be admitted.
+#[derive(Clone)]
+struct WaitingIn {
+    room: Arc<Room>,
+    sid: Sid,
+    user_id: Arc<str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,11 +277,14 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                 Err(e) => Err(invalid(event::JOIN_SESSION, &e)),
             };
             match result {
-                Ok(joined) => {
+                Ok(JoinOutcome::Joined(joined)) => {
                     let _ = ack.send(&Ack::ok(&joined));
                     if let Err(e) = s.emit(event::SESSION_JOINED, &joined) {
                         tracing::debug!(sid = %s.id, error = %e, "session-joined not delivered");
                     }
+                }
+                Ok(JoinOutcome::Waiting(waiting)) => {
+                    let _ = ack.send(&Ack::ok(&waiting));
                 }
                 Err(r) => refuse(&st, &s, Some(ack), event::JOIN_SESSION, r),
             }
@@ -559,7 +588,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
             {
                 let result = d
                     .map_err(|e| invalid(event::MEDIA_STATE, &e))
-                    .and_then(|m| update_media_state(&conn, m));
+                    .and_then(|m| update_media_state(&st, &conn, m));
                 match result {
                     Ok(participant) => {
                         let _ = ack.send(&Ack::ok(MediaStateAck { participant }));
@@ -589,6 +618,50 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                         let _ = ack.send(&Ack::ok(ChatAck { message }));
                     }
                     Err(r) => refuse(&st, &s, Some(ack), event::CHAT_MESSAGE, r),
+                }
+            }
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::MODERATE,
+        async move |s: SocketRef,
+                    TryData(d): TryData<Moderation>,
+                    ack: AckSender,
+                    arrival: Arrival| {
+            if let Some((conn, ack, _turn)) = admit(&st, &s, event::MODERATE, ack, arrival).await {
+                let result = d
+                    .map_err(|e| invalid(event::MODERATE, &e))
+                    .and_then(|m| moderate(&st, &conn, m));
+                match result {
+                    Ok((room, outputs)) => {
+                        // Acknowledged first: ending the class closes this connection too.
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                        carry_out(&st, &room, outputs);
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), event::MODERATE, r),
+                }
+            }
+        },
+    );
+
+    let st = state.clone();
+    s.on(
+        event::REACTION,
+        async move |s: SocketRef,
+                    TryData(d): TryData<ReactionSend>,
+                    ack: AckSender,
+                    arrival: Arrival| {
+            if let Some((conn, ack, _turn)) = admit(&st, &s, event::REACTION, ack, arrival).await {
+                let result = d
+                    .map_err(|e| invalid(event::REACTION, &e))
+                    .and_then(|r| send_reaction(&conn, r));
+                match result {
+                    Ok(()) => {
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), event::REACTION, r),
                 }
             }
         },
@@ -737,12 +810,19 @@ fn now() -> Now {
     }
 }
 
+/// What a `join-session` led to.
+enum JoinOutcome {
+    Joined(Box<SessionJoined>),
+    /// The joiner waits to be admitted (`session-joined` comes once they are).
+    Waiting(JoinWaiting),
+}
+
 async fn join_session(
     state: &Arc<AppState>,
     s: &SocketRef,
     conn: &Arc<Connection>,
     join: JoinSession,
-) -> Result<SessionJoined, Refusal> {
+) -> Result<JoinOutcome, Refusal> {
     let limits = &state.config.limits;
     check_text("sessionId", &join.session_id, limits.max_id_chars, true)?;
     if let Some(id) = &join.user_id {
@@ -753,16 +833,26 @@ async fn join_session(
     }
     let sfu_capable = join.can(capability::SFU);
     let identity = identity_for_join(&conn.handshake, &join)?;
-    let role = state
+    let authorized = state
         .gate
         .authorize(&conn.handshake, &identity, &join.session_id)
         .await?;
-    let identity = Identity { role, ..identity };
+    let identity = Identity {
+        role: authorized.role,
+        ..identity
+    };
 
-    // A socket is in at most one session: joining another leaves the current one.
+    // A socket is in at most one session: joining another leaves the current one (or its
+    // waiting room).
     let current = conn.joined.lock().clone();
     if let Some(current) = current
         && (*current.room.id != join.session_id || *current.user_id != identity.user_id)
+    {
+        leave(state, conn, LeaveReason::Left);
+    }
+    let waiting = conn.waiting.lock().clone();
+    if let Some(waiting) = waiting
+        && (*waiting.room.id != join.session_id || *waiting.user_id != identity.user_id)
     {
         leave(state, conn, LeaveReason::Left);
     }
@@ -788,32 +878,33 @@ async fn join_session(
             state
                 .rooms
                 .get_or_create(&join.session_id, || VecDeque::from(history), policy(state));
-        if let Some(joined) = enter_room(state, s, conn, &room, &identity, sfu_capable)? {
-            return Ok(joined);
+        let joiner = room_rules::Joiner {
+            who: &identity,
+            conn: s.clone(),
+            sfu_capable,
+            claimed: matches!(conn.handshake, HandshakeIdentity::Anonymous),
+            on_roster: authorized.on_roster,
+        };
+        if let Some(outcome) = enter_room(state, s, conn, &room, joiner)? {
+            return Ok(outcome);
         }
         // The room closed between lookup and lock: its last member left. Look again.
     }
 }
 
-/// Puts the socket into the room; `Ok(None)` when the room closed meanwhile.
+/// Puts the socket into the room, or its waiting room; `Ok(None)` when the room closed
+/// meanwhile.
 fn enter_room(
     state: &Arc<AppState>,
     s: &SocketRef,
     conn: &Arc<Connection>,
     room: &Arc<Room>,
-    identity: &Identity,
-    sfu_capable: bool,
-) -> Result<Option<SessionJoined>, Refusal> {
+    joiner: room_rules::Joiner<'_, SocketRef>,
+) -> Result<Option<JoinOutcome>, Refusal> {
+    let identity = joiner.who.clone();
     let (outcome, retold) = {
         let mut room_state = room.state.lock();
-        let outcome = room_state.join(
-            identity,
-            s.clone(),
-            sfu_capable,
-            now(),
-            &state.config.limits,
-            policy(state),
-        );
+        let outcome = room_state.join(joiner, now(), &state.config.limits, policy(state));
         // A join that moved the class: everyone else is told it anew.
         let retold = match &outcome {
             Ok(joined) if joined.moved => room_state.retell(Some(s.id)),
@@ -821,6 +912,40 @@ fn enter_room(
         };
         (outcome, retold)
     };
+    match outcome {
+        Ok(joined) => Ok(Some(JoinOutcome::Joined(Box::new(finish_join(
+            state, room, s, &identity, joined, retold,
+        ))))),
+        Err(NotAdmitted::Closed) => Ok(None),
+        Err(NotAdmitted::Refused(r)) => Err(r),
+        Err(NotAdmitted::Waiting { position, outputs }) => {
+            *conn.waiting.lock() = Some(WaitingIn {
+                room: room.clone(),
+                sid: s.id,
+                user_id: Arc::from(identity.user_id.as_str()),
+            });
+            tracing::debug!(session = %room.id, user = %identity.user_id, position, "waiting");
+            carry_out(state, room, outputs);
+            Ok(Some(JoinOutcome::Waiting(JoinWaiting {
+                waiting: true,
+                session_id: room.id.to_string(),
+                position,
+            })))
+        }
+    }
+}
+
+/// What follows a join the room let in (at once, or from the waiting room): the others are
+/// told, the connection becomes the member's (with its SFU peer), a replaced connection is
+/// closed, a move is told to everyone; returns what the joiner is told.
+fn finish_join(
+    state: &Arc<AppState>,
+    room: &Arc<Room>,
+    s: &SocketRef,
+    identity: &Identity,
+    joined: room_rules::Joined<SocketRef>,
+    retold: Vec<room_rules::Retold<SocketRef>>,
+) -> SessionJoined {
     let room_rules::Joined {
         participant,
         roster,
@@ -828,11 +953,10 @@ fn enter_room(
         kind,
         topology,
         moved: _,
-    } = match outcome {
-        Ok(joined) => joined,
-        Err(NotAdmitted::Closed) => return Ok(None),
-        Err(NotAdmitted::Refused(r)) => return Err(r),
-    };
+        settings,
+        waiting_room,
+        hand_queue,
+    } = joined;
     let replaced = match kind {
         JoinKind::New { others, notice } => {
             state
@@ -855,15 +979,19 @@ fn enter_room(
         Topology::Sfu => sfu_peer_for(state, room, &user_id, s),
         Topology::Mesh => None,
     };
-    let before = conn.joined.lock().replace(Joined {
-        room: room.clone(),
-        sid: s.id,
-        user_id,
-        user_name: Arc::from(identity.user_name.as_str()),
-        sfu_peer,
-    });
-    // The same socket joined again: its old connection to the SFU ends.
-    leave_sfu(state, before.as_ref());
+    let conn = s.extensions.get::<Arc<Connection>>();
+    if let Some(conn) = &conn {
+        conn.waiting.lock().take();
+        let before = conn.joined.lock().replace(Joined {
+            room: room.clone(),
+            sid: s.id,
+            user_id,
+            user_name: Arc::from(identity.user_name.as_str()),
+            sfu_peer,
+        });
+        // The same socket joined again: its old connection to the SFU ends.
+        leave_sfu(state, before.as_ref());
+    }
 
     if let Some(old) = replaced {
         if let Some(old_conn) = old.extensions.get::<Arc<Connection>>() {
@@ -881,24 +1009,94 @@ fn enter_room(
 
     if !retold.is_empty() {
         tracing::info!(session = %room.id, ?topology, members = retold.len() + 1, "the class moves");
-        retell(state, room, retold, topology, &history);
+        retell(state, room, retold, topology);
     }
-    Ok(Some(SessionJoined {
+    SessionJoined {
         protocol_version: PROTOCOL_VERSION,
         session_id: room.id.to_string(),
         self_: Some(participant),
         participants: roster,
-        ice_servers: ice_servers_for(state, &identity.user_id, conn),
+        ice_servers: conn
+            .map(|c| ice_servers_for(state, &identity.user_id, &c))
+            .unwrap_or_default(),
         chat_history: history,
         topology,
         offer_to: None,
-    }))
+        settings,
+        waiting_room,
+        hand_queue,
+    }
 }
 
-fn policy(state: &AppState) -> room_rules::TopologyPolicy {
-    room_rules::TopologyPolicy {
+/// Carries out what a control decided, in order.
+fn carry_out(state: &Arc<AppState>, room: &Arc<Room>, outputs: Vec<Output<SocketRef>>) {
+    for output in outputs {
+        match output {
+            Output::Send(to, notice) => notify(&to, notice),
+            Output::Close(s) => {
+                if let Some(conn) = s.extensions.get::<Arc<Connection>>() {
+                    conn.waiting.lock().take();
+                    let joined = conn.joined.lock().take();
+                    leave_sfu(state, joined.as_ref());
+                }
+                let _ = s.disconnect();
+            }
+            Output::Left(left) => announce_left(state, room, *left, LeaveReason::Removed),
+            Output::Admitted(admitted) => {
+                let room_rules::Admitted {
+                    conn,
+                    who,
+                    joined,
+                    retold,
+                } = *admitted;
+                let told = finish_join(state, room, &conn, &who, joined, retold);
+                tracing::debug!(session = %room.id, user = %who.user_id, "admitted");
+                if let Err(e) = conn.emit(event::SESSION_JOINED, &told) {
+                    tracing::debug!(sid = %conn.id, error = %e, "session-joined not delivered");
+                }
+            }
+            Output::Bar { user_id, until_ms } => {
+                if let Err(e) = state.store.bar(&room.id, &user_id, until_ms) {
+                    tracing::error!(error = %e, session = %room.id, user = %user_id, "bar not stored");
+                }
+            }
+            Output::Unstore { message_id } => {
+                if let Err(e) = state.store.delete_chat(&message_id) {
+                    tracing::error!(error = %e, session = %room.id, "chat message not deleted");
+                }
+            }
+            Output::Ended { members } => {
+                state
+                    .metrics
+                    .participants
+                    .fetch_sub(members as i64, std::sync::atomic::Ordering::Relaxed);
+                state.rooms.remove(room);
+                tracing::info!(session = %room.id, members, "the class ended");
+            }
+        }
+    }
+}
+
+/// Tells clients one thing the room decided.
+fn notify(to: &[SocketRef], notice: Notice) {
+    match notice {
+        Notice::ParticipantUpdated(p) => emit_to_all(to, event::PARTICIPANT_UPDATED, &p),
+        Notice::Moderated(m) => emit_to_all(to, event::MODERATED, &m),
+        Notice::Settings(settings) => emit_to_all(to, event::CLASS_SETTINGS, &settings),
+        Notice::WaitingRoom(w) => emit_to_all(to, event::WAITING_ROOM, &w),
+        Notice::HandQueue(q) => emit_to_all(to, event::HAND_QUEUE, &q),
+        Notice::ChatDeleted(d) => emit_to_all(to, event::CHAT_DELETED, &d),
+        Notice::Removed(r) => emit_to_all(to, event::REMOVED, &r),
+        Notice::ClassEnded(e) => emit_to_all(to, event::CLASS_ENDED, &e),
+        Notice::Refused(r) => emit_to_all(to, event::ERROR, &r.body(event::JOIN_SESSION)),
+    }
+}
+
+fn policy(state: &AppState) -> room_rules::RoomPolicy {
+    room_rules::RoomPolicy {
         mode: state.config.sfu.mode,
         mesh_max: state.config.sfu.mesh_max,
+        waiting_room: state.config.waiting_room,
     }
 }
 
@@ -947,7 +1145,6 @@ fn retell(
     room: &Arc<Room>,
     members: Vec<room_rules::Retold<SocketRef>>,
     topology: Topology,
-    history: &[ChatMessage],
 ) {
     for member in members {
         let Some(conn) = member.conn.extensions.get::<Arc<Connection>>() else {
@@ -966,15 +1163,24 @@ fn retell(
                 joined.sfu_peer = sfu_peer_for(state, room, &user_id, &member.conn);
             }
         }
+        let (settings, waiting_room, hand_queue) = {
+            let room_state = room.state.lock();
+            let (waiting_room, hand_queue) =
+                room_state.instructor_view(&member.participant.user_id);
+            (room_state.settings(), waiting_room, hand_queue)
+        };
         let told = SessionJoined {
             protocol_version: PROTOCOL_VERSION,
             session_id: room.id.to_string(),
             self_: Some(member.participant),
             participants: member.roster,
             ice_servers: ice_servers_for(state, &user_id, &conn),
-            chat_history: history.to_vec(),
+            chat_history: member.history,
             topology,
             offer_to: (topology == Topology::Mesh).then_some(member.offer_to),
+            settings,
+            waiting_room,
+            hand_queue,
         };
         if let Err(e) = member.conn.emit(event::SESSION_JOINED, &told) {
             tracing::debug!(sid = %member.conn.id, error = %e, "the class's move not told");
@@ -1017,7 +1223,7 @@ fn to_sfu(
     conn: &Connection,
     command: impl FnOnce(PeerId) -> sfu::Command,
 ) -> Result<(), Refusal> {
-    let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
+    let joined = conn.member()?;
     let (Some(sfu), Some(peer)) = (&state.sfu, joined.sfu_peer) else {
         return Err(Refusal::new(
             ErrorCode::InvalidPayload,
@@ -1028,41 +1234,54 @@ fn to_sfu(
         .map_err(|e| Refusal::new(ErrorCode::MediaRefused, e.to_string()))
 }
 
-/// Takes the connection out of its session; returns false when it was in none.
-fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
+/// Takes the connection out of its session (or its waiting room); returns false when it was
+/// in none.
+fn leave(state: &Arc<AppState>, conn: &Connection, reason: LeaveReason) -> bool {
+    if let Some(waiting) = conn.waiting.lock().take() {
+        let outcome = waiting
+            .room
+            .state
+            .lock()
+            .leave_waiting(&waiting.user_id, waiting.sid);
+        if let Some((outputs, closed)) = outcome {
+            carry_out(state, &waiting.room, outputs);
+            if closed {
+                state.rooms.remove(&waiting.room);
+            }
+        }
+        return true;
+    }
     let Some(joined) = conn.joined.lock().take() else {
         return false;
     };
     leave_sfu(state, Some(&joined));
     let room = &joined.room;
-    let (outcome, retold) = {
-        let mut room_state = room.state.lock();
-        let outcome = room_state.leave(
-            &joined.user_id,
-            joined.sid,
-            now(),
-            &state.config.limits,
-            policy(state),
-        );
-        let retold = match &outcome {
-            Some(left) if left.moved_to.is_some() => {
-                Some((room_state.retell(None), room_state.history()))
-            }
-            _ => None,
-        };
-        (outcome, retold)
-    };
-    let Some(Left {
+    let outcome = room.state.lock().leave(
+        &joined.user_id,
+        joined.sid,
+        now(),
+        &state.config.limits,
+        policy(state),
+    );
+    // None: replaced by a newer connection of the same user, nothing to announce.
+    if let Some(left) = outcome {
+        announce_left(state, room, left, reason);
+    }
+    tracing::debug!(session = %room.id, user = %joined.user_id, ?reason, "left");
+    true
+}
+
+/// Tells the class that a member left (or was removed), and a move it made.
+fn announce_left(state: &AppState, room: &Arc<Room>, left: Left<SocketRef>, reason: LeaveReason) {
+    let Left {
         participant,
         others,
         notice,
         closed,
         moved_to,
-    }) = outcome
-    else {
-        // Replaced by a newer connection of the same user: nothing to announce.
-        return true;
-    };
+        retold,
+        hand_queue,
+    } = left;
     state
         .metrics
         .participants
@@ -1078,12 +1297,13 @@ fn leave(state: &AppState, conn: &Connection, reason: LeaveReason) -> bool {
     };
     emit_to_all(&others, event::USER_LEFT, &left);
     emit_to_all(&others, event::CHAT_MESSAGE, &notice);
-    if let (Some(topology), Some((members, history))) = (moved_to, retold) {
-        tracing::info!(session = %room.id, ?topology, members = members.len(), "the class moves");
-        retell(state, room, members, topology, &history);
+    if let Some((to, queue)) = hand_queue {
+        emit_to_all(&to, event::HAND_QUEUE, &queue);
     }
-    tracing::debug!(session = %room.id, user = %joined.user_id, ?reason, "left");
-    true
+    if let Some(topology) = moved_to {
+        tracing::info!(session = %room.id, ?topology, members = retold.len(), "the class moves");
+        retell(state, room, retold, topology);
+    }
 }
 
 /// Relays one signaling message to its target in the same session, stamped with the sender.
@@ -1099,7 +1319,7 @@ fn relay<In, Out: Serialize>(
     let started = Instant::now();
     let result = (|| {
         let data = data.map_err(|e| invalid(name, &e))?;
-        let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
+        let joined = conn.member()?;
         let from = (joined.user_id.to_string(), joined.user_name.to_string());
         let (target, out) = build(from, data, &state.config.limits)?;
         if *target == *joined.user_id {
@@ -1164,29 +1384,65 @@ fn check_sdp(
     Ok(())
 }
 
-fn update_media_state(conn: &Connection, m: MediaState) -> Result<Participant, Refusal> {
-    let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
-    let mut guard = joined.room.state.lock();
-    let member = guard.member_mut(&joined.user_id).ok_or_else(not_joined)?;
-    let p = &mut member.participant;
-    if let Some(v) = m.audio_enabled {
-        p.audio_enabled = v;
-    }
-    if let Some(v) = m.video_enabled {
-        p.video_enabled = v;
-    }
-    if let Some(v) = m.screen_sharing {
-        p.screen_sharing = v;
-    }
-    if let Some(v) = m.hand_raised {
-        p.hand_raised = v;
-    }
-    let participant = p.clone();
-    let own = member.conn.id();
-    let others = guard.conns_except(Some(own));
-    drop(guard);
-    emit_to_all(&others, event::PARTICIPANT_UPDATED, &participant);
+fn update_media_state(
+    state: &Arc<AppState>,
+    conn: &Connection,
+    m: MediaState,
+) -> Result<Participant, Refusal> {
+    let joined = conn.member()?;
+    let (participant, outputs) =
+        joined
+            .room
+            .state
+            .lock()
+            .media_state(&joined.user_id, &m, now())?;
+    carry_out(state, &joined.room, outputs);
     Ok(participant)
+}
+
+/// An instructor's action: checked and decided by the room, carried out after the ack.
+fn moderate(
+    state: &Arc<AppState>,
+    conn: &Connection,
+    action: Moderation,
+) -> Result<(Arc<Room>, Vec<Output<SocketRef>>), Refusal> {
+    let limits = &state.config.limits;
+    let target = match &action {
+        Moderation::Mute { target_user_id }
+        | Moderation::AskUnmute { target_user_id }
+        | Moderation::StopCamera { target_user_id }
+        | Moderation::StopScreen { target_user_id }
+        | Moderation::Remove { target_user_id, .. }
+        | Moderation::Admit { target_user_id }
+        | Moderation::Deny { target_user_id }
+        | Moderation::GrantCoInstructor { target_user_id }
+        | Moderation::RevokeCoInstructor { target_user_id }
+        | Moderation::LowerHand { target_user_id } => Some(("targetUserId", target_user_id)),
+        Moderation::DeleteMessage { message_id } => Some(("messageId", message_id)),
+        _ => None,
+    };
+    if let Some((field, value)) = target {
+        check_text(field, value, limits.max_id_chars, true)?;
+    }
+    let joined = conn.member()?;
+    let outputs =
+        joined
+            .room
+            .state
+            .lock()
+            .moderate(&joined.user_id, action, now(), limits, policy(state))?;
+    Ok((joined.room, outputs))
+}
+
+fn send_reaction(conn: &Connection, r: ReactionSend) -> Result<(), Refusal> {
+    let joined = conn.member()?;
+    let (to, reaction) = joined
+        .room
+        .state
+        .lock()
+        .reaction(&joined.user_id, &r.emoji, now())?;
+    emit_to_all(&to, event::REACTION, &reaction);
+    Ok(())
 }
 
 /// Stores the message, then shows it to the session: the sender's ack (and everyone's copy)
@@ -1203,11 +1459,16 @@ async fn send_chat(
         state.config.limits.max_chat_chars,
         true,
     )?;
-    let joined = conn.joined.lock().clone().ok_or_else(not_joined)?;
-    // The member's chat rate, across its sockets: refused before the message is even made.
-    {
+    if let Some(to) = &c.to_user_id {
+        check_text("toUserId", to, state.config.limits.max_id_chars, true)?;
+    }
+    let joined = conn.member()?;
+    // Who may write what to whom (lock settings, private chat), and the member's chat rate,
+    // across its sockets: refused before the message is even made.
+    let to_user_name = {
         let limits = &state.config.limits;
         let mut guard = joined.room.state.lock();
+        let to_user_name = guard.check_chat(&joined.user_id, c.to_user_id.as_deref())?;
         let member = guard.member_mut(&joined.user_id).ok_or_else(not_joined)?;
         if member
             .chat
@@ -1222,7 +1483,8 @@ async fn send_chat(
                 ),
             ));
         }
-    }
+        to_user_name
+    };
     let message = ChatMessage {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: joined.user_id.to_string(),
@@ -1230,6 +1492,8 @@ async fn send_chat(
         message: c.message,
         timestamp: now_ms(),
         kind: ChatKind::User,
+        to_user_id: c.to_user_id,
+        to_user_name,
     };
     let not_stored = |why: &dyn std::fmt::Display| {
         tracing::error!(error = %why, session = %joined.room.id, "chat message refused: not stored");
@@ -1249,7 +1513,7 @@ async fn send_chat(
     }
     let mut guard = joined.room.state.lock();
     guard.push_history(message.clone(), state.config.limits.chat_history_len);
-    let everyone = guard.conns_except(None);
+    let everyone = guard.chat_recipients(&message);
     drop(guard);
     state
         .metrics

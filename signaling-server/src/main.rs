@@ -177,6 +177,11 @@ struct ServeArgs {
     /// (a mesh up to --mesh-max participants, the SFU above).
     #[arg(long, env = "CLASSROOM_SFU", value_enum)]
     sfu: Option<classroom_signaling::sfu::SfuMode>,
+    /// Who waits to be let in until an instructor admits them, in every class until its
+    /// instructor changes it: open (nobody), ask (every student), roster (students not on
+    /// the class's roster).
+    #[arg(long, env = "CLASSROOM_WAITING_ROOM", default_value = "open", value_parser = parse_waiting_room)]
+    waiting_room: classroom_wire::WaitingPolicy,
     /// The largest class --sfu auto keeps a mesh (it moves back below it).
     #[arg(long, env = "CLASSROOM_MESH_MAX", default_value_t = 4)]
     mesh_max: usize,
@@ -398,6 +403,7 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
         config.sfu.mode = mode;
     }
     config.sfu.mesh_max = args.mesh_max.max(2);
+    config.waiting_room = args.waiting_room;
     config.sfu.media_bind = std::net::SocketAddr::new(
         args.media_address.unwrap_or(config.listen.ip()),
         args.media_port,
@@ -532,5 +538,14 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+fn parse_waiting_room(s: &str) -> Result<classroom_wire::WaitingPolicy, String> {
+    match s {
+        "open" => Ok(classroom_wire::WaitingPolicy::Open),
+        "ask" => Ok(classroom_wire::WaitingPolicy::Ask),
+        "roster" => Ok(classroom_wire::WaitingPolicy::Roster),
+        other => Err(format!("{other:?}: expected open, ask or roster")),
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 
-use crate::room_rules::{Handle, RoomState, TopologyPolicy};
+use crate::room_rules::{Handle, RoomPolicy, RoomState};
 
 impl Handle for SocketRef {
     type Id = Sid;
@@ -40,7 +40,7 @@ impl Registry {
         &self,
         id: &str,
         history: impl FnOnce() -> VecDeque<ChatMessage>,
-        policy: TopologyPolicy,
+        policy: RoomPolicy,
     ) -> Arc<Room> {
         self.rooms
             .entry(Arc::from(id))

@@ -46,7 +46,19 @@ CREATE TABLE IF NOT EXISTS chat_messages (
 );
 CREATE INDEX IF NOT EXISTS chat_by_session ON chat_messages(session_id, seq);
 CREATE INDEX IF NOT EXISTS chat_by_time ON chat_messages(timestamp);
+CREATE TABLE IF NOT EXISTS bars (
+    session_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    until_ms INTEGER NOT NULL,
+    PRIMARY KEY (session_id, user_id)
+);
 "#;
+
+/// Columns added after the first release, for databases made before them.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("chat_messages", "to_user_id", "TEXT"),
+    ("chat_messages", "to_user_name", "TEXT"),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassInfo {
@@ -64,6 +76,8 @@ enum WriteOp {
         message: ChatMessage,
         committed: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
     },
+    /// Deletes the chat message with this id.
+    Delete(String),
     /// Answered once everything queued before it was written, with whether every write since
     /// the last flush succeeded.
     Flush(mpsc::Sender<Result<(), String>>),
@@ -100,6 +114,16 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        for (table, column, kind) in ADDED_COLUMNS {
+            let present: bool = conn
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))?
+                .exists([column])?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
+        }
         let conn = Arc::new(Mutex::new(conn));
         let (writer, queue) = mpsc::channel();
         let writer_conn = conn.clone();
@@ -204,7 +228,7 @@ impl Store {
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, user_id, user_name, message, timestamp, kind FROM (
+            "SELECT id, user_id, user_name, message, timestamp, kind, to_user_id, to_user_name FROM (
                  SELECT * FROM (SELECT * FROM chat_messages WHERE session_id = ?1 AND kind = 'user'
                                 ORDER BY seq DESC LIMIT ?2)
                  UNION ALL
@@ -227,6 +251,8 @@ impl Store {
                     } else {
                         ChatKind::User
                     },
+                    to_user_id: r.get(6)?,
+                    to_user_name: r.get(7)?,
                 })
             },
         )?;
@@ -279,6 +305,46 @@ impl Store {
         )?)
     }
 
+    /// Keeps `user_id` out of `session_id` until `until_ms` (milliseconds since the epoch).
+    pub(crate) fn bar(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT INTO bars (session_id, user_id, until_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_id, user_id) DO UPDATE SET until_ms = excluded.until_ms",
+            params![session_id, user_id, until_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Until when `user_id` is kept out of `session_id`, if they are at `now_ms`.
+    pub(crate) fn barred_until(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let conn = self.conn.lock();
+        let until: Option<i64> = conn
+            .prepare_cached(
+                "SELECT until_ms FROM bars WHERE session_id = ?1 AND user_id = ?2 AND until_ms > ?3",
+            )?
+            .query_row(params![session_id, user_id, now_ms as i64], |r| r.get(0))
+            .optional()?;
+        Ok(until.map(|u| u as u64))
+    }
+
+    /// Deletes a chat message (queued behind the messages being written, so a message
+    /// deleted right after it was sent is deleted once written).
+    pub(crate) fn delete_chat(&self, message_id: &str) -> Result<(), StoreError> {
+        self.writer
+            .send(WriteOp::Delete(message_id.to_owned()))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
     /// Waits until every queued message was written; an error when any write since the last
     /// flush failed.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -321,9 +387,10 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
             let mut written = 0;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO chat_messages (id, session_id, user_id, user_name, message, timestamp, kind)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO chat_messages (id, session_id, user_id, user_name, message, timestamp, kind, to_user_id, to_user_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
+                let mut delete = tx.prepare_cached("DELETE FROM chat_messages WHERE id = ?1")?;
                 // Taken one at a time: on a failed insert the rest stay in `batch`.
                 while let Some(op) = batch.pop_front() {
                     match op {
@@ -345,8 +412,13 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                                 } else {
                                     "user"
                                 },
+                                message.to_user_id,
+                                message.to_user_name,
                             ])?;
                             written += 1;
+                        }
+                        WriteOp::Delete(id) => {
+                            delete.execute([id])?;
                         }
                         WriteOp::Flush(done) => flushes.push(done),
                     }
@@ -363,6 +435,7 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                 WriteOp::Chat {
                     committed: waiter, ..
                 } => committed.extend(waiter),
+                WriteOp::Delete(_) => {}
                 WriteOp::Flush(done) => flushes.push(done),
             }
         }
@@ -413,7 +486,77 @@ mod tests {
             message: text.into(),
             timestamp: 1,
             kind: ChatKind::User,
+            to_user_id: None,
+            to_user_name: None,
         }
+    }
+
+    #[test]
+    fn private_messages_keep_their_recipient_and_a_deleted_message_is_gone() {
+        let store = Store::open(None).unwrap();
+        store.append_chat("s", msg("pub", "hello")).unwrap();
+        let private = ChatMessage {
+            to_user_id: Some("t".into()),
+            to_user_name: Some("Teacher".into()),
+            ..msg("priv", "a question")
+        };
+        store.append_chat("s", private.clone()).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.recent_chat("s", 10).unwrap()[1], private);
+        store.delete_chat("pub").unwrap();
+        store.flush().unwrap();
+        let left: Vec<_> = store
+            .recent_chat("s", 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(left, ["priv"]);
+    }
+
+    #[test]
+    fn a_bar_holds_until_its_time_and_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("classroom-store-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("c.db");
+        {
+            let store = Store::open(Some(&path)).unwrap();
+            store.bar("s", "mallory", 10_000).unwrap();
+        }
+        let store = Store::open(Some(&path)).unwrap();
+        assert_eq!(
+            store.barred_until("s", "mallory", 9_999).unwrap(),
+            Some(10_000)
+        );
+        assert_eq!(store.barred_until("s", "mallory", 10_000).unwrap(), None);
+        assert_eq!(store.barred_until("other", "mallory", 1).unwrap(), None);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_database_from_before_private_chat_gains_its_columns() {
+        let dir = std::env::temp_dir().join(format!("classroom-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE chat_messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                 session_id TEXT NOT NULL, user_id TEXT NOT NULL, user_name TEXT NOT NULL,
+                 message TEXT NOT NULL, timestamp INTEGER NOT NULL, kind TEXT NOT NULL);
+                 INSERT INTO chat_messages (id, session_id, user_id, user_name, message, timestamp, kind)
+                 VALUES ('m1', 's', 'u', 'U', 'kept', 1, 'user');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(Some(&path)).unwrap();
+        let history = store.recent_chat("s", 10).unwrap();
+        assert_eq!(
+            (history[0].message.as_str(), history[0].to_user_id.as_ref()),
+            ("kept", None)
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -42,7 +42,21 @@
     iceServers: [],
     local: { stream: null, screen: null, audio: true, video: true, sharing: false, hand: false },
     errors: [],
+    // The class's lock, lock settings and waiting room (class-settings); who waits and the
+    // raised hands (instructors only); whether we wait to be admitted.
+    settings: { locked: false, waitingRoom: "open", locks: {} },
+    waitingRoom: [],
+    hands: [],
+    waiting: false,
+    reactions: [],
   };
+
+  // Instructor, co-instructor, student: who may act on whom (the server checks it too).
+  const rank = (p) => (p?.isInstructor ? (p.coInstructor ? 1 : 2) : 0);
+  const amInstructor = () => rank(state.self) > 0;
+  // What the instructor locked for us (an instructor is never locked).
+  const locked = (what) => !amInstructor() && state.settings.locks?.[what] === true;
+  const LOCK_WORDS = { microphone: "microphones", camera: "cameras", screenShare: "screen sharing", publicChat: "the public chat", privateChat: "private chat" };
 
   function showError(message) {
     state.errors.push(message);
@@ -529,13 +543,61 @@
     announce();
   }
 
+  // Turns off what the lock settings forbid us; announce() then tells the server.
+  async function applyLocks() {
+    let changed = false;
+    if (locked("microphone") && state.local.audio) { state.local.audio = false; changed = true; }
+    if (locked("camera") && state.local.video) { state.local.video = false; changed = true; }
+    if (locked("screenShare") && state.local.sharing) {
+      await setScreenShare(false);
+      return true;
+    }
+    if (changed) await updateSenders();
+    return changed;
+  }
+
+  function moderate(action, fields = {}) {
+    return socket.timeout(5_000).emitWithAck("moderate", { action, ...fields }).then((ack) => {
+      if (!ack.ok) showError(`${ack.error.code}: ${ack.error.message}`);
+      return ack;
+    });
+  }
+
+  function react(emoji) {
+    socket.emit("reaction", { emoji });
+  }
+
+  function showNotice(text, { unmute = false } = {}) {
+    $("notice-text").textContent = text;
+    $("notice-unmute").hidden = !unmute;
+    $("notice").hidden = false;
+  }
+
+  // The class is over for us (removed, ended, denied): nothing reconnects.
+  function endLocally(text) {
+    state.left = true;
+    state.joined = false;
+    state.waiting = false;
+    for (const userId of [...state.peers.keys()]) closePeer(userId);
+    closeSfu();
+    for (const track of state.local.stream?.getTracks() ?? []) track.stop();
+    state.local.screen?.stop();
+    state.participants.clear();
+    $("class").hidden = true;
+    $("waiting").hidden = true;
+    $("ended-text").textContent = text;
+    $("ended").hidden = false;
+    $("status").textContent = "not in the class";
+  }
+
   function raiseHand(up) {
     state.local.hand = up;
     announce();
   }
 
-  function sendChat(message) {
-    if (message.trim()) socket.emit("chat-message", { message });
+  function sendChat(message, toUserId = null) {
+    if (!message.trim()) return;
+    socket.emit("chat-message", toUserId ? { message, toUserId } : { message });
   }
 
   function leave() {
@@ -566,16 +628,105 @@
       const connection = p.userId === state.userId ? "you"
         : (state.sfu?.pc.connectionState ?? state.peers.get(p.userId)?.pc.connectionState ?? "waiting");
       li.dataset.connection = connection;
-      li.textContent = `${p.userName}${p.isInstructor ? " (instructor)" : ""} — ${p.audioEnabled ? "mic on" : "muted"}, ${p.videoEnabled ? "camera on" : "camera off"}${p.screenSharing ? ", sharing" : ""} [${connection}]`;
+      const role = p.coInstructor ? " (co-instructor)" : p.isInstructor ? " (instructor)" : "";
+      li.textContent = `${p.handRaised ? "✋ " : ""}${p.userName}${role} — ${p.audioEnabled ? "mic on" : "muted"}, ${p.videoEnabled ? "camera on" : "camera off"}${p.screenSharing ? ", sharing" : ""} [${connection}]`;
+      // An instructor's controls over those they outrank.
+      if (p.userId !== state.userId && rank(state.self) > rank(p)) {
+        const button = (label, action, fields = {}) => {
+          const b = document.createElement("button");
+          b.textContent = label;
+          b.dataset.action = action;
+          b.onclick = () => moderate(action, { targetUserId: p.userId, ...fields });
+          li.append(b);
+        };
+        if (p.audioEnabled) button("Mute", "mute");
+        else button("Ask to unmute", "ask-unmute");
+        if (p.videoEnabled) button("Stop camera", "stop-camera");
+        if (p.screenSharing) button("Stop share", "stop-screen");
+        if (p.handRaised) button("Lower hand", "lower-hand");
+        button("Remove", "remove");
+        if (rank(state.self) === 2) {
+          if (p.coInstructor) button("Revoke co-instructor", "revoke-co-instructor");
+          else button("Make co-instructor", "grant-co-instructor");
+        }
+      }
       list.append(li);
     }
+    renderChatTargets();
+    renderInstructor();
     renderTiles();
+  }
+
+  // Whom we may write to privately: students the instructors, instructors anyone.
+  function renderChatTargets() {
+    const select = $("chat-to");
+    const current = select.value;
+    select.replaceChildren(new Option("Everyone", ""));
+    for (const p of state.participants.values()) {
+      if (amInstructor() || p.isInstructor) select.append(new Option(`${p.userName} (private)`, p.userId));
+    }
+    select.value = [...select.options].some((o) => o.value === current) ? current : "";
+    const to = select.value ? "privateChat" : "publicChat";
+    $("chat-input").disabled = locked(to);
+    $("chat-input").placeholder = locked(to) ? `The instructor has locked ${LOCK_WORDS[to]}` : "";
+  }
+
+  function renderInstructor() {
+    const panel = $("instructor");
+    panel.hidden = !amInstructor();
+    if (panel.hidden) return;
+    const own = rank(state.self) === 2;
+    $("lock-class").textContent = state.settings.locked ? "Unlock class" : "Lock class";
+    $("lock-class").setAttribute("aria-pressed", String(state.settings.locked));
+    $("end-class").hidden = !own;
+    $("waiting-policy").value = state.settings.waitingRoom;
+    $("waiting-policy").disabled = !own;
+    for (const box of document.querySelectorAll("#locks input")) {
+      box.checked = state.settings.locks?.[box.dataset.lock] === true;
+      box.disabled = !own;
+    }
+    const waiting = $("waiting-list");
+    waiting.replaceChildren();
+    for (const w of state.waitingRoom) {
+      const li = document.createElement("li");
+      li.dataset.user = w.userId;
+      li.textContent = w.userName;
+      for (const [label, action] of [["Admit", "admit"], ["Deny", "deny"]]) {
+        const b = document.createElement("button");
+        b.textContent = label;
+        b.dataset.action = action;
+        b.onclick = () => moderate(action, { targetUserId: w.userId });
+        li.append(b);
+      }
+      waiting.append(li);
+    }
+    $("admit-all").hidden = state.waitingRoom.length === 0;
+    const hands = $("hand-queue");
+    hands.replaceChildren();
+    for (const h of state.hands) {
+      const li = document.createElement("li");
+      li.dataset.user = h.userId;
+      li.textContent = h.userName;
+      hands.append(li);
+    }
   }
 
   function renderChat(message) {
     const li = document.createElement("li");
     li.dataset.kind = message.type;
-    li.textContent = message.type === "system" ? message.message : `${message.userName}: ${message.message}`;
+    li.dataset.id = message.id;
+    const privately = message.toUserId
+      ? (message.toUserId === state.userId ? " (privately to you)" : ` (privately to ${message.toUserName ?? message.toUserId})`)
+      : "";
+    if (message.toUserId) li.dataset.private = "true";
+    li.textContent = message.type === "system" ? message.message : `${message.userName}${privately}: ${message.message}`;
+    if (amInstructor() && message.type === "user") {
+      const b = document.createElement("button");
+      b.textContent = "Delete";
+      b.dataset.action = "delete-message";
+      b.onclick = () => moderate("delete-message", { messageId: message.id });
+      li.append(b);
+    }
     $("chat").append(li);
   }
 
@@ -588,6 +739,12 @@
     $("share").setAttribute("aria-pressed", String(state.local.sharing));
     $("hand").textContent = state.local.hand ? "Lower hand" : "Raise hand";
     $("hand").setAttribute("aria-pressed", String(state.local.hand));
+    // What is locked is greyed out, and says why.
+    for (const [id, what, on] of [["mic", "microphone", state.local.audio], ["camera", "camera", state.local.video], ["share", "screenShare", state.local.sharing]]) {
+      const lock = locked(what) && !on;
+      $(id).disabled = lock;
+      if (lock) $(id).title = `The instructor has locked ${LOCK_WORDS[what]}`;
+    }
   }
 
   // ---- signaling ------------------------------------------------------------------------
@@ -606,6 +763,15 @@
       userName: state.userName,
       isInstructor: state.isInstructor,
       capabilities: ["sfu"],
+    }, (ack) => {
+      // Waiting to be admitted: session-joined comes once an instructor lets us in.
+      if (ack?.ok && ack.waiting) {
+        state.waiting = true;
+        $("class").hidden = true;
+        $("waiting-text").textContent = `Waiting for the instructor to let you in (you are number ${ack.position} in line)…`;
+        $("waiting").hidden = false;
+        $("status").textContent = "waiting to be admitted";
+      }
     });
   }
 
@@ -638,6 +804,12 @@
   });
   socket.on("session-joined", async (joined) => {
     state.joined = true;
+    state.waiting = false;
+    $("waiting").hidden = true;
+    $("class").hidden = false;
+    state.settings = joined.settings ?? state.settings;
+    state.waitingRoom = joined.waitingRoom?.waiting ?? [];
+    state.hands = joined.handQueue?.hands ?? [];
     state.self = joined.self;
     state.userId = joined.self.userId;
     state.iceServers = joined.iceServers ?? [];
@@ -650,6 +822,7 @@
     state.participants = new Map(joined.participants.map((p) => [p.userId, p]));
     state.topology = joined.topology ?? "mesh";
     renderParticipants();
+    await applyLocks();
     announce();
     if (state.topology === "sfu") {
       // A (re)join is a new connection to the SFU: the server forgot the old one.
@@ -681,7 +854,14 @@
     renderParticipants();
   });
   socket.on("participant-updated", (p) => {
-    if (p.userId === state.userId) return;
+    if (p.userId === state.userId) {
+      // An instructor changed our role, or lowered our hand.
+      state.self = p;
+      if (state.local.hand && !p.handRaised) state.local.hand = false;
+      renderControls();
+      renderParticipants();
+      return;
+    }
     state.participants.set(p.userId, p);
     renderParticipants();
   });
@@ -694,7 +874,56 @@
     state.chat.push(message);
     renderChat(message);
   });
-  socket.on("error", (error) => showError(`${error.code}: ${error.message}`));
+  socket.on("moderated", async ({ action, byUserName }) => {
+    if (action === "mute") {
+      await setMicrophone(false);
+      showNotice(`${byUserName} muted you. You can unmute yourself.`);
+    } else if (action === "stop-camera") {
+      await setCamera(false);
+      showNotice(`${byUserName} turned your camera off.`);
+    } else if (action === "stop-screen") {
+      await setScreenShare(false);
+      showNotice(`${byUserName} stopped your screen share.`);
+    } else if (action === "ask-unmute") {
+      showNotice(`${byUserName} asks you to unmute.`, { unmute: !locked("microphone") });
+    }
+  });
+  socket.on("class-settings", async (settings) => {
+    state.settings = settings;
+    if (await applyLocks()) announce();
+    renderControls();
+    renderParticipants();
+  });
+  socket.on("waiting-room", ({ waiting }) => {
+    state.waitingRoom = waiting;
+    renderInstructor();
+  });
+  socket.on("hand-queue", ({ hands }) => {
+    state.hands = hands;
+    renderInstructor();
+  });
+  socket.on("reaction", (r) => {
+    state.reactions.push(r);
+    const span = document.createElement("span");
+    span.textContent = r.emoji;
+    span.title = r.userName;
+    span.dataset.user = r.userId;
+    $("reaction-shown").append(span);
+    setTimeout(() => span.remove(), 4_000);
+  });
+  socket.on("chat-deleted", ({ messageId }) => {
+    state.chat = state.chat.filter((m) => m.id !== messageId);
+    document.querySelector(`#chat li[data-id="${CSS.escape(messageId)}"]`)?.remove();
+  });
+  socket.on("removed", ({ byUserName, barredUntil }) => {
+    const until = barredUntil ? ` You cannot join again before ${new Date(barredUntil).toLocaleString()}.` : "";
+    endLocally(`${byUserName} removed you from the class.${until}`);
+  });
+  socket.on("class-ended", ({ byUserName }) => endLocally(`${byUserName} ended the class.`));
+  socket.on("error", (error) => {
+    if (error.code === "admission-denied") endLocally(error.message);
+    else showError(`${error.code}: ${error.message}`);
+  });
   socket.on("connect_error", (error) => {
     $("status").textContent = `cannot connect: ${error.message}`;
     $("status").dataset.state = "disconnected";
@@ -707,6 +936,29 @@
   $("share").onclick = () => setScreenShare(!state.local.sharing);
   $("leave").onclick = () => leave();
   $("hand").onclick = () => raiseHand(!state.local.hand);
+  for (const emoji of ["👍", "👏", "😂", "😮", "❤️", "🎉"]) {
+    const b = document.createElement("button");
+    b.textContent = emoji;
+    b.title = `React ${emoji}`;
+    b.onclick = () => react(emoji);
+    $("reactions").append(b);
+  }
+  $("notice-close").onclick = () => { $("notice").hidden = true; };
+  $("notice-unmute").onclick = () => { $("notice").hidden = true; setMicrophone(true); };
+  $("mute-all").onclick = () => moderate("mute-all");
+  $("lock-class").onclick = () => moderate("set-locked", { locked: !state.settings.locked });
+  $("lower-hands").onclick = () => moderate("lower-all-hands");
+  $("end-class").onclick = () => moderate("end-class");
+  $("admit-all").onclick = () => moderate("admit-all");
+  $("waiting-policy").onchange = (event) => moderate("set-waiting-room", { policy: event.target.value });
+  for (const box of document.querySelectorAll("#locks input")) {
+    box.onchange = () => {
+      const locks = {};
+      for (const b of document.querySelectorAll("#locks input")) locks[b.dataset.lock] = b.checked;
+      moderate("set-locks", { locks });
+    };
+  }
+  $("chat-to").onchange = () => renderChatTargets();
   // Keyboard shortcuts (as the buttons' titles say), not while typing.
   const SHORTCUTS = { m: () => $("mic").click(), v: () => $("camera").click(), s: () => $("share").click(), h: () => $("hand").click() };
   document.addEventListener("keydown", (event) => {
@@ -719,7 +971,7 @@
   });
   $("chat-form").onsubmit = (event) => {
     event.preventDefault();
-    sendChat($("chat-input").value);
+    sendChat($("chat-input").value, $("chat-to").value || null);
     $("chat-input").value = "";
   };
   $("join").onsubmit = (event) => {
@@ -732,7 +984,7 @@
   };
 
   // For tests and debugging: the page's state and its controls.
-  window.classroom = { state, setMicrophone, setCamera, setScreenShare, raiseHand, sendChat, leave, rejoin };
+  window.classroom = { state, setMicrophone, setCamera, setScreenShare, raiseHand, sendChat, leave, rejoin, moderate, react };
 
   if (!state.sessionId || !state.userId) {
     $("join").hidden = false;

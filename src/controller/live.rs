@@ -137,6 +137,7 @@ mod tests {
                 user_id: user_id.into(),
                 user_name: user_id.to_uppercase(),
                 is_instructor: false,
+                co_instructor: false,
                 audio_enabled,
                 video_enabled: true,
                 screen_sharing: false,

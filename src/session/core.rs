@@ -822,7 +822,10 @@ impl Session {
         // Tell everyone what we send (the server's copy of us is fresh after a reconnect).
         actions.push(Action::Emit(Outgoing::MediaState(self.media_state())));
         for message in self.chat_waiting.drain(..) {
-            actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
+            actions.push(Action::Emit(Outgoing::Chat(ChatSend {
+                message,
+                to_user_id: None,
+            })));
         }
         actions.push(Action::Notify(SessionEvent::Joined {
             participants: self.participants.len(),
@@ -1249,7 +1252,10 @@ impl Session {
                     return;
                 }
                 if self.joined {
-                    actions.push(Action::Emit(Outgoing::Chat(ChatSend { message })));
+                    actions.push(Action::Emit(Outgoing::Chat(ChatSend {
+                        message,
+                        to_user_id: None,
+                    })));
                 } else if self.chat_waiting.len() < CHAT_WAITING_MAX {
                     // Not in the class right now (the connection dropped): sent on rejoin.
                     self.chat_waiting.push_back(message);

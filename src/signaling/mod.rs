@@ -297,6 +297,7 @@ mod tests {
     fn outgoing_messages_use_the_protocol_names() {
         let (event, value) = encode(&Outgoing::Chat(classroom_wire::ChatSend {
             message: "hi".to_owned(),
+            to_user_id: None,
         }))
         .expect("encodes");
         assert_eq!(event, "chat-message");

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod controls;
+pub use controls::*;
+
 /// Version of the event set described in `docs/protocol.md`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -30,6 +33,10 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)
         .unwrap_or(0)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn seed_ice_servers() -> Vec<IceServer> {
@@ -68,6 +75,24 @@ pub mod event {
     pub const SFU_ANSWER: &str = "sfu-answer";
     /// Client → server: one of the client's ICE candidates for its connection to the SFU.
     pub const SFU_CANDIDATE: &str = "sfu-candidate";
+    /// Client → server: an instructor's action ([`crate::Moderation`]).
+    pub const MODERATE: &str = "moderate";
+    /// Server → one participant: an instructor muted them, stopped their camera, … .
+    pub const MODERATED: &str = "moderated";
+    /// Server → the class: the class's lock, lock settings and waiting-room policy.
+    pub const CLASS_SETTINGS: &str = "class-settings";
+    /// Server → instructors: who waits to be let in.
+    pub const WAITING_ROOM: &str = "waiting-room";
+    /// Server → instructors: the raised hands, in order.
+    pub const HAND_QUEUE: &str = "hand-queue";
+    /// Both ways: an emoji reaction.
+    pub const REACTION: &str = "reaction";
+    /// Server → the class: a chat message was deleted.
+    pub const CHAT_DELETED: &str = "chat-deleted";
+    /// Server → one participant: an instructor removed them (the connection closes next).
+    pub const REMOVED: &str = "removed";
+    /// Server → the class: the instructor ended the class (every connection closes next).
+    pub const CLASS_ENDED: &str = "class-ended";
 }
 
 /// What a client announces it can do, in `join-session`'s `capabilities`.
@@ -122,8 +147,13 @@ pub struct Participant {
     /// Empty when the server sent none; the desktop's session shows the user id instead.
     #[serde(default)]
     pub user_name: String,
+    /// Instructors and co-instructors: they run the class.
     #[serde(default)]
     pub is_instructor: bool,
+    /// An instructor granted this student the instructors' controls (`isInstructor` is then
+    /// true too); only the instructor proper grants and revokes it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub co_instructor: bool,
     /// A participant's media is on unless said otherwise (the seed streams to everyone).
     #[serde(default = "yes")]
     pub audio_enabled: bool,
@@ -172,6 +202,16 @@ pub struct SessionJoined {
     /// offers to everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer_to: Option<Vec<String>>,
+    /// The class's lock, lock settings and waiting room; all open when the server did not
+    /// say.
+    #[serde(default)]
+    pub settings: ClassSettings,
+    /// For instructors: who waits to be let in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<WaitingRoom>,
+    /// For instructors: the raised hands, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_queue: Option<HandQueue>,
 }
 
 impl SessionJoined {
@@ -365,8 +405,12 @@ pub struct MediaState {
 
 /// Client → server `chat-message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChatSend {
     pub message: String,
+    /// A private message to this participant (a student may write to instructors only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -398,6 +442,11 @@ pub struct ChatMessage {
     pub timestamp: u64,
     #[serde(rename = "type", default)]
     pub kind: ChatKind,
+    /// A private message: only its sender and this participant see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user_name: Option<String>,
 }
 
 /// Server → every client `server-restarting`: the server is about to close every connection.
@@ -429,6 +478,8 @@ pub enum LeaveReason {
     Left,
     /// The connection closed or stopped answering pings.
     Disconnected,
+    /// An instructor removed them.
+    Removed,
 }
 
 /// Machine-readable error codes of the `error` event and of failed acks.
@@ -453,11 +504,21 @@ pub enum ErrorCode {
     SfuRequired,
     /// The SFU refused a description or candidate, or could not take the client.
     MediaRefused,
+    /// The action is an instructor's, or locked for students (lock settings).
+    Forbidden,
+    /// The instructor locked the class: nobody new comes in.
+    ClassLocked,
+    /// An instructor removed this user and barred them from coming back for now.
+    Barred,
+    /// An instructor denied this user entry from the waiting room.
+    AdmissionDenied,
+    /// Not yet: the user waits in the waiting room to be admitted.
+    Waiting,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Unauthorized,
         ErrorCode::NotEnrolled,
         ErrorCode::SessionNotFound,
@@ -472,6 +533,11 @@ impl ErrorCode {
         ErrorCode::ServerRestarting,
         ErrorCode::SfuRequired,
         ErrorCode::MediaRefused,
+        ErrorCode::Forbidden,
+        ErrorCode::ClassLocked,
+        ErrorCode::Barred,
+        ErrorCode::AdmissionDenied,
+        ErrorCode::Waiting,
         ErrorCode::Internal,
     ];
 
@@ -491,6 +557,11 @@ impl ErrorCode {
             ErrorCode::ServerRestarting => "server-restarting",
             ErrorCode::SfuRequired => "sfu-required",
             ErrorCode::MediaRefused => "media-refused",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ClassLocked => "class-locked",
+            ErrorCode::Barred => "barred",
+            ErrorCode::AdmissionDenied => "admission-denied",
+            ErrorCode::Waiting => "waiting",
             ErrorCode::Internal => "internal",
         }
     }
@@ -636,6 +707,8 @@ mod tests {
                 message: "hi".into(),
                 timestamp: 1,
                 kind: ChatKind::User,
+                to_user_id: None,
+                to_user_name: None,
             },
         });
         let v = serde_json::to_value(&ack).unwrap();
@@ -728,6 +801,7 @@ mod tests {
             user_id: "ada".into(),
             user_name: "Ada".into(),
             is_instructor: true,
+            co_instructor: true,
             audio_enabled: false,
             video_enabled: true,
             screen_sharing: true,
@@ -753,10 +827,34 @@ mod tests {
                 user_name: "Ada".into(),
                 message: "hello".into(),
                 timestamp: 7,
-                kind: ChatKind::System,
+                kind: ChatKind::User,
+                to_user_id: Some("bob".into()),
+                to_user_name: Some("Bob".into()),
             }],
             topology: Topology::Sfu,
             offer_to: None,
+            settings: ClassSettings {
+                locked: true,
+                locks: LockSettings {
+                    camera: true,
+                    ..LockSettings::default()
+                },
+                waiting_room: WaitingPolicy::Roster,
+            },
+            waiting_room: Some(WaitingRoom {
+                waiting: vec![WaitingUser {
+                    user_id: "cy".into(),
+                    user_name: "Cy".into(),
+                    since: 3,
+                }],
+            }),
+            hand_queue: Some(HandQueue {
+                hands: vec![RaisedHand {
+                    user_id: "bob".into(),
+                    user_name: "Bob".into(),
+                    raised_at: 5,
+                }],
+            }),
         };
         let wire = serde_json::to_value(&joined).unwrap();
         assert_eq!(wire["protocolVersion"], PROTOCOL_VERSION);

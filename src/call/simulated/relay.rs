@@ -76,6 +76,7 @@ impl Room {
                     user_id: from.to_owned(),
                     user_name: join.user_name.clone().unwrap_or_default(),
                     is_instructor: join.is_instructor,
+                    co_instructor: false,
                     audio_enabled: true,
                     video_enabled: true,
                     screen_sharing: false,
@@ -100,6 +101,9 @@ impl Room {
                         chat_history: Vec::new(),
                         topology: Default::default(),
                         offer_to: None,
+                        settings: Default::default(),
+                        waiting_room: None,
+                        hand_queue: None,
                     }),
                 );
                 self.send_others(from, || Input::UserJoined(me.clone()));
@@ -168,6 +172,8 @@ impl Room {
                     message: chat.message.clone(),
                     timestamp: 0,
                     kind: ChatKind::User,
+                    to_user_id: None,
+                    to_user_name: None,
                 };
                 for member in self.members.keys() {
                     self.send(member, Input::Chat(message.clone()));

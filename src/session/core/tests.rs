@@ -9,6 +9,7 @@ fn participant(user_id: &str) -> Participant {
         user_id: user_id.to_owned(),
         user_name: user_id.to_uppercase(),
         is_instructor: false,
+        co_instructor: false,
         audio_enabled: true,
         video_enabled: true,
         screen_sharing: false,
@@ -27,6 +28,9 @@ fn joined(self_id: &str, others: &[&str]) -> Input {
         chat_history: vec![],
         topology: Default::default(),
         offer_to: None,
+        settings: Default::default(),
+        waiting_room: None,
+        hand_queue: None,
     })
 }
 
@@ -389,7 +393,8 @@ fn empty_chat_is_not_sent_and_text_is_trimmed() {
     assert_eq!(
         s.handle(t, Input::Command(Command::SendChat(" hi ".into()))),
         vec![Action::Emit(Outgoing::Chat(ChatSend {
-            message: "hi".to_owned()
+            message: "hi".to_owned(),
+            to_user_id: None,
         }))]
     );
 }
@@ -434,6 +439,8 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
         message: "hello".to_owned(),
         timestamp: 1,
         kind: classroom_wire::ChatKind::User,
+        to_user_id: None,
+        to_user_name: None,
     };
     let (mut s, t) = session("ada");
     let with_history = |s: &mut Session| {
@@ -448,6 +455,9 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
                 chat_history: vec![message.clone()],
                 topology: Default::default(),
                 offer_to: None,
+                settings: Default::default(),
+                waiting_room: None,
+                hand_queue: None,
             }),
         )
     };
