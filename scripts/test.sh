@@ -63,6 +63,10 @@ echo "-- the classroom controls (moderation, lock settings, waiting room, hands,
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec controls.test.mjs); then
   failed=$((failed + 1))
 fi
+echo "-- the classroom controls end to end: a desktop instructor and Chromium students"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec controls-browser.test.mjs); then
+  failed=$((failed + 1))
+fi
 echo "-- the browser version's own relay: two desktops and Chromium's seed client in one class"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec seed-relay.test.mjs); then
   failed=$((failed + 1))

@@ -77,7 +77,12 @@ struct ScriptedClass {
 
 impl ScriptedClass {
     fn new() -> Self {
-        let mut session = Session::new(SessionConfig::new("physics-101", "kit", "Kit", false));
+        Self::with_role(false)
+    }
+
+    /// The same class with us (Kit) as its instructor, on our server (its controls shown).
+    fn with_role(instructor: bool) -> Self {
+        let mut session = Session::new(SessionConfig::new("physics-101", "kit", "Kit", instructor));
         let now = Instant::now();
         let grace = participant("grace", "Grace Hopper", true);
         let ada = participant("ada", "Ada Lovelace", false);
@@ -90,7 +95,7 @@ impl ScriptedClass {
             Input::Joined(SessionJoined {
                 protocol_version: PROTOCOL_VERSION,
                 session_id: "physics-101".into(),
-                self_: Some(participant("kit", "Kit", false)),
+                self_: Some(participant("kit", "Kit", instructor)),
                 participants: vec![grace.clone(), ada.clone(), alan.clone()],
                 ice_servers: vec![],
                 chat_history: vec![
@@ -745,4 +750,142 @@ fn class_with_chat_and_sharing_turned_off() {
     assert!(!harness.state().model.class.share_picker_open);
     assert_eq!(harness.state().model.class.panel, None);
     harness.snapshot("class_managed");
+}
+
+// ---- the classroom controls -----------------------------------------------------------------
+
+/// An instructor's people panel: mute all, lock, end; who waits to be let in; the raised hands
+/// in the order the server took them; mute and remove on each student.
+#[test]
+fn class_people_panel_of_an_instructor() {
+    use classroom::session::ClassInput;
+    use classroom_wire::{HandQueue, RaisedHand, WaitingRoom, WaitingUser};
+    let mut class = ScriptedClass::with_role(true);
+    class.update("ada", |p| p.hand_raised = true);
+    class.update("alan", |p| p.hand_raised = true);
+    class.input(Input::Class(ClassInput::WaitingRoom(WaitingRoom {
+        waiting: vec![
+            WaitingUser {
+                user_id: "mary".into(),
+                user_name: "Mary Somerville".into(),
+                since: CLASS_START_MS,
+            },
+            WaitingUser {
+                user_id: "emmy".into(),
+                user_name: "Emmy Noether".into(),
+                since: CLASS_START_MS,
+            },
+        ],
+    })));
+    class.input(Input::Class(ClassInput::HandQueue(HandQueue {
+        hands: vec![
+            RaisedHand {
+                user_id: "alan".into(),
+                user_name: "Alan Turing".into(),
+                raised_at: CLASS_START_MS,
+            },
+            RaisedHand {
+                user_id: "ada".into(),
+                user_name: "Ada Lovelace".into(),
+                raised_at: CLASS_START_MS + 1,
+            },
+        ],
+    })));
+    let mut model = class.model();
+    model.class.panel = Some(Panel::People);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_people_instructor");
+    harness.get_by_label("Mute all").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::Moderate(
+            classroom_wire::Moderation::MuteAll
+        )),
+        "mute all goes to the server"
+    );
+    harness.get_by_label("Admit all").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::Moderate(
+            classroom_wire::Moderation::AdmitAll
+        )),
+        "admit all goes to the server"
+    );
+}
+
+/// A student's people panel has no controls, and the browser version's relay none for anyone.
+#[test]
+fn the_controls_are_an_instructors_on_our_server_only() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.panel = Some(Panel::People);
+    let student = harness(model, class_pictures);
+    assert!(student.query_by_label("Mute all").is_none());
+    assert!(student.query_by_label("Remove").is_none());
+    let class = ScriptedClass::with_role(true);
+    let mut model = class.model();
+    model.live.snapshot.server = Some(classroom::session::ServerKind::BrowserRelay);
+    model.class.panel = Some(Panel::People);
+    let on_the_relay = harness(model, class_pictures);
+    assert!(on_the_relay.query_by_label("Mute all").is_none());
+}
+
+/// Waiting to be let in: the banner says so and where we are in line.
+#[test]
+fn class_waiting_to_be_admitted() {
+    use classroom::session::ClassInput;
+    let mut session = Session::new(SessionConfig::new("physics-101", "kit", "Kit", false));
+    let now = Instant::now();
+    session.handle(now, Input::SignalingConnected);
+    session.handle(
+        now,
+        Input::Class(ClassInput::Waiting(classroom_wire::JoinWaiting {
+            waiting: true,
+            session_id: "physics-101".into(),
+            position: 2,
+        })),
+    );
+    let mut model = UiModel::default();
+    model.screen = Screen::Class;
+    model.live.snapshot = session.snapshot();
+    model.class.title = "physics-101".into();
+    model.devices = devices();
+    let mut harness = harness(model, |_| {});
+    harness.snapshot("class_waiting");
+}
+
+/// The instructor muted us and locked microphones: the notice says who, the button is grey.
+#[test]
+fn class_muted_by_the_instructor_with_microphones_locked() {
+    use classroom::session::ClassInput;
+    let mut class = ScriptedClass::new();
+    class.input(Input::Class(ClassInput::Moderated(
+        classroom_wire::Moderated {
+            action: classroom_wire::ModeratedAction::Mute,
+            by_user_id: "grace".into(),
+            by_user_name: "Grace Hopper".into(),
+        },
+    )));
+    class.input(Input::Class(ClassInput::Settings(
+        classroom_wire::ClassSettings {
+            locks: classroom_wire::LockSettings {
+                microphone: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )));
+    let model = class.model();
+    assert!(!model.live.snapshot.audio_enabled);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_muted_locked");
+    harness.get_by_label("OK").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::DismissNotice),
+        "the notice is dismissed"
+    );
 }

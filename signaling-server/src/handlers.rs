@@ -285,6 +285,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                 }
                 Ok(JoinOutcome::Waiting(waiting)) => {
                     let _ = ack.send(&Ack::ok(&waiting));
+                    let _ = s.emit(event::WAITING_FOR_ADMISSION, &waiting);
                 }
                 Err(r) => refuse(&st, &s, Some(ack), event::JOIN_SESSION, r),
             }

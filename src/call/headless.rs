@@ -353,6 +353,21 @@ pub(crate) fn parse_command(line: &str) -> Result<Command, String> {
                 .clamp(90, 4320),
         ),
         "leave" => Command::Leave,
+        // `moderate {"action": "mute-all"}`: the protocol's `moderate` payload.
+        "moderate" => Command::Moderate(
+            serde_json::from_str(rest).map_err(|e| format!("moderate needs its JSON: {e}"))?,
+        ),
+        "react" => Command::React(rest.trim().to_owned()),
+        "private" => {
+            let (to, message) = rest
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| format!("private needs a user and a message, got {rest:?}"))?;
+            Command::SendPrivateChat {
+                to_user_id: to.to_owned(),
+                message: message.to_owned(),
+            }
+        }
         other => return Err(format!("unknown command {other:?}")),
     })
 }
@@ -396,6 +411,8 @@ fn stats_line(call: &CallHandle, started: Instant, cursor: &mut StatsCursor) -> 
         "remotes": call.stats.report(cursor),
         "chatMessages": snapshot.chat.len(),
         "lastError": snapshot.last_error,
+        // The classroom controls: settings, our role, where we wait, who waits, the hands.
+        "class": snapshot.class,
     })
 }
 
@@ -578,6 +595,20 @@ mod tests {
     #[test]
     fn stdin_commands_are_parsed() {
         assert_eq!(parse_command("mute"), Ok(Command::SetMicrophone(false)));
+        assert_eq!(
+            parse_command(r#"moderate {"action": "mute", "targetUserId": "ada"}"#),
+            Ok(Command::Moderate(classroom_wire::Moderation::Mute {
+                target_user_id: "ada".into()
+            }))
+        );
+        assert!(parse_command("moderate {not json").is_err());
+        assert_eq!(
+            parse_command("private grace may I leave early?"),
+            Ok(Command::SendPrivateChat {
+                to_user_id: "grace".into(),
+                message: "may I leave early?".into()
+            })
+        );
         assert_eq!(
             parse_command("chat hello there"),
             Ok(Command::SendChat("hello there".to_owned()))

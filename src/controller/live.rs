@@ -356,7 +356,7 @@ mod tests {
         assert!(live.joined_once, "a later loss is a reconnect");
         assert_eq!(live.device_problem, None);
         assert_eq!(
-            live.connection_banner(),
+            live.connection_banner().as_deref(),
             Some("Connection to the class lost. Reconnecting…")
         );
     }

@@ -164,14 +164,20 @@ pub struct LiveClass {
 }
 
 impl LiveClass {
-    /// The banner over the class while it is not (or no longer) connected.
-    pub(crate) fn connection_banner(&self) -> Option<&'static str> {
+    /// The banner over the class while it is not (or no longer) connected, or while we wait
+    /// to be let in.
+    pub(crate) fn connection_banner(&self) -> Option<String> {
+        if let Some(position) = self.snapshot.class.waiting_position {
+            return Some(format!(
+                "Waiting for the instructor to let you in (number {position} in line)…"
+            ));
+        }
         if self.snapshot.joined && self.snapshot.signaling_connected {
             None
         } else if self.joined_once {
-            Some("Connection to the class lost. Reconnecting…")
+            Some("Connection to the class lost. Reconnecting…".into())
         } else {
-            Some("Joining the class…")
+            Some("Joining the class…".into())
         }
     }
 }

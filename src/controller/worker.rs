@@ -376,11 +376,13 @@ impl Worker {
             voice: call.voice_stats(),
         };
         let ended = call.is_finished();
+        // Removed, or the class ended by its instructor: the words say so.
+        let why = reading.snapshot.class.ended.clone();
         self.shared.update(|p| {
             live::merge_reading(&mut p.live, reading);
             p.notices.extend(notices);
             if ended {
-                p.phase = Phase::Ended("The class ended.".into());
+                p.phase = Phase::Ended(why.unwrap_or_else(|| "The class ended.".into()));
             }
         });
         if ended {

@@ -10,7 +10,10 @@ use classroom_wire::{
 };
 use serde::Serialize;
 
+pub use self::controls::{ClassInput, ClassView};
 use super::media_rules::{self, LinkMedia, SendTargets, VideoOn};
+
+mod controls;
 use crate::types::{LinkId, PeerConnState, Source, VideoCodec};
 
 /// Chat messages written while the signaling socket is down wait, up to this many, and go
@@ -69,6 +72,17 @@ pub enum Command {
         user_id: String,
         percent: u32,
     },
+    /// An instructor's action (the server checks it).
+    Moderate(classroom_wire::Moderation),
+    /// One of the class's reactions.
+    React(String),
+    /// A private chat message to one participant.
+    SendPrivateChat {
+        to_user_id: String,
+        message: String,
+    },
+    /// The notice of what an instructor did to us was read.
+    DismissNotice,
     Leave,
 }
 
@@ -141,6 +155,8 @@ pub enum Input {
         message: String,
     },
     Command(Command),
+    /// The classroom controls: what instructors did, the class's settings, the waiting room.
+    Class(ClassInput),
     /// The deadline [`Session::poll_timeout`] returned has passed.
     Timeout,
 }
@@ -159,6 +175,8 @@ pub enum Outgoing {
     /// Our offer or answer on the connection to the SFU.
     SfuDescription(SfuDescription),
     SfuCandidate(SfuCandidate),
+    Moderate(classroom_wire::Moderation),
+    Reaction(classroom_wire::ReactionSend),
 }
 
 /// What the drivers must do.
@@ -257,6 +275,10 @@ pub enum SessionEvent {
     ChatNotSent {
         message: String,
     },
+    /// The class is over for us: an instructor removed us or ended it, or did not admit us.
+    ClassOver {
+        why: String,
+    },
 }
 
 /// A link as the session tracks it: in a mesh, the peer connection to one remote participant;
@@ -343,6 +365,8 @@ pub struct Snapshot {
     pub participants: Vec<PeerSummary>,
     pub chat: Vec<ChatMessage>,
     pub last_error: Option<String>,
+    /// The classroom controls: settings, our role, the waiting room, raised hands.
+    pub class: ClassView,
     /// What the server is, once joined.
     #[serde(skip)]
     pub server: Option<ServerKind>,
@@ -424,10 +448,15 @@ pub struct Session {
     targets: SendTargets,
     /// Chat written while not joined, sent once joined.
     chat_waiting: VecDeque<String>,
+    class: ClassView,
 }
 
 impl Session {
     pub fn new(config: SessionConfig) -> Self {
+        let class = ClassView {
+            is_instructor: config.is_instructor,
+            ..ClassView::default()
+        };
         Session {
             self_id: config.user_id.clone(),
             audio: config.audio_enabled,
@@ -449,6 +478,7 @@ impl Session {
             server: None,
             targets: SendTargets::INITIAL,
             chat_waiting: VecDeque::new(),
+            class,
         }
     }
 
@@ -503,6 +533,7 @@ impl Session {
                 .collect(),
             chat: self.chat.iter().cloned().collect(),
             last_error: self.last_error.clone(),
+            class: self.class.clone(),
             server: self.server,
         }
     }
@@ -535,6 +566,10 @@ impl Session {
                 if participant.user_id != self.self_id {
                     self.participants
                         .insert(participant.user_id.clone(), with_name(participant));
+                } else {
+                    // An instructor changed our role, or lowered our hand.
+                    self.class.learn_role(&participant);
+                    self.hand_raised &= participant.hand_raised;
                 }
             }
             Input::Chat(message) => {
@@ -740,6 +775,7 @@ impl Session {
                 }));
             }
             Input::Command(command) => self.on_command(command, &mut actions),
+            Input::Class(input) => self.on_class(input, &mut actions),
             Input::Timeout => self.on_timeout(now, &mut actions),
         }
         if !self.left {
@@ -778,8 +814,16 @@ impl Session {
         }
     }
 
-    fn on_joined(&mut self, now: Instant, joined: SessionJoined, actions: &mut Vec<Action>) {
+    fn on_joined(&mut self, now: Instant, mut joined: SessionJoined, actions: &mut Vec<Action>) {
         self.joined = true;
+        self.class_joined(
+            joined.settings,
+            joined.waiting_room.take(),
+            joined.hand_queue.take(),
+            joined.self_.as_ref(),
+        );
+        // What the class locks is off before we tell it what we send.
+        self.apply_locks(actions);
         let server = ServerKind::of(&joined);
         if self.server != Some(server) {
             tracing::info!(server = server.name(), "joined");
@@ -1208,10 +1252,39 @@ impl Session {
     }
 
     fn on_command(&mut self, command: Command, actions: &mut Vec<Action>) {
+        let source = match &command {
+            Command::SetMicrophone(true) => Some(Source::Audio),
+            Command::SetCamera(true) => Some(Source::Camera),
+            Command::SetScreenShare(true) => Some(Source::Screen),
+            _ => None,
+        };
+        if let Some(why) = source.and_then(|source| self.refused_by_locks(source)) {
+            self.last_error = Some(why);
+            return;
+        }
         match command {
             Command::SetMicrophone(on) => self.audio = on,
             Command::SetCamera(on) => self.camera = on,
             Command::SetScreenShare(on) => self.screen = on,
+            Command::Moderate(moderation) => return self.moderate(moderation, actions),
+            Command::React(emoji) => return self.react(emoji, actions),
+            Command::DismissNotice => {
+                self.class.notice = None;
+                return;
+            }
+            Command::SendPrivateChat {
+                to_user_id,
+                message,
+            } => {
+                let message = message.trim().to_owned();
+                if self.joined && !message.is_empty() {
+                    actions.push(Action::Emit(Outgoing::Chat(ChatSend {
+                        message,
+                        to_user_id: Some(to_user_id),
+                    })));
+                }
+                return;
+            }
             Command::RaiseHand(up) => self.hand_raised = up,
             Command::SetViewHeight(max_height) => {
                 self.view_height = Some(max_height);

@@ -24,7 +24,7 @@ mod core;
 mod media_rules;
 
 pub use self::core::{
-    Action, CHAT_WAITING_MAX, Command, Input, Outgoing, PeerSummary, ServerKind, Session,
-    SessionConfig, SessionEvent, Snapshot,
+    Action, CHAT_WAITING_MAX, ClassInput, ClassView, Command, Input, Outgoing, PeerSummary,
+    ServerKind, Session, SessionConfig, SessionEvent, Snapshot,
 };
 pub use self::media_rules::{CAMERA_MAX_BPS, SCREEN_MAX_BPS, SendTargets};

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::session::{Input, Outgoing};
+use crate::session::{ClassInput, Input, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignalingError {
@@ -110,6 +110,17 @@ pub(crate) fn input_from_event(event: &str, value: Value) -> Option<Input> {
         events::SERVER_RESTARTING => {
             parse::<classroom_wire::ServerRestarting>(event, value, Input::ServerRestarting)
         }
+        events::WAITING_FOR_ADMISSION => {
+            parse(event, value, |w| Input::Class(ClassInput::Waiting(w)))
+        }
+        events::MODERATED => parse(event, value, |m| Input::Class(ClassInput::Moderated(m))),
+        events::REMOVED => parse(event, value, |r| Input::Class(ClassInput::Removed(r))),
+        events::CLASS_ENDED => parse(event, value, |e| Input::Class(ClassInput::Ended(e))),
+        events::CLASS_SETTINGS => parse(event, value, |s| Input::Class(ClassInput::Settings(s))),
+        events::WAITING_ROOM => parse(event, value, |w| Input::Class(ClassInput::WaitingRoom(w))),
+        events::HAND_QUEUE => parse(event, value, |q| Input::Class(ClassInput::HandQueue(q))),
+        events::REACTION => parse(event, value, |r| Input::Class(ClassInput::Reaction(r))),
+        events::CHAT_DELETED => parse(event, value, |d| Input::Class(ClassInput::ChatDeleted(d))),
         other => {
             tracing::debug!(event = other, "event not used by the session");
             return None;
@@ -262,6 +273,8 @@ pub fn encode(outgoing: &Outgoing) -> Result<(&'static str, Value), SignalingErr
             description,
         ),
         Outgoing::SfuCandidate(candidate) => json(events::SFU_CANDIDATE, candidate),
+        Outgoing::Moderate(moderation) => json(events::MODERATE, moderation),
+        Outgoing::Reaction(reaction) => json(events::REACTION, reaction),
     }
 }
 

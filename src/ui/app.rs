@@ -365,6 +365,10 @@ impl ClassroomApp {
             }
             UiAction::RaiseHand(up) => self.send(Request::Command(Command::RaiseHand(up))),
             UiAction::SendChat(text) => self.send(Request::Command(Command::SendChat(text))),
+            UiAction::Moderate(moderation) => {
+                self.send(Request::Command(Command::Moderate(moderation)))
+            }
+            UiAction::DismissNotice => self.send(Request::Command(Command::DismissNotice)),
             UiAction::TogglePanel(panel) => {
                 model.class.panel = if model.class.panel == Some(panel) {
                     None

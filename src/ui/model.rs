@@ -201,6 +201,10 @@ pub enum UiAction {
     ShareScreen(Option<String>),
     RaiseHand(bool),
     SendChat(String),
+    /// An instructor's control (`docs/protocol.md`, "Running the class").
+    Moderate(classroom_wire::Moderation),
+    /// The notice of what an instructor did to us was read.
+    DismissNotice,
     TogglePanel(Panel),
     Pin(Option<PictureKey>),
     ToggleFullscreen,

@@ -219,6 +219,7 @@ describe("classroom controls", { skip }, () => {
     early.userId = uid("early");
     const waitAck = await early.request("join-session", { sessionId, userId: early.userId, userName: "Early" });
     assert.deepEqual(waitAck, { ok: true, waiting: true, sessionId, position: 1 });
+    assert.deepEqual(await early.waitFor("waiting-for-admission"), { waiting: true, sessionId, position: 1 });
     const queue = await teacher.waitFor("waiting-room", (w) => w.waiting.length === 1);
     assert.equal(queue.waiting[0].userId, early.userId);
     assert.deepEqual(member.received("waiting-room"), [], "students do not see who waits");
@@ -228,7 +229,7 @@ describe("classroom controls", { skip }, () => {
     const refused = await early.request("chat-message", { message: "let me in" });
     assert.equal(refused.error.code, "waiting");
     await quiet(300);
-    for (const event of ["session-joined", "user-joined", "chat-message", "offer", "participant-updated"]) {
+    for (const event of ["session-joined", "user-joined", "user-left", "chat-message", "offer", "participant-updated", "class-settings"]) {
       assert.deepEqual(early.received(event), [], event);
     }
     // Admitted: session-joined, and the class sees a join.

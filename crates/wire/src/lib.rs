@@ -93,6 +93,8 @@ pub mod event {
     pub const REMOVED: &str = "removed";
     /// Server → the class: the instructor ended the class (every connection closes next).
     pub const CLASS_ENDED: &str = "class-ended";
+    /// Server → a joiner: they wait in the waiting room ([`crate::JoinWaiting`], as the ack).
+    pub const WAITING_FOR_ADMISSION: &str = "waiting-for-admission";
 }
 
 /// What a client announces it can do, in `join-session`'s `capabilities`.

@@ -149,6 +149,10 @@ impl Room {
             Outgoing::SfuDescription(_) | Outgoing::SfuCandidate(_) => {
                 tracing::debug!(%from, "SFU event to the in-memory relay: ignored");
             }
+            // Nor the classroom controls: the server's room rules are tested on their own.
+            Outgoing::Moderate(_) | Outgoing::Reaction(_) => {
+                tracing::debug!(%from, "classroom control to the in-memory relay: ignored");
+            }
             Outgoing::MediaState(state) => {
                 let Some(member) = self.members.get_mut(from) else {
                     return;

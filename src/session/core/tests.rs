@@ -1074,3 +1074,152 @@ fn a_class_moved_to_a_mesh_offers_only_to_those_the_server_names() {
     // dee joined after us: it offers to us.
     assert_eq!(created_offers(&actions), ["ada", "bob"]);
 }
+
+// ---- the classroom controls ---------------------------------------------------------------
+
+fn class(input: ClassInput) -> Input {
+    Input::Class(input)
+}
+
+fn emitted_media_state(actions: &[Action]) -> Option<&MediaState> {
+    actions.iter().find_map(|a| match a {
+        Action::Emit(Outgoing::MediaState(m)) => Some(m),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_instructor_muting_us_turns_the_microphone_off_and_says_who() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["grace"]));
+    let actions = s.handle(
+        t,
+        class(ClassInput::Moderated(classroom_wire::Moderated {
+            action: classroom_wire::ModeratedAction::Mute,
+            by_user_id: "grace".into(),
+            by_user_name: "Grace".into(),
+        })),
+    );
+    assert!(actions.contains(&Action::SetSources {
+        audio: false,
+        camera: true,
+        screen: false
+    }));
+    assert_eq!(
+        emitted_media_state(&actions).unwrap().audio_enabled,
+        Some(false)
+    );
+    let snapshot = s.snapshot();
+    assert!(!snapshot.audio_enabled);
+    assert_eq!(snapshot.class.notice.as_deref(), Some("Grace muted you"));
+    // Unmuting stays ours.
+    let actions = s.handle(t, Input::Command(Command::SetMicrophone(true)));
+    assert_eq!(
+        emitted_media_state(&actions).unwrap().audio_enabled,
+        Some(true)
+    );
+    s.handle(t, Input::Command(Command::DismissNotice));
+    assert_eq!(s.snapshot().class.notice, None);
+}
+
+#[test]
+fn what_the_class_locks_goes_off_and_stays_off_until_unlocked() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["grace"]));
+    let locks = classroom_wire::ClassSettings {
+        locks: classroom_wire::LockSettings {
+            camera: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let actions = s.handle(t, class(ClassInput::Settings(locks)));
+    assert_eq!(
+        emitted_media_state(&actions).unwrap().video_enabled,
+        Some(false)
+    );
+    let actions = s.handle(t, Input::Command(Command::SetCamera(true)));
+    assert!(actions.is_empty(), "a locked camera stays off: {actions:?}");
+    assert!(!s.snapshot().video_enabled);
+    assert!(s.snapshot().last_error.unwrap().contains("locked cameras"));
+    s.handle(t, class(ClassInput::Settings(Default::default())));
+    let actions = s.handle(t, Input::Command(Command::SetCamera(true)));
+    assert_eq!(
+        emitted_media_state(&actions).unwrap().video_enabled,
+        Some(true)
+    );
+}
+
+#[test]
+fn a_join_into_a_locked_class_sends_nothing_locked() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    let Input::Joined(mut j) = joined("ada", &["grace"]) else {
+        unreachable!()
+    };
+    j.settings.locks.microphone = true;
+    let actions = s.handle(t, Input::Joined(j));
+    let state = emitted_media_state(&actions).unwrap();
+    assert_eq!(state.audio_enabled, Some(false), "never announced on");
+}
+
+#[test]
+fn removed_or_ended_the_class_is_over_and_nothing_rejoins() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["grace"]));
+    let actions = s.handle(
+        t,
+        class(ClassInput::Removed(classroom_wire::Removed {
+            by_user_name: "Grace".into(),
+            barred_until: Some(1),
+        })),
+    );
+    assert!(actions.contains(&Action::Finished));
+    assert!(actions.contains(&Action::CloseLink {
+        link: LinkId::Peer("grace".into())
+    }));
+    assert!(actions.iter().any(|a| matches!(a, Action::Notify(SessionEvent::ClassOver { why }) if why.starts_with("Grace removed you"))));
+    assert!(s.handle(t, Input::SignalingConnected).is_empty());
+    assert!(s.snapshot().class.ended.is_some());
+}
+
+#[test]
+fn waiting_to_be_admitted_is_not_joined_until_session_joined() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(
+        t,
+        class(ClassInput::Waiting(classroom_wire::JoinWaiting {
+            waiting: true,
+            session_id: "class".into(),
+            position: 2,
+        })),
+    );
+    let snapshot = s.snapshot();
+    assert!(!snapshot.joined);
+    assert_eq!(snapshot.class.waiting_position, Some(2));
+    s.handle(t, joined("ada", &["grace"]));
+    assert_eq!(s.snapshot().class.waiting_position, None);
+    assert!(s.snapshot().joined);
+}
+
+#[test]
+fn controls_go_to_our_server_only() {
+    let (mut s, t) = session("grace");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined_via_browser_relay("grace", &["ada"]));
+    let mute = Command::Moderate(classroom_wire::Moderation::MuteAll);
+    assert!(s.handle(t, Input::Command(mute.clone())).is_empty());
+    let (mut s, t) = session("grace");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("grace", &["ada"]));
+    assert_eq!(
+        s.handle(t, Input::Command(mute)),
+        vec![Action::Emit(Outgoing::Moderate(
+            classroom_wire::Moderation::MuteAll
+        ))]
+    );
+}

@@ -42,7 +42,7 @@ pub fn show(
             .exact_size(300.0)
             .show(ui, |ui| match panel {
                 Panel::Chat => chat::show(ui, model, view, actions),
-                Panel::People => people::show(ui, model),
+                Panel::People => people::show(ui, model, actions),
                 Panel::Settings => {
                     egui::ScrollArea::vertical()
                         .auto_shrink([false, false])
@@ -57,7 +57,7 @@ pub fn show(
                 .inner_margin(8.0),
         )
         .show(ui, |ui| {
-            banners(ui, model);
+            banners(ui, model, actions);
             stage(ui, model, view, actions);
         });
     if model.class.share_picker_open {
@@ -115,7 +115,7 @@ fn top_bar(ui: &mut egui::Ui, model: &UiModel) {
     });
 }
 
-fn banners(ui: &mut egui::Ui, model: &UiModel) {
+fn banners(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
     let banner = |ui: &mut egui::Ui, color: Color32, text: &str| {
         egui::Frame::new()
             .fill(color)
@@ -128,7 +128,24 @@ fn banners(ui: &mut egui::Ui, model: &UiModel) {
         ui.add_space(6.0);
     };
     if let Some(text) = model.live.connection_banner() {
-        banner(ui, Palette::WARNING, text);
+        banner(ui, Palette::WARNING, &text);
+    }
+    // What an instructor did to us, until read.
+    if let Some(notice) = &model.live.snapshot.class.notice {
+        egui::Frame::new()
+            .fill(Palette::ACCENT.gamma_multiply(1.4))
+            .corner_radius(6.0)
+            .inner_margin(vec2(12.0, 6.0))
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(notice).color(Color32::BLACK));
+                    if ui.button("OK").clicked() {
+                        actions.push(UiAction::DismissNotice);
+                    }
+                });
+            });
+        ui.add_space(6.0);
     }
     if let Some(problem) = &model.live.device_problem {
         banner(ui, Palette::DANGER.gamma_multiply(1.3), problem);
@@ -291,16 +308,22 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         } else {
             "Unmute"
         };
-        if control(
-            ui,
-            width,
-            mic,
-            !snapshot.audio_enabled,
-            false,
-            &format!("Microphone ({SHORTCUT_MIC})"),
-        )
-        .clicked()
-        {
+        // What the instructor locked is greyed out while off, and says why.
+        let mic_locked = snapshot.class.locks(Source::Audio) && !snapshot.audio_enabled;
+        let mic_button = ui
+            .add_enabled_ui(!mic_locked, |ui| {
+                control(
+                    ui,
+                    width,
+                    mic,
+                    !snapshot.audio_enabled,
+                    false,
+                    &format!("Microphone ({SHORTCUT_MIC})"),
+                )
+                .on_disabled_hover_text("The instructor has locked microphones in this class")
+            })
+            .inner;
+        if mic_button.clicked() {
             actions.push(UiAction::SetMicrophone(!snapshot.audio_enabled));
         }
         let camera = if snapshot.video_enabled {
@@ -308,16 +331,21 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         } else {
             "Start video"
         };
-        if control(
-            ui,
-            width,
-            camera,
-            !snapshot.video_enabled,
-            false,
-            &format!("Camera ({SHORTCUT_CAMERA})"),
-        )
-        .clicked()
-        {
+        let camera_locked = snapshot.class.locks(Source::Camera) && !snapshot.video_enabled;
+        let camera_button = ui
+            .add_enabled_ui(!camera_locked, |ui| {
+                control(
+                    ui,
+                    width,
+                    camera,
+                    !snapshot.video_enabled,
+                    false,
+                    &format!("Camera ({SHORTCUT_CAMERA})"),
+                )
+                .on_disabled_hover_text("The instructor has locked cameras in this class")
+            })
+            .inner;
+        if camera_button.clicked() {
             actions.push(UiAction::SetCamera(!snapshot.video_enabled));
         }
         let share = if snapshot.screen_sharing {
@@ -325,7 +353,8 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         } else {
             "Share screen"
         };
-        let share_allowed = model.managed.screen_share || snapshot.screen_sharing;
+        let share_allowed = (model.managed.screen_share && !snapshot.class.locks(Source::Screen))
+            || snapshot.screen_sharing;
         let shared = ui
             .add_enabled_ui(share_allowed, |ui| {
                 control(
@@ -336,7 +365,11 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
                     false,
                     &format!("Share a screen ({SHORTCUT_SHARE})"),
                 )
-                .on_disabled_hover_text("Screen sharing is turned off by your school")
+                .on_disabled_hover_text(if model.managed.screen_share {
+                    "The instructor has locked screen sharing in this class"
+                } else {
+                    "Screen sharing is turned off by your school"
+                })
             })
             .inner;
         if shared.clicked() {

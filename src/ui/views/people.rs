@@ -1,15 +1,21 @@
 //! The participants panel: everyone with role, microphone, camera, screen, hand and
-//! connection state; instructors first, raised hands next.
+//! connection state; instructors first, raised hands next. An instructor also runs the class
+//! here (on our server; the browser version's relay has no controls): mute one or all, remove,
+//! lock the class, who waits to be let in, the raised hands in the order they came.
 
+use classroom_wire::Moderation;
 use egui::{Color32, RichText, vec2};
 
 use super::{Palette, icons};
 use crate::types::PeerConnState;
-use crate::ui::model::{NetworkQuality, UiModel};
+use crate::ui::model::{NetworkQuality, UiAction, UiModel};
 
 struct Row<'a> {
+    /// `None` for ourselves.
+    user_id: Option<String>,
     name: String,
     instructor: bool,
+    co_instructor: bool,
     audio: bool,
     video: bool,
     screen: bool,
@@ -17,17 +23,28 @@ struct Row<'a> {
     state: &'a str,
 }
 
-pub fn show(ui: &mut egui::Ui, model: &UiModel) {
+pub fn show(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
     let snapshot = &model.live.snapshot;
+    let class = &snapshot.class;
+    // Our rank, where the server has the controls: 2 instructor, 1 co-instructor, 0 none.
+    let controls = snapshot.server.is_some_and(|s| s.has_extensions());
+    let our_rank = match (controls && class.is_instructor, class.co_instructor) {
+        (false, _) => 0,
+        (true, true) => 1,
+        (true, false) => 2,
+    };
     ui.add_space(6.0);
     ui.heading(format!("People ({})", snapshot.participants.len() + 1));
     ui.separator();
+    if our_rank > 0 {
+        instructor_controls(ui, model, our_rank, actions);
+        ui.separator();
+    }
     let mut rows = vec![Row {
+        user_id: None,
         name: "You".into(),
-        instructor: model
-            .prejoin
-            .as_ref()
-            .is_some_and(|prejoin| prejoin.target.instructor),
+        instructor: class.is_instructor,
+        co_instructor: class.co_instructor,
         audio: snapshot.audio_enabled,
         video: snapshot.video_enabled,
         screen: snapshot.screen_sharing,
@@ -46,8 +63,10 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel) {
             _ => "connecting",
         };
         rows.push(Row {
+            user_id: Some(p.user_id.clone()),
             name: p.user_name.clone(),
             instructor: p.is_instructor,
+            co_instructor: p.co_instructor,
             audio: p.audio_enabled,
             video: p.video_enabled,
             screen: p.screen_sharing,
@@ -67,10 +86,10 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel) {
                 ui.horizontal(|ui| {
                     ui.vertical(|ui| {
                         ui.label(RichText::new(&row.name).strong());
-                        let role = if row.instructor {
-                            "Instructor"
-                        } else {
-                            "Student"
+                        let role = match (row.instructor, row.co_instructor) {
+                            (true, true) => "Co-instructor",
+                            (true, false) => "Instructor",
+                            _ => "Student",
                         };
                         let detail = if row.state.is_empty() {
                             role.to_owned()
@@ -99,6 +118,56 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel) {
                         }
                     });
                 });
+                let row_rank = match (row.instructor, row.co_instructor) {
+                    (false, _) => 0,
+                    (true, true) => 1,
+                    (true, false) => 2,
+                };
+                if let Some(user_id) = row.user_id.as_ref().filter(|_| our_rank > row_rank) {
+                    ui.horizontal(|ui| {
+                        let target_user_id = user_id.clone();
+                        if row.audio {
+                            if ui
+                                .small_button("Mute")
+                                .on_hover_text(format!("Mute {}", row.name))
+                                .clicked()
+                            {
+                                actions.push(UiAction::Moderate(Moderation::Mute {
+                                    target_user_id: target_user_id.clone(),
+                                }));
+                            }
+                        } else if ui.small_button("Ask to unmute").clicked() {
+                            actions.push(UiAction::Moderate(Moderation::AskUnmute {
+                                target_user_id: target_user_id.clone(),
+                            }));
+                        }
+                        if row.video && ui.small_button("Stop video").clicked() {
+                            actions.push(UiAction::Moderate(Moderation::StopCamera {
+                                target_user_id: target_user_id.clone(),
+                            }));
+                        }
+                        if row.screen && ui.small_button("Stop share").clicked() {
+                            actions.push(UiAction::Moderate(Moderation::StopScreen {
+                                target_user_id: target_user_id.clone(),
+                            }));
+                        }
+                        if row.hand && ui.small_button("Lower hand").clicked() {
+                            actions.push(UiAction::Moderate(Moderation::LowerHand {
+                                target_user_id: target_user_id.clone(),
+                            }));
+                        }
+                        if ui
+                            .small_button("Remove")
+                            .on_hover_text(format!("Remove {} from the class", row.name))
+                            .clicked()
+                        {
+                            actions.push(UiAction::Moderate(Moderation::Remove {
+                                target_user_id,
+                                bar: false,
+                            }));
+                        }
+                    });
+                }
                 ui.add_space(2.0);
                 ui.painter().hline(
                     ui.min_rect().x_range(),
@@ -108,4 +177,80 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel) {
                 ui.add_space(4.0);
             }
         });
+}
+
+/// The instructor's part of the panel: the class's lock, mute all, who waits, the hands.
+fn instructor_controls(ui: &mut egui::Ui, model: &UiModel, rank: u8, actions: &mut Vec<UiAction>) {
+    let class = &model.live.snapshot.class;
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .button("Mute all")
+            .on_hover_text("Mute every student")
+            .clicked()
+        {
+            actions.push(UiAction::Moderate(Moderation::MuteAll));
+        }
+        let lock = if class.settings.locked {
+            "Unlock class"
+        } else {
+            "Lock class"
+        };
+        if ui
+            .button(lock)
+            .on_hover_text("A locked class takes nobody new")
+            .clicked()
+        {
+            actions.push(UiAction::Moderate(Moderation::SetLocked {
+                locked: !class.settings.locked,
+            }));
+        }
+        if !class.hands.is_empty() && ui.button("Lower all hands").clicked() {
+            actions.push(UiAction::Moderate(Moderation::LowerAllHands));
+        }
+        if rank == 2
+            && ui
+                .button("End class")
+                .on_hover_text("End the class for everyone")
+                .clicked()
+        {
+            actions.push(UiAction::Moderate(Moderation::EndClass));
+        }
+    });
+    if !class.waiting_room.is_empty() {
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            ui.label(
+                RichText::new(format!("Waiting to join ({})", class.waiting_room.len())).strong(),
+            );
+            if ui.small_button("Admit all").clicked() {
+                actions.push(UiAction::Moderate(Moderation::AdmitAll));
+            }
+        });
+        for waiting in &class.waiting_room {
+            ui.horizontal(|ui| {
+                ui.label(&waiting.user_name);
+                if ui
+                    .small_button("Admit")
+                    .on_hover_text(format!("Let {} in", waiting.user_name))
+                    .clicked()
+                {
+                    actions.push(UiAction::Moderate(Moderation::Admit {
+                        target_user_id: waiting.user_id.clone(),
+                    }));
+                }
+                if ui.small_button("Deny").clicked() {
+                    actions.push(UiAction::Moderate(Moderation::Deny {
+                        target_user_id: waiting.user_id.clone(),
+                    }));
+                }
+            });
+        }
+    }
+    if !class.hands.is_empty() {
+        ui.add_space(4.0);
+        ui.label(RichText::new("Raised hands, first first").strong());
+        for (i, hand) in class.hands.iter().enumerate() {
+            ui.label(format!("{}. {}", i + 1, hand.user_name));
+        }
+    }
 }
