@@ -122,6 +122,7 @@ fn class_model() -> UiModel {
             settings: Default::default(),
             waiting_room: None,
             hand_queue: None,
+            poll: None,
         }),
     );
     for p in &participants {

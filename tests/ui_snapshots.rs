@@ -126,6 +126,7 @@ impl ScriptedClass {
                 settings: Default::default(),
                 waiting_room: None,
                 hand_queue: None,
+                poll: None,
             }),
         );
         for user in ["grace", "ada", "alan"] {

@@ -9,7 +9,7 @@ use classroom_wire::{
     IceCandidateFromPeer, IceCandidateToPeer, JoinSession, JoinWaiting, LeaveReason, MediaState,
     MediaStateAck, Moderation, OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant,
     ReactionSend, SdpKind, SessionDescription, SessionJoined, SfuCandidate, SfuDescription,
-    Topology, UserLeft, VideoRequestFromPeer, VideoRequestToPeer, capability, event,
+    Topology, UserLeft, VideoRequestFromPeer, VideoRequestToPeer, Vote, capability, event,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -649,6 +649,24 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
 
     let st = state.clone();
     s.on(
+        event::VOTE,
+        async move |s: SocketRef, TryData(d): TryData<Vote>, ack: AckSender, arrival: Arrival| {
+            if let Some((conn, ack, _turn)) = admit(&st, &s, event::VOTE, ack, arrival).await {
+                let result = d
+                    .map_err(|e| invalid(event::VOTE, &e))
+                    .and_then(|v| send_vote(&st, &conn, v));
+                match result {
+                    Ok(()) => {
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                    }
+                    Err(r) => refuse(&st, &s, Some(ack), event::VOTE, r),
+                }
+            }
+        },
+    );
+
+    let st = state.clone();
+    s.on(
         event::REACTION,
         async move |s: SocketRef,
                     TryData(d): TryData<ReactionSend>,
@@ -957,6 +975,7 @@ fn finish_join(
         settings,
         waiting_room,
         hand_queue,
+        poll,
     } = joined;
     let replaced = match kind {
         JoinKind::New { others, notice } => {
@@ -1026,6 +1045,7 @@ fn finish_join(
         settings,
         waiting_room,
         hand_queue,
+        poll,
     }
 }
 
@@ -1066,6 +1086,21 @@ fn carry_out(state: &Arc<AppState>, room: &Arc<Room>, outputs: Vec<Output<Socket
                     tracing::error!(error = %e, session = %room.id, "chat message not deleted");
                 }
             }
+            Output::StorePoll(record) => {
+                if let Err(e) = state.store.store_poll(&room.id, &record) {
+                    tracing::error!(error = %e, session = %room.id, "poll not stored");
+                }
+            }
+            Output::StoreVote(vote) => {
+                if let Err(e) = state.store.store_vote(*vote) {
+                    tracing::error!(error = %e, session = %room.id, "vote not stored");
+                }
+            }
+            Output::StorePollClosed { poll_id } => {
+                if let Err(e) = state.store.close_poll(&poll_id, now_ms()) {
+                    tracing::error!(error = %e, session = %room.id, "poll's close not stored");
+                }
+            }
             Output::Ended { members } => {
                 state
                     .metrics
@@ -1090,6 +1125,9 @@ fn notify(to: &[SocketRef], notice: Notice) {
         Notice::Removed(r) => emit_to_all(to, event::REMOVED, &r),
         Notice::ClassEnded(e) => emit_to_all(to, event::CLASS_ENDED, &e),
         Notice::Refused(r) => emit_to_all(to, event::ERROR, &r.body(event::JOIN_SESSION)),
+        Notice::PollOpened(poll) => emit_to_all(to, event::POLL_OPENED, &poll),
+        Notice::PollResults(results) => emit_to_all(to, event::POLL_RESULTS, &results),
+        Notice::PollClosed(closed) => emit_to_all(to, event::POLL_CLOSED, &closed),
     }
 }
 
@@ -1164,11 +1202,16 @@ fn retell(
                 joined.sfu_peer = sfu_peer_for(state, room, &user_id, &member.conn);
             }
         }
-        let (settings, waiting_room, hand_queue) = {
+        let (settings, waiting_room, hand_queue, poll) = {
             let room_state = room.state.lock();
             let (waiting_room, hand_queue) =
                 room_state.instructor_view(&member.participant.user_id);
-            (room_state.settings(), waiting_room, hand_queue)
+            (
+                room_state.settings(),
+                waiting_room,
+                hand_queue,
+                room_state.open_poll(),
+            )
         };
         let told = SessionJoined {
             protocol_version: PROTOCOL_VERSION,
@@ -1182,6 +1225,7 @@ fn retell(
             settings,
             waiting_room,
             hand_queue,
+            poll,
         };
         if let Err(e) = member.conn.emit(event::SESSION_JOINED, &told) {
             tracing::debug!(sid = %member.conn.id, error = %e, "the class's move not told");
@@ -1433,6 +1477,29 @@ fn moderate(
             .lock()
             .moderate(&joined.user_id, action, now(), limits, policy(state))?;
     Ok((joined.room, outputs))
+}
+
+fn send_vote(state: &Arc<AppState>, conn: &Connection, vote: Vote) -> Result<(), Refusal> {
+    check_text(
+        "pollId",
+        &vote.poll_id,
+        state.config.limits.max_id_chars,
+        true,
+    )?;
+    if vote.choices.len() > classroom_wire::MAX_POLL_OPTIONS {
+        return Err(Refusal::new(
+            ErrorCode::InvalidPayload,
+            "more choices than a poll has options",
+        ));
+    }
+    let joined = conn.member()?;
+    let outputs = joined
+        .room
+        .state
+        .lock()
+        .vote(&joined.user_id, vote, now())?;
+    carry_out(state, &joined.room, outputs);
+    Ok(())
 }
 
 fn send_reaction(conn: &Connection, r: ReactionSend) -> Result<(), Refusal> {

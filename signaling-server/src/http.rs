@@ -18,6 +18,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/sessions/{session}/polls", get(polls))
         .route("/", get(|| web(WebFile::Index)))
         .route("/classroom.js", get(|| web(WebFile::Script)))
         .route("/classroom.css", get(|| web(WebFile::Style)))
@@ -200,6 +201,62 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// Prometheus text, for the bearer of `--metrics-token`; without one configured, only in
 /// development mode (a local class).
+/// `GET /sessions/{id}/polls[?format=json]`: the class's polls and answers, as CSV (or JSON),
+/// with the operator's bearer token (`--metrics-token`; open in development mode only).
+async fn polls(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(session): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&state.config.metrics_token, presented) {
+        (Some(expected), Some(token)) if crate::auth::same_secret(token, expected) => {}
+        (None, _) if state.config.dev_mode => {}
+        _ => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "poll results need the bearer token of --metrics-token",
+            )
+                .into_response();
+        }
+    }
+    if session.len() > state.config.limits.max_id_chars {
+        return (StatusCode::BAD_REQUEST, "session id too long").into_response();
+    }
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        store.flush()?;
+        store.poll_results(&session)
+    })
+    .await;
+    match found {
+        Ok(Ok(polls)) if query.get("format").is_some_and(|f| f == "json") => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&polls).unwrap_or_default(),
+        )
+            .into_response(),
+        Ok(Ok(polls)) => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::store::polls_csv(&polls),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "poll export failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "poll results could not be read",
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)

@@ -114,6 +114,12 @@ const RESTART_NOTICE_GRACE: std::time::Duration = std::time::Duration::from_mill
 
 /// The websocket read buffer per connection; signaling messages are small (an SDP is the
 /// largest, a few KiB, and reads of larger ones simply take several chunks).
+/// Packets waiting to go out to one client, at most (socketioxide's default is 128). A
+/// control over a whole class sends each member one update per participant it changed (mute
+/// all in a class of 200: 200 each, at once), and an emit to a full buffer is lost: the bound
+/// is several times the largest class. It also bounds what a client that stops reading costs.
+const SOCKET_BUFFER_PACKETS: usize = 2048;
+
 const WS_READ_BUFFER_BYTES: usize = 1024;
 
 struct Prepared {
@@ -182,6 +188,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         // frame's size before reading it (16 MiB by default), before any authentication.
         .ws_max_frame_size(state.config.limits.max_transport_payload as usize)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
+        .max_buffer_size(SOCKET_BUFFER_PACKETS)
         .build_layer();
     handlers::register(&io, state.clone());
     // The outer layer runs first: Socket.IO gets requests whose head owns its bytes.

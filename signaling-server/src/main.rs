@@ -66,6 +66,12 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
@@ -84,6 +90,12 @@ enum Command {
     Unenroll { class_id: String, user_id: String },
     /// List who is enrolled in a class.
     Roster { class_id: String },
+    /// Export a class's polls and quizzes with their answers.
+    Polls {
+        class_id: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+    },
     /// Issue a sign-in token with the configured secret (for tests and local setups).
     Token {
         #[arg(long)]
@@ -290,6 +302,14 @@ fn main() -> Result<()> {
         }) => {
             open_store(&config)?.enroll(&class_id, &user_id, role.into())?;
             println!("{user_id} enrolled in {class_id}");
+            Ok(())
+        }
+        Some(Command::Polls { class_id, format }) => {
+            let polls = open_store(&config)?.poll_results(&class_id)?;
+            match format {
+                ExportFormat::Csv => print!("{}", classroom_signaling::store::polls_csv(&polls)),
+                ExportFormat::Json => println!("{}", serde_json::to_string_pretty(&polls)?),
+            }
             Ok(())
         }
         Some(Command::Unenroll { class_id, user_id }) => {

@@ -6,6 +6,7 @@
 //! settings, the waiting room, the hand queue, reactions, private chat) are in `controls.rs`.
 
 mod controls;
+mod polls;
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
@@ -16,6 +17,7 @@ use classroom_wire::{
 };
 
 pub(crate) use controls::{Admitted, Notice, Output, Rank};
+pub(crate) use polls::{PollRecord, StoredVote};
 
 use crate::auth::Identity;
 use crate::config::Limits;
@@ -87,6 +89,8 @@ pub(crate) struct RoomState<C> {
     co_instructors: HashSet<String>,
     /// Development mode: the user who claimed the instructor's place first.
     claimed_instructor: Option<String>,
+    /// This room's polls, oldest first; the last may be open.
+    polls: Vec<polls::PollRecord>,
 }
 
 /// The server's rules for every room: when a class runs on the SFU, and who waits to be let
@@ -139,6 +143,8 @@ pub(crate) struct Joined<C> {
     /// For an instructor: the waiting room and the hands.
     pub(crate) waiting_room: Option<classroom_wire::WaitingRoom>,
     pub(crate) hand_queue: Option<classroom_wire::HandQueue>,
+    /// The poll open now.
+    pub(crate) poll: Option<classroom_wire::Poll>,
 }
 
 /// What the others learn of a join.
@@ -213,6 +219,7 @@ impl<C: Handle> RoomState<C> {
             hands: Vec::new(),
             co_instructors: HashSet::new(),
             claimed_instructor: None,
+            polls: Vec::new(),
         }
     }
 
@@ -435,6 +442,7 @@ impl<C: Handle> RoomState<C> {
             settings: self.settings,
             waiting_room,
             hand_queue,
+            poll: self.open_poll(),
         }
     }
 

@@ -66,15 +66,21 @@ impl Registry {
 }
 
 /// Emits one event to several sockets. A socket that is closing is skipped: its own
-/// disconnect handling removes it from the room.
+/// disconnect handling removes it from the room. One whose buffer is full (a client that stopped
+/// reading) loses the event, said in the log: its ping times out next.
 pub(crate) fn emit_to_all<T: Serialize + ?Sized>(
     sockets: &[SocketRef],
     event: &'static str,
     data: &T,
 ) {
+    use socketioxide::{SendError, SocketError};
     for socket in sockets {
-        if let Err(e) = socket.emit(event, data) {
-            tracing::debug!(sid = %socket.id, event, error = %e, "emit skipped");
+        match socket.emit(event, data) {
+            Ok(()) => {}
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                tracing::warn!(sid = %socket.id, event, "event lost: the client's send buffer is full");
+            }
+            Err(e) => tracing::debug!(sid = %socket.id, event, error = %e, "emit skipped"),
         }
     }
 }

@@ -46,6 +46,27 @@ CREATE TABLE IF NOT EXISTS chat_messages (
 );
 CREATE INDEX IF NOT EXISTS chat_by_session ON chat_messages(session_id, seq);
 CREATE INDEX IF NOT EXISTS chat_by_time ON chat_messages(timestamp);
+CREATE TABLE IF NOT EXISTS polls (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    options TEXT NOT NULL,
+    anonymous INTEGER NOT NULL,
+    correct TEXT,
+    opened_at INTEGER NOT NULL,
+    closed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS polls_by_session ON polls(session_id, opened_at);
+CREATE TABLE IF NOT EXISTS votes (
+    poll_id TEXT NOT NULL REFERENCES polls(id) ON DELETE CASCADE,
+    voter TEXT NOT NULL,
+    user_name TEXT,
+    choices TEXT NOT NULL,
+    text TEXT,
+    voted_at INTEGER NOT NULL,
+    PRIMARY KEY (poll_id, voter)
+);
 CREATE TABLE IF NOT EXISTS bars (
     session_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
@@ -78,6 +99,11 @@ enum WriteOp {
     },
     /// Deletes the chat message with this id.
     Delete(String),
+    /// A poll that opened (its session, and the poll).
+    Poll(String, Box<crate::room_rules::PollRecord>),
+    Vote(Box<crate::room_rules::StoredVote>),
+    /// A poll closed, at this time.
+    PollClosed(String, u64),
     /// Answered once everything queued before it was written, with whether every write since
     /// the last flush succeeded.
     Flush(mpsc::Sender<Result<(), String>>),
@@ -345,6 +371,81 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)
     }
 
+    /// Queues a poll that opened in `session_id`.
+    pub(crate) fn store_poll(
+        &self,
+        session_id: &str,
+        record: &crate::room_rules::PollRecord,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .send(WriteOp::Poll(
+                session_id.to_owned(),
+                Box::new(record.clone()),
+            ))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Queues a vote (a user's later vote replaces their earlier one).
+    pub(crate) fn store_vote(&self, vote: crate::room_rules::StoredVote) -> Result<(), StoreError> {
+        self.writer
+            .send(WriteOp::Vote(Box::new(vote)))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    pub(crate) fn close_poll(&self, poll_id: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.writer
+            .send(WriteOp::PollClosed(poll_id.to_owned(), at_ms))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Every poll of a session with its answers, oldest first: what `polls export` and
+    /// `GET /sessions/{id}/polls` give.
+    pub fn poll_results(&self, session_id: &str) -> Result<Vec<PollExport>, StoreError> {
+        let conn = self.conn.lock();
+        let mut polls = conn.prepare_cached(
+            "SELECT id, question, kind, options, anonymous, correct, opened_at, closed_at
+             FROM polls WHERE session_id = ?1 ORDER BY opened_at, id",
+        )?;
+        let mut votes = conn.prepare_cached(
+            "SELECT voter, user_name, choices, text, voted_at FROM votes WHERE poll_id = ?1
+             ORDER BY voted_at, voter",
+        )?;
+        let rows: Vec<PollExport> = polls
+            .query_map([session_id], |r| {
+                let options: String = r.get(3)?;
+                let correct: Option<String> = r.get(5)?;
+                Ok(PollExport {
+                    poll_id: r.get(0)?,
+                    question: r.get(1)?,
+                    kind: r.get(2)?,
+                    options: serde_json::from_str(&options).unwrap_or_default(),
+                    anonymous: r.get(4)?,
+                    correct: correct.and_then(|c| serde_json::from_str(&c).ok()),
+                    opened_at: r.get::<_, i64>(6)? as u64,
+                    closed_at: r.get::<_, Option<i64>>(7)?.map(|t| t as u64),
+                    answers: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for mut poll in rows {
+            poll.answers = votes
+                .query_map([&poll.poll_id], |r| {
+                    let choices: String = r.get(2)?;
+                    Ok(VoteExport {
+                        voter: r.get(0)?,
+                        user_name: r.get(1)?,
+                        choices: serde_json::from_str(&choices).unwrap_or_default(),
+                        text: r.get(3)?,
+                        voted_at: r.get::<_, i64>(4)? as u64,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            out.push(poll);
+        }
+        Ok(out)
+    }
+
     /// Waits until every queued message was written; an error when any write since the last
     /// flush failed.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -391,6 +492,18 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
                 let mut delete = tx.prepare_cached("DELETE FROM chat_messages WHERE id = ?1")?;
+                let mut insert_poll = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO polls (id, session_id, question, kind, options, anonymous, correct, opened_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                let mut upsert_vote = tx.prepare_cached(
+                    "INSERT INTO votes (poll_id, voter, user_name, choices, text, voted_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (poll_id, voter) DO UPDATE SET choices = excluded.choices,
+                       text = excluded.text, voted_at = excluded.voted_at, user_name = excluded.user_name",
+                )?;
+                let mut close_poll =
+                    tx.prepare_cached("UPDATE polls SET closed_at = ?2 WHERE id = ?1")?;
                 // Taken one at a time: on a failed insert the rest stay in `batch`.
                 while let Some(op) = batch.pop_front() {
                     match op {
@@ -420,6 +533,35 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                         WriteOp::Delete(id) => {
                             delete.execute([id])?;
                         }
+                        WriteOp::Poll(session_id, record) => {
+                            let p = &record.poll;
+                            insert_poll.execute(params![
+                                p.poll_id,
+                                session_id,
+                                p.question,
+                                poll_kind_name(p.kind),
+                                serde_json::to_string(&p.options).unwrap_or_default(),
+                                p.anonymous,
+                                record
+                                    .correct
+                                    .as_ref()
+                                    .map(|c| serde_json::to_string(c).unwrap_or_default()),
+                                p.opened_at as i64,
+                            ])?;
+                        }
+                        WriteOp::Vote(v) => {
+                            upsert_vote.execute(params![
+                                v.poll_id,
+                                v.voter,
+                                v.user_name,
+                                serde_json::to_string(&v.choices).unwrap_or_default(),
+                                v.text,
+                                v.at as i64,
+                            ])?;
+                        }
+                        WriteOp::PollClosed(id, at) => {
+                            close_poll.execute(params![id, at as i64])?;
+                        }
                         WriteOp::Flush(done) => flushes.push(done),
                     }
                 }
@@ -435,7 +577,10 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                 WriteOp::Chat {
                     committed: waiter, ..
                 } => committed.extend(waiter),
-                WriteOp::Delete(_) => {}
+                WriteOp::Delete(_)
+                | WriteOp::Poll(..)
+                | WriteOp::Vote(_)
+                | WriteOp::PollClosed(..) => {}
                 WriteOp::Flush(done) => flushes.push(done),
             }
         }
@@ -456,6 +601,90 @@ fn write_loop(conn: &Mutex<Connection>, queue: &mpsc::Receiver<WriteOp>) {
                 let _ = done.send(report.clone());
             }
         }
+    }
+}
+
+/// One stored poll with its answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollExport {
+    pub poll_id: String,
+    pub question: String,
+    pub kind: String,
+    pub options: Vec<String>,
+    pub anonymous: bool,
+    pub correct: Option<Vec<usize>>,
+    pub opened_at: u64,
+    pub closed_at: Option<u64>,
+    pub answers: Vec<VoteExport>,
+}
+
+/// One answer: `voter` is the user id (a digest of it in an anonymous poll, with no name).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoteExport {
+    pub voter: String,
+    pub user_name: Option<String>,
+    pub choices: Vec<usize>,
+    pub text: Option<String>,
+    pub voted_at: u64,
+}
+
+impl PollExport {
+    /// Whether an answer is right, in a quiz.
+    pub fn correct_answer(&self, answer: &VoteExport) -> Option<bool> {
+        self.correct.as_ref().map(|c| *c == answer.choices)
+    }
+}
+
+/// Polls as CSV: one row per answer (`poll_id,question,kind,voter,user_name,answer,correct,voted_at`).
+pub fn polls_csv(polls: &[PollExport]) -> String {
+    fn field(s: &str) -> String {
+        // Quoted, and a leading = + - @ neutralised: a spreadsheet must not run an answer.
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+    let mut out = String::from("poll_id,question,kind,voter,user_name,answer,correct,voted_at\n");
+    for poll in polls {
+        for a in &poll.answers {
+            let answer = match &a.text {
+                Some(text) => text.clone(),
+                None => a
+                    .choices
+                    .iter()
+                    .filter_map(|&c| poll.options.get(c).cloned())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            let correct = poll
+                .correct_answer(a)
+                .map_or(String::new(), |c| c.to_string());
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                field(&poll.poll_id),
+                field(&poll.question),
+                field(&poll.kind),
+                field(&a.voter),
+                field(a.user_name.as_deref().unwrap_or("")),
+                field(&answer),
+                correct,
+                a.voted_at
+            ));
+        }
+    }
+    out
+}
+
+fn poll_kind_name(kind: classroom_wire::PollKind) -> &'static str {
+    match kind {
+        classroom_wire::PollKind::YesNo => "yes-no",
+        classroom_wire::PollKind::Single => "single",
+        classroom_wire::PollKind::Multiple => "multiple",
+        classroom_wire::PollKind::Text => "text",
     }
 }
 

@@ -49,6 +49,11 @@
     hands: [],
     waiting: false,
     reactions: [],
+    // The open (or last) poll, our choices in it, and its results when we may see them.
+    poll: null,
+    pollClosed: false,
+    myVote: [],
+    pollResults: null,
   };
 
   // Instructor, co-instructor, student: who may act on whom (the server checks it too).
@@ -563,6 +568,66 @@
     });
   }
 
+  function vote(choices, text = null) {
+    if (!state.poll) return Promise.resolve(null);
+    const payload = text !== null ? { pollId: state.poll.pollId, text } : { pollId: state.poll.pollId, choices };
+    return socket.timeout(5_000).emitWithAck("vote", payload).then((ack) => {
+      if (ack.ok) state.myVote = choices;
+      else showError(`${ack.error.code}: ${ack.error.message}`);
+      renderPoll();
+      return ack;
+    });
+  }
+
+  function renderPoll() {
+    const section = $("poll");
+    section.hidden = !state.poll;
+    if (!state.poll) return;
+    const poll = state.poll;
+    $("poll-question").textContent = `${poll.quiz ? "Quiz" : "Poll"}${poll.anonymous ? " (anonymous)" : ""}: ${poll.question}`;
+    const options = $("poll-options");
+    options.replaceChildren();
+    if (poll.kind !== "text") {
+      poll.options.forEach((label, i) => {
+        const b = document.createElement("button");
+        b.textContent = label;
+        b.dataset.choice = String(i);
+        b.disabled = state.pollClosed;
+        b.setAttribute("aria-pressed", String(state.myVote.includes(i)));
+        b.onclick = () => {
+          const choices = poll.kind === "multiple"
+            ? (state.myVote.includes(i) ? state.myVote.filter((c) => c !== i) : [...state.myVote, i])
+            : [i];
+          if (choices.length) vote(choices);
+        };
+        options.append(b);
+      });
+    }
+    $("poll-text-form").hidden = poll.kind !== "text" || state.pollClosed;
+    $("poll-status").textContent = state.pollClosed ? "The poll is closed." : state.myVote.length ? "Your answer is in; you can change it until the poll closes." : "";
+    const results = $("poll-results");
+    results.replaceChildren();
+    const r = state.pollResults;
+    if (r && r.pollId === poll.pollId) {
+      r.options.forEach((label, i) => {
+        const li = document.createElement("li");
+        li.dataset.choice = String(i);
+        li.textContent = `${label}: ${r.totals[i]}${r.correct?.includes(i) ? " ✓" : ""}`;
+        results.append(li);
+      });
+      for (const text of [...(r.texts ?? []), ...r.answers.filter((a) => a.text).map((a) => `${a.userName}: ${a.text}`)]) {
+        const li = document.createElement("li");
+        li.textContent = text;
+        results.append(li);
+      }
+      const total = document.createElement("li");
+      total.textContent = `${r.voters} answered`;
+      results.append(total);
+    }
+    $("poll-manage").hidden = !amInstructor();
+    $("poll-close").disabled = state.pollClosed;
+  }
+
   function react(emoji) {
     socket.emit("reaction", { emoji });
   }
@@ -810,6 +875,11 @@
     state.settings = joined.settings ?? state.settings;
     state.waitingRoom = joined.waitingRoom?.waiting ?? [];
     state.hands = joined.handQueue?.hands ?? [];
+    if (joined.poll && joined.poll.pollId !== state.poll?.pollId) {
+      state.poll = joined.poll;
+      state.pollClosed = false;
+      state.myVote = [];
+    }
     state.self = joined.self;
     state.userId = joined.self.userId;
     state.iceServers = joined.iceServers ?? [];
@@ -911,6 +981,21 @@
     $("reaction-shown").append(span);
     setTimeout(() => span.remove(), 4_000);
   });
+  socket.on("poll-opened", (poll) => {
+    state.poll = poll;
+    state.pollClosed = false;
+    state.myVote = [];
+    state.pollResults = null;
+    renderPoll();
+  });
+  socket.on("poll-results", (results) => {
+    state.pollResults = results;
+    renderPoll();
+  });
+  socket.on("poll-closed", ({ pollId }) => {
+    if (state.poll?.pollId === pollId) state.pollClosed = true;
+    renderPoll();
+  });
   socket.on("chat-deleted", ({ messageId }) => {
     state.chat = state.chat.filter((m) => m.id !== messageId);
     document.querySelector(`#chat li[data-id="${CSS.escape(messageId)}"]`)?.remove();
@@ -959,6 +1044,18 @@
     };
   }
   $("chat-to").onchange = () => renderChatTargets();
+  $("poll-text-form").onsubmit = (event) => {
+    event.preventDefault();
+    vote([], $("poll-text").value);
+  };
+  $("poll-close").onclick = () => state.poll && moderate("close-poll", { pollId: state.poll.pollId });
+  $("poll-publish").onclick = () => state.poll && moderate("publish-results", { pollId: state.poll.pollId });
+  $("poll-form").onsubmit = (event) => {
+    event.preventDefault();
+    const kind = $("poll-new-kind").value;
+    const options = $("poll-new-options").value.split("|").map((o) => o.trim()).filter(Boolean);
+    moderate("open-poll", { poll: { question: $("poll-new-question").value, kind, options, anonymous: $("poll-new-anonymous").checked } });
+  };
   // Keyboard shortcuts (as the buttons' titles say), not while typing.
   const SHORTCUTS = { m: () => $("mic").click(), v: () => $("camera").click(), s: () => $("share").click(), h: () => $("hand").click() };
   document.addEventListener("keydown", (event) => {
@@ -984,7 +1081,7 @@
   };
 
   // For tests and debugging: the page's state and its controls.
-  window.classroom = { state, setMicrophone, setCamera, setScreenShare, raiseHand, sendChat, leave, rejoin, moderate, react };
+  window.classroom = { state, setMicrophone, setCamera, setScreenShare, raiseHand, sendChat, leave, rejoin, moderate, react, vote };
 
   if (!state.sessionId || !state.userId) {
     $("join").hidden = false;

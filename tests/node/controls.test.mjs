@@ -289,6 +289,59 @@ describe("classroom controls", { skip }, () => {
     assert.ok(acks.some((x) => x.error?.code === "rate-limited"), JSON.stringify(acks));
   });
 
+  it("counts one vote per user with 50 voting at once, shows instructors live results, publishes them, and exports them", async () => {
+    const { sessionId, teacher, students } = await classOf(50);
+    const refused = await moderate(students[0], "open-poll", { poll: { question: "Q?", kind: "yes-no" } });
+    assert.equal(refused.error.code, "forbidden");
+    const opened = await moderate(teacher, "open-poll", { poll: { question: "Which planet is largest?", kind: "single", options: ["Mars", "Jupiter", "Venus"], correct: [1] } });
+    assert.equal(opened.ok, true);
+    const poll = await students[0].waitFor("poll-opened");
+    assert.deepEqual([poll.kind, poll.options, poll.quiz, poll.correct], ["single", ["Mars", "Jupiter", "Venus"], true, undefined], "students are not told the answer");
+    // Everyone votes at once, some twice (the second vote replaces the first).
+    const acks = await Promise.all(students.map((s, i) => s.request("vote", { pollId: poll.pollId, choices: [i % 3] })));
+    assert.ok(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
+    await Promise.all(students.slice(0, 5).map((s) => s.request("vote", { pollId: poll.pollId, choices: [1] })));
+    const live = await teacher.waitFor("poll-results", (r) => r.voters === 50 && r.totals[1] === 17 + 3);
+    // i % 3 over 0..49: 17 zeros, 17 ones, 16 twos; students 0..4 moved to 1 (0, 3 from 0; 2 from 2; 4 from 1; 1 stays).
+    assert.deepEqual(live.totals, [15, 20, 15]);
+    assert.equal(live.answers.length, 50);
+    assert.equal(live.answers.filter((a) => a.correct).length, 20);
+    assert.deepEqual(students[7].received("poll-results"), [], "students do not see live results");
+    const bad = await students[0].request("vote", { pollId: poll.pollId, choices: [7] });
+    assert.equal(bad.error.code, "invalid-payload");
+    // Published: everyone gets the totals, without names.
+    await moderate(teacher, "close-poll", { pollId: poll.pollId });
+    await students[3].waitFor("poll-closed");
+    assert.equal((await students[3].request("vote", { pollId: poll.pollId, choices: [0] })).error.code, "invalid-payload");
+    await moderate(teacher, "publish-results", { pollId: poll.pollId });
+    const published = await students[9].waitFor("poll-results");
+    assert.deepEqual(published.totals, [15, 20, 15]);
+    assert.deepEqual(published.answers, []);
+    // Exported from SQLite over HTTP (development mode needs no token here).
+    const csv = await (await fetch(`${server.url}/sessions/${sessionId}/polls`)).text();
+    const lines = csv.trim().split("\n");
+    assert.equal(lines[0], "poll_id,question,kind,voter,user_name,answer,correct,voted_at");
+    assert.equal(lines.length, 51);
+    assert.equal(lines.filter((l) => l.includes('"Jupiter",true')).length, 20);
+    const json = await (await fetch(`${server.url}/sessions/${sessionId}/polls?format=json`)).json();
+    assert.equal(json[0].answers.length, 50);
+    assert.ok(json[0].closedAt > 0);
+  });
+
+  it("keeps an anonymous poll's voters out of its results and its export", async () => {
+    const { sessionId, teacher, students: [a, b] } = await classOf(2);
+    await moderate(teacher, "open-poll", { poll: { question: "Was the pace right?", kind: "yes-no", anonymous: true } });
+    const poll = await a.waitFor("poll-opened");
+    await a.request("vote", { pollId: poll.pollId, choices: [0] });
+    await b.request("vote", { pollId: poll.pollId, choices: [1] });
+    const live = await teacher.waitFor("poll-results", (r) => r.voters === 2);
+    assert.deepEqual(live.answers, []);
+    const json = await (await fetch(`${server.url}/sessions/${sessionId}/polls?format=json`)).json();
+    const stored = json.find((p) => p.pollId === poll.pollId);
+    assert.equal(stored.answers.length, 2);
+    assert.ok(stored.answers.every((x) => x.userName === null && x.voter !== a.userId && x.voter !== b.userId));
+  });
+
   it("ends the class for everyone, those waiting too", async () => {
     const { teacher, students: [a] } = await classOf(1);
     await moderate(teacher, "set-waiting-room", { policy: "ask" });

@@ -83,6 +83,19 @@ pub enum Moderation {
     DeleteMessage {
         message_id: String,
     },
+    /// Opens a poll (one at a time: an open one is closed first).
+    OpenPoll {
+        poll: crate::PollDraft,
+    },
+    #[serde(rename_all = "camelCase")]
+    ClosePoll {
+        poll_id: String,
+    },
+    /// Shows everyone the poll's results (totals; names only for instructors).
+    #[serde(rename_all = "camelCase")]
+    PublishResults {
+        poll_id: String,
+    },
 }
 
 /// How long a removal with `bar` keeps the user out.

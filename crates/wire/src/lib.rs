@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 mod controls;
+mod polls;
 pub use controls::*;
+pub use polls::*;
 
 /// Version of the event set described in `docs/protocol.md`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -93,6 +95,14 @@ pub mod event {
     pub const REMOVED: &str = "removed";
     /// Server → the class: the instructor ended the class (every connection closes next).
     pub const CLASS_ENDED: &str = "class-ended";
+    /// Client → server: an answer to the open poll.
+    pub const VOTE: &str = "vote";
+    /// Server → the class: an instructor opened a poll.
+    pub const POLL_OPENED: &str = "poll-opened";
+    /// Server → instructors (live), or everyone (published): a poll's results.
+    pub const POLL_RESULTS: &str = "poll-results";
+    /// Server → the class: the poll takes no more votes.
+    pub const POLL_CLOSED: &str = "poll-closed";
     /// Server → a joiner: they wait in the waiting room ([`crate::JoinWaiting`], as the ack).
     pub const WAITING_FOR_ADMISSION: &str = "waiting-for-admission";
 }
@@ -214,6 +224,9 @@ pub struct SessionJoined {
     /// For instructors: the raised hands, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hand_queue: Option<HandQueue>,
+    /// The poll open now, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<Poll>,
 }
 
 impl SessionJoined {
@@ -856,6 +869,15 @@ mod tests {
                     user_name: "Bob".into(),
                     raised_at: 5,
                 }],
+            }),
+            poll: Some(Poll {
+                poll_id: "p1".into(),
+                question: "Ready?".into(),
+                kind: PollKind::YesNo,
+                options: vec!["Yes".into(), "No".into()],
+                anonymous: false,
+                quiz: false,
+                opened_at: 9,
             }),
         };
         let wire = serde_json::to_value(&joined).unwrap();

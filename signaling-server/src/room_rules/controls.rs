@@ -48,6 +48,9 @@ pub(crate) enum Notice {
     ClassEnded(ClassEnded),
     /// An `error` event (a denied admission, a replaced waiting connection).
     Refused(Refusal),
+    PollOpened(classroom_wire::Poll),
+    PollResults(classroom_wire::PollResults),
+    PollClosed(classroom_wire::PollClosed),
 }
 
 /// What the driver does after a control, in order.
@@ -74,6 +77,12 @@ pub(crate) enum Output<C> {
     /// The class ended: the room is closed, with this many members gone.
     Ended {
         members: usize,
+    },
+    /// Store a poll that opened, a vote, a poll that closed.
+    StorePoll(Box<super::polls::PollRecord>),
+    StoreVote(Box<super::polls::StoredVote>),
+    StorePollClosed {
+        poll_id: String,
     },
 }
 
@@ -270,10 +279,11 @@ impl<C: Handle> RoomState<C> {
         }
         let participant = p.clone();
         let own = member.conn.id();
-        let mut outputs = vec![Output::Send(
+        let update = Output::Send(
             self.conns_except(Some(own)),
             Notice::ParticipantUpdated(participant.clone()),
-        )];
+        );
+        let mut outputs = Vec::new();
         let queued = self.hands.iter().any(|h| h.user_id == user_id);
         match m.hand_raised {
             Some(true) if !queued => {
@@ -291,6 +301,8 @@ impl<C: Handle> RoomState<C> {
             }
             _ => {}
         }
+        // The instructors' queue first, then the class's update.
+        outputs.push(update);
         Ok((participant, outputs))
     }
 
@@ -603,6 +615,8 @@ impl<C: Handle> RoomState<C> {
                         self.turn_off(i, ModeratedAction::Mute, &by, &mut out);
                     }
                 }
+                // Those muted hear it first, before the class's updates about each other.
+                out.sort_by_key(|o| !matches!(o, Output::Send(_, Notice::Moderated(_))));
             }
             Moderation::Remove {
                 target_user_id,
@@ -654,6 +668,7 @@ impl<C: Handle> RoomState<C> {
             Moderation::SetLocks { locks } => {
                 self.settings.locks = locks;
                 self.apply_locks(locks, &by, &mut out);
+                out.sort_by_key(|o| !matches!(o, Output::Send(_, Notice::Moderated(_))));
                 out.push(Output::Send(
                     self.conns_except(None),
                     Notice::Settings(self.settings),
@@ -749,6 +764,21 @@ impl<C: Handle> RoomState<C> {
                 self.hands.clear();
                 out.push(self.tell_instructors_hands());
             }
+            Moderation::OpenPoll { poll } => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let record = super::polls::make_poll(poll, id, now)?;
+                self.start_poll(record, &mut out);
+            }
+            Moderation::ClosePoll { poll_id } => {
+                if self.open_poll().is_none_or(|p| p.poll_id != poll_id) {
+                    return Err(Refusal::new(
+                        ErrorCode::TargetNotFound,
+                        format!("{poll_id:?} is not the open poll"),
+                    ));
+                }
+                self.end_poll(&poll_id, &mut out);
+            }
+            Moderation::PublishResults { poll_id } => self.publish_poll(&poll_id, &mut out)?,
             Moderation::DeleteMessage { message_id } => {
                 self.history.retain(|m| m.id != message_id);
                 out.push(Output::Unstore {
@@ -870,6 +900,9 @@ mod tests {
                     Notice::Removed(_) => "removed",
                     Notice::ClassEnded(_) => "class-ended",
                     Notice::Refused(_) => "error",
+                    Notice::PollOpened(_) => "poll-opened",
+                    Notice::PollResults(_) => "poll-results",
+                    Notice::PollClosed(_) => "poll-closed",
                 };
                 v.extend(to.iter().map(|c| (c.0, kind)));
             }

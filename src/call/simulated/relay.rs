@@ -104,6 +104,7 @@ impl Room {
                         settings: Default::default(),
                         waiting_room: None,
                         hand_queue: None,
+                        poll: None,
                     }),
                 );
                 self.send_others(from, || Input::UserJoined(me.clone()));

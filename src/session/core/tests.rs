@@ -31,6 +31,7 @@ fn joined(self_id: &str, others: &[&str]) -> Input {
         settings: Default::default(),
         waiting_room: None,
         hand_queue: None,
+        poll: None,
     })
 }
 
@@ -458,6 +459,7 @@ fn chat_history_is_not_duplicated_by_a_rejoin() {
                 settings: Default::default(),
                 waiting_room: None,
                 hand_queue: None,
+                poll: None,
             }),
         )
     };

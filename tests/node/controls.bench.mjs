@@ -1,0 +1,164 @@
+// Benchmark: the classroom controls in a class of 200 (Socket.IO clients of the Node
+// socket.io-client, all in this process), our server pinned to one core and this load
+// generator to the other. Measures, with the issue's budget of 50 ms p99:
+//   - hand raise → shown to instructors: from a student's `media-state {handRaised}` to the
+//     instructor's `hand-queue` that has them last, raised one after another (every 10 ms)
+//     and all at once;
+//   - reaction → seen by the instructor, one after another;
+//   - mute all → every one of the 200 told (`moderated`).
+// Prints figures, then one JSON line. Asserts nothing.
+//
+//   taskset -c 1 node tests/node/controls.bench.mjs      (CLASSROOM_SIGNALING_BIN: the
+//   release binary; CONTROLS_BENCH_STUDENTS, default 200; CONTROLS_BENCH_SERVER_CORE, default 0)
+
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { performance } from "node:perf_hooks";
+import { io } from "socket.io-client";
+
+const BIN = process.env.CLASSROOM_SIGNALING_BIN;
+const STUDENTS = Number(process.env.CONTROLS_BENCH_STUDENTS ?? 200);
+const CORE = process.env.CONTROLS_BENCH_SERVER_CORE ?? "0";
+if (!BIN) throw new Error("set CLASSROOM_SIGNALING_BIN (the release classroom-signaling)");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
+};
+const summary = (values) => ({ n: values.length, p50: pct(values, 0.5), p99: pct(values, 0.99), max: Math.max(...values) });
+const ms = (x) => `${x.toFixed(2)} ms`;
+
+const server = spawn("taskset", ["-c", CORE, BIN, "serve", "--dev", "--listen", "127.0.0.1:0",
+  "--max-participants", String(STUDENTS + 10), "--max-connections-per-ip", "0"], {
+  stdio: ["ignore", "pipe", "inherit"],
+  env: { ...process.env, CLASSROOM_LOG: "warn" },
+});
+const url = await new Promise((resolve, reject) => {
+  server.on("exit", (code) => reject(new Error(`server exited ${code}`)));
+  createInterface({ input: server.stdout }).on("line", (line) => {
+    const m = line.match(/listening on (http:\/\/\S+)/);
+    if (m) resolve(m[1]);
+  });
+});
+
+const connect = () => new Promise((resolve, reject) => {
+  const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+  socket.on("connect", () => resolve(socket));
+  socket.on("connect_error", reject);
+});
+const SESSION = "bench-class";
+const teacher = await connect();
+await teacher.timeout(5000).emitWithAck("join-session", { sessionId: SESSION, userId: "teacher", userName: "Teacher", isInstructor: true });
+const students = [];
+for (let i = 0; i < STUDENTS; i++) {
+  const socket = await connect();
+  const ack = await socket.timeout(10_000).emitWithAck("join-session", { sessionId: SESSION, userId: `s${i}`, userName: `Student ${i}` });
+  if (!ack.ok) throw new Error(`join refused: ${JSON.stringify(ack.error)}`);
+  students.push(socket);
+}
+await sleep(500);
+
+// ---- hand raise → instructors ----------------------------------------------------------
+const sentAt = new Map();
+const handLatency = [];
+teacher.on("hand-queue", ({ hands }) => {
+  const now = performance.now();
+  const last = hands[hands.length - 1];
+  if (last && sentAt.has(last.userId)) {
+    handLatency.push(now - sentAt.get(last.userId));
+    sentAt.delete(last.userId);
+  }
+});
+async function raiseAll(gapMs) {
+  handLatency.length = 0;
+  for (const [i, socket] of students.entries()) {
+    sentAt.set(`s${i}`, performance.now());
+    socket.emit("media-state", { handRaised: true });
+    if (gapMs) await sleep(gapMs);
+  }
+  const deadline = performance.now() + 10_000;
+  while (handLatency.length < STUDENTS && performance.now() < deadline) await sleep(20);
+  const got = [...handLatency];
+  teacher.emit("moderate", { action: "lower-all-hands" });
+  await sleep(500);
+  for (const socket of students) socket.emit("media-state", { handRaised: false });
+  await sleep(500);
+  sentAt.clear();
+  return got;
+}
+const steady = await raiseAll(10);
+// At once: every raise's latency includes waiting behind the others (each one is a queue
+// of up to 200 sent to the instructor).
+const burst = [];
+{
+  teacher.removeAllListeners("hand-queue");
+  const seen = new Set();
+  const start = performance.now();
+  teacher.on("hand-queue", ({ hands }) => {
+    const now = performance.now();
+    for (const h of hands) if (!seen.has(h.userId)) {
+      seen.add(h.userId);
+      burst.push(now - start);
+    }
+  });
+  for (const socket of students) socket.emit("media-state", { handRaised: true });
+  const deadline = performance.now() + 10_000;
+  while (burst.length < STUDENTS && performance.now() < deadline) await sleep(20);
+  teacher.removeAllListeners("hand-queue");
+  teacher.emit("moderate", { action: "lower-all-hands" });
+  await sleep(500);
+}
+
+// ---- reaction → the instructor -------------------------------------------------------------
+const reactionLatency = [];
+{
+  const sent = new Map();
+  teacher.on("reaction", (r) => {
+    if (sent.has(r.userId)) reactionLatency.push(performance.now() - sent.get(r.userId));
+    sent.delete(r.userId);
+  });
+  for (const [i, socket] of students.entries()) {
+    sent.set(`s${i}`, performance.now());
+    socket.emit("reaction", { emoji: "👏" });
+    await sleep(10);
+  }
+  await sleep(1000);
+}
+
+// ---- mute all → every student told ---------------------------------------------------------
+const muteAll = [];
+for (let round = 0; round < 5; round++) {
+  for (const socket of students) socket.emit("media-state", { audioEnabled: true });
+  await sleep(500);
+  let told = 0;
+  const start = performance.now();
+  const done = new Promise((resolve) => {
+    for (const socket of students) socket.once("moderated", () => { if (++told === STUDENTS) resolve(); });
+  });
+  const ack = await teacher.timeout(10_000).emitWithAck("moderate", { action: "mute-all" });
+  if (!ack.ok) throw new Error(`mute-all refused: ${JSON.stringify(ack.error)}`);
+  await Promise.race([done, sleep(10_000)]);
+  if (told < STUDENTS) throw new Error(`mute all told ${told} of ${STUDENTS}`);
+  muteAll.push(performance.now() - start);
+}
+
+for (const s of students) s.close();
+teacher.close();
+server.kill("SIGTERM");
+
+const figures = {
+  students: STUDENTS,
+  handRaiseSteady: summary(steady),
+  handRaiseAllAtOnce: summary(burst),
+  reaction: summary(reactionLatency),
+  muteAllEveryoneTold: summary(muteAll),
+};
+console.log(`classroom controls, ${STUDENTS} students, server on core ${CORE}`);
+console.log(`hand raise → instructor, one every 10 ms: p50 ${ms(figures.handRaiseSteady.p50)}, p99 ${ms(figures.handRaiseSteady.p99)} (${steady.length} of ${STUDENTS})`);
+console.log(`hand raise → instructor, all at once:     p50 ${ms(figures.handRaiseAllAtOnce.p50)}, p99 ${ms(figures.handRaiseAllAtOnce.p99)} (${burst.length} of ${STUDENTS})`);
+console.log(`reaction → instructor:                   p50 ${ms(figures.reaction.p50)}, p99 ${ms(figures.reaction.p99)} (${reactionLatency.length} of ${STUDENTS})`);
+console.log(`mute all → all ${STUDENTS} told (5 rounds):       p50 ${ms(figures.muteAllEveryoneTold.p50)}, max ${ms(figures.muteAllEveryoneTold.max)}`);
+console.log(`budget: 50 ms p99 → hand raise ${figures.handRaiseSteady.p99 <= 50 ? "met" : "NOT met"}`);
+console.log(JSON.stringify({ bench: "controls", ...figures }));
+process.exit(0);
