@@ -945,15 +945,16 @@
     renderChat(message);
   });
   socket.on("moderated", async ({ action, byUserName }) => {
+    // Said first: the switch below waits for the connections.
     if (action === "mute") {
-      await setMicrophone(false);
       showNotice(`${byUserName} muted you. You can unmute yourself.`);
+      await setMicrophone(false);
     } else if (action === "stop-camera") {
-      await setCamera(false);
       showNotice(`${byUserName} turned your camera off.`);
+      await setCamera(false);
     } else if (action === "stop-screen") {
-      await setScreenShare(false);
       showNotice(`${byUserName} stopped your screen share.`);
+      await setScreenShare(false);
     } else if (action === "ask-unmute") {
       showNotice(`${byUserName} asks you to unmute.`, { unmute: !locked("microphone") });
     }

@@ -83,9 +83,8 @@ test("mute all silences every student: their pages turn the microphone off and t
   moderate({ action: "mute-all" });
   for (const user of STUDENTS) {
     const page = pages.get(user);
-    await waitFor(`${user}'s page to obey`, () => page.evaluate(() => window.classroom.state.local.audio === false));
-    const notice = await page.$eval("#notice-text", (el) => el.textContent);
-    assert.match(notice, /Grace muted you/);
+    await waitFor(`${user}'s page to obey and say who`, () => page.evaluate(() =>
+      window.classroom.state.local.audio === false && /Grace muted you/.test(document.getElementById("notice-text").textContent)));
   }
   // What the instructor hears from each: silence (no level, or nothing louder than -70 dBFS)
   // within 3 s, while the peer connections stay up.
@@ -139,4 +138,35 @@ test("a removed student's page is disconnected and says so; the class sees them 
   // No reconnect brings bob back by itself.
   await sleep(1_500);
   assert.equal(desktop.participant("bob"), null);
+});
+
+test("a poll the desktop instructor opens is answered on the Chromium pages, stored, and its published results shown", async () => {
+  moderate({ action: "open-poll", poll: { question: "Which planet is largest?", kind: "single", options: ["Mars", "Jupiter"] } });
+  const voters = ["ada", "cy"];
+  for (const [i, user] of voters.entries()) {
+    const page = pages.get(user);
+    await waitFor(`${user}'s page to show the poll`, () => page.evaluate(() => !document.getElementById("poll").hidden));
+    assert.match(await page.$eval("#poll-question", (el) => el.textContent), /Which planet is largest\?/);
+    await page.click(`#poll-options button[data-choice="${i === 0 ? 1 : 0}"]`);
+    await waitFor(`${user}'s vote to be taken`, () => page.evaluate(() => window.classroom.state.myVote.length === 1));
+  }
+  // Ada changes her mind: one vote per user, the later one counts.
+  await pages.get("ada").click('#poll-options button[data-choice="0"]');
+  await waitFor("ada's new vote", () => pages.get("ada").evaluate(() => window.classroom.state.myVote[0] === 0));
+  const pollId = await pages.get("ada").evaluate(() => window.classroom.state.poll.pollId);
+  moderate({ action: "close-poll", pollId });
+  moderate({ action: "publish-results", pollId });
+  for (const user of voters) {
+    const page = pages.get(user);
+    await waitFor(`${user}'s page to show the results`, () => page.evaluate(() => document.querySelectorAll("#poll-results li").length === 3));
+    const shown = await page.$$eval("#poll-results li", (items) => items.map((li) => li.textContent));
+    assert.deepEqual(shown, ["Mars: 2", "Jupiter: 0", "2 answered"]);
+  }
+  // Stored in SQLite, as the export gives it.
+  const fetchIt = `fetch("http://127.0.0.1:${PORT}/sessions/${SESSION}/polls?format=json").then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const { execFileSync } = await import("node:child_process");
+  const polls = JSON.parse(execFileSync("ip", ["netns", "exec", lab.ns, process.execPath, "-e", fetchIt]).toString());
+  const stored = polls.find((p) => p.pollId === pollId);
+  assert.deepEqual(stored.answers.map((a) => [a.voter, a.choices]).sort(), [["ada", [0]], ["cy", [0]]]);
+  assert.ok(stored.closedAt > 0);
 });
