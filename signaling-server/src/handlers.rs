@@ -26,7 +26,7 @@ use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentia
 use crate::error::Refusal;
 use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
 use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
-use crate::room_rules::{self, JoinKind, Left, NotAdmitted, Notice, Now, Output};
+use crate::room_rules::{self, JoinKind, Left, NotAdmitted, Notice, Now, Output, not_joined};
 use crate::rooms::{Room, emit_to_all};
 use crate::sfu::{self, PeerId, Signal};
 use crate::state::AppState;
@@ -77,6 +77,17 @@ impl Connection {
             .lock()
             .as_ref()
             .map(|joined| joined.room.id.clone())
+    }
+
+    /// The session this connection is in or waits to be let into, and as whom.
+    fn place(&self) -> Option<(Arc<str>, Arc<str>)> {
+        if let Some(joined) = &*self.joined.lock() {
+            return Some((joined.room.id.clone(), joined.user_id.clone()));
+        }
+        self.waiting
+            .lock()
+            .as_ref()
+            .map(|w| (w.room.id.clone(), w.user_id.clone()))
     }
 
     /// The session this connection is in, or why it is in none (it waits to be admitted, or
@@ -813,10 +824,6 @@ fn invalid(name: &str, e: &ParserError) -> Refusal {
 /// The sending m-lines one client may describe (audio, camera, screen, and room to spare).
 const MAX_SFU_SOURCES: usize = 8;
 
-fn not_joined() -> Refusal {
-    Refusal::new(ErrorCode::NotJoined, "join a session first (join-session)")
-}
-
 fn now_ms() -> u64 {
     crate::auth::unix_now().as_millis() as u64
 }
@@ -863,15 +870,8 @@ async fn join_session(
 
     // A socket is in at most one session: joining another leaves the current one (or its
     // waiting room).
-    let current = conn.joined.lock().clone();
-    if let Some(current) = current
-        && (*current.room.id != join.session_id || *current.user_id != identity.user_id)
-    {
-        leave(state, conn, LeaveReason::Left);
-    }
-    let waiting = conn.waiting.lock().clone();
-    if let Some(waiting) = waiting
-        && (*waiting.room.id != join.session_id || *waiting.user_id != identity.user_id)
+    if let Some((session, user)) = conn.place()
+        && (*session != join.session_id || *user != identity.user_id)
     {
         leave(state, conn, LeaveReason::Left);
     }
@@ -972,10 +972,7 @@ fn finish_join(
         kind,
         topology,
         moved: _,
-        settings,
-        waiting_room,
-        hand_queue,
-        poll,
+        controls,
     } = joined;
     let replaced = match kind {
         JoinKind::New { others, notice } => {
@@ -1042,10 +1039,10 @@ fn finish_join(
         chat_history: history,
         topology,
         offer_to: None,
-        settings,
-        waiting_room,
-        hand_queue,
-        poll,
+        settings: controls.settings,
+        waiting_room: controls.waiting_room,
+        hand_queue: controls.hand_queue,
+        poll: controls.poll,
     }
 }
 
@@ -1202,17 +1199,6 @@ fn retell(
                 joined.sfu_peer = sfu_peer_for(state, room, &user_id, &member.conn);
             }
         }
-        let (settings, waiting_room, hand_queue, poll) = {
-            let room_state = room.state.lock();
-            let (waiting_room, hand_queue) =
-                room_state.instructor_view(&member.participant.user_id);
-            (
-                room_state.settings(),
-                waiting_room,
-                hand_queue,
-                room_state.open_poll(),
-            )
-        };
         let told = SessionJoined {
             protocol_version: PROTOCOL_VERSION,
             session_id: room.id.to_string(),
@@ -1222,10 +1208,10 @@ fn retell(
             chat_history: member.history,
             topology,
             offer_to: (topology == Topology::Mesh).then_some(member.offer_to),
-            settings,
-            waiting_room,
-            hand_queue,
-            poll,
+            settings: member.controls.settings,
+            waiting_room: member.controls.waiting_room,
+            hand_queue: member.controls.hand_queue,
+            poll: member.controls.poll,
         };
         if let Err(e) = member.conn.emit(event::SESSION_JOINED, &told) {
             tracing::debug!(sid = %member.conn.id, error = %e, "the class's move not told");

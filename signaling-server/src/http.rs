@@ -199,8 +199,38 @@ async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }))
 }
 
-/// Prometheus text, for the bearer of `--metrics-token`; without one configured, only in
-/// development mode (a local class).
+/// Whether a request is the operator's: the bearer of `--metrics-token`, or anyone in
+/// development mode when none is configured.
+enum Operator {
+    Yes,
+    /// A token is configured and this request does not bear it.
+    WrongToken,
+    /// No token is configured, outside development mode.
+    NoToken,
+}
+
+fn operator(state: &AppState, headers: &HeaderMap) -> Operator {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&state.config.metrics_token, presented) {
+        (Some(expected), Some(token)) if crate::auth::same_secret(token, expected) => Operator::Yes,
+        (Some(_), _) => Operator::WrongToken,
+        (None, _) if state.config.dev_mode => Operator::Yes,
+        (None, _) => Operator::NoToken,
+    }
+}
+
+fn needs_token(what: &'static str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        what,
+    )
+        .into_response()
+}
+
 /// `GET /sessions/{id}/polls[?format=json]`: the class's polls and answers, as CSV (or JSON),
 /// with the operator's bearer token (`--metrics-token`; open in development mode only).
 async fn polls(
@@ -209,21 +239,8 @@ async fn polls(
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&state.config.metrics_token, presented) {
-        (Some(expected), Some(token)) if crate::auth::same_secret(token, expected) => {}
-        (None, _) if state.config.dev_mode => {}
-        _ => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "poll results need the bearer token of --metrics-token",
-            )
-                .into_response();
-        }
+    if !matches!(operator(&state, &headers), Operator::Yes) {
+        return needs_token("poll results need the bearer token of --metrics-token");
     }
     if session.len() > state.config.limits.max_id_chars {
         return (StatusCode::BAD_REQUEST, "session id too long").into_response();
@@ -257,23 +274,15 @@ async fn polls(
     }
 }
 
+/// Prometheus text, for the bearer of `--metrics-token`; without one configured, only in
+/// development mode (a local class).
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&state.config.metrics_token, presented) {
-        (Some(expected), Some(token)) if crate::auth::same_secret(token, expected) => {}
-        (Some(_), _) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "metrics need the bearer token of --metrics-token",
-            )
-                .into_response();
+    match operator(&state, &headers) {
+        Operator::Yes => {}
+        Operator::WrongToken => {
+            return needs_token("metrics need the bearer token of --metrics-token");
         }
-        (None, _) if state.config.dev_mode => {}
-        (None, _) => {
+        Operator::NoToken => {
             return (
                 StatusCode::NOT_FOUND,
                 "metrics are off: start the server with --metrics-token",

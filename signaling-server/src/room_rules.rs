@@ -7,6 +7,8 @@
 
 mod controls;
 mod polls;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
@@ -16,7 +18,7 @@ use classroom_wire::{
     WaitingPolicy,
 };
 
-pub(crate) use controls::{Admitted, Notice, Output, Rank};
+pub(crate) use controls::{Admitted, Notice, Output, Rank, not_joined};
 pub(crate) use polls::{PollRecord, StoredVote};
 
 use crate::auth::Identity;
@@ -139,6 +141,12 @@ pub(crate) struct Joined<C> {
     /// is to be told the class anew: a `session-joined` each).
     pub(crate) topology: Topology,
     pub(crate) moved: bool,
+    pub(crate) controls: ControlsView,
+}
+
+/// What a member is told of the class's controls when it joins, or the class moves.
+#[derive(Debug, Clone)]
+pub(crate) struct ControlsView {
     pub(crate) settings: ClassSettings,
     /// For an instructor: the waiting room and the hands.
     pub(crate) waiting_room: Option<classroom_wire::WaitingRoom>,
@@ -201,6 +209,7 @@ pub(crate) struct Retold<C> {
     pub(crate) roster: Vec<Participant>,
     /// The chat history as this member may see it.
     pub(crate) history: Vec<ChatMessage>,
+    pub(crate) controls: ControlsView,
 }
 
 impl<C: Handle> RoomState<C> {
@@ -269,6 +278,7 @@ impl<C: Handle> RoomState<C> {
                     .map(|o| o.participant.clone())
                     .collect(),
                 history: self.history_for(&m.participant.user_id),
+                controls: self.controls_view(&m.participant.user_id),
             })
             .collect()
     }
@@ -431,7 +441,6 @@ impl<C: Handle> RoomState<C> {
             .map(|m| m.participant.clone())
             .collect();
         let moved = self.settle_topology(policy);
-        let (waiting_room, hand_queue) = self.instructor_view(&who.user_id);
         Joined {
             history: self.history_for(&who.user_id),
             participant,
@@ -439,10 +448,7 @@ impl<C: Handle> RoomState<C> {
             kind,
             topology: self.topology,
             moved,
-            settings: self.settings,
-            waiting_room,
-            hand_queue,
-            poll: self.open_poll(),
+            controls: self.controls_view(&who.user_id),
         }
     }
 
@@ -530,6 +536,7 @@ fn notice(p: &Participant, what: &str, now: Now) -> ChatMessage {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{Conn, at};
     use super::*;
     use classroom_wire::Role;
 
@@ -555,29 +562,11 @@ mod tests {
         }
     }
 
-    /// A connection in the tests: a number.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    struct Conn(u32);
-
-    impl Handle for Conn {
-        type Id = u32;
-        fn id(&self) -> u32 {
-            self.0
-        }
-    }
-
     fn user(id: &str, name: &str) -> Identity {
         Identity {
             user_id: id.into(),
             user_name: name.into(),
             role: Role::Student,
-        }
-    }
-
-    fn at(unix_ms: u64) -> Now {
-        Now {
-            instant: Instant::now(),
-            unix_ms,
         }
     }
 

@@ -707,6 +707,11 @@ fn parse_role(s: &str) -> Role {
 mod tests {
     use super::*;
 
+    /// A directory of its own for one test's database (removed by the test).
+    fn scratch_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("classroom-store-{}", uuid::Uuid::new_v4()))
+    }
+
     fn msg(id: &str, text: &str) -> ChatMessage {
         ChatMessage {
             id: id.into(),
@@ -745,7 +750,7 @@ mod tests {
 
     #[test]
     fn a_bar_holds_until_its_time_and_survives_reopening() {
-        let dir = std::env::temp_dir().join(format!("classroom-store-{}", uuid::Uuid::new_v4()));
+        let dir = scratch_dir();
         let path = dir.join("c.db");
         {
             let store = Store::open(Some(&path)).unwrap();
@@ -764,7 +769,7 @@ mod tests {
 
     #[test]
     fn a_database_from_before_private_chat_gains_its_columns() {
-        let dir = std::env::temp_dir().join(format!("classroom-store-{}", uuid::Uuid::new_v4()));
+        let dir = scratch_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("old.db");
         {
@@ -790,7 +795,7 @@ mod tests {
 
     #[test]
     fn chat_history_survives_reopening_the_file() {
-        let dir = std::env::temp_dir().join(format!("classroom-store-{}", uuid::Uuid::new_v4()));
+        let dir = scratch_dir();
         let path = dir.join("db.sqlite3");
         {
             let store = Store::open(Some(&path)).unwrap();

@@ -98,7 +98,7 @@ fn forbidden(why: impl Into<String>) -> Refusal {
     Refusal::new(ErrorCode::Forbidden, why)
 }
 
-fn not_joined() -> Refusal {
+pub(crate) fn not_joined() -> Refusal {
     Refusal::new(ErrorCode::NotJoined, "join a session first (join-session)")
 }
 
@@ -110,10 +110,6 @@ fn no_member(user_id: &str) -> Refusal {
 }
 
 impl<C: Handle> RoomState<C> {
-    pub(crate) fn settings(&self) -> ClassSettings {
-        self.settings
-    }
-
     /// The connections of the instructors and co-instructors.
     pub(crate) fn instructors(&self) -> Vec<C> {
         self.members
@@ -145,15 +141,23 @@ impl<C: Handle> RoomState<C> {
 
     /// What `session-joined` tells `user_id` of the waiting room and the hands: instructors
     /// see both, students neither.
-    pub(crate) fn instructor_view(
-        &self,
-        user_id: &str,
-    ) -> (Option<WaitingRoom>, Option<HandQueue>) {
+    fn instructor_view(&self, user_id: &str) -> (Option<WaitingRoom>, Option<HandQueue>) {
         match self.member(user_id) {
             Some(m) if m.participant.is_instructor => {
                 (Some(self.waiting_room()), Some(self.hand_queue()))
             }
             _ => (None, None),
+        }
+    }
+
+    /// What `user_id` is told of the controls on a join or a move.
+    pub(super) fn controls_view(&self, user_id: &str) -> super::ControlsView {
+        let (waiting_room, hand_queue) = self.instructor_view(user_id);
+        super::ControlsView {
+            settings: self.settings,
+            waiting_room,
+            hand_queue,
+            poll: self.open_poll(),
         }
     }
 
@@ -504,6 +508,33 @@ impl<C: Handle> RoomState<C> {
         Ok(())
     }
 
+    /// Where `user_id` is in the waiting room.
+    fn waiter_index(&self, user_id: &str) -> Result<usize, Refusal> {
+        self.waiting
+            .iter()
+            .position(|w| w.who.user_id == user_id)
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::TargetNotFound,
+                    format!("{user_id:?} is not in the waiting room"),
+                )
+            })
+    }
+
+    /// Lets everyone waiting in, in order, and tells the instructors the room is empty.
+    fn admit_everyone(
+        &mut self,
+        now: Now,
+        limits: &Limits,
+        policy: RoomPolicy,
+        out: &mut Vec<Output<C>>,
+    ) {
+        while !self.waiting.is_empty() {
+            self.admit_waiter(0, now, limits, policy, out);
+        }
+        out.push(self.tell_instructors_waiting());
+    }
+
     /// Lets the waiter at `i` in.
     fn admit_waiter(
         &mut self,
@@ -682,43 +713,17 @@ impl<C: Handle> RoomState<C> {
                 ));
                 if waiting == WaitingPolicy::Open {
                     // An open door lets in those already at it.
-                    while !self.waiting.is_empty() {
-                        self.admit_waiter(0, now, limits, policy, &mut out);
-                    }
-                    out.push(self.tell_instructors_waiting());
+                    self.admit_everyone(now, limits, policy, &mut out);
                 }
             }
             Moderation::Admit { target_user_id } => {
-                let i = self
-                    .waiting
-                    .iter()
-                    .position(|w| w.who.user_id == target_user_id)
-                    .ok_or_else(|| {
-                        Refusal::new(
-                            ErrorCode::TargetNotFound,
-                            format!("{target_user_id:?} is not in the waiting room"),
-                        )
-                    })?;
+                let i = self.waiter_index(&target_user_id)?;
                 self.admit_waiter(i, now, limits, policy, &mut out);
                 out.push(self.tell_instructors_waiting());
             }
-            Moderation::AdmitAll => {
-                while !self.waiting.is_empty() {
-                    self.admit_waiter(0, now, limits, policy, &mut out);
-                }
-                out.push(self.tell_instructors_waiting());
-            }
+            Moderation::AdmitAll => self.admit_everyone(now, limits, policy, &mut out),
             Moderation::Deny { target_user_id } => {
-                let i = self
-                    .waiting
-                    .iter()
-                    .position(|w| w.who.user_id == target_user_id)
-                    .ok_or_else(|| {
-                        Refusal::new(
-                            ErrorCode::TargetNotFound,
-                            format!("{target_user_id:?} is not in the waiting room"),
-                        )
-                    })?;
+                let i = self.waiter_index(&target_user_id)?;
                 let waiter = self.waiting.remove(i);
                 out.push(Output::Send(
                     vec![waiter.conn.clone()],
@@ -801,32 +806,16 @@ mod tests {
 
     use classroom_wire::{ChatKind, Role};
 
+    use super::super::test_support::{Conn, at};
     use super::super::{Joiner, NotAdmitted};
     use super::*;
     use crate::sfu::SfuMode;
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    struct Conn(u32);
-
-    impl Handle for Conn {
-        type Id = u32;
-        fn id(&self) -> u32 {
-            self.0
-        }
-    }
 
     fn policy(waiting_room: WaitingPolicy) -> RoomPolicy {
         RoomPolicy {
             mode: SfuMode::Off,
             mesh_max: 4,
             waiting_room,
-        }
-    }
-
-    fn at(unix_ms: u64) -> Now {
-        Now {
-            instant: Instant::now(),
-            unix_ms,
         }
     }
 
@@ -1263,7 +1252,7 @@ mod tests {
         // A joiner comes in with what is locked off.
         let c = enter(&mut room, &who("c", Role::Student), 4).unwrap();
         assert!(!c.participant.audio_enabled && c.participant.video_enabled);
-        assert!(c.settings.locks.microphone);
+        assert!(c.controls.settings.locks.microphone);
     }
 
     #[test]
@@ -1408,7 +1397,7 @@ mod tests {
         assert!(!room.closed);
         let t = enter(&mut room, &who("t", Role::Instructor), 2).unwrap();
         assert_eq!(
-            t.waiting_room.unwrap().waiting.len(),
+            t.controls.waiting_room.unwrap().waiting.len(),
             1,
             "the instructor sees who waits"
         );

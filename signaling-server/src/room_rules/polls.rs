@@ -248,9 +248,7 @@ impl<C: Handle> RoomState<C> {
     ) -> Result<Vec<Output<C>>, Refusal> {
         let user_name = self
             .member(user_id)
-            .ok_or_else(|| {
-                Refusal::new(ErrorCode::NotJoined, "join a session first (join-session)")
-            })?
+            .ok_or_else(super::controls::not_joined)?
             .participant
             .user_name
             .clone();
@@ -312,37 +310,21 @@ impl<C: Handle> RoomState<C> {
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
-    use std::time::Instant;
 
     use classroom_wire::{Moderation, Role, WaitingPolicy};
 
+    use super::super::test_support::{Conn, at};
     use super::super::{Joiner, RoomPolicy};
     use super::*;
     use crate::auth::Identity;
     use crate::config::Limits;
     use crate::sfu::SfuMode;
 
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    struct Conn(u32);
-    impl Handle for Conn {
-        type Id = u32;
-        fn id(&self) -> u32 {
-            self.0
-        }
-    }
-
     const POLICY: RoomPolicy = RoomPolicy {
         mode: SfuMode::Off,
         mesh_max: 4,
         waiting_room: WaitingPolicy::Open,
     };
-
-    fn at(ms: u64) -> Now {
-        Now {
-            instant: Instant::now(),
-            unix_ms: ms,
-        }
-    }
 
     /// The instructor `t` (conn 0) and `n` students `s1`… (conns 1…).
     fn class(n: u32) -> RoomState<Conn> {
