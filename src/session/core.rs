@@ -1375,12 +1375,7 @@ impl Session {
 
     /// Whether `source` is sent: switched on, and its device works.
     fn sends(&self, source: Source) -> bool {
-        let on = match source {
-            Source::Audio => self.audio,
-            Source::Camera => self.camera,
-            Source::Screen => self.screen,
-        };
-        on && !self.not_working.contains(&source)
+        self.switched_on(source) && !self.not_working.contains(&source)
     }
 
     fn media_state(&self) -> MediaState {

@@ -10,7 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { NetnsLab } from "./netns-lab.mjs";
+import { NetnsLab, countPeerConnections } from "./netns-lab.mjs";
 import { sleep, waitFor } from "./three-way-lab.mjs";
 
 const SERVER_BIN = process.env.CLASSROOM_SIGNALING_BIN;
@@ -29,16 +29,8 @@ async function openStudent(user) {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
   await page.setViewport({ width: 1280, height: 720 });
-  // Count the page's peer connections: someone waiting must make none.
-  await page.evaluateOnNewDocument(() => {
-    const Native = window.RTCPeerConnection;
-    window.peerConnectionsMade = 0;
-    window.RTCPeerConnection = function (...args) {
-      window.peerConnectionsMade += 1;
-      return new Native(...args);
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-  });
+  // Someone waiting must make no peer connection.
+  await countPeerConnections(page);
   page.on("pageerror", (error) => console.error(`${user} page error:`, error.message));
   await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=${user}&name=${user}`);
   await page.click("#enter");

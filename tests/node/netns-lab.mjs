@@ -98,6 +98,20 @@ export class NetnsLab {
   }
 }
 
+/** Makes `page` count the peer connections it creates, in `window.peerConnectionsMade`
+ * (from its next navigation on). */
+export async function countPeerConnections(page) {
+  await page.evaluateOnNewDocument(() => {
+    const Native = window.RTCPeerConnection;
+    window.peerConnectionsMade = 0;
+    window.RTCPeerConnection = function (...args) {
+      window.peerConnectionsMade += 1;
+      return new Native(...args);
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  });
+}
+
 /** A headless desktop participant: its stats and events, and its stdin commands. */
 export class Desktop {
   constructor(child) {

@@ -11,7 +11,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { NetnsLab } from "./netns-lab.mjs";
+import { NetnsLab, countPeerConnections } from "./netns-lab.mjs";
 import { sleep, waitFor } from "./three-way-lab.mjs";
 
 const SERVER_BIN = process.env.CLASSROOM_SIGNALING_BIN;
@@ -105,16 +105,7 @@ before(async () => {
     const context = await browser.createBrowserContext();
     const page = await context.newPage();
     await page.setViewport({ width: 1280, height: 720 });
-    // Count the page's peer connections.
-    await page.evaluateOnNewDocument(() => {
-      const Native = window.RTCPeerConnection;
-      window.peerConnectionsMade = 0;
-      window.RTCPeerConnection = function (...args) {
-        window.peerConnectionsMade += 1;
-        return new Native(...args);
-      };
-      window.RTCPeerConnection.prototype = Native.prototype;
-    });
+    await countPeerConnections(page);
     page.on("pageerror", (error) => console.error(`${user} page error:`, error.message));
     await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=${user}&name=${user}`);
     await page.click("#enter");

@@ -175,7 +175,8 @@ impl Session {
         })
     }
 
-    fn switched_on(&self, source: Source) -> bool {
+    /// Whether the user (or an instructor) has `source` on, whether or not its device works.
+    pub(super) fn switched_on(&self, source: Source) -> bool {
         match source {
             Source::Audio => self.audio,
             Source::Camera => self.camera,

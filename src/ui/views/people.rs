@@ -28,11 +28,7 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
     let class = &snapshot.class;
     // Our rank, where the server has the controls: 2 instructor, 1 co-instructor, 0 none.
     let controls = snapshot.server.is_some_and(|s| s.has_extensions());
-    let our_rank = match (controls && class.is_instructor, class.co_instructor) {
-        (false, _) => 0,
-        (true, true) => 1,
-        (true, false) => 2,
-    };
+    let our_rank = rank(controls && class.is_instructor, class.co_instructor);
     ui.add_space(6.0);
     ui.heading(format!("People ({})", snapshot.participants.len() + 1));
     ui.separator();
@@ -118,12 +114,8 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
                         }
                     });
                 });
-                let row_rank = match (row.instructor, row.co_instructor) {
-                    (false, _) => 0,
-                    (true, true) => 1,
-                    (true, false) => 2,
-                };
-                if let Some(user_id) = row.user_id.as_ref().filter(|_| our_rank > row_rank) {
+                let outranked = our_rank > rank(row.instructor, row.co_instructor);
+                if let Some(user_id) = row.user_id.as_ref().filter(|_| outranked) {
                     ui.horizontal(|ui| {
                         let target_user_id = user_id.clone();
                         if row.audio {
@@ -177,6 +169,16 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
                 ui.add_space(4.0);
             }
         });
+}
+
+/// Who may act on whom, as the server ranks it: 2 the instructor, 1 a co-instructor, 0 a
+/// student.
+fn rank(instructor: bool, co_instructor: bool) -> u8 {
+    match (instructor, co_instructor) {
+        (false, _) => 0,
+        (true, true) => 1,
+        (true, false) => 2,
+    }
 }
 
 /// The instructor's part of the panel: the class's lock, mute all, who waits, the hands.
