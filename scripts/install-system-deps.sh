@@ -15,6 +15,8 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   # tests: Node socket.io peers, network namespaces, audio fixtures
   nodejs iproute2 espeak-ng sox chromium firefox-esr
+  # TURN lab and benchmark: NAT rules, the test certificate, coturn (the throughput anchor)
+  iptables openssl coturn
   # packaging: signing, checking packages and installer configurations
   gnupg rpm desktop-file-utils appstream libxml2-utils python3-yaml
   # benchmarks: a sound server with devices that keep real time (PulseAudio null sink/source)

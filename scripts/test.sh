@@ -83,6 +83,10 @@ echo "-- --sfu auto: a class of Chromium and desktops grows onto the SFU and shr
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec sfu-auto.test.mjs); then
   failed=$((failed + 1))
 fi
+echo "-- TURN: Chromium and the desktop behind two symmetric NATs and a UDP-blocking firewall"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec turn.test.mjs); then
+  failed=$((failed + 1))
+fi
 # Firefox ESR (VP8 only, as offline), Chromium and the desktop in one class, inside the lab
 # namespace (a closed veth pair with a default route: Firefox needs one to gather candidates),
 # once with the desktop preferring H.264 (the default) and once preferring VP8.

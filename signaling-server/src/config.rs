@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub turn_secret: Option<String>,
     pub turn_urls: Vec<String>,
     pub turn_credential_ttl: Duration,
+    /// The server's own TURN relay (`--turn`); its URLs and a secret are filled in when the
+    /// two settings above are not given.
+    pub turn: Option<crate::turn::TurnConfig>,
     /// How often the enrollment of a signed-in member is checked again while connected.
     pub enrollment_recheck: Duration,
     pub limits: Limits,
@@ -159,6 +162,7 @@ impl Default for ServerConfig {
             turn_secret: None,
             turn_urls: Vec::new(),
             turn_credential_ttl: Duration::from_secs(6 * 3600),
+            turn: None,
             enrollment_recheck: Duration::from_secs(60),
             limits: Limits::default(),
             ping_interval: Duration::from_secs(25),
@@ -449,7 +453,7 @@ impl ServerConfig {
                 "the longest token lifetime must be positive".into(),
             ));
         }
-        if self.turn_secret.is_some() && self.turn_urls.is_empty() {
+        if self.turn_secret.is_some() && self.turn_urls.is_empty() && self.turn.is_none() {
             return Err(ConfigError::Invalid(
                 "--turn-secret needs at least one --turn-url".into(),
             ));

@@ -52,6 +52,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("the SFU could not start: {0}")]
     Sfu(String),
+    #[error("the TURN relay could not start: {0}")]
+    Turn(String),
 }
 
 /// A refusal sent to one client: becomes the `error` event and the failed ack.

@@ -294,6 +294,9 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     if let Some(sfu) = &state.sfu {
         sfu.metrics.render(&mut text);
     }
+    if let Some(turn) = &state.turn {
+        turn.counters.render(&mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

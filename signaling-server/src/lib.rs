@@ -19,6 +19,7 @@ mod rooms;
 pub mod sfu;
 mod state;
 pub mod store;
+pub mod turn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +56,28 @@ impl RunningServer {
             Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
         }
     }
+}
+
+/// Starts the server's own TURN relay, and hands its URLs and credentials out on join unless
+/// others were configured.
+fn start_turn(
+    config: &mut ServerConfig,
+    turn: &turn::TurnConfig,
+    sfu: Option<&sfu::Sfu>,
+) -> Result<turn::Turn, ServerError> {
+    let secret = config
+        .turn_secret
+        .get_or_insert_with(|| format!("{}{}", config::random_key(), config::random_key()))
+        .clone();
+    let sfu_addrs = sfu.map(|s| s.media_addrs.to_vec()).unwrap_or_default();
+    let running = turn::Turn::start(turn, &secret, sfu_addrs)
+        .map_err(|e| ServerError::Turn(e.to_string()))?;
+    if config.turn_urls.is_empty() {
+        config.turn_urls = running
+            .urls(turn)
+            .map_err(|e| ServerError::Turn(e.to_string()))?;
+    }
+    Ok(running)
 }
 
 /// Binds and starts serving in a background task.
@@ -128,7 +151,7 @@ struct Prepared {
     app: axum::Router,
 }
 
-fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
+fn prepare(mut config: ServerConfig) -> Result<Prepared, ServerError> {
     config.validate()?;
     let store = Arc::new(store::Store::open(config.database.as_deref())?);
     let hook = match &config.enrollment_hook {
@@ -148,8 +171,13 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
             Some(sfu::Sfu::start(&config.sfu).map_err(|e| ServerError::Sfu(e.to_string()))?)
         }
     };
+    let turn = match config.turn.clone() {
+        Some(t) => Some(start_turn(&mut config, &t, sfu.as_ref())?),
+        None => None,
+    };
     let state = Arc::new(AppState {
         sfu,
+        turn,
         verifier: auth::TokenVerifier::with_rules(
             config.jwt_secret.as_deref(),
             config.dev_mode,

@@ -170,6 +170,57 @@ struct ServeArgs {
     /// TURN URL for the time-limited credentials (repeatable).
     #[arg(long = "turn-url", env = "CLASSROOM_TURN_URLS", value_delimiter = ',')]
     turn_urls: Vec<String>,
+    /// Run the server's own TURN relay: UDP and TCP on --turn-port, TLS on --turn-tls-port
+    /// with --tls-cert and --tls-key. Clients get its URLs and credentials on join (a secret is
+    /// made up unless --turn-secret is given; give it to share credentials with a coturn).
+    #[arg(long, env = "CLASSROOM_TURN")]
+    turn: bool,
+    /// The address TURN listens on (default: the --listen address).
+    #[arg(long, env = "CLASSROOM_TURN_ADDRESS")]
+    turn_address: Option<std::net::IpAddr>,
+    /// TURN's UDP and TCP port (0: any free port).
+    #[arg(long, env = "CLASSROOM_TURN_PORT", default_value_t = 3478)]
+    turn_port: u16,
+    /// TURN over TLS's port (443 for firewalls that let nothing else out: see
+    /// docs/deployment.md).
+    #[arg(long, env = "CLASSROOM_TURN_TLS_PORT", default_value_t = 5349)]
+    turn_tls_port: u16,
+    /// The certificate (PEM, with its chain) TURN over TLS presents.
+    #[arg(long, env = "CLASSROOM_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "CLASSROOM_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The address TURN over TLS listens on (default: the TURN address): a second address lets
+    /// it take port 443 beside the HTTPS one.
+    #[arg(long, env = "CLASSROOM_TURN_TLS_ADDRESS")]
+    turn_tls_address: Option<std::net::IpAddr>,
+    /// The name the certificate is for, put in the turns: URL clients are given.
+    #[arg(long, env = "CLASSROOM_TURN_TLS_HOST")]
+    turn_tls_host: Option<String>,
+    /// The address relay sockets open on (default: the TURN address).
+    #[arg(long, env = "CLASSROOM_TURN_RELAY_ADDRESS")]
+    turn_relay_address: Option<std::net::IpAddr>,
+    /// The address TURN tells clients, when they reach it through a 1:1 NAT.
+    #[arg(long, env = "CLASSROOM_TURN_PUBLIC_IP")]
+    turn_public_ip: Option<std::net::IpAddr>,
+    /// A range relays may reach although it is internal (repeatable; by default loopback,
+    /// private, link-local and the server's own addresses are refused).
+    #[arg(
+        long = "turn-allow-peer",
+        env = "CLASSROOM_TURN_ALLOW_PEERS",
+        value_delimiter = ','
+    )]
+    turn_allow_peers: Vec<classroom_signaling::turn::Cidr>,
+    /// Allocations one user may hold at once (default 50).
+    #[arg(long, env = "CLASSROOM_TURN_USER_QUOTA")]
+    turn_user_quota: Option<usize>,
+    /// Allocations the relay holds at once (default 10000).
+    #[arg(long, env = "CLASSROOM_TURN_TOTAL_QUOTA")]
+    turn_total_quota: Option<usize>,
+    /// Bits per second one allocation may relay, both ways (default 20000000; 0: no cap).
+    #[arg(long, env = "CLASSROOM_TURN_MAX_BPS")]
+    turn_max_bps: Option<u64>,
     /// Web origin allowed to connect (repeatable, e.g. https://lms.example.org; pages this server
     /// serves are always allowed); without one, any origin. `loopback` allows only pages served
     /// from this machine.
@@ -383,6 +434,9 @@ fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
     if let Some(v) = args.listen {
         config.listen = v;
     }
+    if args.turn {
+        config.turn = Some(turn_config(&args, config.listen.ip())?);
+    }
     if args.dev {
         config.dev_mode = true;
         config.auto_create_sessions = true;
@@ -568,4 +622,39 @@ fn parse_waiting_room(s: &str) -> Result<classroom_wire::WaitingPolicy, String> 
         "roster" => Ok(classroom_wire::WaitingPolicy::Roster),
         other => Err(format!("{other:?}: expected open, ask or roster")),
     }
+}
+
+/// The TURN relay's settings from the command line.
+fn turn_config(
+    args: &ServeArgs,
+    listen: std::net::IpAddr,
+) -> anyhow::Result<classroom_signaling::turn::TurnConfig> {
+    use classroom_signaling::turn::{TurnConfig, TurnTls};
+    let ip = args.turn_address.unwrap_or(listen);
+    let mut t = TurnConfig::new(ip);
+    t.port = args.turn_port;
+    t.relay_ip = args.turn_relay_address.unwrap_or(ip);
+    t.public_ip = args.turn_public_ip;
+    t.allow_peers = args.turn_allow_peers.clone();
+    if let Some(n) = args.turn_user_quota {
+        t.max_allocations_per_user = n;
+    }
+    if let Some(n) = args.turn_total_quota {
+        t.max_allocations = n;
+    }
+    if let Some(n) = args.turn_max_bps {
+        t.max_bps_per_allocation = n;
+    }
+    t.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TurnTls {
+            ip: args.turn_tls_address,
+            port: args.turn_tls_port,
+            host: args.turn_tls_host.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("TURN over TLS needs both --tls-cert and --tls-key"),
+    };
+    Ok(t)
 }

@@ -24,5 +24,7 @@ pub(crate) struct AppState {
     pub rooms: Registry,
     /// The SFU, when classes run on it (`--sfu always`).
     pub(crate) sfu: Option<crate::sfu::Sfu>,
+    /// The server's own TURN relay (`--turn`).
+    pub(crate) turn: Option<crate::turn::Turn>,
     pub started: std::time::Instant,
 }

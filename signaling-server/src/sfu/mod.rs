@@ -203,6 +203,8 @@ pub(crate) struct Sfu {
     commands: mpsc::Sender<Command>,
     next_peer: AtomicU64,
     pub(crate) metrics: Arc<SfuMetrics>,
+    /// Where media arrives: bound and advertised (a TURN relay may reach these).
+    pub(crate) media_addrs: [SocketAddr; 2],
 }
 
 impl Sfu {
@@ -231,6 +233,7 @@ impl Sfu {
             commands: tx,
             next_peer: AtomicU64::new(1),
             metrics,
+            media_addrs: [bound, advertised],
         })
     }
 
