@@ -186,6 +186,7 @@ fn show_config(root: &Path, json: bool) -> anyhow::Result<()> {
         ("screen_share", &config.screen_share),
         ("chat", &config.chat),
         ("voice_processing", &config.voice_processing),
+        ("force_relay", &config.force_relay),
     ]
     .into_iter()
     .chain(VoiceStage::ALL.map(|stage| (stage.key(), config.voice_stage(stage))));

@@ -30,10 +30,11 @@ pub enum PolicyKey {
     NoiseSuppression,
     GainControl,
     HighPassFilter,
+    ForceRelay,
 }
 
 impl PolicyKey {
-    pub const ALL: [PolicyKey; 10] = [
+    pub const ALL: [PolicyKey; 11] = [
         PolicyKey::ServerUrl,
         PolicyKey::IceServers,
         PolicyKey::LocalClass,
@@ -44,6 +45,7 @@ impl PolicyKey {
         PolicyKey::NoiseSuppression,
         PolicyKey::GainControl,
         PolicyKey::HighPassFilter,
+        PolicyKey::ForceRelay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl PolicyKey {
             PolicyKey::NoiseSuppression => "noise_suppression",
             PolicyKey::GainControl => "gain_control",
             PolicyKey::HighPassFilter => "high_pass_filter",
+            PolicyKey::ForceRelay => "force_relay",
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct Policy {
     pub noise_suppression: Option<bool>,
     pub gain_control: Option<bool>,
     pub high_pass_filter: Option<bool>,
+    /// Every connection through a TURN relay (`iceTransportPolicy: relay`), for schools that
+    /// require every byte through their server. Off by default.
+    pub force_relay: Option<bool>,
     /// Keys the user cannot change.
     #[serde(default)]
     pub locked: BTreeSet<PolicyKey>,
@@ -220,6 +226,7 @@ pub struct EffectiveConfig {
     pub noise_suppression: Effective<bool>,
     pub gain_control: Effective<bool>,
     pub high_pass_filter: Effective<bool>,
+    pub force_relay: Effective<bool>,
 }
 
 /// The layers above the policy.
@@ -373,6 +380,13 @@ impl EffectiveConfig {
                 policy.high_pass_filter,
                 user_only(user_stages.map(|s| s.high_pass_filter)),
             ),
+            force_relay: layer(
+                false,
+                PolicyKey::ForceRelay,
+                policy,
+                policy.force_relay,
+                unset(),
+            ),
         }
     }
 
@@ -417,6 +431,7 @@ mod windows {
             noise_suppression: switch("noise_suppression"),
             gain_control: switch("gain_control"),
             high_pass_filter: switch("high_pass_filter"),
+            force_relay: switch("force_relay"),
             locked: key
                 .get_value::<Vec<String>, _>("locked")
                 .unwrap_or_default()
@@ -438,6 +453,19 @@ ice_servers = ["turn:turn.school.org:3478"]
 local_class = false
 locked = ["server_url", "local_class"]
 "#;
+
+    #[test]
+    fn every_call_goes_through_the_relay_only_when_the_policy_says_so() {
+        let config = EffectiveConfig::resolve(&Policy::default(), &Overrides::default());
+        assert!(!config.force_relay.value);
+        let policy = Policy::from_toml(
+            "force_relay = true\nlocked = [\"force_relay\"]\n",
+            Path::new("policy.toml"),
+        )
+        .unwrap();
+        let config = EffectiveConfig::resolve(&policy, &Overrides::default());
+        assert!(config.force_relay.value && config.force_relay.locked());
+    }
 
     #[test]
     fn a_locked_policy_value_wins_over_everything() {

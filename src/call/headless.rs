@@ -114,6 +114,10 @@ pub struct HeadlessArgs {
     /// Local address for ICE (one interface); `0.0.0.0` for every interface.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_ip: IpAddr,
+    /// Only relayed candidates: every byte through the TURN servers (the policy's
+    /// `force_relay`).
+    #[arg(long)]
+    pub force_relay: bool,
     /// ICE: time without traffic before a connection counts as failed.
     #[arg(long, default_value_t = 10_000)]
     pub ice_failed_timeout_ms: u64,
@@ -260,6 +264,7 @@ impl HeadlessArgs {
         let peer = PeerOptions {
             video_codecs,
             bind_ip: self.bind_ip,
+            relay_only: self.force_relay,
             ice_failed_timeout: Duration::from_millis(self.ice_failed_timeout_ms),
             ice_disconnected_timeout: Duration::from_millis(
                 (self.ice_failed_timeout_ms / 2).max(500),

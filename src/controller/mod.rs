@@ -143,6 +143,8 @@ pub struct ControllerSetup {
     pub devices: Arc<dyn MediaDevices>,
     /// The school's policy's ICE servers, added to the class server's for every call.
     pub extra_ice_servers: Vec<classroom_wire::IceServer>,
+    /// The policy's `force_relay`: every connection to a class server through TURN.
+    pub force_relay: bool,
 }
 
 impl Controller {

@@ -40,6 +40,7 @@ pub(super) struct Worker {
     local_key: Option<String>,
     check: Option<Check>,
     extra_ice_servers: Vec<classroom_wire::IceServer>,
+    force_relay: bool,
 }
 
 /// How often the live figures (levels, network quality) are refreshed.
@@ -57,6 +58,7 @@ impl Worker {
             local_key: None,
             check: None,
             extra_ice_servers: setup.extra_ice_servers,
+            force_relay: setup.force_relay,
         }
     }
 
@@ -314,6 +316,9 @@ impl Worker {
             media,
             &self.extra_ice_servers,
         );
+        // A local class stays on loopback, where no relay is.
+        config.peer.relay_only =
+            self.force_relay && matches!(target.server, ServerChoice::Remote(_));
         config.pictures = Some(PictureOutput(self.pictures.clone()));
         match crate::call::start(config).await {
             Ok(call) => {

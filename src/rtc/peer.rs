@@ -31,9 +31,9 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     CongestionFeedback, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
-    SettingEngineBuilder, StatsSelector, configure_congestion_control, configure_nack,
-    configure_rtcp_reports,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType,
+    RTCSessionDescription, SettingEngineBuilder, StatsSelector, configure_congestion_control,
+    configure_nack, configure_rtcp_reports,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -64,6 +64,8 @@ pub struct PeerOptions {
     /// codec it accepted, and replacing a sending track does not survive the server's
     /// renegotiations in webrtc-rs 0.21).
     pub keep_accepted_codec: bool,
+    /// Only relayed candidates (`iceTransportPolicy: relay`): every byte through TURN.
+    pub relay_only: bool,
 }
 
 impl Default for PeerOptions {
@@ -78,6 +80,7 @@ impl Default for PeerOptions {
             max_bitrate_bps: 4_000_000.0,
             video_codecs: vec![VideoCodec::H264, VideoCodec::Vp8],
             keep_accepted_codec: false,
+            relay_only: false,
         }
     }
 }
@@ -493,6 +496,11 @@ impl PeerLink {
                     })
                     .collect(),
             )
+            .with_ice_transport_policy(if options.relay_only {
+                RTCIceTransportPolicy::Relay
+            } else {
+                RTCIceTransportPolicy::All
+            })
             .build();
         let closed = Arc::new(AtomicBool::new(false));
         let connection = PeerConnectionBuilder::new()

@@ -38,6 +38,7 @@ pub fn run_window(
                 pictures: board.clone(),
                 devices,
                 extra_ice_servers: setup.config.extra_ice_servers(),
+                force_relay: setup.config.force_relay.value,
             })?;
             Ok(Box::new(ClassroomApp::new(
                 &cc.egui_ctx,

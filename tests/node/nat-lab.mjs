@@ -176,7 +176,7 @@ export async function received(page, userId) {
     const entry = window.classroom.state.peers.get(userId);
     if (!entry) return null;
     const report = await entry.pc.getStats();
-    const out = { framesDecoded: 0, videoLost: 0, videoReceived: 0, audioEnergy: 0, audioLost: 0, audioReceived: 0, pair: null, iceState: entry.pc.iceConnectionState };
+    const out = { framesDecoded: 0, videoLost: 0, videoReceived: 0, audioEnergy: 0, audioLost: 0, audioReceived: 0, pair: null, iceState: entry.pc.iceConnectionState, remoteTypes: [] };
     const byId = new Map([...report.values()].map((s) => [s.id, s]));
     for (const s of report.values()) {
       if (s.type === "inbound-rtp" && s.kind === "video") {
@@ -189,6 +189,7 @@ export async function received(page, userId) {
         out.audioLost += s.packetsLost ?? 0;
         out.audioReceived += s.packetsReceived ?? 0;
       }
+      if (s.type === "remote-candidate" && !out.remoteTypes.includes(s.candidateType)) out.remoteTypes.push(s.candidateType);
       if (s.type === "transport" && s.selectedCandidatePairId) {
         const pair = byId.get(s.selectedCandidatePairId);
         const local = byId.get(pair?.localCandidateId);

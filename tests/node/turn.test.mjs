@@ -131,10 +131,10 @@ test("Chromium on a network that drops UDP and lets only TCP 443 out joins throu
   await closePages(pages);
 });
 
-test("the desktop and Chromium across two symmetric NATs, through the server's TURN over UDP", async () => {
+test("the desktop with force_relay and Chromium across two symmetric NATs, through the server's TURN over UDP", async () => {
   const desktop = lab.startDesktop("a", DESKTOP_BIN, [
     "--server", ORIGIN, "--session", "turn-desktop", "--user", "desk", "--name", "Desk",
-    "--bind-ip", lab.a.ip, "--camera", "640x360@15", "--stats-interval-ms", "500",
+    "--bind-ip", lab.a.ip, "--camera", "640x360@15", "--stats-interval-ms", "500", "--force-relay",
   ]);
   await waitFor("the desktop to join", () => desktop.stats()?.joined, 30_000);
   const browser = await lab.launchChromium("b", "turn-desktop-web", ORIGIN);
@@ -153,6 +153,8 @@ test("the desktop and Chromium across two symmetric NATs, through the server's T
   assert.ok(desk1 - desk0 > (MEASURE_MS / 1000) * 10, `desktop: ${desk1 - desk0} frames`);
   assert.ok(web1.framesDecoded - web0.framesDecoded > (MEASURE_MS / 1000) * 5, `Chromium: ${web1.framesDecoded - web0.framesDecoded} frames`);
   assert.ok(webLoss < 0.01, `${(webLoss * 100).toFixed(2)} % lost`);
+  // force_relay: the desktop offered relayed candidates only.
+  assert.deepEqual(web1.remoteTypes, ["relay"], `the desktop offered ${web1.remoteTypes}`);
   await browser.close();
   await desktop.leave();
 });
