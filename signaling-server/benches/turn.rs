@@ -9,7 +9,7 @@
 //!   this process, send 1,200-byte channel-data packets as fast as this one thread can for S
 //!   seconds; packets and Mbit/s that reached the peers, and packets per CPU-second of the
 //!   relay (its efficiency per core, whichever side was the bottleneck);
-//! - allocations per second: A allocations one after another (challenge, signed Allocate),
+//! - allocations per second (first, on the fresh relay): A allocations one after another (challenge, signed Allocate),
 //!   each from its own socket and user;
 //! - memory per allocation: the relay's RSS growth over those A allocations, / A.
 //!
@@ -228,7 +228,11 @@ impl Client {
             .expect("a challenge with a nonce")
             .text;
         let r = exchange(&c.socket, server, &c.request(METHOD_ALLOCATE, &[transport]));
-        assert_eq!(r.typ.class, CLASS_SUCCESS_RESPONSE, "allocate failed");
+        if r.typ.class != CLASS_SUCCESS_RESPONSE {
+            let mut e = rtc_stun::error_code::ErrorCodeAttribute::default();
+            let _ = e.get_from(&r);
+            panic!("allocate for {user} refused: {e}");
+        }
         c
     }
 
@@ -309,6 +313,19 @@ struct Figures {
 fn run(kind: Kind, port: u16, o: &Options) -> Figures {
     let relay = start(kind, port);
     let pid = relay.child.id();
+    // Allocations per second and memory per allocation, on the fresh relay.
+    std::thread::sleep(Duration::from_millis(300));
+    let rss0 = rss_kib(pid);
+    let t = Instant::now();
+    let mut held = Vec::with_capacity(o.allocations);
+    for i in 0..o.allocations {
+        held.push(Client::allocate(relay.addr, &format!("user{i}")));
+    }
+    let allocations_per_second = o.allocations as f64 / t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    let kib_per_allocation = (rss_kib(pid).saturating_sub(rss0)) as f64 / o.allocations as f64;
+    // `held` stays open to the end: a later socket must not reuse one of its 5-tuples, whose
+    // allocation is still alive.
     // Throughput.
     let mut clients = Vec::new();
     let mut peers = Vec::new();
@@ -354,19 +371,7 @@ fn run(kind: Kind, port: u16, o: &Options) -> Figures {
     let (cpu_start, t0) = cpu0.expect("measured");
     let secs = t0.elapsed().as_secs_f64();
     let relay_cpu = cpu_seconds(pid) - cpu_start;
-    drop(clients);
-    // Allocations per second and memory per allocation.
-    std::thread::sleep(Duration::from_millis(300));
-    let rss0 = rss_kib(pid);
-    let t = Instant::now();
-    let mut held = Vec::with_capacity(o.allocations);
-    for i in 0..o.allocations {
-        held.push(Client::allocate(relay.addr, &format!("user{i}")));
-    }
-    let allocations_per_second = o.allocations as f64 / t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_millis(300));
-    let kib_per_allocation = (rss_kib(pid).saturating_sub(rss0)) as f64 / o.allocations as f64;
-    drop(held);
+    drop((clients, held));
     Figures {
         packets_per_second: received as f64 / secs,
         mbit_per_second: received as f64 * PAYLOAD as f64 * 8.0 / secs / 1e6,

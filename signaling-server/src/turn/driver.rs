@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 
+use super::batch::Batch;
 use super::core::{ClientId, Input, Output, RelayId, Rules, TurnCore};
 use super::credentials::Credentials;
 use super::framing::Framer;
@@ -320,23 +321,43 @@ async fn read_relay(io: Rc<Io>, relay: RelayId, socket: Rc<UdpSocket>) {
 }
 
 async fn listen_udp(io: Rc<Io>) {
+    use std::os::fd::AsRawFd;
+    let fd = io.udp.as_raw_fd();
+    let mut batch = Batch::new();
     loop {
-        let ready = io.udp.readable().await;
-        let drained = ready.and_then(|()| {
-            drain(&io.udp, |from, data| {
-                feed(
-                    &io,
-                    Input::FromClient {
-                        client: ClientId::Udp(from),
-                        source: from,
-                        data,
-                    },
-                )
-            })
-        });
-        if let Err(e) = drained {
+        if let Err(e) = io.udp.readable().await {
             tracing::error!(error = %e, "TURN: the UDP listener failed");
             tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        loop {
+            let read = io
+                .udp
+                .try_io(tokio::io::Interest::READABLE, || batch.receive(fd));
+            let n = match read {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // An ICMP error for an earlier send: nothing to do but keep reading.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "TURN: the UDP listener failed");
+                    break;
+                }
+            };
+            for i in 0..n {
+                match batch.get(i) {
+                    Some((from, Some(data))) => feed(
+                        &io,
+                        Input::FromClient {
+                            client: ClientId::Udp(from),
+                            source: from,
+                            data,
+                        },
+                    ),
+                    Some((_, None)) => io.counters.refused(Refusal::Oversized),
+                    None => io.counters.refused(Refusal::Malformed),
+                }
+            }
         }
     }
 }

@@ -8,9 +8,11 @@
 //! - `credentials.rs`: the REST usernames and passwords, and nonces;
 //! - `peer_filter.rs`: where relays may send (not to the school's or the server's insides);
 //! - `framing.rs`: STUN and channel messages cut out of a TCP or TLS stream;
-//! - `driver.rs`: the sockets, on a thread of their own;
+//! - `driver.rs`: the sockets, on a thread of their own (`batch.rs`: the listener reads many
+//!   datagrams per system call);
 //! - this file: the configuration, the counters `/metrics` shows, and the handle.
 
+mod batch;
 mod core;
 mod credentials;
 mod driver;
