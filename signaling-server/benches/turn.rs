@@ -105,7 +105,7 @@ fn start(kind: Kind, port: u16) -> Relay {
                 .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
                 .args(["--turn", "--turn-port", &port.to_string()])
                 .args(["--turn-secret", SECRET])
-                .args(["--turn-allow-peer", "127.0.0.0/8"])
+                .args(["--turn-allow-peer", "127.0.0.1/32"])
                 .args(["--turn-max-bps", "0", "--turn-user-quota", "1000000"])
                 .args(["--turn-total-quota", "1000000"])
                 .env("CLASSROOM_LOG", "error");

@@ -442,6 +442,16 @@ impl TurnCore {
             self.refuse(Refusal::Unauthorized);
             return Err(challenge(CODE_UNAUTHORIZED, "Unauthorized"));
         }
+        // What follows MESSAGE-INTEGRITY is not signed (but FINGERPRINT): ignored (RFC 8489
+        // §14.5), so nobody on the path can append a peer address or a lifetime.
+        if let Some(at) = m
+            .attributes
+            .0
+            .iter()
+            .position(|a| a.typ == ATTR_MESSAGE_INTEGRITY)
+        {
+            m.attributes.0.truncate(at + 1);
+        }
         Ok(credential)
     }
 
@@ -687,7 +697,12 @@ impl TurnCore {
                 Refusal::BadRequest,
             ));
         }
-        match self.filter.permit(ip, self.rules.relay_ip) {
+        let relays_at = self.rules.relay_public_ip.unwrap_or(self.rules.relay_ip);
+        let permitted = self
+            .filter
+            .permit(ip, self.rules.relay_ip)
+            .or_else(|_| self.filter.permit(ip, relays_at));
+        match permitted {
             Ok(()) => Ok(()),
             Err(PeerRefusal::Internal) | Err(PeerRefusal::Server) => Err(Reject::new(
                 CODE_FORBIDDEN,
@@ -733,6 +748,11 @@ impl TurnCore {
             .allocations
             .get_mut(&relay)
             .expect("own_allocation found it");
+        if a.permissions.len() >= MAX_PERMISSIONS
+            && !a.permissions.iter().any(|(ip, _)| *ip == peer.ip())
+        {
+            return Err(too_many_permissions());
+        }
         let by_number = a.channels.iter().position(|c| c.number == number);
         let by_peer = a.channels.iter().position(|c| c.peer == peer);
         match (by_number, by_peer) {
@@ -796,7 +816,8 @@ impl TurnCore {
         if !has_permission(a, peer.ip(), now) {
             return self.counters.refused(Refusal::NoPermission);
         }
-        if data.len() > u16::MAX as usize - 64 {
+        // WebRTC sends well under 1,500 bytes; a larger datagram only fills queues.
+        if data.len() > MAX_MESSAGE - 64 {
             return self.counters.refused(Refusal::Oversized);
         }
         if !a.bucket.take(data.len(), now) {
@@ -903,14 +924,18 @@ fn install_permission(a: &mut Allocation, ip: IpAddr, now: Instant) -> Result<()
         return Ok(());
     }
     if a.permissions.len() >= MAX_PERMISSIONS {
-        return Err(Reject::new(
-            CODE_INSUFFICIENT_CAPACITY,
-            "Too Many Permissions",
-            Refusal::Quota,
-        ));
+        return Err(too_many_permissions());
     }
     a.permissions.push((ip, until));
     Ok(())
+}
+
+fn too_many_permissions() -> Reject {
+    Reject::new(
+        CODE_INSUFFICIENT_CAPACITY,
+        "Too Many Permissions",
+        Refusal::Quota,
+    )
 }
 
 fn has_permission(a: &Allocation, ip: IpAddr, now: Instant) -> bool {

@@ -714,3 +714,67 @@ fn a_relay_socket_that_cannot_open_is_insufficient_capacity() {
     assert_eq!(error(&one_reply(lab.outputs())), 508);
     assert_eq!(lab.core.allocation_count(), 0);
 }
+
+#[test]
+fn attributes_after_the_signature_are_ignored() {
+    let mut lab = Lab::new();
+    let mut ada = Client::new("198.51.100.10:40000", "ada");
+    ada.allocate(&mut lab);
+    // A signed CreatePermission for one peer, with a second peer appended after the signature
+    // (as someone on the path could).
+    let mut m = Message::new();
+    m.typ = MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST);
+    m.transaction_id = TransactionId::new();
+    m.write_header();
+    let (t, v) = ada.peer_attr("198.51.100.20:5000", &m);
+    m.add(t, &v);
+    ada.sign(&mut m);
+    let (t, v) = ada.peer_attr("198.51.100.66:6666", &m);
+    m.add(t, &v);
+    assert_eq!(error(&one_reply(lab.send(ada.at, &m.raw))), 0);
+    let relay = 1;
+    let attacker = addr("198.51.100.66:6666");
+    lab.core.handle_input(
+        lab.now,
+        Input::FromPeer {
+            relay,
+            peer: attacker,
+            data: b"let me in",
+        },
+    );
+    assert!(
+        lab.outputs().is_empty(),
+        "the appended peer got a permission"
+    );
+    lab.core.handle_input(
+        lab.now,
+        Input::FromPeer {
+            relay,
+            peer: addr("198.51.100.20:5000"),
+            data: b"signed peer",
+        },
+    );
+    assert_eq!(lab.outputs().len(), 1);
+}
+
+#[test]
+fn relays_behind_a_one_to_one_nat_reach_each_other_at_their_public_address() {
+    let mut lab = Lab::with(|r| {
+        r.relay_ip = "10.0.0.5".parse().unwrap();
+        r.relay_public_ip = Some(SERVER.parse().unwrap());
+    });
+    let mut bob = Client::new("198.51.100.11:40000", "bob");
+    let bobs_relay = bob.allocate(&mut lab);
+    assert_eq!(bobs_relay.ip().to_string(), SERVER);
+    let mut ada = Client::new("198.51.100.10:40000", "ada");
+    ada.allocate(&mut lab);
+    assert_eq!(error(&ada.permit(&mut lab, &bobs_relay.to_string())), 0);
+    assert_eq!(
+        error(&ada.bind_channel(&mut lab, 0x4000, &bobs_relay.to_string())),
+        0
+    );
+    assert_eq!(
+        error(&ada.bind_channel(&mut lab, 0x4001, "203.0.113.1:22")),
+        403
+    );
+}

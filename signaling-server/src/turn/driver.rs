@@ -22,8 +22,11 @@ use super::peer_filter::PeerFilter;
 use super::{Refusal, Turn, TurnConfig, TurnCounters, TurnError};
 
 /// Messages waiting to go out to one TCP or TLS client; past this they are dropped (and
-/// counted), as a congested UDP path would drop them.
-const STREAM_QUEUE: usize = 1024;
+/// counted), as a congested UDP path would drop them. With peer datagrams of at most
+/// `MAX_MESSAGE` bytes, a client that stops reading holds at most about 1 MiB.
+const STREAM_QUEUE: usize = 256;
+/// Datagrams read from one socket before the others get their turn.
+const READS_PER_TURN: usize = 64;
 /// A TCP or TLS client that sends nothing for this long is closed (WebRTC's consent checks
 /// run every few seconds through a working relay).
 const STREAM_IDLE: Duration = Duration::from_secs(120);
@@ -42,6 +45,8 @@ struct Io {
     relays: RefCell<HashMap<RelayId, Relay>>,
     streams: RefCell<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
     next_stream: Cell<u64>,
+    /// TLS handshakes under way.
+    pending: Cell<usize>,
     counters: Arc<TurnCounters>,
     deadline: Cell<Option<Instant>>,
     timer: Notify,
@@ -129,6 +134,7 @@ pub(super) fn start(
                     relays: Default::default(),
                     streams: Default::default(),
                     next_stream: Cell::new(1),
+                    pending: Cell::new(0),
                     counters: thread_counters,
                     deadline: Cell::new(None),
                     timer: Notify::new(),
@@ -293,7 +299,7 @@ fn drain(
 ) -> Result<(), std::io::Error> {
     SCRATCH.with(|buf| {
         let mut buf = buf.borrow_mut();
-        loop {
+        for _ in 0..READS_PER_TURN {
             match socket.try_recv_from(&mut buf[..]) {
                 Ok((n, from)) => deliver(from, &buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
@@ -302,11 +308,14 @@ fn drain(
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
     })
 }
 
 async fn read_relay(io: Rc<Io>, relay: RelayId, socket: Rc<UdpSocket>) {
     loop {
+        // One busy socket must not keep the others (and the timer) waiting.
+        tokio::task::yield_now().await;
         let ready = socket.readable().await;
         let drained = ready.and_then(|()| {
             drain(&socket, |peer, data| {
@@ -330,7 +339,12 @@ async fn listen_udp(io: Rc<Io>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        loop {
+        for turn in 0.. {
+            if turn == READS_PER_TURN / 8 {
+                // The other sockets and the timer get their turn.
+                tokio::task::yield_now().await;
+                break;
+            }
             let read = io
                 .udp
                 .try_io(tokio::io::Interest::READABLE, || batch.receive(fd));
@@ -341,6 +355,7 @@ async fn listen_udp(io: Rc<Io>) {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => {
                     tracing::error!(error = %e, "TURN: the UDP listener failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     break;
                 }
             };
@@ -390,7 +405,8 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
                 continue;
             }
         };
-        if io.streams.borrow().len() >= io.max_streams {
+        // Handshakes under way count too: a client that never finishes one holds a socket.
+        if io.streams.borrow().len() + io.pending.get() >= io.max_streams {
             io.counters.refused(Refusal::Connection);
             continue;
         }
@@ -404,8 +420,12 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
+                io.pending.set(io.pending.get() + 1);
                 tokio::task::spawn_local(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await;
+                    io.pending.set(io.pending.get() - 1);
+                    match handshake {
                         Ok(Ok(s)) => serve_stream(io, id, from, s).await,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, %from, "TURN: TLS handshake failed");
@@ -449,7 +469,7 @@ where
                         Input::FromClient {
                             client: ClientId::Stream(id),
                             source: from,
-                            data: &frame,
+                            data: frame,
                         },
                     ),
                     Ok(None) => break,

@@ -16,6 +16,11 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// One address alone.
+    fn is_host(&self) -> bool {
+        self.prefix == if self.network.is_ipv4() { 32 } else { 128 }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -53,10 +58,21 @@ impl std::str::FromStr for Cidr {
                 .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
             None => max,
         };
-        Ok(Cidr {
-            network: canonical(network),
-            prefix,
-        })
+        // An IPv4-mapped range is the IPv4 range it maps (its prefix less 96).
+        match (network, canonical(network)) {
+            (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                if prefix < 96 {
+                    return Err(format!(
+                        "{s:?}: an IPv4-mapped range needs a prefix of 96 or more"
+                    ));
+                }
+                Ok(Cidr {
+                    network: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                })
+            }
+            _ => Ok(Cidr { network, prefix }),
+        }
     }
 }
 
@@ -129,10 +145,13 @@ impl PeerFilter {
     /// addresses, only to a service it runs there or to a relay (`is_relay`).
     pub fn send(&self, peer: SocketAddr, is_relay: bool) -> Result<(), PeerRefusal> {
         let ip = canonical(peer.ip());
-        if is_relay || self.allow.iter().any(|c| c.contains(ip)) {
-            return Ok(());
-        }
-        if self.own.contains(&ip) && !self.own_services.iter().any(|s| *s == peer) {
+        // An allowed range that holds one of the server's own addresses does not open the
+        // server's other ports; only that address named alone (`/32`, `/128`) does.
+        if self.own.contains(&ip)
+            && !is_relay
+            && !self.own_services.iter().any(|s| *s == peer)
+            && !self.allow.iter().any(|c| c.is_host() && c.contains(ip))
+        {
             return Err(PeerRefusal::Server);
         }
         Ok(())
@@ -170,8 +189,10 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         // Unique local (fc00::/7) and link-local (fe80::/10).
         || (s[0] & 0xfe00) == 0xfc00
         || (s[0] & 0xffc0) == 0xfe80
-        // IPv4-compatible and NAT64 forms can reach IPv4 insides: refused too.
-        || (s[0] == 0x64 && s[1] == 0xff9b)
+        // IPv4-compatible (::/96) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) forms can reach
+        // IPv4 insides: refused too.
+        || s[..6].iter().all(|x| *x == 0)
+        || (s[0] == 0x64 && s[1] == 0xff9b && (s[2..6].iter().all(|x| *x == 0) || s[2] == 1))
 }
 
 #[cfg(test)]
@@ -238,6 +259,30 @@ mod tests {
             f.send("203.0.113.1:22".parse().unwrap(), false),
             Err(PeerRefusal::Server)
         );
+        // An allowed range that holds the server's address does not open its other ports.
+        let wide = PeerFilter::new(
+            vec!["203.0.113.0/24".parse().unwrap()],
+            vec![ip("203.0.113.1")],
+            vec![],
+        );
+        assert_eq!(
+            wide.send("203.0.113.1:3478".parse().unwrap(), false),
+            Err(PeerRefusal::Server)
+        );
+        assert_eq!(
+            wide.send("203.0.113.7:3478".parse().unwrap(), false),
+            Ok(())
+        );
+        // Named alone, it does (a test on loopback, say).
+        let host = PeerFilter::new(
+            vec!["203.0.113.1/32".parse().unwrap()],
+            vec![ip("203.0.113.1")],
+            vec![],
+        );
+        assert_eq!(
+            host.send("203.0.113.1:3478".parse().unwrap(), false),
+            Ok(())
+        );
     }
 
     #[test]
@@ -256,5 +301,10 @@ mod tests {
             "2001:db8::/32".parse::<Cidr>().unwrap().to_string(),
             "2001:db8::/32"
         );
+        // A mapped range is its IPv4 range, and cannot open all of IPv4.
+        let mapped: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(mapped.to_string(), "10.0.0.0/8");
+        assert!(!mapped.contains(ip("127.0.0.1")));
+        assert!("::ffff:10.0.0.0/64".parse::<Cidr>().is_err());
     }
 }
