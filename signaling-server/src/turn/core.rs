@@ -288,15 +288,8 @@ impl TurnCore {
         else {
             return self.counters.refused(Refusal::NoChannel);
         };
-        if !a.bucket.take(len, now) {
-            return self.counters.refused(Refusal::OverBandwidth);
-        }
-        if self
-            .filter
-            .send(peer, self.relay_addrs.contains(&peer))
-            .is_err()
-        {
-            return self.counters.refused(Refusal::ForbiddenPeer);
+        if let Err(r) = may_send(a, &self.filter, &self.relay_addrs, peer, len, now) {
+            return self.counters.refused(r);
         }
         self.counters.to_peer(len);
         self.out.push_back(Output::ToPeer {
@@ -793,15 +786,8 @@ impl TurnCore {
         if !has_permission(a, peer.ip(), now) {
             return self.counters.refused(Refusal::NoPermission);
         }
-        if !a.bucket.take(data.len(), now) {
-            return self.counters.refused(Refusal::OverBandwidth);
-        }
-        if self
-            .filter
-            .send(peer, self.relay_addrs.contains(&peer))
-            .is_err()
-        {
-            return self.counters.refused(Refusal::ForbiddenPeer);
+        if let Err(r) = may_send(a, &self.filter, &self.relay_addrs, peer, data.len(), now) {
+            return self.counters.refused(r);
         }
         self.counters.to_peer(data.len());
         self.out.push_back(Output::ToPeer { relay, peer, data });
@@ -936,6 +922,25 @@ fn too_many_permissions() -> Reject {
         "Too Many Permissions",
         Refusal::Quota,
     )
+}
+
+/// Whether `len` bytes may go from allocation `a` to `peer`: within its bandwidth, and to a
+/// peer the filter lets relays reach (the one check of channel data and Send indications).
+fn may_send(
+    a: &mut Allocation,
+    filter: &PeerFilter,
+    relay_addrs: &std::collections::HashSet<SocketAddr>,
+    peer: SocketAddr,
+    len: usize,
+    now: Instant,
+) -> Result<(), Refusal> {
+    if !a.bucket.take(len, now) {
+        return Err(Refusal::OverBandwidth);
+    }
+    if filter.send(peer, relay_addrs.contains(&peer)).is_err() {
+        return Err(Refusal::ForbiddenPeer);
+    }
+    Ok(())
 }
 
 fn has_permission(a: &Allocation, ip: IpAddr, now: Instant) -> bool {
