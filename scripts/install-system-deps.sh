@@ -15,8 +15,9 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   # tests: Node socket.io peers, network namespaces, audio fixtures
   nodejs iproute2 espeak-ng sox chromium firefox-esr
-  # TURN lab and benchmark: NAT rules, the test certificate, coturn (the throughput anchor)
-  iptables openssl coturn
+  # TURN lab and benchmark: NAT rules, the test certificates, coturn (the throughput anchor),
+  # the system's trusted certificates (the desktop verifies a TURN server's TLS against them)
+  iptables openssl coturn ca-certificates
   # packaging: signing, checking packages and installer configurations
   gnupg rpm desktop-file-utils appstream libxml2-utils python3-yaml
   # benchmarks: a sound server with devices that keep real time (PulseAudio null sink/source)

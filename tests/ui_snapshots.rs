@@ -324,14 +324,22 @@ fn continue_opens_the_pre_join_check() {
     harness.get_by_label("Continue").click();
     harness.run();
     assert_eq!(harness.state().model.screen, Screen::PreJoin);
-    assert_sent!(
-        harness,
-        Request::StartCheck {
-            camera_on: true,
-            mic_on: true,
-            ..
-        },
-        "the check starts"
+    let sent = harness.state_mut().take_sent();
+    assert!(
+        sent.iter().any(|request| matches!(
+            request,
+            Request::StartCheck {
+                camera_on: true,
+                mic_on: true,
+                ..
+            }
+        )),
+        "the check starts: {sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|request| matches!(request, Request::TestConnection { .. })),
+        "the connection test starts: {sent:?}"
     );
 }
 
@@ -355,6 +363,7 @@ fn prejoin_model() -> UiModel {
         mic_level_dbfs: Some(-22.0),
         speaker_test_playing: false,
         device_problem: None,
+        connection: None,
     });
     model
 }
@@ -416,6 +425,56 @@ fn pre_join_check_with_a_device_problem_and_camera_off() {
     }
     let mut harness = harness(model, |_| {});
     harness.snapshot("pre_join_device_problem");
+}
+
+/// The connection test on a school network that lets only TCP 443 out: a line per path, and
+/// what to ask IT, from the words the app really uses.
+#[test]
+fn pre_join_connection_test_on_a_udp_blocking_network() {
+    use classroom::call::preflight::{ConnectionReport, Outcome, Path, PathResult};
+    let server = |s: &str| Some(s.to_owned());
+    let report = ConnectionReport {
+        paths: vec![
+            PathResult {
+                path: Path::Direct,
+                server: server("classroom.school.org:3478"),
+                outcome: Outcome::Blocked,
+            },
+            PathResult {
+                path: Path::TurnUdp,
+                server: server("classroom.school.org:3478"),
+                outcome: Outcome::Blocked,
+            },
+            PathResult {
+                path: Path::TurnTcp,
+                server: server("classroom.school.org:3478"),
+                outcome: Outcome::Blocked,
+            },
+            PathResult {
+                path: Path::TurnTls,
+                server: server("turn.school.org:443"),
+                outcome: Outcome::Works { ms: 182 },
+            },
+        ],
+    };
+    let mut model = prejoin_model();
+    if let Some(prejoin) = &mut model.prejoin {
+        prejoin.connection = Some(classroom::controller::words::connection_words(&report));
+    }
+    let mut harness = harness(model, |board| {
+        portrait(board, PictureKey::local(Source::Camera), 3)
+    });
+    assert!(
+        harness
+            .query_by_label_contains("Relay over TLS: works (182 ms")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label_contains("allow UDP to classroom.school.org:3478")
+            .is_some()
+    );
+    harness.snapshot("pre_join_connection_test");
 }
 
 /// A machine without a camera: "No camera found" in place of the camera switch and its

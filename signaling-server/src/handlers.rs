@@ -303,6 +303,26 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
         }
     });
 
+    // The pre-join connection test asks which ICE servers it would get, before joining.
+    let st = state.clone();
+    s.on(
+        event::ICE_SERVERS,
+        async move |s: SocketRef, ack: AckSender, arrival: Arrival| {
+            if let Some((conn, ack, _turn)) = admit(&st, &s, event::ICE_SERVERS, ack, arrival).await
+            {
+                // A token names its user; in development mode the connection stands in.
+                let user_id = match &conn.handshake {
+                    HandshakeIdentity::Token { identity, .. } => identity.user_id.clone(),
+                    HandshakeIdentity::Anonymous => format!("guest-{}", s.id),
+                };
+                let reply = classroom_wire::IceServersReply {
+                    ice_servers: ice_servers_for(&st, &user_id, &conn),
+                };
+                let _ = ack.send(&Ack::ok(&reply));
+            }
+        },
+    );
+
     let st = state.clone();
     s.on(
         event::LEAVE_SESSION,

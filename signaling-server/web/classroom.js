@@ -408,7 +408,10 @@
       if (event.track.kind === "video") showVideo(owner.userId, owner.source, new MediaStream([event.track]));
       else showAudio(owner.userId, new MediaStream([event.track]));
     };
-    pc.onconnectionstatechange = () => renderParticipants();
+    pc.onconnectionstatechange = () => {
+      logConnection(`SFU connection ${pc.connectionState}`);
+      renderParticipants();
+    };
     pc.onnegotiationneeded = async () => {
       try {
         entry.makingOffer = true;
@@ -819,7 +822,7 @@
   if (secrets.key) auth.key = secrets.key;
   // A lost server is tried again after 0.5 s, then at most every 2 s (socket.io-client's
   // defaults are 1 s and 5 s): a class is back soon after its server restarts.
-  const socket = io(location.origin, { auth, autoConnect: false, reconnectionDelay: 500, reconnectionDelayMax: 2_000 });
+  const socket = io(location.origin, { auth, autoConnect: false, reconnectionDelay: 500, reconnectionDelayMax: 1_500 });
 
   function join() {
     socket.emit("join-session", {
@@ -840,7 +843,18 @@
     });
   }
 
+  // The last signaling events with their times, for a support question ("when did it drop,
+  // how often did it retry"): window.classroom.state.connectionLog.
+  state.connectionLog = [];
+  const logConnection = (what) => {
+    state.connectionLog.push({ at: Date.now(), what });
+    if (state.connectionLog.length > 20) state.connectionLog.shift();
+  };
+  socket.io.on("reconnect_attempt", (n) => logConnection(`attempt ${n}`));
+  socket.io.on("reconnect_error", (e) => logConnection(`attempt failed: ${e?.message ?? e}`));
+  socket.on("connect_error", (e) => logConnection(`connect error: ${e?.message ?? e}`));
   socket.on("connect", () => {
+    logConnection("connected");
     $("status").textContent = "connected";
     $("status").dataset.state = "connected";
     $("banner").hidden = true;
@@ -855,6 +869,7 @@
     $("status").textContent = "the server is restarting…";
   });
   socket.on("disconnect", (reason) => {
+    logConnection(`disconnected: ${reason}`);
     $("status").textContent = "reconnecting…";
     $("status").dataset.state = "disconnected";
     if (reason !== "io client disconnect") {
@@ -868,6 +883,7 @@
     }
   });
   socket.on("session-joined", async (joined) => {
+    logConnection(`joined (${joined.topology ?? "mesh"})`);
     state.joined = true;
     state.waiting = false;
     $("waiting").hidden = true;
@@ -899,6 +915,7 @@
       for (const userId of [...state.peers.keys()]) closePeer(userId);
       closeSfu();
       await attachSfuTracks(sfuConnection());
+      logConnection("SFU connection started");
       return;
     }
     closeSfu();

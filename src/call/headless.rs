@@ -131,6 +131,10 @@ pub struct HeadlessArgs {
     /// `vp8,h264`, or just one.
     #[arg(long, default_value = "h264,vp8")]
     pub video_codecs: String,
+    /// Run the pre-join connection test instead of joining: which paths to the class work
+    /// from here (UDP, TURN over UDP, TCP and TLS), printed as one JSON line.
+    #[arg(long)]
+    pub connection_test: bool,
     /// Test input: drop this percentage of received video packets after the transport (a
     /// loss that retransmission cannot repair), to exercise keyframe requests.
     #[arg(long, default_value_t = 0.0)]
@@ -425,6 +429,29 @@ fn stats_line(call: &CallHandle, started: Instant, cursor: &mut StatsCursor) -> 
 /// Ctrl-C or SIGTERM).
 pub async fn run(args: HeadlessArgs) -> anyhow::Result<()> {
     let (config, test) = args.call_config()?;
+    if args.connection_test {
+        let started = Instant::now();
+        let server = super::ClassServer {
+            url: config.signaling.url.clone(),
+            token: config.signaling.token.clone(),
+            key: config.signaling.key.clone(),
+        };
+        let report = super::preflight::test_connection(
+            &server,
+            &[],
+            args.bind_ip,
+            config.connect_timeout,
+            super::preflight::PROBE_WITHIN,
+        )
+        .await
+        .context("the connection test did not run")?;
+        print_line(json!({
+            "type": "connection-test",
+            "ms": started.elapsed().as_millis() as u64,
+            "paths": report.paths,
+        }));
+        return Ok(());
+    }
     if let Some(dir) = &test.save_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the save directory {}", dir.display()))?;

@@ -11,6 +11,7 @@ mod fast_tests;
 pub mod headless;
 mod link;
 pub mod pictures;
+pub mod preflight;
 pub mod receiver;
 pub mod sender;
 #[cfg(test)]

@@ -46,6 +46,10 @@ pub enum Request {
         mic_on: bool,
     },
     StopCheck,
+    /// The pre-join connection test against `target`'s server (none for a local class).
+    TestConnection {
+        target: JoinTarget,
+    },
     PlayTestSound {
         speaker: Option<String>,
     },
@@ -95,6 +99,8 @@ pub(crate) struct Published {
     pub local_server: Option<Result<u16, String>>,
     pub mic_level_dbfs: Option<f32>,
     pub check_problem: Option<String>,
+    /// The pre-join connection test, once asked for.
+    pub connection: Option<model::ConnectionCheck>,
     pub speaker_test_playing: bool,
     /// Short notices (someone joined, an error), oldest first; the window takes them.
     pub notices: Vec<String>,

@@ -38,6 +38,28 @@ pub struct JoinTarget {
     pub instructor: bool,
 }
 
+/// The pre-join connection test, as the window shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionCheck {
+    Testing,
+    Done {
+        lines: Vec<ConnectionLine>,
+        /// What it means for the class, in words a student can read to IT.
+        summary: String,
+    },
+    /// The test could not run (the server unreachable, say), in words.
+    Failed(String),
+}
+
+/// One path of the connection test: "Relay over TLS", and how it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLine {
+    pub label: String,
+    /// `None`: the class offers no server for this path.
+    pub works: Option<bool>,
+    pub detail: String,
+}
+
 /// One choice in a device picker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceOption {

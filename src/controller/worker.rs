@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::join::{self, MediaChoice};
 use super::live::{self, CallReading};
-use super::model::{JoinTarget, LiveClass, ServerChoice, Settings};
-use super::words::device_problem_words;
+use super::model::{ConnectionCheck, JoinTarget, LiveClass, ServerChoice, Settings};
+use super::words::{connection_words, device_problem_words};
 use super::{ControllerSetup, Phase, Request, Shared};
 use crate::call::pictures::{CapturePreview, PictureKey, PictureSink};
 use crate::call::sender::AudioDevices;
@@ -39,6 +39,8 @@ pub(super) struct Worker {
     /// The local class server's join key: this launch's, random (`ServerConfig::local_class`).
     local_key: Option<String>,
     check: Option<Check>,
+    /// The connection test under way (aborted when another is asked for).
+    connection_test: Option<tokio::task::JoinHandle<()>>,
     extra_ice_servers: Vec<classroom_wire::IceServer>,
     force_relay: bool,
 }
@@ -57,6 +59,7 @@ impl Worker {
             server: None,
             local_key: None,
             check: None,
+            connection_test: None,
             extra_ice_servers: setup.extra_ice_servers,
             force_relay: setup.force_relay,
         }
@@ -112,6 +115,7 @@ impl Worker {
                 self.check = None;
                 self.check = Some(self.start_check(&settings, camera_on, mic_on));
             }
+            Request::TestConnection { target } => self.test_connection(target),
             Request::StopCheck => {
                 self.check = None;
                 self.shared.update(|p| {
@@ -267,8 +271,48 @@ impl Worker {
         });
     }
 
+    /// Runs the connection test in the background and publishes what it found. A local class
+    /// is on this computer: nothing to test.
+    fn test_connection(&mut self, target: JoinTarget) {
+        if let Some(previous) = self.connection_test.take() {
+            previous.abort();
+        }
+        let ServerChoice::Remote(url) = target.server else {
+            self.shared.update(|p| p.connection = None);
+            return;
+        };
+        let server = ClassServer {
+            url,
+            token: target.token,
+            key: target.key,
+        };
+        let extra = self.extra_ice_servers.clone();
+        let shared = self.shared.clone();
+        shared.update(|p| p.connection = Some(ConnectionCheck::Testing));
+        self.connection_test = Some(tokio::spawn(async move {
+            let found = crate::call::preflight::test_connection(
+                &server,
+                &extra,
+                std::net::IpAddr::from([0, 0, 0, 0]),
+                Duration::from_secs(5),
+                crate::call::preflight::PROBE_WITHIN,
+            )
+            .await;
+            let check = match found {
+                Ok(report) => connection_words(&report),
+                Err(error) => {
+                    ConnectionCheck::Failed(format!("The connection test could not run: {error}"))
+                }
+            };
+            shared.update(|p| p.connection = Some(check));
+        }));
+    }
+
     async fn join(&mut self, target: JoinTarget, settings: Settings, media: MediaChoice) {
         self.check = None;
+        if let Some(test) = self.connection_test.take() {
+            test.abort();
+        }
         self.leave_quietly().await;
         let url = match &target.server {
             ServerChoice::Remote(url) => url.clone(),

@@ -4,6 +4,7 @@
 //! type of it appears in this layer's API.
 
 pub(crate) mod assembler;
+pub mod connection_test;
 mod error;
 pub mod peer;
 mod remote_track;

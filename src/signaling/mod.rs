@@ -44,6 +44,16 @@ pub enum SignalingError {
         event: &'static str,
         source: serde_json::Error,
     },
+    #[error("the server did not answer {event} within {} s", .waited.as_secs_f32())]
+    NoAnswer {
+        event: &'static str,
+        waited: Duration,
+    },
+    #[error("the server refused {event}: {message}")]
+    Refused {
+        event: &'static str,
+        message: String,
+    },
 }
 
 /// Where and as whom to connect.
@@ -167,8 +177,11 @@ impl SignalingClient {
             .reconnect(true)
             .reconnect_on_disconnect(true)
             // Each client waits a little more or less than the others, so that a class does
-            // not come back all in one instant when its server restarts.
-            .reconnect_delay(250 + reconnect_jitter_ms(), 2_000 + reconnect_jitter_ms())
+            // not come back all in one instant when its server restarts. rust_socketio tries
+            // once at once, then backs off (×1.5, ±50 %) up to the maximum: under 2 s between
+            // tries, so a client is back within about 2 s of a restart (the budget is media
+            // again within 5 s), as the page is (socket.io-client, at most 1.5 s).
+            .reconnect_delay(200 + reconnect_jitter_ms(), 800 + reconnect_jitter_ms())
             .on(Event::Connect, move |_, _| {
                 let _ = on_connect.send(Input::SignalingConnected);
                 async {}.boxed()
@@ -231,6 +244,59 @@ impl SignalingClient {
             })
     }
 
+    /// The ICE servers this connection would be handed on joining (`ice-servers`), for the
+    /// pre-join connection test. Waits at most `wait` for the answer.
+    pub(crate) async fn ice_servers(
+        &self,
+        wait: Duration,
+    ) -> Result<Vec<classroom_wire::IceServer>, SignalingError> {
+        const EVENT: &str = events::ICE_SERVERS;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        self.client
+            .emit_with_ack(EVENT, serde_json::json!({}), wait, move |payload, _| {
+                if let Some(tx) = tx.lock().ok().and_then(|mut tx| tx.take()) {
+                    // An ack's arguments come as one array.
+                    let answer = match first_value(payload) {
+                        Value::Array(mut args) if !args.is_empty() => args.remove(0),
+                        other => other,
+                    };
+                    let _ = tx.send(answer);
+                }
+                async {}.boxed()
+            })
+            .await
+            .map_err(|source| SignalingError::Emit {
+                event: EVENT,
+                source: Box::new(source),
+            })?;
+        let answer = tokio::time::timeout(wait, rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(SignalingError::NoAnswer {
+                event: EVENT,
+                waited: wait,
+            })?;
+        if answer.get("ok") != Some(&Value::Bool(true)) {
+            let message = answer
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("an answer without ok: {answer:.200}"));
+            return Err(SignalingError::Refused {
+                event: EVENT,
+                message,
+            });
+        }
+        serde_json::from_value::<classroom_wire::IceServersReply>(answer)
+            .map(|reply| reply.ice_servers)
+            .map_err(|error| SignalingError::Refused {
+                event: EVENT,
+                message: format!("an answer that does not parse: {error}"),
+            })
+    }
+
     pub(crate) async fn disconnect(&self) {
         if let Err(error) = self.client.disconnect().await {
             tracing::debug!(%error, "disconnecting from the signaling server");
@@ -238,12 +304,12 @@ impl SignalingClient {
     }
 }
 
-/// 0 to 1.5 s, different in each process (std's random hash keys): not a secret, a spread.
+/// 0 to 0.4 s, different in each process (std's random hash keys): not a secret, a spread.
 fn reconnect_jitter_ms() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(std::process::id().into());
-    hasher.finish() % 1_500
+    hasher.finish() % 400
 }
 
 /// The event name and JSON payload of an outgoing message.

@@ -174,6 +174,7 @@ impl ClassroomApp {
             mic_level_dbfs: None,
             speaker_test_playing: false,
             device_problem: None,
+            connection: None,
         }
     }
 
@@ -214,6 +215,7 @@ impl ClassroomApp {
             prejoin.mic_level_dbfs = published.mic_level_dbfs;
             prejoin.device_problem = published.check_problem;
             prejoin.speaker_test_playing = published.speaker_test_playing;
+            prejoin.connection = published.connection.clone();
         }
         if let Some(notice) = published.notices.last() {
             model.notice = Some(notice.clone());
@@ -272,6 +274,9 @@ impl ClassroomApp {
         let in_class = model.screen == Screen::Class;
         match action {
             UiAction::Prepare(target) => {
+                self.send(Request::TestConnection {
+                    target: target.clone(),
+                });
                 let mut prejoin = self.prejoin_for(target);
                 if let Some(previous) = &self.model.prejoin {
                     prejoin.mic_on = previous.mic_on;

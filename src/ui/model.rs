@@ -6,8 +6,8 @@ use crate::call::pictures::PictureKey;
 use crate::types::Source;
 
 pub use crate::controller::model::{
-    DeviceLists, DeviceOption, JoinTarget, LiveClass, Missing, NetworkQuality, RecentClass,
-    RemoteLive, ServerChoice, Settings, ThemeChoice, VideoQuality,
+    ConnectionCheck, DeviceLists, DeviceOption, JoinTarget, LiveClass, Missing, NetworkQuality,
+    RecentClass, RemoteLive, ServerChoice, Settings, ThemeChoice, VideoQuality,
 };
 
 /// Which screen is up.
@@ -73,6 +73,8 @@ pub struct PreJoin {
     pub speaker_test_playing: bool,
     /// A camera or microphone that could not be opened, in plain words.
     pub device_problem: Option<String>,
+    /// Which paths to the class work from this network (`None`: not tested, a local class).
+    pub connection: Option<ConnectionCheck>,
 }
 
 /// Side panels of the class view.

@@ -112,8 +112,8 @@ export class NatLab {
     return server;
   }
 
-  startDesktop(host, bin, args, { logTo } = {}) {
-    return new Desktop(this.spawn(this[host].ns, bin, ["--headless", ...args], { logTo }));
+  startDesktop(host, bin, args, { env, logTo } = {}) {
+    return new Desktop(this.spawn(this[host].ns, bin, ["--headless", ...args], { env, logTo }));
   }
 
   /** Chromium on `host`'s network; `policy` rewrites every peer connection's ICE settings:
@@ -133,7 +133,7 @@ export class NatLab {
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
         // The page is served over plain HTTP from a lab address: capture needs a secure context.
         `--unsafely-treat-insecure-origin-as-secure=${origin}`,
-        // The lab's TURN certificate is self-signed.
+        // The lab's TURN certificate is issued by the lab's own CA.
         "--ignore-certificate-errors",
       ],
     });

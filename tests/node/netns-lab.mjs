@@ -119,7 +119,8 @@ export class Desktop {
     this.lines = [];
     createInterface({ input: child.stdout }).on("line", (line) => {
       try {
-        this.lines.push(JSON.parse(line));
+        // When it arrived, for timelines (a test's log of a restart, say).
+        this.lines.push({ ...JSON.parse(line), arrivedAt: Date.now() });
       } catch {
         /* not JSON */
       }

@@ -347,6 +347,19 @@ test("after the server is killed and restarted everyone is back with media withi
   await sleep(1_000);
   await startServer();
   const restarted = Date.now();
+  // When each client's signaling is connected again, to tell whose backoff was slow.
+  const rejoinedAt = {};
+  const watchRejoins = (async () => {
+    while (Object.keys(rejoinedAt).length < everyone.length && Date.now() - restarted < 15_000) {
+      for (const user of ["ada", "bob"]) {
+        if (!(user in rejoinedAt) && await pages.get(user).evaluate(() => document.querySelector("#status").dataset.state === "connected").catch(() => false)) {
+          rejoinedAt[user] = Date.now() - restarted;
+        }
+      }
+      if (!("desk" in rejoinedAt) && desktopStats()?.signalingConnected) rejoinedAt.desk = Date.now() - restarted;
+      await sleep(50);
+    }
+  })();
   // Decoding again: each pair's count grows from what it is once the clients are back.
   await waitFor("everyone to rejoin", async () => {
     const m = await metrics();
@@ -365,16 +378,31 @@ test("after the server is killed and restarted everyone is back with media withi
     const desk = desktopStats();
     throw new Error(`${e.message}: ${peers} SFU peers; pages ${JSON.stringify(pagesState)}; desktop joined ${desk?.joined} ${desk?.signalingConnected}`);
   });
+  const rejoinedMs = Date.now() - restarted;
   const base = await frames();
   const stalled = new Set(base.keys());
+  const backAt = {};
   while (stalled.size > 0 && Date.now() - restarted < 20_000) {
     await sleep(100);
     const now = await frames();
     // A count from the new connection (it starts again from zero) that moves.
-    for (const key of [...stalled]) if (now.get(key) !== base.get(key) && now.get(key) > 0) stalled.delete(key);
+    for (const key of [...stalled]) {
+      if (now.get(key) !== base.get(key) && now.get(key) > 0) {
+        stalled.delete(key);
+        backAt[key] = Date.now() - restarted;
+      }
+    }
   }
   const took = Date.now() - restarted;
-  console.log(JSON.stringify({ backAfterRestartMs: took }));
+  await watchRejoins;
+  // Which pair came back when, to tell a slow rejoin from a slow first picture.
+  console.log(JSON.stringify({ backAfterRestartMs: took, rejoinedMs, rejoinedAt, backAt }));
+  for (const user of ["ada", "bob"]) {
+    const log = await pages.get(user).evaluate(() => window.classroom.state.connectionLog);
+    console.log(`${user}'s signaling: ${log.map((e) => `${e.at - restarted} ms ${e.what}`).join("; ")}`);
+  }
+  const deskEvents = desktop.lines.filter((l) => l.type === "event" && l.arrivedAt > restarted - 2_000);
+  console.log(`desk's events: ${deskEvents.map((l) => `${l.arrivedAt - restarted} ms ${JSON.stringify(l.detail).slice(0, 80)}`).join("; ")}`);
   if (stalled.size > 0) {
     const views = [];
     for (const user of ["ada", "bob"]) views.push(`${user}: ${await describe(user)}`);

@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
@@ -25,13 +26,23 @@ const MEASURE_MS = 20_000;
 
 let lab;
 const serverLog = [];
+const CA_CERT = () => join(lab.work, "ca.pem");
 
 before(async () => {
   assert.ok(SERVER_BIN && DESKTOP_BIN, "set CLASSROOM_SIGNALING_BIN and CLASSROOM_BIN");
   lab = new NatLab("turn");
-  const cert = join(lab.work, "cert.pem");
+  // The lab's own CA, and the relay's certificate from it (for the address in its turns: URL):
+  // the desktop trusts the CA as a school's IT would install theirs (SSL_CERT_FILE here).
+  const caKey = join(lab.work, "ca-key.pem");
   const key = join(lab.work, "key.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=turn.classroom.test", "-addext", `subjectAltName=IP:${TURN_TLS_IP}`], { stdio: "ignore" });
+  const csr = join(lab.work, "turn.csr");
+  const cert = join(lab.work, "cert.pem");
+  const ext = join(lab.work, "turn.ext");
+  const openssl = (...args) => execFileSync("openssl", args, { stdio: "ignore" });
+  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", caKey, "-out", CA_CERT(), "-days", "1", "-subj", "/CN=Classroom lab CA");
+  openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=turn.classroom.test");
+  writeFileSync(ext, `basicConstraints=CA:FALSE\nsubjectAltName=IP:${TURN_TLS_IP}\n`);
+  openssl("x509", "-req", "-in", csr, "-CA", CA_CERT(), "-CAkey", caKey, "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext);
   await lab.startServer(SERVER_BIN, [
     "--dev", "--listen", `${SERVER_IP}:443`, "--ice-server", STUN, "--metrics-token", METRICS_TOKEN,
     "--turn", "--turn-port", "3478", "--tls-cert", cert, "--tls-key", key,
@@ -159,6 +170,58 @@ test("the desktop with force_relay and Chromium across two symmetric NATs, throu
   await desktop.leave();
 });
 
+test("the desktop on a network that drops UDP and lets only TCP 443 out joins through TURN over TLS on 443", async () => {
+  const tlsConnections = async () => (await metricsText()).match(/^classroom_turn_connections_total\{transport="tls"\} (\d+)/m)?.[1];
+  const tlsBefore = Number(await tlsConnections());
+  const desktop = lab.startDesktop("c", DESKTOP_BIN, [
+    "--server", ORIGIN, "--session", "turn-desktop-tls", "--user", "desk", "--name", "Desk",
+    "--bind-ip", lab.c.ip, "--camera", "640x360@15", "--stats-interval-ms", "500",
+  ], { env: { SSL_CERT_FILE: CA_CERT() } });
+  await waitFor("the desktop to join", () => desktop.stats()?.joined, 30_000);
+  const browser = await lab.launchChromium("a", "turn-desktop-tls-web", ORIGIN);
+  const page = await browser.newPage();
+  await page.goto(`${ORIGIN}/?session=turn-desktop-tls&user=web&name=Web`);
+  await page.click("#enter");
+  const frames = () => desktop.remote("web")?.video?.camera?.framesDecoded ?? 0;
+  await waitFor("the desktop to decode Chromium", () => frames() > 10 && desktop.remote("web")?.audio?.levelDbfs > -60, 45_000);
+  await waitFor("Chromium to decode the desktop", async () => (await received(page, "desk"))?.framesDecoded > 10, 45_000);
+  const [desk0, web0] = [frames(), await received(page, "desk")];
+  await sleep(MEASURE_MS);
+  const [desk1, web1] = [frames(), await received(page, "desk")];
+  const webLoss = (web1.videoLost - web0.videoLost) / Math.max(1, web1.videoLost - web0.videoLost + web1.videoReceived - web0.videoReceived);
+  console.log(`desktop over TLS decoded ${desk1 - desk0} frames, Chromium ${web1.framesDecoded - web0.framesDecoded} (loss ${(webLoss * 100).toFixed(2)} %), Chromium's pair ${JSON.stringify(web1.pair)}`);
+  assert.ok(desk1 - desk0 > (MEASURE_MS / 1000) * 10, `desktop: ${desk1 - desk0} frames`);
+  assert.ok(web1.framesDecoded - web0.framesDecoded > (MEASURE_MS / 1000) * 5, `Chromium: ${web1.framesDecoded - web0.framesDecoded} frames`);
+  assert.ok(webLoss < 0.01, `${(webLoss * 100).toFixed(2)} % lost`);
+  // Nothing but TCP 443 leaves the desktop's network: its media came through the relay's TLS.
+  assert.equal(web1.pair?.remote, "relay", JSON.stringify(web1.pair));
+  assert.ok(Number(await tlsConnections()) > tlsBefore, "no TLS connection reached the relay");
+  await browser.close();
+  await desktop.leave();
+});
+
+test("the pre-join connection test says which paths work, within 3 s, and trusts only a verified relay", () => {
+  const check = (host, env = []) => {
+    const out = lab.run(lab.ns[host], "env", ...env, DESKTOP_BIN, "--headless", "--connection-test",
+      "--server", ORIGIN, "--bind-ip", lab[host].ip, "--session", "preflight", "--user", `pf-${host}`);
+    const line = JSON.parse(out.trim().split("\n").pop());
+    const works = Object.fromEntries(line.paths.map((p) => [p.path, p.outcome === "works"]));
+    console.log(`${host}${env.length ? "" : " (the lab CA not trusted)"}: ${JSON.stringify(works)} in ${line.ms} ms`);
+    return { ...line, works };
+  };
+  const trusted = [`SSL_CERT_FILE=${CA_CERT()}`];
+  // Behind a symmetric NAT every path answers.
+  const natted = check("a", trusted);
+  assert.deepEqual(natted.works, { "direct": true, "turn-udp": true, "turn-tcp": true, "turn-tls": true });
+  // On the network that lets only TCP 443 out, only the relay over TLS on 443.
+  const blocked = check("c", trusted);
+  assert.deepEqual(blocked.works, { "direct": false, "turn-udp": false, "turn-tcp": false, "turn-tls": true });
+  assert.ok(blocked.ms < 3_000, `the test took ${blocked.ms} ms`);
+  // A relay whose certificate the system's authorities do not vouch for is not used.
+  const untrusted = check("c", ["SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"]);
+  assert.equal(untrusted.works["turn-tls"], false, "TLS to an unverified relay");
+});
+
 test("the desktop and Firefox across two symmetric NATs, through the server's TURN over UDP", async () => {
   const desktop = lab.startDesktop("a", DESKTOP_BIN, [
     "--server", ORIGIN, "--session", "turn-firefox", "--user", "desk", "--name", "Desk",
@@ -214,8 +277,12 @@ test("two desktops across two symmetric NATs, through the server's TURN over UDP
   for (const d of desktops) await d.leave();
 });
 
+function metricsText() {
+  return lab.run(lab.ns.srv, process.execPath, "-e", `fetch("${ORIGIN}/metrics", { headers: { authorization: "Bearer ${METRICS_TOKEN}" } }).then((r) => r.text()).then((t) => process.stdout.write(t))`);
+}
+
 test("the relay's metrics count allocations and relayed packets, and nothing was refused that should pass", async () => {
-  const text = lab.run(lab.ns.srv, process.execPath, "-e", `fetch("${ORIGIN}/metrics", { headers: { authorization: "Bearer ${METRICS_TOKEN}" } }).then((r) => r.text()).then((t) => process.stdout.write(t))`);
+  const text = metricsText();
   const value = (re) => Number(text.match(re)?.[1] ?? NaN);
   const allocations = value(/^classroom_turn_allocations_total (\d+)/m);
   const relayed = value(/^classroom_turn_relayed_packets_total\{direction="to-peer"\} (\d+)/m);

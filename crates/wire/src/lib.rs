@@ -105,6 +105,9 @@ pub mod event {
     pub const POLL_CLOSED: &str = "poll-closed";
     /// Server → a joiner: they wait in the waiting room ([`crate::JoinWaiting`], as the ack).
     pub const WAITING_FOR_ADMISSION: &str = "waiting-for-admission";
+    /// Client → server, before joining: the ICE servers this connection would be handed
+    /// ([`crate::IceServersReply`], as the ack), for the pre-join connection test.
+    pub const ICE_SERVERS: &str = "ice-servers";
 }
 
 /// What a client announces it can do, in `join-session`'s `capabilities`.
@@ -235,6 +238,13 @@ impl SessionJoined {
     pub fn has_extensions(&self) -> bool {
         self.protocol_version > BROWSER_RELAY_PROTOCOL
     }
+}
+
+/// The ack of `ice-servers`: what `session-joined` would carry, TURN credentials included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServersReply {
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// An entry of `RTCConfiguration.iceServers`.

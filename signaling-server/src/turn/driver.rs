@@ -416,6 +416,7 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
         let io = io.clone();
         match &tls {
             None => {
+                io.counters.connected(false);
                 tokio::task::spawn_local(serve_stream(io, id, from, stream));
             }
             Some(acceptor) => {
@@ -426,7 +427,10 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
                         tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await;
                     io.pending.set(io.pending.get() - 1);
                     match handshake {
-                        Ok(Ok(s)) => serve_stream(io, id, from, s).await,
+                        Ok(Ok(s)) => {
+                            io.counters.connected(true);
+                            serve_stream(io, id, from, s).await
+                        }
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, %from, "TURN: TLS handshake failed");
                             io.counters.refused(Refusal::Connection);

@@ -167,12 +167,23 @@ pub(crate) struct TurnCounters {
     to_peer_bytes: AtomicU64,
     to_client_packets: AtomicU64,
     to_client_bytes: AtomicU64,
+    tcp_connections: AtomicU64,
+    tls_connections: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
 }
 
 impl TurnCounters {
     pub(crate) fn refused(&self, r: Refusal) {
         self.refused[r as usize].fetch_add(1, Relaxed);
+    }
+    /// A client's TCP connection, or TLS once its handshake is done.
+    pub(crate) fn connected(&self, tls: bool) {
+        let n = if tls {
+            &self.tls_connections
+        } else {
+            &self.tcp_connections
+        };
+        n.fetch_add(1, Relaxed);
     }
     fn challenged(&self) {
         self.challenges.fetch_add(1, Relaxed);
@@ -223,6 +234,12 @@ impl TurnCounters {
             "# HELP classroom_turn_relayed_bytes_total Payload bytes relayed, by direction.\n# TYPE classroom_turn_relayed_bytes_total counter\nclassroom_turn_relayed_bytes_total{{direction=\"to-peer\"}} {}\nclassroom_turn_relayed_bytes_total{{direction=\"to-client\"}} {}",
             g(&self.to_peer_bytes),
             g(&self.to_client_bytes)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP classroom_turn_connections_total Clients' TCP and TLS connections, by transport.\n# TYPE classroom_turn_connections_total counter\nclassroom_turn_connections_total{{transport=\"tcp\"}} {}\nclassroom_turn_connections_total{{transport=\"tls\"}} {}",
+            g(&self.tcp_connections),
+            g(&self.tls_connections)
         );
         let _ = writeln!(
             out,

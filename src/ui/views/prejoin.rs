@@ -6,7 +6,7 @@ use egui::{Align, Layout, Rect, RichText, vec2};
 use super::{Palette, ViewContext, settings, tiles};
 use crate::call::pictures::PictureKey;
 use crate::types::Source;
-use crate::ui::model::{LiveClass, UiAction, UiModel};
+use crate::ui::model::{ConnectionCheck, LiveClass, UiAction, UiModel};
 
 pub fn show(
     ui: &mut egui::Ui,
@@ -92,6 +92,10 @@ pub fn show(
                 ui.add_space(6.0);
                 ui.colored_label(Palette::DANGER, problem);
             }
+            if let Some(check) = &prejoin.connection {
+                ui.add_space(10.0);
+                connection(ui, check);
+            }
             ui.add_space(16.0);
             ui.with_layout(Layout::left_to_right(Align::Center), |ui| {
                 if ui
@@ -122,6 +126,41 @@ pub fn show(
             });
         });
     });
+}
+
+/// The connection test: a line per path, then what it means.
+fn connection(ui: &mut egui::Ui, check: &ConnectionCheck) {
+    ui.label(RichText::new("Connection").strong());
+    match check {
+        ConnectionCheck::Testing => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Testing which ways to the class work from this network…");
+            });
+        }
+        ConnectionCheck::Failed(why) => {
+            ui.colored_label(Palette::WARNING, why);
+        }
+        ConnectionCheck::Done { lines, summary } => {
+            for line in lines {
+                let colour = match line.works {
+                    Some(true) => Palette::SPEAKING,
+                    Some(false) => Palette::DANGER,
+                    None => ui.visuals().weak_text_color(),
+                };
+                ui.horizontal(|ui| {
+                    // A dot of the line's colour; the words say the same for those who
+                    // cannot tell the colours apart.
+                    let (dot, _) = ui.allocate_exact_size(vec2(10.0, 10.0), egui::Sense::hover());
+                    ui.painter().circle_filled(dot.center(), 4.0, colour);
+                    ui.add(egui::Label::new(format!("{}: {}", line.label, line.detail)).wrap());
+                });
+            }
+            ui.add_space(4.0);
+            // Selectable: a student can copy it into a message to IT.
+            ui.add(egui::Label::new(summary.as_str()).selectable(true));
+        }
+    }
 }
 
 /// A horizontal level meter from −60 to 0 dBFS.
