@@ -651,6 +651,21 @@ fn class_settings_panel() {
     );
 }
 
+/// A school that routes every call through its relay (`force_relay`): the settings say so.
+#[test]
+fn settings_say_when_every_call_goes_through_the_relay() {
+    let class = ScriptedClass::new();
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Settings);
+    model.managed.force_relay = true;
+    let harness = harness(model, class_pictures);
+    assert!(
+        harness
+            .query_by_label_contains("Every call goes through the class's relay server")
+            .is_some()
+    );
+}
+
 /// The light theme.
 #[test]
 fn class_light_theme() {

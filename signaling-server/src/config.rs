@@ -235,6 +235,30 @@ pub struct FileConfig {
     pub ping_timeout_ms: Option<u64>,
     #[serde(default)]
     pub limits: FileLimits,
+    /// The server's own TURN relay; read by the command line, whose flags override each key.
+    pub turn: Option<FileTurn>,
+}
+
+/// The `[turn]` table: the server's own relay (`docs/turn.md`), one key per `--turn-…` flag.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTurn {
+    /// Run the relay (`--turn`).
+    pub enabled: Option<bool>,
+    pub address: Option<std::net::IpAddr>,
+    pub port: Option<u16>,
+    pub tls_port: Option<u16>,
+    pub tls_address: Option<std::net::IpAddr>,
+    pub tls_host: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub relay_address: Option<std::net::IpAddr>,
+    pub public_ip: Option<std::net::IpAddr>,
+    /// CIDR ranges, as `--turn-allow-peer`.
+    pub allow_peers: Option<Vec<String>>,
+    pub user_quota: Option<usize>,
+    pub total_quota: Option<usize>,
+    pub max_bps: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +319,8 @@ impl ServerConfig {
             ping_interval_ms,
             ping_timeout_ms,
             limits,
+            // The command line builds the relay's settings from it and its flags together.
+            turn: _,
         } = file;
         if let Some(v) = listen {
             self.listen = v;

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use classroom_wire::{
     Ack, AnswerFromPeer, AnswerToPeer, ChatAck, ChatKind, ChatMessage, ChatSend, Empty, ErrorCode,
@@ -316,7 +316,12 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     HandshakeIdentity::Anonymous => format!("guest-{}", s.id),
                 };
                 let reply = classroom_wire::IceServersReply {
-                    ice_servers: ice_servers_for(&st, &user_id, &conn),
+                    ice_servers: ice_servers_lasting(
+                        &st,
+                        &user_id,
+                        &conn,
+                        CONNECTION_TEST_CREDENTIAL_TTL.min(st.config.turn_credential_ttl),
+                    ),
                 };
                 let _ = ack.send(&Ack::ok(&reply));
             }
@@ -1162,13 +1167,26 @@ fn ice_servers_for(
     user_id: &str,
     conn: &Connection,
 ) -> Vec<classroom_wire::IceServer> {
+    ice_servers_lasting(state, user_id, conn, state.config.turn_credential_ttl)
+}
+
+/// How long the TURN credentials handed out before joining last (`ice-servers`): long enough
+/// for the pre-join connection test, too short to relay a class without having joined it.
+const CONNECTION_TEST_CREDENTIAL_TTL: Duration = Duration::from_secs(60);
+
+fn ice_servers_lasting(
+    state: &AppState,
+    user_id: &str,
+    conn: &Connection,
+    ttl: Duration,
+) -> Vec<classroom_wire::IceServer> {
     let mut ice_servers = state.config.ice_servers.clone();
     if let Some(secret) = &state.config.turn_secret {
         ice_servers.push(turn_credentials(
             secret,
             &state.config.turn_urls,
             user_id,
-            state.config.turn_credential_ttl,
+            ttl,
             conn.handshake.expires_at(),
         ));
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use classroom_signaling::auth::{Identity, issue_token};
-use classroom_signaling::config::{FileConfig, OriginPolicy, ServerConfig, check_secret};
+use classroom_signaling::config::{FileConfig, FileTurn, OriginPolicy, ServerConfig, check_secret};
 use classroom_signaling::store::Store;
 use classroom_wire::{IceServer, Role};
 
@@ -178,13 +178,13 @@ struct ServeArgs {
     /// The address TURN listens on (default: the --listen address).
     #[arg(long, env = "CLASSROOM_TURN_ADDRESS")]
     turn_address: Option<std::net::IpAddr>,
-    /// TURN's UDP and TCP port (0: any free port).
-    #[arg(long, env = "CLASSROOM_TURN_PORT", default_value_t = 3478)]
-    turn_port: u16,
-    /// TURN over TLS's port (443 for firewalls that let nothing else out: see
-    /// docs/deployment.md).
-    #[arg(long, env = "CLASSROOM_TURN_TLS_PORT", default_value_t = 5349)]
-    turn_tls_port: u16,
+    /// TURN's UDP and TCP port (default 3478; 0: any free port).
+    #[arg(long, env = "CLASSROOM_TURN_PORT")]
+    turn_port: Option<u16>,
+    /// TURN over TLS's port (default 5349; 443 for firewalls that let nothing else out: see
+    /// docs/turn.md).
+    #[arg(long, env = "CLASSROOM_TURN_TLS_PORT")]
+    turn_tls_port: Option<u16>,
     /// The certificate (PEM, with its chain) TURN over TLS presents.
     #[arg(long, env = "CLASSROOM_TLS_CERT")]
     tls_cert: Option<std::path::PathBuf>,
@@ -313,8 +313,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let mut config = ServerConfig::default();
+    let mut file_turn = None;
     if let Some(path) = &cli.config {
-        config.apply_file(FileConfig::load(path)?);
+        let file = FileConfig::load(path)?;
+        file_turn = file.turn.clone();
+        config.apply_file(file);
     }
     if cli.database.is_some() {
         config.database = cli.database.clone();
@@ -332,8 +335,8 @@ fn main() -> Result<()> {
         config.token_rules.max_lifetime = Duration::from_secs(v);
     }
     match cli.command {
-        None => serve(config, cli.serve),
-        Some(Command::Serve(args)) => serve(config, *args),
+        None => serve(config, cli.serve, file_turn),
+        Some(Command::Serve(args)) => serve(config, *args, file_turn),
         Some(Command::Class(ClassCommand::Create { id, title })) => {
             let store = open_store(&config)?;
             store.create_class(&id, title.as_deref().unwrap_or(&id))?;
@@ -430,12 +433,13 @@ fn open_store(config: &ServerConfig) -> Result<Store> {
     Ok(Store::open(Some(path))?)
 }
 
-fn serve(mut config: ServerConfig, args: ServeArgs) -> Result<()> {
+fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>) -> Result<()> {
     if let Some(v) = args.listen {
         config.listen = v;
     }
-    if args.turn {
-        config.turn = Some(turn_config(&args, config.listen.ip())?);
+    let file_turn = file_turn.unwrap_or_default();
+    if args.turn || file_turn.enabled == Some(true) {
+        config.turn = Some(turn_config(&args, &file_turn, config.listen.ip())?);
     }
     if args.dev {
         config.dev_mode = true;
@@ -624,37 +628,128 @@ fn parse_waiting_room(s: &str) -> Result<classroom_wire::WaitingPolicy, String> 
     }
 }
 
-/// The TURN relay's settings from the command line.
+/// The TURN relay's settings: each flag, else the file's `[turn]` key, else the default.
 fn turn_config(
     args: &ServeArgs,
+    file: &FileTurn,
     listen: std::net::IpAddr,
 ) -> anyhow::Result<classroom_signaling::turn::TurnConfig> {
-    use classroom_signaling::turn::{TurnConfig, TurnTls};
-    let ip = args.turn_address.unwrap_or(listen);
+    use classroom_signaling::turn::{Cidr, TurnConfig, TurnTls};
+    let ip = args.turn_address.or(file.address).unwrap_or(listen);
     let mut t = TurnConfig::new(ip);
-    t.port = args.turn_port;
-    t.relay_ip = args.turn_relay_address.unwrap_or(ip);
-    t.public_ip = args.turn_public_ip;
-    t.allow_peers = args.turn_allow_peers.clone();
-    if let Some(n) = args.turn_user_quota {
+    t.port = args.turn_port.or(file.port).unwrap_or(3478);
+    t.relay_ip = args.turn_relay_address.or(file.relay_address).unwrap_or(ip);
+    t.public_ip = args.turn_public_ip.or(file.public_ip);
+    t.allow_peers = if args.turn_allow_peers.is_empty() {
+        file.allow_peers
+            .iter()
+            .flatten()
+            .map(|range| {
+                range
+                    .parse::<Cidr>()
+                    .map_err(|e| anyhow::anyhow!("[turn] allow_peers: {range:?}: {e}"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        args.turn_allow_peers.clone()
+    };
+    if let Some(n) = args.turn_user_quota.or(file.user_quota) {
         t.max_allocations_per_user = n;
     }
-    if let Some(n) = args.turn_total_quota {
+    if let Some(n) = args.turn_total_quota.or(file.total_quota) {
         t.max_allocations = n;
     }
-    if let Some(n) = args.turn_max_bps {
+    if let Some(n) = args.turn_max_bps.or(file.max_bps) {
         t.max_bps_per_allocation = n;
     }
-    t.tls = match (&args.tls_cert, &args.tls_key) {
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    t.tls = match (cert, key) {
         (Some(cert), Some(key)) => Some(TurnTls {
-            ip: args.turn_tls_address,
-            port: args.turn_tls_port,
-            host: args.turn_tls_host.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
+            ip: args.turn_tls_address.or(file.tls_address),
+            port: args.turn_tls_port.or(file.tls_port).unwrap_or(5349),
+            host: args.turn_tls_host.clone().or_else(|| file.tls_host.clone()),
+            cert,
+            key,
         }),
         (None, None) => None,
-        _ => anyhow::bail!("TURN over TLS needs both --tls-cert and --tls-key"),
+        _ => anyhow::bail!(
+            "TURN over TLS needs both a certificate and a key (--tls-cert and --tls-key, or \
+             [turn] tls_cert and tls_key)"
+        ),
     };
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(flags: &[&str]) -> ServeArgs {
+        let mut argv = vec!["classroom-signaling"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).expect("flags parse").serve
+    }
+
+    /// The `[turn]` table fills what no flag sets; a flag wins over its key.
+    #[test]
+    fn the_relay_takes_the_files_turn_table_and_flags_override_it() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [turn]
+            enabled = true
+            address = "203.0.113.1"
+            port = 3479
+            tls_cert = "/etc/classroom/turn.pem"
+            tls_key = "/etc/classroom/turn.key"
+            tls_port = 443
+            tls_host = "turn.school.example"
+            allow_peers = ["10.20.0.0/16"]
+            user_quota = 7
+            max_bps = 1000000
+            "#,
+        )
+        .expect("a [turn] table parses");
+        let turn = file.turn.expect("the table");
+        let listen = std::net::IpAddr::from([127, 0, 0, 1]);
+        let t = turn_config(&serve_args(&[]), &turn, listen).expect("settings");
+        assert_eq!(t.listen_ip, std::net::IpAddr::from([203, 0, 113, 1]));
+        assert_eq!(t.port, 3479);
+        assert_eq!(t.max_allocations_per_user, 7);
+        assert_eq!(t.max_bps_per_allocation, 1_000_000);
+        assert_eq!(t.allow_peers.len(), 1);
+        let tls = t.tls.expect("TLS from the file");
+        assert_eq!(
+            (tls.port, tls.host.as_deref()),
+            (443, Some("turn.school.example"))
+        );
+
+        let t = turn_config(
+            &serve_args(&["--turn-port", "3480", "--turn-user-quota", "3"]),
+            &turn,
+            listen,
+        )
+        .expect("settings");
+        assert_eq!((t.port, t.max_allocations_per_user), (3480, 3));
+        // Without the table, the defaults.
+        let t = turn_config(&serve_args(&[]), &FileTurn::default(), listen).expect("settings");
+        assert_eq!((t.listen_ip, t.port, t.tls.is_none()), (listen, 3478, true));
+        // A bad range and half a certificate are said.
+        let bad = FileTurn {
+            allow_peers: Some(vec!["10.0.0.0/40".into()]),
+            ..FileTurn::default()
+        };
+        let error = turn_config(&serve_args(&[]), &bad, listen)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("allow_peers"), "{error}");
+        let half = FileTurn {
+            tls_cert: Some("/x.pem".into()),
+            ..FileTurn::default()
+        };
+        let error = turn_config(&serve_args(&[]), &half, listen)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("certificate and a key"), "{error}");
+    }
 }

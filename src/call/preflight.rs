@@ -9,7 +9,6 @@ use classroom_wire::IceServer;
 use tokio::sync::mpsc;
 
 use super::ClassServer;
-use crate::rtc::RtcError;
 use crate::rtc::connection_test;
 pub use crate::rtc::connection_test::{ConnectionReport, Outcome, Path, PathResult};
 use crate::session::Input;
@@ -22,11 +21,22 @@ pub const PROBE_WITHIN: Duration = Duration::from_millis(2_500);
 pub enum PreflightError {
     #[error(transparent)]
     Signaling(#[from] SignalingError),
-    #[error("the connection test could not start: {0}")]
-    Rtc(#[from] RtcError),
 }
 
-/// Connects to the class's server (for at most `connect_within`), asks for its ICE servers,
+/// Disconnects the signaling client however the test ends, cancelled included (left
+/// connected, it would reconnect by itself for ever).
+struct Disconnecting(Option<SignalingClient>);
+
+impl Drop for Disconnecting {
+    fn drop(&mut self) {
+        if let (Some(client), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move { client.disconnect().await });
+        }
+    }
+}
+
+/// Connects to the class's server and asks for its ICE servers, both within `connect_within`,
 /// adds `extra` (the managed policy's), and tries every path for at most `probe_within`.
 pub async fn test_connection(
     server: &ClassServer,
@@ -35,6 +45,7 @@ pub async fn test_connection(
     connect_within: Duration,
     probe_within: Duration,
 ) -> Result<ConnectionReport, PreflightError> {
+    let deadline = Instant::now() + connect_within;
     let signaling = SignalingConfig {
         url: server.url.clone(),
         token: server.token.clone(),
@@ -43,8 +54,8 @@ pub async fn test_connection(
     };
     let (inputs_tx, mut inputs) = mpsc::unbounded_channel();
     let client = SignalingClient::connect(&signaling, inputs_tx, connect_within).await?;
+    let client = Disconnecting(Some(client));
     // The namespace must be connected before the first emit (a strict server refuses it).
-    let deadline = Instant::now() + connect_within;
     let connected = loop {
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), inputs.recv()).await
         {
@@ -54,16 +65,20 @@ pub async fn test_connection(
         }
     };
     if !connected {
-        client.disconnect().await;
         return Err(SignalingError::NoAnswer {
             event: "connect",
             waited: connect_within,
         }
         .into());
     }
-    let servers = client.ice_servers(connect_within).await;
-    client.disconnect().await;
-    let mut servers = servers?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    let mut servers = match &client.0 {
+        Some(signaling) => signaling.ice_servers(left).await?,
+        None => Vec::new(),
+    };
+    drop(client);
     servers.extend_from_slice(extra);
-    Ok(connection_test::run(&servers, bind_ip, probe_within).await?)
+    Ok(connection_test::run(&servers, bind_ip, probe_within).await)
 }

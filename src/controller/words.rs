@@ -51,6 +51,9 @@ pub fn connection_words(report: &ConnectionReport) -> ConnectionCheck {
                     Outcome::Works { ms } => (Some(true), format!("works ({ms} ms, {server})")),
                     Outcome::Blocked => (Some(false), format!("blocked (no answer from {server})")),
                     Outcome::NotOffered => (None, "not offered by this class".to_owned()),
+                    Outcome::Failed { reason } => {
+                        (Some(false), format!("could not be tried: {reason}"))
+                    }
                 };
                 ConnectionLine {
                     label: path_label(*path).to_owned(),

@@ -41,7 +41,8 @@ impl Path {
         if lower.starts_with("stun:") {
             Some(Path::Direct)
         } else if lower.starts_with("turns:") {
-            Some(Path::TurnTls)
+            // TURN over DTLS (`turns:…?transport=udp`) is not something this app speaks.
+            (!lower.contains("transport=udp")).then_some(Path::TurnTls)
         } else if lower.starts_with("turn:") {
             Some(if tcp { Path::TurnTcp } else { Path::TurnUdp })
         } else {
@@ -60,6 +61,8 @@ pub enum Outcome {
     Blocked,
     /// The class hands out no server for this path.
     NotOffered,
+    /// The path could not be tried here (a server URL this app cannot use, say).
+    Failed { reason: String },
 }
 
 /// One path's result, with the server it tried (the first URL for it).
@@ -86,12 +89,8 @@ impl ConnectionReport {
 }
 
 /// Tries every path the class's `ice_servers` offer, from sockets on `bind_ip`, for at most
-/// `limit`.
-pub async fn run(
-    ice_servers: &[IceServer],
-    bind_ip: IpAddr,
-    limit: Duration,
-) -> Result<ConnectionReport, RtcError> {
+/// `limit`. A path that cannot be tried says why in its result.
+pub async fn run(ice_servers: &[IceServer], bind_ip: IpAddr, limit: Duration) -> ConnectionReport {
     let mut probes = Vec::new();
     for path in Path::ALL {
         let found = ice_servers.iter().find_map(|server| {
@@ -103,25 +102,27 @@ pub async fn run(
         });
         probes.push(async move {
             let Some((server, url)) = found else {
-                return Ok(PathResult {
+                return PathResult {
                     path,
                     server: None,
                     outcome: Outcome::NotOffered,
-                });
+                };
             };
-            let outcome = probe(path, server, &url, bind_ip, limit).await?;
-            Ok::<_, RtcError>(PathResult {
+            let outcome = probe(path, server, &url, bind_ip, limit)
+                .await
+                .unwrap_or_else(|error| Outcome::Failed {
+                    reason: error.to_string(),
+                });
+            PathResult {
                 path,
                 server: Some(server_of(&url)),
                 outcome,
-            })
+            }
         });
     }
-    let paths = futures_util::future::join_all(probes)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ConnectionReport { paths })
+    ConnectionReport {
+        paths: futures_util::future::join_all(probes).await,
+    }
 }
 
 /// `host:port` of an ICE server URL, for the words shown to IT.
@@ -132,6 +133,21 @@ fn server_of(url: &str) -> String {
 
 /// The candidate types a path's gathering reports.
 struct Gathered(mpsc::UnboundedSender<RTCIceCandidateType>);
+
+/// Closes its peer connection however the probe ends, cancelled included: a connection left
+/// open would keep its sockets, its driver and its relay allocation.
+struct Closing(Arc<dyn PeerConnection>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let connection = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = connection.close().await;
+            });
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Gathered {
@@ -164,13 +180,16 @@ async fn probe(
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .build();
-    let connection = PeerConnectionBuilder::new()
-        .with_configuration(configuration)
-        .with_setting_engine(settings)
-        .with_handler(Arc::new(Gathered(tx)))
-        .with_udp_addrs(vec![std::net::SocketAddr::new(bind_ip, 0)])
-        .build()
-        .await?;
+    let connection: Arc<dyn PeerConnection> = Arc::new(
+        PeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Gathered(tx)))
+            .with_udp_addrs(vec![std::net::SocketAddr::new(bind_ip, 0)])
+            .build()
+            .await?,
+    );
+    let _closing = Closing(connection.clone());
     let start = Instant::now();
     // Something to negotiate, so that the offer starts gathering.
     connection
@@ -192,7 +211,6 @@ async fn probe(
         false
     })
     .await;
-    let _ = connection.close().await;
     Ok(match outcome {
         Ok(true) => Outcome::Works {
             ms: start.elapsed().as_millis() as u64,

@@ -120,6 +120,8 @@ pub struct Managed {
     pub voice_processing_locked: bool,
     /// Echo cancellation, noise suppression, gain control, high-pass filter: set by the school.
     pub voice_stages_locked: [bool; 4],
+    /// Every call through the relay (`force_relay`), as the settings' network line says.
+    pub force_relay: bool,
 }
 
 impl Default for Managed {
@@ -131,6 +133,7 @@ impl Default for Managed {
             chat: true,
             voice_processing_locked: false,
             voice_stages_locked: [false; 4],
+            force_relay: false,
         }
     }
 }
@@ -145,6 +148,7 @@ impl Managed {
             voice_processing_locked: config.voice_processing.locked(),
             voice_stages_locked: crate::media::voice::VoiceStage::ALL
                 .map(|stage| config.voice_stage(stage).locked()),
+            force_relay: config.force_relay.value,
         }
     }
 }

@@ -51,6 +51,40 @@ struct Io {
     deadline: Cell<Option<Instant>>,
     timer: Notify,
     max_streams: usize,
+    /// Streams (and TLS handshakes) open from each address, against `max_streams_per_address`.
+    per_address: RefCell<HashMap<IpAddr, usize>>,
+    max_streams_per_address: usize,
+}
+
+/// One address's place among the open streams, given back when dropped.
+struct AddressSlot {
+    io: Rc<Io>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    /// A place for a stream from `ip`, or `None` when that address has its fill.
+    fn take(io: &Rc<Io>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut per_address = io.per_address.borrow_mut();
+        let n = per_address.entry(ip).or_default();
+        if *n >= io.max_streams_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { io: io.clone(), ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut per_address = self.io.per_address.borrow_mut();
+        if let Some(n) = per_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_address.remove(&self.ip);
+            }
+        }
+    }
 }
 
 pub(super) fn start(
@@ -104,6 +138,7 @@ pub(super) fn start(
     let unix_now = crate::auth::unix_now().as_secs();
     let thread_counters = counters.clone();
     let max_streams = config.max_streams;
+    let max_streams_per_address = config.max_streams_per_address;
     let thread = std::thread::Builder::new()
         .name("turn".into())
         .spawn(move || {
@@ -139,6 +174,8 @@ pub(super) fn start(
                     deadline: Cell::new(None),
                     timer: Notify::new(),
                     max_streams,
+                    per_address: Default::default(),
+                    max_streams_per_address,
                 });
                 tokio::task::spawn_local(timer(io.clone()));
                 if let Ok(l) = TcpListener::from_std(tcp) {
@@ -410,6 +447,12 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
             io.counters.refused(Refusal::Connection);
             continue;
         }
+        // Nor may one address take them all (a school's NAT holds many students: the limit
+        // is generous).
+        let Some(slot) = AddressSlot::take(&io, from.ip()) else {
+            io.counters.refused(Refusal::Connection);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let id = io.next_stream.get();
         io.next_stream.set(id + 1);
@@ -417,7 +460,10 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
         match &tls {
             None => {
                 io.counters.connected(false);
-                tokio::task::spawn_local(serve_stream(io, id, from, stream));
+                tokio::task::spawn_local(async move {
+                    serve_stream(io, id, from, stream).await;
+                    drop(slot);
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -426,6 +472,7 @@ async fn accept(io: Rc<Io>, listener: TcpListener, tls: Option<tokio_rustls::Tls
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await;
                     io.pending.set(io.pending.get() - 1);
+                    let _slot = slot;
                     match handshake {
                         Ok(Ok(s)) => {
                             io.counters.connected(true);

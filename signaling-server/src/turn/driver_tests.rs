@@ -218,6 +218,36 @@ async fn a_tcp_client_relays_and_garbage_closes_only_its_own_stream() {
     relay_over_stream(good, "ada").await;
 }
 
+/// One address may hold only so many streams; a place freed is taken again.
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_streams() {
+    let mut config = TurnConfig::new("127.0.0.1".parse().unwrap());
+    config.port = 0;
+    config.max_streams_per_address = 2;
+    config.allow_peers = vec!["127.0.0.1/32".parse().unwrap()];
+    let turn = Turn::start(&config, SECRET, vec![]).expect("the relay starts");
+    let first = TcpStream::connect(turn.tcp_addr).await.unwrap();
+    let _second = TcpStream::connect(turn.tcp_addr).await.unwrap();
+    let mut third = TcpStream::connect(turn.tcp_addr).await.unwrap();
+    let mut b = [0u8; 16];
+    assert_eq!(
+        within(third.read(&mut b)).await.unwrap_or(0),
+        0,
+        "the third is closed"
+    );
+    let mut metrics = String::new();
+    turn.counters.render(&mut metrics);
+    assert!(
+        metrics.contains("classroom_turn_refused_total{reason=\"connection\"} 1"),
+        "{metrics}"
+    );
+    drop(first);
+    // The relay notices the first is gone, then takes another: it allocates on it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fourth = TcpStream::connect(turn.tcp_addr).await.unwrap();
+    relay_over_stream(fourth, "bob").await;
+}
+
 #[tokio::test]
 async fn a_tls_client_relays() {
     let dir = std::env::temp_dir().join(format!("classroom-turn-tls-{}", std::process::id()));

@@ -47,6 +47,8 @@ pub struct TurnConfig {
     pub max_bps_per_allocation: u64,
     /// TCP and TLS clients connected at once.
     pub max_streams: usize,
+    /// TCP and TLS clients connected at once from one address.
+    pub max_streams_per_address: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +77,7 @@ impl TurnConfig {
             max_allocations_per_user: 50,
             max_bps_per_allocation: 20_000_000,
             max_streams: 10_000,
+            max_streams_per_address: 1_000,
         }
     }
 }

@@ -150,6 +150,17 @@ pub fn show(ui: &mut egui::Ui, model: &mut UiModel, actions: &mut Vec<UiAction>)
         }
     });
     ui.add_space(10.0);
+    ui.label(RichText::new("Network").strong());
+    ui.label(
+        RichText::new(if model.managed.force_relay {
+            "Every call goes through the class's relay server (set by your school)."
+        } else {
+            "Calls go straight to the others where the network allows, else through the \
+             class's relay server."
+        })
+        .size(12.0),
+    );
+    ui.add_space(10.0);
     ui.label(RichText::new("Theme").strong());
     ui.horizontal(|ui| {
         changed |= ui

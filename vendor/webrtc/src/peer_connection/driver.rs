@@ -1789,7 +1789,11 @@ where
                         }
                     };
                     match self.turn_relayer.stream_opened(id, four_tuple) {
-                        Ok(true) => self.tcp_transport.register_turn_stream(four_tuple, stream),
+                        Ok(true) => self.tcp_transport.register_turn_stream(
+                            four_tuple,
+                            stream,
+                            &self.inner.runtime,
+                        ),
                         Ok(false) => trace!("TURN stream {:?} no longer wanted", four_tuple),
                         Err(err) => error!("TURN client on {:?} did not start: {}", four_tuple, err),
                     }
@@ -2019,6 +2023,12 @@ where
                     );
                 }
             }
+        }
+
+        // Classroom patch: streams whose TURN client is gone close once their last message
+        // (the allocation's release) is queued.
+        for four_tuple in self.turn_relayer.take_released_streams() {
+            self.tcp_transport.close_stream(&four_tuple);
         }
 
         // 1.c peer_connection poll_write() - Send all outgoing packets, coalescing

@@ -171,6 +171,8 @@ impl Runtime for TokioRuntime {
     ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
         Box::pin(async move {
             let stream = ::tokio::net::TcpStream::connect(remote_addr).await?;
+            // Classroom patch: media over TCP (ICE-TCP, TURN) must not wait for Nagle.
+            stream.set_nodelay(true)?;
             let local_addr = stream.local_addr()?;
             let peer_addr = stream.peer_addr()?;
             let (read_half, write_half) = stream.into_split();

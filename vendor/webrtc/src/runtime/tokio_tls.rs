@@ -68,38 +68,45 @@ impl AsyncTcpStream for TlsStream {
     }
 }
 
-/// The client configuration, built once: reading the system's certificates takes a while.
-fn client_config() -> io::Result<Arc<ClientConfig>> {
-    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let found = rustls_native_certs::load_native_certs();
-            let mut roots = RootCertStore::empty();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                let why = found
-                    .errors
-                    .first()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "no trusted certificates on this system to verify a TURN server with{why}"
-                ));
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|builder| {
-                    Arc::new(
-                        builder
-                            .with_root_certificates(roots)
-                            .with_no_client_auth(),
-                    )
-                })
-                .map_err(|e| format!("TLS client configuration: {e}"))
+/// The client configuration, built once it works: reading the system's certificates takes a
+/// while, so it is read off the runtime's threads, and again after a failure (certificates
+/// installed since).
+async fn client_config() -> io::Result<Arc<ClientConfig>> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    let built = tokio::task::spawn_blocking(build_client_config)
+        .await
+        .map_err(io::Error::other)??;
+    Ok(CONFIG.get_or_init(|| built).clone())
+}
+
+fn build_client_config() -> io::Result<Arc<ClientConfig>> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(io::Error::other(format!(
+            "no trusted certificates on this system to verify a TURN server with{why}"
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| {
+            Arc::new(
+                builder
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
         })
-        .clone()
-        .map_err(io::Error::other)
+        .map_err(|e| io::Error::other(format!("TLS client configuration: {e}")))
 }
 
 /// Connects to `remote_addr` and completes a TLS handshake with it as `server_name`.
@@ -113,7 +120,7 @@ pub(super) async fn connect(
             format!("{server_name:?} is not a TLS server name: {e}"),
         )
     })?;
-    let config = client_config()?;
+    let config = client_config().await?;
     let tcp = tokio::net::TcpStream::connect(remote_addr).await?;
     tcp.set_nodelay(true)?;
     let local_addr = tcp.local_addr()?;

@@ -2,6 +2,7 @@ use crate::peer_connection::driver::PeerConnectionDriverEvent;
 use crate::peer_connection::transport::turn_stream::TurnFrameDecoder;
 use crate::peer_connection::transport::{TcpReadResult, is_retryable_socket_recv_error};
 use crate::runtime::{AsyncTcpListener, AsyncTcpStream, Runtime, Sender};
+use log::warn;
 use bytes::BytesMut;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -24,6 +25,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const TCP_READ_BUF_LEN: usize = 4096;
+/// Classroom patch: messages waiting to be written on one TURN stream (about 300 ms of a
+/// 720p camera and its audio).
+const TURN_STREAM_QUEUE: usize = 256;
 
 pub(crate) type TcpAcceptResult = (
     SocketAddr,
@@ -44,6 +48,9 @@ pub(crate) struct RTCTcpTransport {
     /// Classroom patch: streams that ended since the driver last asked, so that a TURN client
     /// on one can be dropped.
     closed: Vec<FourTuple>,
+    /// Classroom patch: the queue to each TURN stream's writer task. The driver never waits on
+    /// a TURN stream: a relay whose TCP path stalls loses packets, not the whole connection.
+    turn_writers: HashMap<FourTuple, async_channel::Sender<Vec<u8>>>,
     pub(crate) accept_futures: FuturesUnordered<BoxFuture<'static, TcpAcceptResult>>,
     pub(crate) read_futures: FuturesUnordered<BoxFuture<'static, TcpReadResult>>,
 }
@@ -70,6 +77,7 @@ impl RTCTcpTransport {
             streams: HashMap::new(),
             decoders: HashMap::new(),
             closed: Vec::new(),
+            turn_writers: HashMap::new(),
             accept_futures,
             read_futures: FuturesUnordered::new(),
         }
@@ -101,9 +109,15 @@ impl RTCTcpTransport {
     }
 
     fn remove_stream(&mut self, four_tuple: &FourTuple) {
+        self.close_stream(four_tuple);
+        self.closed.push(*four_tuple);
+    }
+
+    /// Classroom patch: forgets a stream (its writer ends once its queue is written).
+    pub(crate) fn close_stream(&mut self, four_tuple: &FourTuple) {
         self.streams.remove(four_tuple);
         self.decoders.remove(four_tuple);
-        self.closed.push(*four_tuple);
+        self.turn_writers.remove(four_tuple);
     }
 
     /// Classroom patch: the streams that ended since the last call.
@@ -116,17 +130,32 @@ impl RTCTcpTransport {
         msg: &'a TaggedBytesMut,
     ) -> Pin<Box<dyn Future<Output = Result<usize>> + Send + 'a>> {
         let four_tuple = FourTuple::from(&msg.transport);
+        // Classroom patch: a TURN stream's messages go, as they are (ChannelData comes already
+        // padded from the TURN client), to its writer's queue; a full queue drops the packet.
+        if let Some(writer) = self.turn_writers.get(&four_tuple) {
+            let len = msg.message.len();
+            let queued = writer.try_send(msg.message.to_vec());
+            return Box::pin(async move {
+                match queued {
+                    Ok(()) => Ok(len),
+                    Err(async_channel::TrySendError::Full(_)) => {
+                        trace!("TURN stream {:?} is behind; packet dropped", four_tuple);
+                        Ok(0)
+                    }
+                    Err(async_channel::TrySendError::Closed(_)) => Err(
+                        rtc::shared::error::Error::Other(format!(
+                            "the TURN stream {four_tuple:?} is closed"
+                        )),
+                    ),
+                }
+            });
+        }
         let Some(stream) = self.find_stream(&four_tuple) else {
             trace!("No TCP stream found for {:?}", four_tuple);
             return Box::pin(async { Ok(0) });
         };
 
-        // Classroom patch: TURN messages go on their stream as they are (ChannelData comes
-        // already padded from the TURN client).
-        let framed = match self.decoders.get(&four_tuple) {
-            Some(StreamDecoder::Turn(_)) => msg.message.to_vec(),
-            _ => frame_packet(&msg.message),
-        };
+        let framed = frame_packet(&msg.message);
         let len = msg.message.len();
         Box::pin(async move {
             stream.write_all(&framed).await?;
@@ -176,12 +205,27 @@ impl RTCTcpTransport {
         self.arm_read(four_tuple, stream);
     }
 
-    /// Classroom patch: a stream to a TURN server (TCP or TLS), read as STUN and ChannelData.
+    /// Classroom patch: a stream to a TURN server (TCP or TLS), read as STUN and ChannelData
+    /// and written by a task of its own.
     pub(crate) fn register_turn_stream(
         &mut self,
         four_tuple: FourTuple,
         stream: Arc<dyn AsyncTcpStream>,
+        runtime: &Arc<dyn Runtime>,
     ) {
+        let (tx, rx) = async_channel::bounded::<Vec<u8>>(TURN_STREAM_QUEUE);
+        let writer = stream.clone();
+        runtime
+            .spawn(Box::pin(async move {
+                while let Ok(bytes) = rx.recv().await {
+                    if let Err(err) = writer.write_all(&bytes).await {
+                        warn!("TURN stream {:?} failed to write: {}", four_tuple, err);
+                        break;
+                    }
+                }
+            }))
+            .detach();
+        self.turn_writers.insert(four_tuple, tx);
         self.streams.insert(four_tuple, stream.clone());
         self.decoders
             .insert(four_tuple, StreamDecoder::Turn(TurnFrameDecoder::default()));
@@ -277,7 +321,18 @@ impl RTCTcpTransport {
                 err,
                 buf: _,
             } => {
-                if is_retryable_socket_recv_error(&err) {
+                // Classroom patch: on a TURN stream only an interrupted read is tried again; a
+                // reset or timed-out stream is over.
+                let turn = matches!(self.decoders.get(&four_tuple), Some(StreamDecoder::Turn(_)));
+                let retry = if turn {
+                    matches!(
+                        err.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    )
+                } else {
+                    is_retryable_socket_recv_error(&err)
+                };
+                if retry {
                     trace!("Transient TCP read error on {:?}: {}", four_tuple, err);
                     if let Some(stream) = self.streams.get(&four_tuple).cloned() {
                         self.arm_read(four_tuple, stream);

@@ -1,6 +1,6 @@
 //! TURN relayer for async peer connections.
 
-use super::turn_stream::TurnStreamRequest;
+use super::turn_stream::{TurnStreamRequest, next_request_id};
 use crate::runtime::Runtime;
 use log::{debug, error, trace, warn};
 use rtc::crypto::RTCCryptoProvider;
@@ -53,6 +53,30 @@ struct PendingStream {
     url: String,
     username: String,
     password: String,
+    via: RelayVia,
+}
+
+/// Classroom patch: how a TURN client reaches its server. The relay candidates' local
+/// preference follows it (RFC 8445 §5.1.2.1: UDP before TCP before TLS), so that ICE
+/// prefers the cheaper relay when several work, and no two have one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayVia {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl RelayVia {
+    /// The candidate's priority, `None` for the computed one (UDP, as before the patch).
+    fn priority(self) -> Option<u32> {
+        // type preference 0 (relayed), local preference below UDP's 65535, component 1.
+        let local_preference: u32 = match self {
+            RelayVia::Udp => return None,
+            RelayVia::Tcp => 65535 - 1,
+            RelayVia::Tls => 65535 - 2,
+        };
+        Some((local_preference << 8) | (256 - 1))
+    }
 }
 
 struct ManagedTurnClient {
@@ -62,6 +86,8 @@ struct ManagedTurnClient {
     local_addr: SocketAddr,
     relay_addr: Option<SocketAddr>,
     gather_finished: bool,
+    /// Classroom patch: UDP, or the stream (TCP or TLS) the client is on.
+    via: RelayVia,
 }
 
 pub(crate) struct RTCTurnRelayer {
@@ -84,7 +110,9 @@ pub(crate) struct RTCTurnRelayer {
     /// requests the driver has not yet taken.
     pending_streams: HashMap<u64, PendingStream>,
     stream_requests: VecDeque<TurnStreamRequest>,
-    next_stream_id: u64,
+    /// Classroom patch: streams whose TURN client is gone (the driver closes them once the
+    /// release of their allocation is written).
+    released_streams: Vec<FourTuple>,
     /// Refresh(LIFETIME=0) requests queued while retiring a TURN client. They must survive a
     /// configuration reset (which clears `wouts`) and go out on the socket that owns the
     /// allocation, so they are kept apart and sent first.
@@ -118,7 +146,7 @@ impl RTCTurnRelayer {
             pending_packets: HashMap::new(),
             pending_streams: HashMap::new(),
             stream_requests: VecDeque::new(),
-            next_stream_id: 0,
+            released_streams: Vec::new(),
             retirement_wouts: VecDeque::new(),
             wouts: VecDeque::new(),
             routs: VecDeque::new(),
@@ -294,43 +322,31 @@ impl RTCTurnRelayer {
                 // Classroom patch: TURN over TCP and over TLS. The driver opens the stream
                 // (`poll_stream_request`); the client starts on it in `stream_opened`.
                 let secure = url.is_secure();
-                if secure || url.proto.to_string() != "udp" {
-                    let turn_server_addr = format!("{}:{}", url.host, url.port);
-                    let resolved = match runtime.resolve_host(&turn_server_addr).await {
-                        Ok(addrs) => addrs,
-                        Err(err) => {
-                            error!(
-                                "Failed to resolve TURN server {}: {}",
-                                turn_server_addr, err
-                            );
-                            continue;
-                        }
-                    };
-                    let wants_v4 = self.local_addrs.iter().any(|addr| addr.is_ipv4());
-                    let Some(server) = resolved
-                        .iter()
-                        .copied()
-                        .find(|addr| addr.is_ipv4() == wants_v4)
-                        .or_else(|| resolved.first().copied())
-                    else {
-                        continue;
-                    };
-                    let id = self.next_stream_id;
-                    self.next_stream_id += 1;
+                let udp = url.proto.to_string() == "udp";
+                if secure && udp {
+                    warn!("Skipping unsupported TURN over DTLS url {}", url);
+                    continue;
+                }
+                if !udp {
+                    // The name is looked up when the stream opens, off the driver.
+                    let server = format!("{}:{}", url.host, url.port);
+                    let id = next_request_id();
                     self.pending_streams.insert(
                         id,
                         PendingStream {
                             url: url.to_string(),
                             username: url.username.clone(),
                             password: url.password.clone(),
+                            via: if secure { RelayVia::Tls } else { RelayVia::Tcp },
                         },
                     );
+                    debug!("TURN stream to {} asked for {}", server, url);
                     self.stream_requests.push_back(TurnStreamRequest {
                         id,
                         server,
+                        prefer_v4: self.local_addrs.iter().any(|addr| addr.is_ipv4()),
                         tls_name: secure.then(|| url.host.clone()),
                     });
-                    debug!("TURN stream to {} asked for {}", server, url);
                     continue;
                 }
 
@@ -394,6 +410,7 @@ impl RTCTurnRelayer {
                             local_addr: *local_addr,
                             relay_addr: None,
                             gather_finished: false,
+                            via: RelayVia::Udp,
                         },
                     );
                 }
@@ -421,6 +438,12 @@ impl RTCTurnRelayer {
         let Some(pending) = self.pending_streams.remove(&id) else {
             return Ok(false);
         };
+        if self.clients.contains_key(&four_tuple) {
+            self.maybe_emit_gathering_complete();
+            return Err(Error::Other(format!(
+                "a TURN client already holds {four_tuple:?}"
+            )));
+        }
         let started = TurnClient::new(
             TurnClientConfig {
                 stun_serv_addr: four_tuple.peer_addr.to_string(),
@@ -461,9 +484,15 @@ impl RTCTurnRelayer {
                 local_addr: four_tuple.local_addr,
                 relay_addr: None,
                 gather_finished: false,
+                via: pending.via,
             },
         );
         Ok(true)
+    }
+
+    /// Classroom patch: the streams whose TURN client is gone, to be closed.
+    pub(crate) fn take_released_streams(&mut self) -> Vec<FourTuple> {
+        std::mem::take(&mut self.released_streams)
     }
 
     /// Classroom patch: the stream for request `id` could not be opened.
@@ -482,6 +511,7 @@ impl RTCTurnRelayer {
                             relay_addr,
                             managed_client.local_addr,
                             &managed_client.url,
+                            managed_client.via,
                         )?,
                     ));
             }
@@ -494,6 +524,7 @@ impl RTCTurnRelayer {
         relay_addr: SocketAddr,
         local_addr: SocketAddr,
         url: &str,
+        via: RelayVia,
     ) -> Result<RTCIceCandidateInit> {
         let candidate = CandidateRelayConfig {
             base_config: CandidateConfig {
@@ -501,6 +532,7 @@ impl RTCTurnRelayer {
                 address: relay_addr.ip().to_string(),
                 port: relay_addr.port(),
                 component: 1,
+                priority: via.priority().unwrap_or_default(),
                 ..Default::default()
             },
             rel_addr: local_addr.ip().to_string(),
@@ -637,6 +669,9 @@ impl RTCTurnRelayer {
     /// lifetime expires.
     fn remove_client(&mut self, four_tuple: FourTuple, release_allocation: bool) {
         if let Some(mut managed_client) = self.clients.remove(&four_tuple) {
+            if managed_client.via != RelayVia::Udp {
+                self.released_streams.push(four_tuple);
+            }
             // `Client::close` only clears transaction state; the release is `Relay::close`,
             // which queues an authenticated Refresh(LIFETIME=0). Clear the old transactions
             // first, then create and drain the release so the driver sends it on the socket
@@ -831,6 +866,7 @@ impl Protocol<TaggedBytesMut, TaggedBytesMut, RTCTurnRelayEventIn> for RTCTurnRe
                                 relay_addr,
                                 managed_client.local_addr,
                                 &managed_client.url,
+                                managed_client.via,
                             ));
                             gathered_complete = true;
                         }

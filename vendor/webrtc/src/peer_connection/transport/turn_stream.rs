@@ -21,23 +21,49 @@ pub(crate) const TURN_STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A stream to a TURN server the relayer wants opened.
 #[derive(Debug, Clone)]
 pub(crate) struct TurnStreamRequest {
-    /// The relayer's name for the request, given back with the stream.
+    /// The relayer's name for the request, given back with the stream: unique in the process,
+    /// so that a stream opened for an earlier relayer (before a rebind) is never taken for one
+    /// of a later relayer's.
     pub(crate) id: u64,
-    pub(crate) server: SocketAddr,
+    /// `host:port` of the server, resolved when the stream opens (within its time limit, off
+    /// the driver).
+    pub(crate) server: String,
+    /// Prefer an IPv4 address (the connection's sockets are IPv4).
+    pub(crate) prefer_v4: bool,
     /// `Some(host)` for TLS, verified as `host`.
     pub(crate) tls_name: Option<String>,
 }
 
-/// Opens the stream `request` asks for, within [`TURN_STREAM_OPEN_TIMEOUT`].
+/// A process-wide name for the next stream request.
+pub(crate) fn next_request_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Opens the stream `request` asks for, name lookup included, within
+/// [`TURN_STREAM_OPEN_TIMEOUT`]: each address the name has, the preferred family first.
 pub(crate) async fn open(
     runtime: Arc<dyn Runtime>,
     request: &TurnStreamRequest,
 ) -> io::Result<Arc<dyn AsyncTcpStream>> {
     let connect = async {
-        match &request.tls_name {
-            Some(name) => runtime.connect_tls(request.server, name).await,
-            None => runtime.connect_tcp(request.server).await,
+        let mut addrs: Vec<SocketAddr> = runtime.resolve_host(&request.server).await?;
+        addrs.sort_by_key(|addr| addr.is_ipv4() != request.prefer_v4);
+        let mut last = io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} has no address", request.server),
+        );
+        for addr in addrs {
+            let opened = match &request.tls_name {
+                Some(name) => runtime.connect_tls(addr, name).await,
+                None => runtime.connect_tcp(addr).await,
+            };
+            match opened {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last = err,
+            }
         }
+        Err(last)
     };
     futures::select! {
         stream = connect.fuse() => stream,
@@ -70,12 +96,22 @@ impl TurnFrameDecoder {
             return Ok(None);
         }
         let length = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+        let lost = NotTurnFraming(self.buf[0]);
         let total = match self.buf[0] >> 6 {
-            // STUN: the length excludes the 20-byte header.
-            0b00 => 20 + length,
-            // ChannelData, padded to a multiple of 4 on streams.
-            0b01 => 4 + length.next_multiple_of(4),
-            _ => return Err(NotTurnFraming(self.buf[0])),
+            // STUN: the length excludes the 20-byte header and is a multiple of 4; the magic
+            // cookie follows it.
+            0b00 => {
+                if length % 4 != 0 {
+                    return Err(lost);
+                }
+                if self.buf.len() >= 8 && self.buf[4..8] != [0x21, 0x12, 0xa4, 0x42] {
+                    return Err(lost);
+                }
+                20 + length
+            }
+            // ChannelData on channels 0x4000-0x4FFF, padded to a multiple of 4 on streams.
+            0b01 if self.buf[0] <= 0x4f => 4 + length.next_multiple_of(4),
+            _ => return Err(lost),
         };
         if self.buf.len() < total {
             return Ok(None);
@@ -125,8 +161,17 @@ mod tests {
 
     #[test]
     fn anything_else_loses_the_stream() {
-        let mut decoder = TurnFrameDecoder::default();
-        decoder.extend_from_slice(&[0x80, 0, 0, 0, 0]);
-        assert_eq!(decoder.next_packet(), Err(NotTurnFraming(0x80)));
+        for bytes in [
+            &[0x80, 0, 0, 0, 0][..],
+            // A reserved channel number.
+            &[0x50, 0, 0, 4, 1, 2, 3, 4][..],
+            // STUN with a length that is no multiple of 4, and without the magic cookie.
+            &[0x01, 0x01, 0, 5, 0x21, 0x12, 0xa4, 0x42][..],
+            &[0x01, 0x01, 0, 8, 0xde, 0xad, 0xbe, 0xef][..],
+        ] {
+            let mut decoder = TurnFrameDecoder::default();
+            decoder.extend_from_slice(bytes);
+            assert_eq!(decoder.next_packet(), Err(NotTurnFraming(bytes[0])), "{bytes:?}");
+        }
     }
 }
