@@ -25,12 +25,13 @@ pub enum PreflightError {
 
 /// Disconnects the signaling client however the test ends, cancelled included (left
 /// connected, it would reconnect by itself for ever).
-struct Disconnecting(Option<SignalingClient>);
+struct Disconnecting(SignalingClient);
 
 impl Drop for Disconnecting {
     fn drop(&mut self) {
-        if let (Some(client), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
-        {
+        // A clone shares the connection: disconnecting it disconnects this one.
+        let client = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { client.disconnect().await });
         }
     }
@@ -54,7 +55,7 @@ pub async fn test_connection(
     };
     let (inputs_tx, mut inputs) = mpsc::unbounded_channel();
     let client = SignalingClient::connect(&signaling, inputs_tx, connect_within).await?;
-    let client = Disconnecting(Some(client));
+    let client = Disconnecting(client);
     // The namespace must be connected before the first emit (a strict server refuses it).
     let connected = loop {
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), inputs.recv()).await
@@ -74,10 +75,7 @@ pub async fn test_connection(
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(100));
-    let mut servers = match &client.0 {
-        Some(signaling) => signaling.ice_servers(left).await?,
-        None => Vec::new(),
-    };
+    let mut servers = client.0.ice_servers(left).await?;
     drop(client);
     servers.extend_from_slice(extra);
     Ok(connection_test::run(&servers, bind_ip, probe_within).await)

@@ -86,13 +86,9 @@ pub fn connection_words(report: &ConnectionReport) -> ConnectionCheck {
         "Your network lets the class's audio and video through directly.".to_owned()
     } else if !relays.is_empty() {
         let udp = server_of(Path::TurnUdp)
+            .filter(|_| !report.works(Path::TurnUdp))
             .map(|s| format!(" Calls are smoother over UDP: IT can allow UDP to {s}."))
             .unwrap_or_default();
-        let udp = if report.works(Path::TurnUdp) {
-            String::new()
-        } else {
-            udp
-        };
         format!(
             "Direct connections are blocked here; the class reaches you through its relay, \
              over {}.{udp}",

@@ -142,15 +142,13 @@ test("Chromium on a network that drops UDP and lets only TCP 443 out joins throu
   await closePages(pages);
 });
 
-test("the desktop with force_relay and Chromium across two symmetric NATs, through the server's TURN over UDP", async () => {
-  const desktop = lab.startDesktop("a", DESKTOP_BIN, [
-    "--server", ORIGIN, "--session", "turn-desktop", "--user", "desk", "--name", "Desk",
-    "--bind-ip", lab.a.ip, "--camera", "640x360@15", "--stats-interval-ms", "500", "--force-relay",
-  ]);
+/** A joined `desktop` and Chromium on `webHost`'s network in `session`: waits for media both
+ * ways, measures it for MEASURE_MS and checks frames and loss; gives Chromium's last reading. */
+async function desktopAndChromium(desktop, webHost, session, label) {
   await waitFor("the desktop to join", () => desktop.stats()?.joined, 30_000);
-  const browser = await lab.launchChromium("b", "turn-desktop-web", ORIGIN);
+  const browser = await lab.launchChromium(webHost, `${session}-web`, ORIGIN);
   const page = await browser.newPage();
-  await page.goto(`${ORIGIN}/?session=turn-desktop&user=web&name=Web`);
+  await page.goto(`${ORIGIN}/?session=${session}&user=web&name=Web`);
   await page.click("#enter");
   const frames = () => desktop.remote("web")?.video?.camera?.framesDecoded ?? 0;
   await waitFor("the desktop to decode Chromium", () => frames() > 10 && desktop.remote("web")?.audio?.levelDbfs > -60, 45_000);
@@ -159,14 +157,23 @@ test("the desktop with force_relay and Chromium across two symmetric NATs, throu
   await sleep(MEASURE_MS);
   const [desk1, web1] = [frames(), await received(page, "desk")];
   const webLoss = (web1.videoLost - web0.videoLost) / Math.max(1, web1.videoLost - web0.videoLost + web1.videoReceived - web0.videoReceived);
-  console.log(`desktop decoded ${desk1 - desk0} frames, Chromium ${web1.framesDecoded - web0.framesDecoded} (loss ${(webLoss * 100).toFixed(2)} %), Chromium's pair ${JSON.stringify(web1.pair)}`);
+  console.log(`${label}: desktop decoded ${desk1 - desk0} frames, Chromium ${web1.framesDecoded - web0.framesDecoded} (loss ${(webLoss * 100).toFixed(2)} %), Chromium's pair ${JSON.stringify(web1.pair)}`);
   // The desktop's camera runs at 15 frames per second, encoded by a debug build here.
   assert.ok(desk1 - desk0 > (MEASURE_MS / 1000) * 10, `desktop: ${desk1 - desk0} frames`);
   assert.ok(web1.framesDecoded - web0.framesDecoded > (MEASURE_MS / 1000) * 5, `Chromium: ${web1.framesDecoded - web0.framesDecoded} frames`);
   assert.ok(webLoss < 0.01, `${(webLoss * 100).toFixed(2)} % lost`);
-  // force_relay: the desktop offered relayed candidates only.
-  assert.deepEqual(web1.remoteTypes, ["relay"], `the desktop offered ${web1.remoteTypes}`);
   await browser.close();
+  return web1;
+}
+
+test("the desktop with force_relay and Chromium across two symmetric NATs, through the server's TURN over UDP", async () => {
+  const desktop = lab.startDesktop("a", DESKTOP_BIN, [
+    "--server", ORIGIN, "--session", "turn-desktop", "--user", "desk", "--name", "Desk",
+    "--bind-ip", lab.a.ip, "--camera", "640x360@15", "--stats-interval-ms", "500", "--force-relay",
+  ]);
+  const web = await desktopAndChromium(desktop, "b", "turn-desktop", "force_relay");
+  // force_relay: the desktop offered relayed candidates only.
+  assert.deepEqual(web.remoteTypes, ["relay"], `the desktop offered ${web.remoteTypes}`);
   await desktop.leave();
 });
 
@@ -177,26 +184,10 @@ test("the desktop on a network that drops UDP and lets only TCP 443 out joins th
     "--server", ORIGIN, "--session", "turn-desktop-tls", "--user", "desk", "--name", "Desk",
     "--bind-ip", lab.c.ip, "--camera", "640x360@15", "--stats-interval-ms", "500",
   ], { env: { SSL_CERT_FILE: CA_CERT() } });
-  await waitFor("the desktop to join", () => desktop.stats()?.joined, 30_000);
-  const browser = await lab.launchChromium("a", "turn-desktop-tls-web", ORIGIN);
-  const page = await browser.newPage();
-  await page.goto(`${ORIGIN}/?session=turn-desktop-tls&user=web&name=Web`);
-  await page.click("#enter");
-  const frames = () => desktop.remote("web")?.video?.camera?.framesDecoded ?? 0;
-  await waitFor("the desktop to decode Chromium", () => frames() > 10 && desktop.remote("web")?.audio?.levelDbfs > -60, 45_000);
-  await waitFor("Chromium to decode the desktop", async () => (await received(page, "desk"))?.framesDecoded > 10, 45_000);
-  const [desk0, web0] = [frames(), await received(page, "desk")];
-  await sleep(MEASURE_MS);
-  const [desk1, web1] = [frames(), await received(page, "desk")];
-  const webLoss = (web1.videoLost - web0.videoLost) / Math.max(1, web1.videoLost - web0.videoLost + web1.videoReceived - web0.videoReceived);
-  console.log(`desktop over TLS decoded ${desk1 - desk0} frames, Chromium ${web1.framesDecoded - web0.framesDecoded} (loss ${(webLoss * 100).toFixed(2)} %), Chromium's pair ${JSON.stringify(web1.pair)}`);
-  assert.ok(desk1 - desk0 > (MEASURE_MS / 1000) * 10, `desktop: ${desk1 - desk0} frames`);
-  assert.ok(web1.framesDecoded - web0.framesDecoded > (MEASURE_MS / 1000) * 5, `Chromium: ${web1.framesDecoded - web0.framesDecoded} frames`);
-  assert.ok(webLoss < 0.01, `${(webLoss * 100).toFixed(2)} % lost`);
+  const web = await desktopAndChromium(desktop, "a", "turn-desktop-tls", "over TLS");
   // Nothing but TCP 443 leaves the desktop's network: its media came through the relay's TLS.
-  assert.equal(web1.pair?.remote, "relay", JSON.stringify(web1.pair));
+  assert.equal(web.pair?.remote, "relay", JSON.stringify(web.pair));
   assert.ok(Number(await tlsConnections()) > tlsBefore, "no TLS connection reached the relay");
-  await browser.close();
   await desktop.leave();
 });
 
