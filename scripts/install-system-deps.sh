@@ -20,8 +20,9 @@ PACKAGES=(
   iptables openssl coturn ca-certificates
   # packaging: signing, checking packages and installer configurations
   gnupg rpm desktop-file-utils appstream libxml2-utils python3-yaml
-  # benchmarks: a sound server with devices that keep real time (PulseAudio null sink/source)
-  pulseaudio libasound2-plugins
+  # benchmarks: a sound server with devices that keep real time (PulseAudio null sink/source);
+  # Janus 1.1.2, the SFU benchmark's anchor (its VideoRoom plugin, driven over HTTP)
+  pulseaudio libasound2-plugins janus
 )
 # NodeSource's nodejs package ships npm itself; Debian's separate npm package conflicts with it.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -618,6 +618,35 @@ fn class_chat_sends_a_message() {
     assert!(harness.state().model.class.chat_draft.is_empty());
 }
 
+/// A name and a chat message carrying HTML and script are shown as the text they are: egui
+/// draws text, and nothing in the window interprets markup (issue 22's security tests).
+#[test]
+fn names_and_chat_carrying_html_are_shown_as_text() {
+    const NAME: &str = "<img src=x onerror=alert(1)>";
+    const MESSAGE: &str = "<script>alert('hi')</script> <b>bold?</b>";
+    let mut class = ScriptedClass::new();
+    let mallory = participant("mallory", NAME, false);
+    class.input(Input::UserJoined(mallory.clone()));
+    class.input(Input::Chat(chat(4, &mallory, MESSAGE, 5, ChatKind::User)));
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Chat);
+    let mut harness = harness(model, class_pictures);
+    // The tile and the message's author are named by the raw text, and the message's words
+    // are there as typed.
+    assert!(
+        harness.query_all_by_label(NAME).count() >= 2,
+        "the name is shown as its text"
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains(MESSAGE)
+            .next()
+            .is_some(),
+        "the message is shown as its text"
+    );
+    harness.snapshot("class_html_inert");
+}
+
 /// The participants panel: roles, states, hands.
 #[test]
 fn class_people_panel() {
@@ -888,6 +917,146 @@ fn class_people_panel_of_an_instructor() {
         )),
         "admit all goes to the server"
     );
+}
+
+fn planets_poll() -> classroom_wire::Poll {
+    classroom_wire::Poll {
+        poll_id: "poll-1".into(),
+        question: "Which planet is largest?".into(),
+        kind: classroom_wire::PollKind::Single,
+        options: vec!["Mars".into(), "Jupiter".into(), "Venus".into()],
+        anonymous: false,
+        quiz: false,
+        opened_at: CLASS_START_MS,
+    }
+}
+
+fn planets_results(totals: Vec<u32>, closed: bool) -> classroom_wire::PollResults {
+    classroom_wire::PollResults {
+        poll_id: "poll-1".into(),
+        question: "Which planet is largest?".into(),
+        options: vec!["Mars".into(), "Jupiter".into(), "Venus".into()],
+        voters: totals.iter().sum(),
+        totals,
+        answers: vec![],
+        texts: vec![],
+        correct: None,
+        closed,
+    }
+}
+
+/// An instructor writes a poll: the question, its kind, one option per line; it opens once
+/// it has a question and two options.
+#[test]
+fn class_poll_written_by_the_instructor() {
+    let class = ScriptedClass::with_role(true);
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Poll);
+    let mut harness = harness(model, class_pictures);
+    harness.get_by_label("The poll's question").focus();
+    harness.run();
+    harness
+        .get_by_label("The poll's question")
+        .type_text("Which planet is largest?");
+    harness.run();
+    assert!(
+        harness
+            .query_by_label("Write at least two options, one per line")
+            .is_some(),
+        "the poll does not open without options"
+    );
+    harness
+        .get_by_label("The poll's options, one per line")
+        .focus();
+    harness.run();
+    harness
+        .get_by_label("The poll's options, one per line")
+        .type_text("Mars\nJupiter\nVenus");
+    harness.run();
+    harness.snapshot("class_poll_new");
+    harness.get_by_label("Open poll").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::Moderate(
+            classroom_wire::Moderation::OpenPoll { poll }
+        )) if poll.question == "Which planet is largest?" && poll.options == ["Mars", "Jupiter", "Venus"],
+        "the poll opens with its question and options"
+    );
+}
+
+/// The instructor's open poll: the answers as they come in, closing it, showing the results.
+#[test]
+fn class_poll_results_live_for_the_instructor() {
+    use classroom::session::ClassInput;
+    let mut class = ScriptedClass::with_role(true);
+    class.input(Input::Class(ClassInput::PollOpened(planets_poll())));
+    class.input(Input::Class(ClassInput::PollResults(planets_results(
+        vec![1, 2, 0],
+        false,
+    ))));
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Poll);
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_poll_results");
+    harness.get_by_label("Close poll").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::Moderate(
+            classroom_wire::Moderation::ClosePoll { poll_id }
+        )) if poll_id == "poll-1",
+        "closing goes to the server"
+    );
+    harness.get_by_label("Show results to everyone").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::Moderate(
+            classroom_wire::Moderation::PublishResults { poll_id }
+        )) if poll_id == "poll-1",
+        "publishing goes to the server"
+    );
+}
+
+/// A student sees a new poll marked on the Poll button, answers it with a click, and once the
+/// instructor shows them, the results with their own answer marked.
+#[test]
+fn class_poll_answered_by_a_student() {
+    use classroom::session::{ClassInput, Command};
+    let mut class = ScriptedClass::new();
+    class.input(Input::Class(ClassInput::PollOpened(planets_poll())));
+    let mut voting = harness(class.model(), class_pictures);
+    voting.get_by_label("Poll").click();
+    voting.run();
+    voting.snapshot("class_poll_vote");
+    voting.get_by_label("Jupiter").click();
+    voting.run();
+    assert_sent!(
+        voting,
+        Request::Command(Command::Vote { choices, text: None }) if *choices == [1],
+        "the answer goes to the server"
+    );
+    class.input(Input::Command(Command::Vote {
+        choices: vec![1],
+        text: None,
+    }));
+    class.input(Input::Class(ClassInput::PollClosed(
+        classroom_wire::PollClosed {
+            poll_id: "poll-1".into(),
+        },
+    )));
+    class.input(Input::Class(ClassInput::PollResults(planets_results(
+        vec![3, 18, 2],
+        true,
+    ))));
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Poll);
+    let mut published = harness(model, class_pictures);
+    published.snapshot("class_poll_published");
+    // Two windows in one test: their snapshots are judged together.
+    let mut results = voting.take_snapshot_results();
+    results.extend(published.take_snapshot_results());
 }
 
 /// A student's people panel has no controls, and the browser version's relay none for anyone.

@@ -20,18 +20,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+mod support;
+use support::flags;
+use support::servers::{self, Kind, ServerProcess};
+use support::socketio::{Ws, idle, join, open};
+use support::{cpu_seconds, machine, own_cpu_seconds, pin_to_cpu, raise_fd_limit, rss_kib};
 
 struct Options {
     connections: usize,
@@ -51,208 +51,48 @@ fn options() -> Options {
         paced_rate: 2000,
         only: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--connections" => o.connections = value.parse().expect("--connections N"),
-            "--pairs" => o.pairs = value.parse().expect("--pairs N"),
-            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
-            "--window" => o.window = value.parse().expect("--window N"),
-            "--paced-rate" => o.paced_rate = value.parse().expect("--paced-rate N"),
+    for (flag, value) in flags::pairs() {
+        match flag.as_str() {
+            "--connections" => o.connections = flags::number(&flag, &value),
+            "--pairs" => o.pairs = flags::number(&flag, &value),
+            "--seconds" => o.seconds = flags::number(&flag, &value),
+            "--window" => o.window = flags::number(&flag, &value),
+            "--paced-rate" => o.paced_rate = flags::number(&flag, &value),
             "--only" => o.only = Some(value),
-            // cargo bench passes --bench; ignore flags we do not know.
-            _ => {
-                i += 1;
-                continue;
-            }
+            other => flags::unknown(other),
         }
-        i += 2;
     }
     o
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Ours,
-    Reference,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Ours => "ours (socketioxide)",
-            Kind::Reference => "node socket.io",
-        }
+/// The arguments each server gets: rates that never refuse the load, and no bounds on the
+/// connections of one address (every load connection comes from 127.0.0.1).
+fn server_args(kind: Kind) -> Vec<String> {
+    let mut args = vec![
+        "--events-per-second",
+        "1000000000",
+        "--event-burst",
+        "1000000000",
+        "--max-participants",
+        "1000",
+    ];
+    if kind == Kind::Ours {
+        args.extend([
+            "--max-connections-per-ip",
+            "0",
+            "--max-connections",
+            "0",
+            "--events-per-second-per-address",
+            "0",
+        ]);
     }
-}
-
-struct ServerProcess {
-    /// Killed on drop.
-    _child: tokio::process::Child,
-    pid: u32,
-    port: u16,
+    args.into_iter().map(String::from).collect()
 }
 
 async fn start_server(kind: Kind) -> ServerProcess {
-    let mut cmd = tokio::process::Command::new("taskset");
-    cmd.args(["-c", "0"]);
-    match kind {
-        Kind::Ours => {
-            cmd.arg(env!("CARGO_BIN_EXE_classroom-signaling"))
-                .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-                .args([
-                    "--events-per-second",
-                    "1000000000",
-                    "--event-burst",
-                    "1000000000",
-                ])
-                .args(["--max-participants", "1000"])
-                // Every load connection comes from 127.0.0.1.
-                .args(["--max-connections-per-ip", "0", "--max-connections", "0"])
-                .args(["--events-per-second-per-address", "0"])
-                .env("CLASSROOM_LOG", "error");
-        }
-        Kind::Reference => {
-            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/node/protocol-relay.mjs");
-            cmd.arg("node")
-                .arg(script)
-                .args([
-                    "--port",
-                    "0",
-                    "--events-per-second",
-                    "1000000000",
-                    "--event-burst",
-                    "1000000000",
-                ])
-                .args(["--max-participants", "1000"]);
-        }
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("server starts");
-    let pid = child.id().expect("pid");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let port = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("read")
-            .expect("server printed its address");
-        if let Some(url) = line.split("listening on http://").nth(1) {
-            break url
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("port");
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    tokio::task::spawn_local(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    ServerProcess {
-        _child: child,
-        pid,
-        port,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
-}
-
-fn own_cpu_seconds() -> f64 {
-    cpu_seconds(std::process::id())
-}
-
-/// A Socket.IO client on a raw Engine.IO v4 websocket.
-async fn open(port: u16) -> Ws {
-    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    servers::start(kind, &server_args(kind))
         .await
-        .expect("websocket connects");
-    let open = next_text(&mut ws).await;
-    assert!(open.starts_with('0'), "engine.io open, got {open}");
-    ws.send(Message::text("40")).await.expect("send");
-    loop {
-        let t = next_text(&mut ws).await;
-        if t.starts_with("40") {
-            return ws;
-        }
-        assert!(!t.starts_with("44"), "namespace refused: {t}");
-    }
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                if t.as_str() == "2" {
-                    ws.send(Message::text("3")).await.expect("pong");
-                    continue;
-                }
-                return t.to_string();
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("connection ended: {other:?}"),
-        }
-    }
-}
-
-async fn join(ws: &mut Ws, session: &str, user: &str) {
-    let packet = format!(
-        r#"421["join-session",{{"sessionId":"{session}","userId":"{user}","userName":"{user}","isInstructor":false}}]"#
-    );
-    ws.send(Message::text(packet)).await.expect("send join");
-    loop {
-        let t = next_text(ws).await;
-        if let Some(ack) = t.strip_prefix("431") {
-            assert!(ack.contains(r#""ok":true"#), "join refused: {ack}");
-            return;
-        }
-    }
-}
-
-/// Keeps an idle connection alive (answers pings) until told to stop.
-async fn idle(mut ws: Ws, stop: Rc<Notify>) {
-    loop {
-        tokio::select! {
-            _ = stop.notified() => break,
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                    if ws.send(Message::text("3")).await.is_err() { break; }
-                }
-                Some(Ok(_)) => {}
-                _ => break,
-            }
-        }
-    }
-    let _ = ws.close(None).await;
+        .expect("the server starts")
 }
 
 struct Latencies(RefCell<Vec<u32>>);
@@ -412,10 +252,10 @@ async fn relay_phase(
     for i in 0..o.pairs {
         let session = format!("{tag}-pair-{i}");
         let (a, b) = (format!("{tag}-a{i}"), format!("{tag}-b{i}"));
-        let mut wa = open(port).await;
-        join(&mut wa, &session, &a).await;
-        let mut wb = open(port).await;
-        join(&mut wb, &session, &b).await;
+        let mut wa = open(port).await.expect("socket.io connects");
+        join(&mut wa, &session, &a).await.expect("joined");
+        let mut wb = open(port).await.expect("socket.io connects");
+        join(&mut wb, &session, &b).await.expect("joined");
         let ab = Rc::new(Flow {
             sent: Cell::new(0),
             delivered: Cell::new(0),
@@ -470,8 +310,8 @@ async fn measure(kind: Kind, o: &Options) -> Figures {
     let server = start_server(kind).await;
     let (pid, port) = (server.pid, server.port);
     // Warm the server's allocator and code paths with one session before the baseline.
-    let mut warm = open(port).await;
-    join(&mut warm, "warmup", "warmup").await;
+    let mut warm = open(port).await.expect("socket.io connects");
+    join(&mut warm, "warmup", "warmup").await.expect("joined");
     drop(warm);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = rss_kib(pid);
@@ -479,13 +319,14 @@ async fn measure(kind: Kind, o: &Options) -> Figures {
     let stop_idle = Rc::new(Notify::new());
     let mut idle_tasks = Vec::new();
     for i in 0..o.connections {
-        let mut ws = open(port).await;
+        let mut ws = open(port).await.expect("socket.io connects");
         join(
             &mut ws,
             &format!("idle-{}", i / 10),
             &format!("idle-user-{i}"),
         )
-        .await;
+        .await
+        .expect("joined");
         idle_tasks.push(tokio::task::spawn_local(idle(ws, stop_idle.clone())));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -536,58 +377,6 @@ async fn measure(kind: Kind, o: &Options) -> Figures {
     }
 }
 
-fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            eprintln!("warning: cannot pin the load generator to CPU {cpu}");
-        }
-    }
-}
-
-fn raise_fd_limit() {
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-                    / 1024
-                    / 1024
-            })
-        })
-        .unwrap_or(0);
-    format!("{cpu}, {cores} cores, {mem} GiB")
-}
-
 fn main() {
     let o = options();
     raise_fd_limit();
@@ -612,11 +401,8 @@ fn main() {
     let local = tokio::task::LocalSet::new();
     let mut results: HashMap<&'static str, Figures> = HashMap::new();
     local.block_on(&runtime, async {
-        for kind in [Kind::Ours, Kind::Reference] {
-            let key = match kind {
-                Kind::Ours => "ours",
-                Kind::Reference => "reference",
-            };
+        for kind in Kind::BOTH {
+            let key = kind.key();
             if o.only.as_deref().is_some_and(|only| only != key) {
                 continue;
             }

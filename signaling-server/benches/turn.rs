@@ -29,6 +29,9 @@ use rtc_stun::message::*;
 use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
 
+mod support;
+use support::{cpu_seconds, flags, pin_to_cpu, raise_fd_limit, rss_kib};
+
 const SECRET: &str = "benchmark-shared-secret-0123456789abcdef";
 const REALM: &str = "classroom";
 const PAYLOAD: usize = 1200;
@@ -64,22 +67,15 @@ fn options() -> Options {
         rounds: 2,
         only: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--seconds" => o.seconds = v.parse().expect("--seconds S"),
-            "--clients" => o.clients = v.parse().expect("--clients N"),
-            "--allocations" => o.allocations = v.parse().expect("--allocations A"),
-            "--rounds" => o.rounds = v.parse().expect("--rounds R"),
-            "--only" => o.only = Some(v),
-            _ => {
-                i += 1;
-                continue;
-            }
+    for (flag, value) in flags::pairs() {
+        match flag.as_str() {
+            "--seconds" => o.seconds = flags::number(&flag, &value),
+            "--clients" => o.clients = flags::number(&flag, &value),
+            "--allocations" => o.allocations = flags::number(&flag, &value),
+            "--rounds" => o.rounds = flags::number(&flag, &value),
+            "--only" => o.only = Some(value),
+            other => flags::unknown(other),
         }
-        i += 2;
     }
     o
 }
@@ -280,26 +276,6 @@ impl Client {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime of a process and its threads, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (t(11) + t(12)) / hz
-}
-
 struct Figures {
     packets_per_second: f64,
     mbit_per_second: f64,
@@ -380,29 +356,6 @@ fn run(kind: Kind, port: u16, o: &Options) -> Figures {
         offered_per_second: offered as f64 / secs,
         allocations_per_second,
         kib_per_allocation,
-    }
-}
-
-fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            eprintln!("warning: cannot pin the load generator to CPU {cpu}");
-        }
-    }
-}
-
-fn raise_fd_limit() {
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
     }
 }
 

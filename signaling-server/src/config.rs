@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// Trust the identity in the `join-session` payload when no token is given (local classes).
     pub dev_mode: bool,
+    /// Development mode: this user id is every class's instructor and nobody else's claim is
+    /// taken; without it, the first in each class to claim the place has it.
+    pub dev_instructor: Option<String>,
     /// HS256 secret shared with the LMS; tokens are refused when it is absent.
     pub jwt_secret: Option<String>,
     /// `iss`, `aud` and the longest lifetime a token must have.
@@ -151,6 +154,7 @@ impl Default for ServerConfig {
             origins: OriginPolicy::Any,
             metrics_token: None,
             dev_mode: false,
+            dev_instructor: None,
             jwt_secret: None,
             token_rules: TokenRules::default(),
             database: None,

@@ -8,7 +8,7 @@ use classroom_wire::{
     Ack, AnswerFromPeer, AnswerToPeer, ChatAck, ChatKind, ChatMessage, ChatSend, Empty, ErrorCode,
     IceCandidateFromPeer, IceCandidateToPeer, JoinSession, JoinWaiting, LeaveReason, MediaState,
     MediaStateAck, Moderation, OfferFromPeer, OfferToPeer, PROTOCOL_VERSION, Participant,
-    ReactionSend, SdpKind, SessionDescription, SessionJoined, SfuCandidate, SfuDescription,
+    ReactionSend, Role, SdpKind, SessionDescription, SessionJoined, SfuCandidate, SfuDescription,
     Topology, UserLeft, VideoRequestFromPeer, VideoRequestToPeer, Vote, capability, event,
 };
 use parking_lot::Mutex;
@@ -25,7 +25,7 @@ use crate::admission::Slot;
 use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
 use crate::error::Refusal;
 use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
-use crate::order::{EventQueue, MAX_WAITING, Place, Refused, Turn};
+use crate::order::{EventQueue, FLOOD_REFUSALS, MAX_WAITING, Place, Refused, Turn};
 use crate::room_rules::{self, JoinKind, Left, NotAdmitted, Notice, Now, Output, not_joined};
 use crate::rooms::{Room, emit_to_all};
 use crate::sfu::{self, PeerId, Signal};
@@ -247,11 +247,7 @@ fn check_handshake(
         .verifier
         .verify(auth.token.as_deref())
         .map_err(refuse)?;
-    let ip = s
-        .req_parts()
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
+    let ip = peer_ip(s);
     let slot = state.admission.admit(ip).map_err(refuse)?;
     // Rates shared with the other sockets of this address and of this signed-in user.
     let now = Instant::now();
@@ -668,16 +664,18 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     ack: AckSender,
                     arrival: Arrival| {
             if let Some((conn, ack, _turn)) = admit(&st, &s, event::MODERATE, ack, arrival).await {
-                let result = d
-                    .map_err(|e| invalid(event::MODERATE, &e))
-                    .and_then(|m| moderate(&st, &conn, m));
-                match result {
-                    Ok((room, outputs)) => {
-                        // Acknowledged first: ending the class closes this connection too.
-                        let _ = ack.send(&Ack::ok(Empty {}));
-                        carry_out(&st, &room, outputs);
-                    }
-                    Err(r) => refuse(&st, &s, Some(ack), event::MODERATE, r),
+                let mut ack = Some(ack);
+                let result = d.map_err(|e| invalid(event::MODERATE, &e)).and_then(|m| {
+                    // Acknowledged before the action is carried out: ending the class closes
+                    // this connection too.
+                    moderate(&st, &conn, m, || {
+                        if let Some(ack) = ack.take() {
+                            let _ = ack.send(&Ack::ok(Empty {}));
+                        }
+                    })
+                });
+                if let Err(r) = result {
+                    refuse(&st, &s, ack.take(), event::MODERATE, r);
                 }
             }
         },
@@ -782,6 +780,9 @@ fn refuse_on_arrival(
 ) {
     let limits = &state.config.limits;
     let (decision, why) = match refused {
+        Refused::Flood => return cut_off(state, s, name, ack),
+        // After the flood's notice: its socket is closing.
+        Refused::Closing => return,
         Refused::Rate(decision) => (
             decision,
             format!(
@@ -827,6 +828,40 @@ fn refuse_on_arrival(
         }
     }
 }
+
+/// A flood (`FLOOD_REFUSALS` refusals within a second): the socket is told why, counted, and
+/// disconnected a moment later; what it sends meanwhile is dropped on arrival.
+fn cut_off(state: &AppState, s: &SocketRef, name: &str, ack: AckSender) {
+    state.metrics.error(ErrorCode::RateLimited);
+    tracing::info!(sid = %s.id, address = ?peer_ip(s), "a flood of events: disconnected");
+    let body = Refusal::new(
+        ErrorCode::RateLimited,
+        format!(
+            "more than {FLOOD_REFUSALS} events refused within a second: this connection is closed"
+        ),
+    )
+    .body(name);
+    let _ = s.emit(event::ERROR, &body);
+    let _ = ack.send(&Ack::<Empty>::err(body));
+    // A moment for the notice to reach a polling client (its next poll) before the session
+    // ends; meanwhile whatever the socket sends is dropped on arrival.
+    let socket = s.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(FLOOD_NOTICE_GRACE).await;
+        let _ = socket.disconnect();
+    });
+}
+
+/// The address the socket's connection came from (the server keeps it with each request).
+fn peer_ip(s: &SocketRef) -> Option<std::net::IpAddr> {
+    s.req_parts()
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// How long a flooding socket has to read why it is disconnected.
+const FLOOD_NOTICE_GRACE: Duration = Duration::from_millis(300);
 
 /// Sends a refusal: always as an `error` event, and as the failed ack when one was asked for.
 fn refuse(state: &AppState, s: &SocketRef, ack: Option<AckSender>, name: &str, r: Refusal) {
@@ -883,7 +918,18 @@ async fn join_session(
         check_text("userName", name, limits.max_name_chars, false)?;
     }
     let sfu_capable = join.can(capability::SFU);
-    let identity = identity_for_join(&conn.handshake, &join)?;
+    let mut identity = identity_for_join(&conn.handshake, &join)?;
+    // Development mode: the role is the client's own claim, unless the server names its
+    // instructor (`--dev-instructor`); then that user is, and nobody else.
+    let anonymous = matches!(conn.handshake, HandshakeIdentity::Anonymous);
+    let named = state.config.dev_instructor.as_deref().filter(|_| anonymous);
+    if let Some(instructor) = named {
+        identity.role = if identity.user_id == instructor {
+            Role::Instructor
+        } else {
+            Role::Student
+        };
+    }
     let authorized = state
         .gate
         .authorize(&conn.handshake, &identity, &join.session_id)
@@ -926,7 +972,7 @@ async fn join_session(
             who: &identity,
             conn: s.clone(),
             sfu_capable,
-            claimed: matches!(conn.handshake, HandshakeIdentity::Anonymous),
+            claimed: anonymous && named.is_none(),
             on_roster: authorized.on_roster,
         };
         if let Some(outcome) = enter_room(state, s, conn, &room, joiner)? {
@@ -946,20 +992,20 @@ fn enter_room(
     joiner: room_rules::Joiner<'_, SocketRef>,
 ) -> Result<Option<JoinOutcome>, Refusal> {
     let identity = joiner.who.clone();
-    let (outcome, retold) = {
-        let mut room_state = room.state.lock();
-        let outcome = room_state.join(joiner, now(), &state.config.limits, policy(state));
-        // A join that moved the class: everyone else is told it anew.
-        let retold = match &outcome {
-            Ok(joined) if joined.moved => room_state.retell(Some(s.id)),
-            _ => Vec::new(),
-        };
-        (outcome, retold)
+    let mut guard = room.state.lock();
+    let outcome = guard.join(joiner, now(), &state.config.limits, policy(state));
+    // A join that moved the class: everyone else is told it anew.
+    let retold = match &outcome {
+        Ok(joined) if joined.moved => guard.retell(Some(s.id)),
+        _ => Vec::new(),
     };
     match outcome {
-        Ok(joined) => Ok(Some(JoinOutcome::Joined(Box::new(finish_join(
-            state, room, s, &identity, joined, retold,
-        ))))),
+        Ok(joined) => {
+            // The others are told under the room's lock, as carry_out tells.
+            let told = finish_join(state, room, s, &identity, joined, retold);
+            drop(guard);
+            Ok(Some(JoinOutcome::Joined(Box::new(told))))
+        }
         Err(NotAdmitted::Closed) => Ok(None),
         Err(NotAdmitted::Refused(r)) => Err(r),
         Err(NotAdmitted::Waiting { position, outputs }) => {
@@ -969,7 +1015,7 @@ fn enter_room(
                 user_id: Arc::from(identity.user_id.as_str()),
             });
             tracing::debug!(session = %room.id, user = %identity.user_id, position, "waiting");
-            carry_out(state, room, outputs);
+            carry_out(state, room, guard, outputs);
             Ok(Some(JoinOutcome::Waiting(JoinWaiting {
                 waiting: true,
                 session_id: room.id.to_string(),
@@ -981,7 +1027,8 @@ fn enter_room(
 
 /// What follows a join the room let in (at once, or from the waiting room): the others are
 /// told, the connection becomes the member's (with its SFU peer), a replaced connection is
-/// closed, a move is told to everyone; returns what the joiner is told.
+/// closed, a move is told to everyone; returns what the joiner is told. Called with the room's
+/// lock held, as [`carry_out`] tells.
 fn finish_join(
     state: &Arc<AppState>,
     room: &Arc<Room>,
@@ -1071,8 +1118,21 @@ fn finish_join(
     }
 }
 
-/// Carries out what a control decided, in order.
-fn carry_out(state: &Arc<AppState>, room: &Arc<Room>, outputs: Vec<Output<SocketRef>>) {
+/// The room's state, locked while a decision is made and told.
+type RoomGuard<'a> = parking_lot::MutexGuard<'a, room_rules::RoomState<SocketRef>>;
+
+/// Carries out what the room decided, in order. Everything that tells clients happens before
+/// the room's lock (`guard`) is released: emitting only queues to each socket, and so two
+/// decisions' notices never cross on their way out (an instructor sent a hand queue of 5 and
+/// then the stale one of 4, two raises decided in one order and told in the other). What
+/// writes to the store waits until the lock is released.
+fn carry_out(
+    state: &Arc<AppState>,
+    room: &Arc<Room>,
+    guard: RoomGuard<'_>,
+    outputs: Vec<Output<SocketRef>>,
+) {
+    let mut stored = Vec::new();
     for output in outputs {
         match output {
             Output::Send(to, notice) => notify(&to, notice),
@@ -1098,31 +1158,6 @@ fn carry_out(state: &Arc<AppState>, room: &Arc<Room>, outputs: Vec<Output<Socket
                     tracing::debug!(sid = %conn.id, error = %e, "session-joined not delivered");
                 }
             }
-            Output::Bar { user_id, until_ms } => {
-                if let Err(e) = state.store.bar(&room.id, &user_id, until_ms) {
-                    tracing::error!(error = %e, session = %room.id, user = %user_id, "bar not stored");
-                }
-            }
-            Output::Unstore { message_id } => {
-                if let Err(e) = state.store.delete_chat(&message_id) {
-                    tracing::error!(error = %e, session = %room.id, "chat message not deleted");
-                }
-            }
-            Output::StorePoll(record) => {
-                if let Err(e) = state.store.store_poll(&room.id, &record) {
-                    tracing::error!(error = %e, session = %room.id, "poll not stored");
-                }
-            }
-            Output::StoreVote(vote) => {
-                if let Err(e) = state.store.store_vote(*vote) {
-                    tracing::error!(error = %e, session = %room.id, "vote not stored");
-                }
-            }
-            Output::StorePollClosed { poll_id } => {
-                if let Err(e) = state.store.close_poll(&poll_id, now_ms()) {
-                    tracing::error!(error = %e, session = %room.id, "poll's close not stored");
-                }
-            }
             Output::Ended { members } => {
                 state
                     .metrics
@@ -1131,7 +1166,53 @@ fn carry_out(state: &Arc<AppState>, room: &Arc<Room>, outputs: Vec<Output<Socket
                 state.rooms.remove(room);
                 tracing::info!(session = %room.id, members, "the class ended");
             }
+            store @ (Output::Bar { .. }
+            | Output::Unstore { .. }
+            | Output::StorePoll(_)
+            | Output::StoreVote(_)
+            | Output::StorePollClosed { .. }) => stored.push(store),
         }
+    }
+    drop(guard);
+    for output in stored {
+        store_outcome(state, room, output);
+    }
+}
+
+/// Writes what the room decided to keep: bars, deleted chat, polls and votes (the outputs
+/// [`carry_out`] leaves until the room's lock is released; it tells the others itself).
+fn store_outcome(state: &AppState, room: &Room, output: Output<SocketRef>) {
+    match output {
+        Output::Bar { user_id, until_ms } => {
+            if let Err(e) = state.store.bar(&room.id, &user_id, until_ms) {
+                tracing::error!(error = %e, session = %room.id, user = %user_id, "bar not stored");
+            }
+        }
+        Output::Unstore { message_id } => {
+            if let Err(e) = state.store.delete_chat(&message_id) {
+                tracing::error!(error = %e, session = %room.id, "chat message not deleted");
+            }
+        }
+        Output::StorePoll(record) => {
+            if let Err(e) = state.store.store_poll(&room.id, &record) {
+                tracing::error!(error = %e, session = %room.id, "poll not stored");
+            }
+        }
+        Output::StoreVote(vote) => {
+            if let Err(e) = state.store.store_vote(*vote) {
+                tracing::error!(error = %e, session = %room.id, "vote not stored");
+            }
+        }
+        Output::StorePollClosed { poll_id } => {
+            if let Err(e) = state.store.close_poll(&poll_id, now_ms()) {
+                tracing::error!(error = %e, session = %room.id, "poll's close not stored");
+            }
+        }
+        Output::Send(..)
+        | Output::Close(_)
+        | Output::Left(_)
+        | Output::Admitted(_)
+        | Output::Ended { .. } => {}
     }
 }
 
@@ -1306,17 +1387,16 @@ fn to_sfu(
 /// Takes the connection out of its session (or its waiting room); returns false when it was
 /// in none.
 fn leave(state: &Arc<AppState>, conn: &Connection, reason: LeaveReason) -> bool {
-    if let Some(waiting) = conn.waiting.lock().take() {
-        let outcome = waiting
-            .room
-            .state
-            .lock()
-            .leave_waiting(&waiting.user_id, waiting.sid);
-        if let Some((outputs, closed)) = outcome {
-            carry_out(state, &waiting.room, outputs);
+    // Taken out first: the connection's lock is never held while waiting for the room's
+    // (the room's holder may lock the connection: an admission, a removal).
+    let waiting = conn.waiting.lock().take();
+    if let Some(waiting) = waiting {
+        let mut guard = waiting.room.state.lock();
+        if let Some((outputs, closed)) = guard.leave_waiting(&waiting.user_id, waiting.sid) {
             if closed {
                 state.rooms.remove(&waiting.room);
             }
+            carry_out(state, &waiting.room, guard, outputs);
         }
         return true;
     }
@@ -1325,7 +1405,8 @@ fn leave(state: &Arc<AppState>, conn: &Connection, reason: LeaveReason) -> bool 
     };
     leave_sfu(state, Some(&joined));
     let room = &joined.room;
-    let outcome = room.state.lock().leave(
+    let mut guard = room.state.lock();
+    let outcome = guard.leave(
         &joined.user_id,
         joined.sid,
         now(),
@@ -1334,13 +1415,16 @@ fn leave(state: &Arc<AppState>, conn: &Connection, reason: LeaveReason) -> bool 
     );
     // None: replaced by a newer connection of the same user, nothing to announce.
     if let Some(left) = outcome {
+        // Under the room's lock, as carry_out tells.
         announce_left(state, room, left, reason);
     }
+    drop(guard);
     tracing::debug!(session = %room.id, user = %joined.user_id, ?reason, "left");
     true
 }
 
-/// Tells the class that a member left (or was removed), and a move it made.
+/// Tells the class that a member left (or was removed), and a move it made; called with the
+/// room's lock held, as [`carry_out`] tells.
 fn announce_left(state: &AppState, room: &Arc<Room>, left: Left<SocketRef>, reason: LeaveReason) {
     let Left {
         participant,
@@ -1459,22 +1543,20 @@ fn update_media_state(
     m: MediaState,
 ) -> Result<Participant, Refusal> {
     let joined = conn.member()?;
-    let (participant, outputs) =
-        joined
-            .room
-            .state
-            .lock()
-            .media_state(&joined.user_id, &m, now())?;
-    carry_out(state, &joined.room, outputs);
+    let mut guard = joined.room.state.lock();
+    let (participant, outputs) = guard.media_state(&joined.user_id, &m, now())?;
+    carry_out(state, &joined.room, guard, outputs);
     Ok(participant)
 }
 
-/// An instructor's action: checked and decided by the room, carried out after the ack.
+/// An instructor's action: checked and decided by the room, then acknowledged
+/// (`acknowledge`) and carried out.
 fn moderate(
     state: &Arc<AppState>,
     conn: &Connection,
     action: Moderation,
-) -> Result<(Arc<Room>, Vec<Output<SocketRef>>), Refusal> {
+    acknowledge: impl FnOnce(),
+) -> Result<(), Refusal> {
     let limits = &state.config.limits;
     let target = match &action {
         Moderation::Mute { target_user_id }
@@ -1494,13 +1576,11 @@ fn moderate(
         check_text(field, value, limits.max_id_chars, true)?;
     }
     let joined = conn.member()?;
-    let outputs =
-        joined
-            .room
-            .state
-            .lock()
-            .moderate(&joined.user_id, action, now(), limits, policy(state))?;
-    Ok((joined.room, outputs))
+    let mut guard = joined.room.state.lock();
+    let outputs = guard.moderate(&joined.user_id, action, now(), limits, policy(state))?;
+    acknowledge();
+    carry_out(state, &joined.room, guard, outputs);
+    Ok(())
 }
 
 fn send_vote(state: &Arc<AppState>, conn: &Connection, vote: Vote) -> Result<(), Refusal> {
@@ -1517,23 +1597,19 @@ fn send_vote(state: &Arc<AppState>, conn: &Connection, vote: Vote) -> Result<(),
         ));
     }
     let joined = conn.member()?;
-    let outputs = joined
-        .room
-        .state
-        .lock()
-        .vote(&joined.user_id, vote, now())?;
-    carry_out(state, &joined.room, outputs);
+    let mut guard = joined.room.state.lock();
+    let outputs = guard.vote(&joined.user_id, vote, now())?;
+    carry_out(state, &joined.room, guard, outputs);
     Ok(())
 }
 
 fn send_reaction(conn: &Connection, r: ReactionSend) -> Result<(), Refusal> {
     let joined = conn.member()?;
-    let (to, reaction) = joined
-        .room
-        .state
-        .lock()
-        .reaction(&joined.user_id, &r.emoji, now())?;
+    let mut guard = joined.room.state.lock();
+    let (to, reaction) = guard.reaction(&joined.user_id, &r.emoji, now())?;
+    // Told under the room's lock, as carry_out tells.
     emit_to_all(&to, event::REACTION, &reaction);
+    drop(guard);
     Ok(())
 }
 
@@ -1606,12 +1682,13 @@ async fn send_chat(
     let mut guard = joined.room.state.lock();
     guard.push_history(message.clone(), state.config.limits.chat_history_len);
     let everyone = guard.chat_recipients(&message);
+    // Told in the history's order: under the room's lock, as carry_out tells.
+    emit_to_all(&everyone, event::CHAT_MESSAGE, &message);
     drop(guard);
     state
         .metrics
         .chat_messages
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    emit_to_all(&everyone, event::CHAT_MESSAGE, &message);
     Ok(message)
 }
 

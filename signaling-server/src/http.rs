@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::auth::HandshakeIdentity;
 use crate::config::OriginPolicy;
 use crate::state::AppState;
 
@@ -209,12 +210,16 @@ enum Operator {
     NoToken,
 }
 
-fn operator(state: &AppState, headers: &HeaderMap) -> Operator {
-    let presented = headers
+/// The token of an `Authorization: Bearer …` header, if the request has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&state.config.metrics_token, presented) {
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+fn operator(state: &AppState, headers: &HeaderMap) -> Operator {
+    match (&state.config.metrics_token, bearer(headers)) {
         (Some(expected), Some(token)) if crate::auth::same_secret(token, expected) => Operator::Yes,
         (Some(_), _) => Operator::WrongToken,
         (None, _) if state.config.dev_mode => Operator::Yes,
@@ -231,19 +236,44 @@ fn needs_token(what: &'static str) -> Response {
         .into_response()
 }
 
+/// Whether the bearer of a sign-in token (the LMS's JWT, as in the Socket.IO handshake) is an
+/// instructor of `session`, by the roster (or the enrollment hook) as a join decides it.
+async fn instructor_of(state: &AppState, headers: &HeaderMap, session: &str) -> bool {
+    let Some(token) = bearer(headers) else {
+        return false;
+    };
+    let Ok(handshake) = state.verifier.verify(Some(token)) else {
+        return false;
+    };
+    let HandshakeIdentity::Token { identity, .. } = &handshake else {
+        return false;
+    };
+    state
+        .gate
+        .authorize(&handshake, identity, session)
+        .await
+        .is_ok_and(|authorized| authorized.role.is_instructor())
+}
+
 /// `GET /sessions/{id}/polls[?format=json]`: the class's polls and answers, as CSV (or JSON),
-/// with the operator's bearer token (`--metrics-token`; open in development mode only).
+/// for the operator (the bearer of `--metrics-token`; anyone in development mode when none is
+/// set) or an instructor of the class (the bearer of their sign-in token).
 async fn polls(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(session): axum::extract::Path<String>,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !matches!(operator(&state, &headers), Operator::Yes) {
-        return needs_token("poll results need the bearer token of --metrics-token");
-    }
     if session.len() > state.config.limits.max_id_chars {
         return (StatusCode::BAD_REQUEST, "session id too long").into_response();
+    }
+    if !matches!(operator(&state, &headers), Operator::Yes)
+        && !instructor_of(&state, &headers, &session).await
+    {
+        return needs_token(
+            "poll results need an instructor's sign-in token for this class, or the bearer \
+             token of --metrics-token",
+        );
     }
     let store = state.store.clone();
     let found = tokio::task::spawn_blocking(move || {

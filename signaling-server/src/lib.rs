@@ -258,6 +258,15 @@ async fn serve_prepared(
         io_for_close.close().await;
         let _ = closed_tx.send(());
     };
+    // Every event is a small frame that should leave at once: without TCP_NODELAY a relayed
+    // candidate waited for the previous frame's ACK (Nagle), which a client trickling its own
+    // frames returns only with its next one: about 20 ms a hop at 50 frames a second (the load
+    // bench's relaying pairs; Node's http server sets it too).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     // The peer's address goes with each request (`ConnectInfo`): connections are counted by it.
     let served = axum::serve(
         listener,

@@ -49,6 +49,12 @@ impl TokenBucket {
         self.refuse(now)
     }
 
+    /// Refusals since the last one reported to the client, which was less than a second ago
+    /// unless this is the first refusal in a while.
+    pub(crate) fn refused_unreported(&self) -> u32 {
+        self.unreported_drops
+    }
+
     /// Counts a refusal made for another reason (too many events waiting), reported to the
     /// client at the same pace as the rate limit's own.
     pub(crate) fn refuse(&mut self, now: Instant) -> RateDecision {

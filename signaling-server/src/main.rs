@@ -145,6 +145,10 @@ struct ServeArgs {
     /// sessions on first join. For local classes only.
     #[arg(long, env = "CLASSROOM_DEV")]
     dev: bool,
+    /// Development mode: this user id is every class's instructor, and nobody else is (without
+    /// it, the first in each class to ask is).
+    #[arg(long, env = "CLASSROOM_DEV_INSTRUCTOR", requires = "dev")]
+    dev_instructor: Option<String>,
     /// Create sessions on first join even outside development mode.
     #[arg(long, env = "CLASSROOM_AUTO_CREATE_SESSIONS")]
     auto_create_sessions: Option<bool>,
@@ -248,6 +252,13 @@ struct ServeArgs {
     /// The largest class --sfu auto keeps a mesh (it moves back below it).
     #[arg(long, env = "CLASSROOM_MESH_MAX", default_value_t = 4)]
     mesh_max: usize,
+    /// Above how many speakers each participant on the SFU hears only the loudest few
+    /// (--sfu-loudest).
+    #[arg(long, env = "CLASSROOM_SFU_AUDIO_ABOVE", default_value_t = 10)]
+    sfu_audio_above: usize,
+    /// How many of the loudest speakers are heard in a class above --sfu-audio-above.
+    #[arg(long, env = "CLASSROOM_SFU_LOUDEST", default_value_t = 3)]
+    sfu_loudest: usize,
     /// The address the SFU receives media on (one UDP port for every peer); default: the
     /// --listen address.
     #[arg(long, env = "CLASSROOM_MEDIA_ADDRESS")]
@@ -445,6 +456,9 @@ fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>)
         config.dev_mode = true;
         config.auto_create_sessions = true;
     }
+    if args.dev_instructor.is_some() {
+        config.dev_instructor = args.dev_instructor;
+    }
     if let Some(v) = args.auto_create_sessions {
         config.auto_create_sessions = v;
     }
@@ -481,6 +495,11 @@ fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>)
         config.sfu.mode = mode;
     }
     config.sfu.mesh_max = args.mesh_max.max(2);
+    config.sfu.audio = classroom_signaling::sfu::AudioSelection {
+        above: args.sfu_audio_above,
+        // Nobody is heard at all would be a broken class, not a quiet one.
+        loudest: args.sfu_loudest.max(1),
+    };
     config.waiting_room = args.waiting_room;
     config.sfu.media_bind = std::net::SocketAddr::new(
         args.media_address.unwrap_or(config.listen.ip()),

@@ -10,6 +10,9 @@
 //! Waiting costs nothing when tasks run in arrival order (the usual case): a task whose number
 //! is being served goes on without registering anything. One that runs early leaves its waker
 //! under its number, and a finished turn wakes only that one, the next in line.
+//!
+//! A socket that goes on sending after [`FLOOD_REFUSALS`] refusals within a second is a
+//! flood, not a client: it is told and disconnected, and what it sent after is dropped.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -25,6 +28,11 @@ use crate::limits::{RateDecision, RateKey, SharedRate, TokenBucket};
 /// Events of one socket admitted and not yet finished; more are refused. An offer and its ICE
 /// candidates in one polling request are a few dozen.
 pub(crate) const MAX_WAITING: usize = 128;
+
+/// Refusals within a second after which a socket is disconnected. A client that keeps to its
+/// rate (100 a second, a burst of 400) never comes near: the rate limit's own test refuses 50
+/// of a burst of 100.
+pub(crate) const FLOOD_REFUSALS: u32 = 1000;
 
 pub(crate) struct EventQueue {
     state: Mutex<QueueState>,
@@ -44,6 +52,8 @@ struct QueueState {
     /// Numbers given up before their turn (a handler dropped unrun): skipped when reached.
     abandoned: BTreeSet<u64>,
     bucket: TokenBucket,
+    /// The socket flooded and is being disconnected: everything it sends is dropped.
+    flooded: bool,
 }
 
 impl QueueState {
@@ -68,6 +78,10 @@ pub(crate) enum Refused {
     Shared(RateDecision, RateKey),
     /// [`MAX_WAITING`] events of this socket were already admitted and unfinished.
     Backlog(RateDecision),
+    /// [`FLOOD_REFUSALS`] refusals within a second: the socket is to be disconnected.
+    Flood,
+    /// Sent after the flood that disconnects the socket: dropped.
+    Closing,
 }
 
 /// An event's place in its socket's order.
@@ -102,6 +116,7 @@ impl EventQueue {
                 wakers: HashMap::new(),
                 abandoned: BTreeSet::new(),
                 bucket: TokenBucket::new(burst, now),
+                flooded: false,
             }),
             rate,
             burst,
@@ -109,11 +124,19 @@ impl EventQueue {
         })
     }
 
-    /// A place for an event arriving now: refused over the rate or when too many wait.
+    /// A place for an event arriving now: refused over the rate or when too many wait, and
+    /// the flood once refusals pass [`FLOOD_REFUSALS`] within a second.
     pub(crate) fn arrive(self: &Arc<Self>, now: Instant) -> Place {
         let mut state = self.state.lock();
+        if state.flooded {
+            return Place::Refused(Refused::Closing);
+        }
         match state.bucket.take(self.rate, self.burst, now) {
             RateDecision::Allow => {}
+            _ if state.bucket.refused_unreported() >= FLOOD_REFUSALS => {
+                state.flooded = true;
+                return Place::Refused(Refused::Flood);
+            }
             refused => return Place::Refused(Refused::Rate(refused)),
         }
         for shared in self.shared.iter().flatten() {
@@ -278,6 +301,44 @@ mod tests {
         }
         assert_eq!(woken.0.load(Ordering::SeqCst), 0);
         assert!(q.state.lock().wakers.is_empty());
+    }
+
+    #[test]
+    fn a_flood_is_cut_off_once_and_what_follows_is_dropped() {
+        let (q, now) = queue(400.0);
+        let mut places = (0..400 + FLOOD_REFUSALS as usize + 10).map(|_| q.arrive(now));
+        assert!(
+            places
+                .by_ref()
+                .take(400)
+                .all(|p| matches!(p, Place::Queued(_))),
+            "the burst passes"
+        );
+        let refused: Vec<Refused> = places
+            .map(|p| match p {
+                Place::Refused(r) => r,
+                Place::Queued(_) => panic!("admitted past the burst"),
+            })
+            .collect();
+        let flood = refused
+            .iter()
+            .position(|r| *r == Refused::Flood)
+            .expect("the flood is named");
+        assert!(
+            (FLOOD_REFUSALS as usize - 1..=FLOOD_REFUSALS as usize).contains(&flood),
+            "after {FLOOD_REFUSALS} refusals, not {flood}"
+        );
+        assert!(
+            refused[..flood]
+                .iter()
+                .all(|r| matches!(r, Refused::Rate(_)))
+        );
+        assert!(refused[flood + 1..].iter().all(|r| *r == Refused::Closing));
+        // A second later, still closed: the socket is going.
+        assert!(matches!(
+            q.arrive(now + Duration::from_secs(2)),
+            Place::Refused(Refused::Closing)
+        ));
     }
 
     #[tokio::test]

@@ -418,6 +418,205 @@ async fn refusals(target: Target, transport: Transport) {
     server.stop().await;
 }
 
+/// An SDP offer of 48 KiB (a class's SFU offer with many m-lines is this size) reaches its
+/// target whole. Over long polling such a body arrives in several chunks, and
+/// `rust_engineio` as published parsed each chunk as a payload of its own: the packet cut in
+/// two was unparseable and the client dropped its connection (`vendor/rust_engineio`).
+async fn a_large_offer(target: Target, transport: Transport) {
+    let server = Server::start(target).await;
+    let session = unique("class");
+    let mut a = Peer::connect(&server.url, transport, None).await;
+    let mut b = Peer::connect(&server.url, transport, None).await;
+    a.join(&session, "ada", "Ada").await;
+    b.join(&session, "bob", "Bob").await;
+    let mut sdp = SDP.to_owned();
+    let mut line = 0;
+    while sdp.len() < 48 * 1024 {
+        sdp.push_str(&format!(
+            "a=x-filler:{line} {}\r\n",
+            "é0123456789".repeat(6)
+        ));
+        line += 1;
+    }
+    let ack = a
+        .request(
+            "offer",
+            json!({"targetUserId": "bob", "offer": {"type": "offer", "sdp": sdp}}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{target:?} {ack}");
+    let offer = b.wait_for("offer", |_| true).await;
+    assert_eq!(
+        offer["offer"]["sdp"].as_str().map(str::len),
+        Some(sdp.len()),
+        "{target:?}"
+    );
+    assert_eq!(offer["offer"]["sdp"], sdp.as_str(), "{target:?}");
+    // And the connection is still there.
+    assert_eq!(
+        b.request("chat-message", json!({"message": "still here"}))
+            .await["ok"],
+        true,
+        "{target:?}"
+    );
+    for p in [a, b] {
+        p.close().await;
+    }
+    server.stop().await;
+}
+
+/// The user ids of a `hand-queue`, in its order.
+fn hands(queue: &Value) -> Vec<String> {
+    queue["hands"]
+        .as_array()
+        .map(|hands| {
+            hands
+                .iter()
+                .filter_map(|h| h["userId"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The classroom controls with the desktop's own client (ours only: the browser version's
+/// relay has none): every instructor action is `forbidden` to a student and changes nothing; a
+/// mute reaches its student; a lock holds against a client that ignores the UI; 20 hands raised
+/// at once queue in the server's order, each queue the instructor is sent one raise longer
+/// than the one before; 20 votes at once are counted once each.
+async fn controls(transport: Transport) {
+    let server = Server::start(Target::Ours).await;
+    let session = unique("class");
+    let teacher = Peer::connect(&server.url, transport, None).await;
+    let ack = teacher
+        .request("join-session", json!({"sessionId": session, "userId": "teacher", "userName": "Teacher", "isInstructor": true}))
+        .await;
+    assert_eq!(
+        ack["self"]["isInstructor"], true,
+        "the first joiner instructs: {ack}"
+    );
+    let mut students = Vec::new();
+    for i in 0..20 {
+        let mut s = Peer::connect(&server.url, transport, None).await;
+        s.join(&session, &format!("s{i}"), &format!("Student {i}"))
+            .await;
+        students.push(s);
+    }
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("<none>").to_owned();
+    let (a, b) = (&students[0], &students[1]);
+
+    for action in [
+        json!({"action": "mute", "targetUserId": "s1"}),
+        json!({"action": "mute-all"}),
+        json!({"action": "stop-camera", "targetUserId": "s1"}),
+        json!({"action": "remove", "targetUserId": "s1", "bar": true}),
+        json!({"action": "set-locked", "locked": true}),
+        json!({"action": "set-locks", "locks": {"microphone": true}}),
+        json!({"action": "grant-co-instructor", "targetUserId": "s0"}),
+        json!({"action": "lower-all-hands"}),
+        json!({"action": "open-poll", "poll": {"question": "Q?", "kind": "yes-no"}}),
+        json!({"action": "end-class"}),
+    ] {
+        let ack = a.request("moderate", action.clone()).await;
+        assert_eq!(code(&ack), "forbidden", "{transport:?} {action}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(b.received("moderated").is_empty() && b.received("removed").is_empty());
+
+    let ack = teacher
+        .request("moderate", json!({"action": "mute", "targetUserId": "s1"}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let told = b.wait_for("moderated", |_| true).await;
+    assert_eq!(
+        (told["action"].as_str(), told["byUserId"].as_str()),
+        (Some("mute"), Some("teacher"))
+    );
+
+    let ack = teacher
+        .request(
+            "moderate",
+            json!({"action": "set-locks", "locks": {"microphone": true}}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    a.wait_for("class-settings", |s| s["locks"]["microphone"] == true)
+        .await;
+    let ack = a
+        .request("media-state", json!({"audioEnabled": true}))
+        .await;
+    assert_eq!(
+        code(&ack),
+        "forbidden",
+        "a locked microphone stays off: {ack}"
+    );
+    let ack = teacher
+        .request("moderate", json!({"action": "set-locks", "locks": {}}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    let raised = futures_util::future::join_all(
+        students
+            .iter()
+            .map(|s| s.request("media-state", json!({"handRaised": true}))),
+    )
+    .await;
+    assert!(raised.iter().all(|ack| ack["ok"] == true), "{raised:?}");
+    let queue = teacher
+        .wait_for("hand-queue", |q| hands(q).len() == 20)
+        .await;
+    let order = hands(&queue);
+    assert_eq!(
+        order
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        20
+    );
+    for (i, update) in teacher.received("hand-queue").iter().enumerate() {
+        assert_eq!(hands(update), order[..=i], "{transport:?}: queue {i}");
+    }
+
+    let ack = teacher
+        .request("moderate", json!({"action": "open-poll", "poll": {"question": "Largest planet?", "kind": "single", "options": ["Mars", "Jupiter", "Venus"]}}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let poll = a.wait_for("poll-opened", |_| true).await;
+    let voted = futures_util::future::join_all(students.iter().enumerate().map(|(i, s)| {
+        s.request(
+            "vote",
+            json!({"pollId": poll["pollId"], "choices": [i % 3]}),
+        )
+    }))
+    .await;
+    assert!(voted.iter().all(|ack| ack["ok"] == true), "{voted:?}");
+    let results = teacher
+        .wait_for("poll-results", |r| r["voters"] == 20)
+        .await;
+    assert_eq!(results["totals"], json!([7, 7, 6]), "{results}");
+
+    teacher.close().await;
+    for s in students {
+        s.close().await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classroom_controls_are_the_instructors_and_hold_against_students() {
+    for transport in TRANSPORTS {
+        controls(transport).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_larger_than_a_polling_chunk_arrives_whole() {
+    for target in TARGETS {
+        for transport in TRANSPORTS {
+            a_large_offer(target, transport).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roster_and_relay_reach_only_the_target() {
     for target in TARGETS {

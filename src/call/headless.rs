@@ -367,6 +367,15 @@ pub(crate) fn parse_command(line: &str) -> Result<Command, String> {
             serde_json::from_str(rest).map_err(|e| format!("moderate needs its JSON: {e}"))?,
         ),
         "react" => Command::React(rest.trim().to_owned()),
+        // `vote 1` or `vote 0 2`: the options chosen, by index.
+        "vote" => Command::Vote {
+            choices: rest
+                .split_whitespace()
+                .map(|c| c.parse::<usize>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("vote needs option numbers, got {rest:?}"))?,
+            text: None,
+        },
         "private" => {
             let (to, message) = rest
                 .trim()

@@ -426,6 +426,7 @@ fn video_thread(
                 data: Bytes::from(encoded.data),
                 duration: frame_interval,
                 codec: Some(codec),
+                audio_level: None,
             };
             if out.try_send((source, unit)).is_err() {
                 control.count_dropped();
@@ -494,6 +495,9 @@ fn send_audio(
         data: Bytes::from(packet),
         duration: Duration::from_millis(20),
         codec: None,
+        audio_level: Some(crate::media::level::rtp_audio_level(
+            crate::media::level::level_dbfs(pcm),
+        )),
     };
     if out.try_send((Source::Audio, unit)).is_err() {
         control.count_dropped();

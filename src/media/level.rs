@@ -13,6 +13,12 @@ pub(crate) fn power_to_dbfs(mean_power: f64) -> f64 {
     }
 }
 
+/// A level as RFC 6464's audio-level header extension says it: −dBov from 0 (loudest) to
+/// 127 (silence), dBov being our dBFS (full scale 1.0).
+pub(crate) fn rtp_audio_level(dbfs: f64) -> u8 {
+    (-dbfs).round().clamp(0.0, 127.0) as u8
+}
+
 /// The RMS level of some samples ([`SILENCE_DBFS`] for none).
 pub fn level_dbfs(samples: &[f32]) -> f64 {
     let mut meter = LevelMeter::default();
@@ -87,6 +93,20 @@ mod tests {
         assert_eq!(level_dbfs(&[0.0; 10]), SILENCE_DBFS);
         assert_eq!(level_dbfs(&[]), SILENCE_DBFS);
         assert_eq!(power_to_dbfs(1e-30), SILENCE_DBFS);
+    }
+
+    #[test]
+    fn the_rtp_audio_level_is_minus_dbov_from_0_to_127() {
+        assert_eq!(rtp_audio_level(0.0), 0);
+        assert_eq!(rtp_audio_level(3.0), 0, "above full scale is the loudest");
+        assert_eq!(rtp_audio_level(-20.4), 20);
+        assert_eq!(rtp_audio_level(SILENCE_DBFS), 100);
+        assert_eq!(rtp_audio_level(-300.0), 127);
+        // A sine at a tenth of full scale: -23 dBFS RMS.
+        let tone: Vec<f32> = (0..960)
+            .map(|i| 0.1 * (i as f32 * 2.0 * std::f32::consts::PI / 48.0).sin())
+            .collect();
+        assert_eq!(rtp_audio_level(level_dbfs(&tone)), 23);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use classroom_wire::{
 };
 use serde::Serialize;
 
-pub use self::controls::{ClassInput, ClassView};
+pub use self::controls::{ClassInput, ClassView, PollView};
 use super::media_rules::{self, LinkMedia, SendTargets, VideoOn};
 
 mod controls;
@@ -76,6 +76,12 @@ pub enum Command {
     Moderate(classroom_wire::Moderation),
     /// One of the class's reactions.
     React(String),
+    /// Our answer to the open poll: the options chosen (indices), or the words typed in a
+    /// typed poll.
+    Vote {
+        choices: Vec<usize>,
+        text: Option<String>,
+    },
     /// A private chat message to one participant.
     SendPrivateChat {
         to_user_id: String,
@@ -177,6 +183,7 @@ pub enum Outgoing {
     SfuCandidate(SfuCandidate),
     Moderate(classroom_wire::Moderation),
     Reaction(classroom_wire::ReactionSend),
+    Vote(classroom_wire::Vote),
 }
 
 /// What the drivers must do.
@@ -820,6 +827,7 @@ impl Session {
             joined.settings,
             joined.waiting_room.take(),
             joined.hand_queue.take(),
+            joined.poll.take(),
             joined.self_.as_ref(),
         );
         // What the class locks is off before we tell it what we send.
@@ -1268,6 +1276,7 @@ impl Session {
             Command::SetScreenShare(on) => self.screen = on,
             Command::Moderate(moderation) => return self.moderate(moderation, actions),
             Command::React(emoji) => return self.react(emoji, actions),
+            Command::Vote { choices, text } => return self.vote(choices, text, actions),
             Command::DismissNotice => {
                 self.class.notice = None;
                 return;

@@ -25,6 +25,6 @@ mod media_rules;
 
 pub use self::core::{
     Action, CHAT_WAITING_MAX, ClassInput, ClassView, Command, Input, Outgoing, PeerSummary,
-    ServerKind, Session, SessionConfig, SessionEvent, Snapshot,
+    PollView, ServerKind, Session, SessionConfig, SessionEvent, Snapshot,
 };
 pub use self::media_rules::{CAMERA_MAX_BPS, SCREEN_MAX_BPS, SendTargets};

@@ -131,6 +131,9 @@ pub(crate) fn input_from_event(event: &str, value: Value) -> Option<Input> {
         events::HAND_QUEUE => parse(event, value, |q| Input::Class(ClassInput::HandQueue(q))),
         events::REACTION => parse(event, value, |r| Input::Class(ClassInput::Reaction(r))),
         events::CHAT_DELETED => parse(event, value, |d| Input::Class(ClassInput::ChatDeleted(d))),
+        events::POLL_OPENED => parse(event, value, |p| Input::Class(ClassInput::PollOpened(p))),
+        events::POLL_RESULTS => parse(event, value, |r| Input::Class(ClassInput::PollResults(r))),
+        events::POLL_CLOSED => parse(event, value, |c| Input::Class(ClassInput::PollClosed(c))),
         other => {
             tracing::debug!(event = other, "event not used by the session");
             return None;
@@ -341,6 +344,7 @@ pub fn encode(outgoing: &Outgoing) -> Result<(&'static str, Value), SignalingErr
         Outgoing::SfuCandidate(candidate) => json(events::SFU_CANDIDATE, candidate),
         Outgoing::Moderate(moderation) => json(events::MODERATE, moderation),
         Outgoing::Reaction(reaction) => json(events::REACTION, reaction),
+        Outgoing::Vote(vote) => json(events::VOTE, vote),
     }
 }
 

@@ -373,6 +373,9 @@ impl ClassroomApp {
             UiAction::Moderate(moderation) => {
                 self.send(Request::Command(Command::Moderate(moderation)))
             }
+            UiAction::Vote { choices, text } => {
+                self.send(Request::Command(Command::Vote { choices, text }))
+            }
             UiAction::DismissNotice => self.send(Request::Command(Command::DismissNotice)),
             UiAction::TogglePanel(panel) => {
                 model.class.panel = if model.class.panel == Some(panel) {

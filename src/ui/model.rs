@@ -82,6 +82,8 @@ pub struct PreJoin {
 pub enum Panel {
     Chat,
     People,
+    /// The class's poll: an instructor asks, students answer, results.
+    Poll,
     Settings,
 }
 
@@ -98,6 +100,73 @@ pub struct ClassView {
     /// Chat messages already seen (the unread badge counts the rest).
     pub chat_seen: usize,
     pub share_picker_open: bool,
+    /// The poll an instructor is writing.
+    pub poll_draft: PollForm,
+    /// A student's choices in a poll of several answers, or words in a typed one, before
+    /// they send them, for the poll of this id.
+    pub poll_choices: Vec<usize>,
+    pub poll_text: String,
+    pub poll_answering: Option<String>,
+}
+
+/// The poll an instructor is writing: the question, its kind, and one option per line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollForm {
+    pub question: String,
+    pub kind: classroom_wire::PollKind,
+    pub options: String,
+}
+
+impl Default for PollForm {
+    fn default() -> Self {
+        PollForm {
+            question: String::new(),
+            kind: classroom_wire::PollKind::Single,
+            options: String::new(),
+        }
+    }
+}
+
+impl PollForm {
+    /// The options written, one per line, blank lines left out.
+    pub fn option_list(&self) -> Vec<String> {
+        self.options
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// What is missing before the poll can open, in words; `None` when it can.
+    pub fn missing(&self) -> Option<&'static str> {
+        use classroom_wire::PollKind;
+        let options = self.option_list().len();
+        if self.question.trim().is_empty() {
+            Some("Write the question")
+        } else if matches!(self.kind, PollKind::Single | PollKind::Multiple) && options < 2 {
+            Some("Write at least two options, one per line")
+        } else if options > classroom_wire::MAX_POLL_OPTIONS {
+            Some("At most ten options")
+        } else {
+            None
+        }
+    }
+
+    /// The poll to open.
+    pub fn draft(&self) -> classroom_wire::PollDraft {
+        use classroom_wire::PollKind;
+        classroom_wire::PollDraft {
+            question: self.question.trim().to_owned(),
+            kind: self.kind,
+            options: match self.kind {
+                PollKind::Single | PollKind::Multiple => self.option_list(),
+                PollKind::YesNo | PollKind::Text => Vec::new(),
+            },
+            anonymous: false,
+            correct: None,
+        }
+    }
 }
 
 impl ClassView {
@@ -209,6 +278,11 @@ pub enum UiAction {
     SendChat(String),
     /// An instructor's control (`docs/protocol.md`, "Running the class").
     Moderate(classroom_wire::Moderation),
+    /// Our answer to the open poll.
+    Vote {
+        choices: Vec<usize>,
+        text: Option<String>,
+    },
     /// The notice of what an instructor did to us was read.
     DismissNotice,
     TogglePanel(Panel),

@@ -132,7 +132,7 @@ test("a removed student's page is disconnected and says so; the class sees them 
   assert.equal(desktop.participant("bob"), null);
 });
 
-test("a poll the desktop instructor opens is answered on the Chromium pages, stored, and its published results shown", async () => {
+test("a poll the desktop instructor opens is answered on the Chromium pages, stored, and its results shown in both", async () => {
   moderate({ action: "open-poll", poll: { question: "Which planet is largest?", kind: "single", options: ["Mars", "Jupiter"] } });
   const voters = ["ada", "cy"];
   for (const [i, user] of voters.entries()) {
@@ -146,6 +146,11 @@ test("a poll the desktop instructor opens is answered on the Chromium pages, sto
   await pages.get("ada").click('#poll-options button[data-choice="0"]');
   await waitFor("ada's new vote", () => pages.get("ada").evaluate(() => window.classroom.state.myVote[0] === 0));
   const pollId = await pages.get("ada").evaluate(() => window.classroom.state.poll.pollId);
+  // The desktop instructor's poll panel has the live results: both answered, on Mars.
+  await waitFor("the desktop to show the live results", () => {
+    const poll = desktop.stats().class.poll;
+    return poll?.poll.pollId === pollId && poll.results?.voters === 2 && poll.results.totals[0] === 2;
+  });
   moderate({ action: "close-poll", pollId });
   moderate({ action: "publish-results", pollId });
   for (const user of voters) {
@@ -154,6 +159,7 @@ test("a poll the desktop instructor opens is answered on the Chromium pages, sto
     const shown = await page.$$eval("#poll-results li", (items) => items.map((li) => li.textContent));
     assert.deepEqual(shown, ["Mars: 2", "Jupiter: 0", "2 answered"]);
   }
+  await waitFor("the desktop to see the poll closed", () => desktop.stats().class.poll?.closed === true);
   // Stored in SQLite, as the export gives it.
   const fetchIt = `fetch("http://127.0.0.1:${PORT}/sessions/${SESSION}/polls?format=json").then((r) => r.text()).then((t) => process.stdout.write(t))`;
   const { execFileSync } = await import("node:child_process");

@@ -5,6 +5,7 @@
 //     instructor's `hand-queue` that has them last, raised one after another (every 10 ms)
 //     and all at once;
 //   - reaction → seen by the instructor, one after another;
+//   - vote → the live result at the instructor, one after another and all at once;
 //   - mute all → every one of the 200 told (`moderated`).
 // Prints figures, then one JSON line. Asserts nothing.
 //
@@ -126,6 +127,37 @@ const reactionLatency = [];
   await sleep(1000);
 }
 
+// ---- vote → the live result at the instructor ----------------------------------------------
+// A poll per round; students vote one every 10 ms, then all at once. The k-th vote counted is
+// the instructor's first result with k voters (one vote each, so the count only grows).
+async function voting(gapMs) {
+  const poll = new Promise((resolve) => students[0].once("poll-opened", resolve));
+  const ack = await teacher.timeout(5000).emitWithAck("moderate", {
+    action: "open-poll", poll: { question: "Which planet is largest?", kind: "single", options: ["Mars", "Jupiter", "Venus"] },
+  });
+  if (!ack.ok) throw new Error(`open-poll refused: ${JSON.stringify(ack.error)}`);
+  const { pollId } = await poll;
+  const sent = [];
+  const latency = [];
+  teacher.on("poll-results", (r) => {
+    if (r.pollId !== pollId) return;
+    const now = performance.now();
+    while (latency.length < r.voters && latency.length < sent.length) latency.push(now - sent[latency.length]);
+  });
+  for (const [i, socket] of students.entries()) {
+    sent.push(performance.now());
+    socket.emit("vote", { pollId, choices: [i % 3] });
+    if (gapMs) await sleep(gapMs);
+  }
+  const deadline = performance.now() + 10_000;
+  while (latency.length < STUDENTS && performance.now() < deadline) await sleep(20);
+  teacher.removeAllListeners("poll-results");
+  await teacher.timeout(5000).emitWithAck("moderate", { action: "close-poll", pollId });
+  return latency;
+}
+const voteSteady = await voting(10);
+const voteBurst = await voting(0);
+
 // ---- mute all → every student told ---------------------------------------------------------
 const muteAll = [];
 for (let round = 0; round < 5; round++) {
@@ -152,13 +184,17 @@ const figures = {
   handRaiseSteady: summary(steady),
   handRaiseAllAtOnce: summary(burst),
   reaction: summary(reactionLatency),
+  voteSteady: summary(voteSteady),
+  voteAllAtOnce: summary(voteBurst),
   muteAllEveryoneTold: summary(muteAll),
 };
 console.log(`classroom controls, ${STUDENTS} students, server on core ${CORE}`);
 console.log(`hand raise → instructor, one every 10 ms: p50 ${ms(figures.handRaiseSteady.p50)}, p99 ${ms(figures.handRaiseSteady.p99)} (${steady.length} of ${STUDENTS})`);
 console.log(`hand raise → instructor, all at once:     p50 ${ms(figures.handRaiseAllAtOnce.p50)}, p99 ${ms(figures.handRaiseAllAtOnce.p99)} (${burst.length} of ${STUDENTS})`);
 console.log(`reaction → instructor:                   p50 ${ms(figures.reaction.p50)}, p99 ${ms(figures.reaction.p99)} (${reactionLatency.length} of ${STUDENTS})`);
+console.log(`vote → live result, one every 10 ms:   p50 ${ms(figures.voteSteady.p50)}, p99 ${ms(figures.voteSteady.p99)} (${voteSteady.length} of ${STUDENTS})`);
+console.log(`vote → live result, all at once:       p50 ${ms(figures.voteAllAtOnce.p50)}, p99 ${ms(figures.voteAllAtOnce.p99)} (${voteBurst.length} of ${STUDENTS})`);
 console.log(`mute all → all ${STUDENTS} told (5 rounds):       p50 ${ms(figures.muteAllEveryoneTold.p50)}, max ${ms(figures.muteAllEveryoneTold.max)}`);
-console.log(`budget: 50 ms p99 → hand raise ${figures.handRaiseSteady.p99 <= 50 ? "met" : "NOT met"}`);
+console.log(`budget: 50 ms p99 → hand raise ${figures.handRaiseSteady.p99 <= 50 ? "met" : "NOT met"}, vote ${figures.voteSteady.p99 <= 50 ? "met" : "NOT met"}`);
 console.log(JSON.stringify({ bench: "controls", ...figures }));
 process.exit(0);

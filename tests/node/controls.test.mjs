@@ -78,6 +78,26 @@ describe("classroom controls", { skip }, () => {
     assert.equal(unknown.error.code, "invalid-payload");
   });
 
+  it("with --dev-instructor, that user instructs however late they join, and nobody else's claim is taken", async () => {
+    const named = await startServer({ args: ["--dev-instructor", "grace"] });
+    try {
+      const sessionId = uid("class");
+      const early = await connect(named.url);
+      const first = await early.join(sessionId, "eve", "Eve", true);
+      assert.equal(first.self.isInstructor, false, "the first to claim it is not the named instructor");
+      assert.equal((await early.request("moderate", { action: "mute-all" })).error.code, "forbidden");
+      const grace = await connect(named.url);
+      const second = await grace.join(sessionId, "grace", "Grace", false);
+      assert.equal(second.self.isInstructor, true, "the named user instructs without claiming it");
+      assert.equal((await grace.request("moderate", { action: "mute-all" })).ok, true);
+      await early.waitFor("moderated", (m) => m.action === "mute");
+      early.close();
+      grace.close();
+    } finally {
+      await named.stop();
+    }
+  });
+
   it("mutes one student and all; the student is told, the others see it, unmuting stays theirs", async () => {
     const { teacher, students: [a, b] } = await classOf(2);
     assert.equal((await moderate(teacher, "mute", { targetUserId: a.userId })).ok, true);

@@ -359,11 +359,16 @@ describe(`protocol (${OURS ? "ours" : "node"}, ${TRANSPORT})`, () => {
   });
 });
 
-describe(`a flood of events from one client (${TRANSPORT})`, () => {
+// Ours only: the Node relay is the protocol's model on stock socket.io, not hardened against
+// floods; under this one its event loop held a bystander's chat past the 5 s ack timeout (here
+// on 2026-12-03, and most likely the CI failure of the run before; the flooder's own next event
+// was answered after 575 ms).
+describe(`a flood of events from one client (${TRANSPORT})`, { skip: oursOnly }, () => {
   // 40,000 tiny events in one polling POST (880 KB, under the 1 MB packet limit), as a hostile
   // client can send. Over the rate they are refused on arrival; before that fix each waited for
   // its turn and every finished turn woke them all (n²/2 wake-ups): the server stalled for
-  // minutes on the flooder and its memory held every parsed payload.
+  // minutes on the flooder and its memory held every parsed payload. Now, past 1000 refusals
+  // within a second the socket is disconnected.
   const FLOOD = 40_000;
   let server;
   before(async () => {
@@ -371,7 +376,7 @@ describe(`a flood of events from one client (${TRANSPORT})`, () => {
   });
   after(async () => server?.stop());
 
-  it("is refused on arrival, the flooder's next event is answered at once, and the class goes on", async () => {
+  it("is refused on arrival, the flooder is told and disconnected at once, and the class goes on", async () => {
     const sessionId = uid("class");
     const b = await connect(server.url);
     await b.join(sessionId, "bob", "Bob");
@@ -389,18 +394,26 @@ describe(`a flood of events from one client (${TRANSPORT})`, () => {
     const flood = Array.from({ length: FLOOD }, () => '42["media-state",{}]').join("\x1e");
     const started = Date.now();
     const posted = await post(flood);
-    assert.equal(posted.status, 200);
     await posted.text();
-    // The flooder's next event, with an ack: answered (refused over the rate, or done) at once.
-    await post('42100["chat-message",{"message":"after the flood"}]');
-    let answered = false;
-    while (!answered && Date.now() - started < 20_000) {
-      const body = await (await fetch(url)).text();
-      if (body.split("\x1e").some((p) => p.startsWith("43100"))) answered = true;
+    const postedAt = Date.now();
+    // The flooder hears why (past 1000 refusals within a second) and its connection closes:
+    // the socket.io disconnect, then the session gone.
+    let told = false;
+    let closed = false;
+    while (!closed && Date.now() - started < 20_000) {
+      const res = await fetch(url);
+      const body = await res.text();
+      if (res.status !== 200) break;
+      for (const packet of body.split("\x1e")) {
+        if (packet.startsWith('42["error"') && /rate-limited/.test(packet) && /connection is closed/.test(packet)) told = true;
+        if (packet === "41" || packet === "1") closed = true;
+      }
     }
     const took = Date.now() - started;
-    assert.ok(answered, "the flooder's next event was never answered");
-    assert.ok(took < 5000, `the flood held the flooder's next event for ${took} ms`);
+    console.log(JSON.stringify({ floodEvents: FLOOD, postMs: postedAt - started, closedMs: took }));
+    assert.ok(told, "the flooder is told why");
+    assert.ok(took < 5000, `the flood went on for ${took} ms before its connection closed`);
+    await b.waitFor("user-left", (l) => l.userId === "mallory");
     // Meanwhile and after, the others are served.
     const t0 = Date.now();
     const ack = await b.request("chat-message", { message: "still here" });
@@ -659,6 +672,38 @@ describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
       assert.equal(ack.self.userName, "Prof. Curie");
       assert.equal(ack.self.isInstructor, true, "the roster's role wins");
       p.close();
+    });
+
+    it("exports a class's polls over HTTP to its instructor's sign-in token, and to nobody else", async () => {
+      const prof = await connect(server.url, { auth: { token: token("prof", "Prof. Curie", "student") } });
+      assert.equal((await prof.request("join-session", { sessionId: classId })).ok, true);
+      const student = await connect(server.url, { auth: { token: token("stu1", "Student One") } });
+      assert.equal((await student.request("join-session", { sessionId: classId })).ok, true);
+      const opened = await prof.request("moderate", { action: "open-poll", poll: { question: "Ready for the test?", kind: "yes-no" } });
+      assert.equal(opened.ok, true, JSON.stringify(opened.error));
+      const poll = await student.waitFor("poll-opened");
+      assert.equal((await student.request("vote", { pollId: poll.pollId, choices: [0] })).ok, true);
+      const url = `${server.url}/sessions/${classId}/polls?format=json`;
+      const get = (bearer) => fetch(url, bearer ? { headers: { authorization: `Bearer ${bearer}` } } : {});
+      const ok = await get(token("prof", "Prof. Curie", "student"));
+      assert.equal(ok.status, 200, "the class's instructor (by the roster) exports");
+      const polls = await ok.json();
+      assert.equal(polls.length, 1);
+      assert.equal(polls[0].question, "Ready for the test?");
+      assert.equal(polls[0].answers.length, 1);
+      for (const [who, bearer] of [
+        ["no token", undefined],
+        ["a student of the class", token("stu1", "Student One")],
+        ["an instructor's token outside the roster", token("outsider", "Outsider", "instructor")],
+        ["a forged token", signJwt({ sub: "prof", name: "P", role: "instructor", exp: now() + 600 }, "wrong-secret")],
+        ["an expired one", token("prof", "Prof. Curie", "instructor", now() - 3600)],
+      ]) {
+        const res = await get(bearer);
+        assert.equal(res.status, 401, who);
+        assert.match(await res.text(), /instructor's sign-in token/, who);
+      }
+      prof.close();
+      student.close();
     });
 
     it("a token issued by the CLI works", async () => {

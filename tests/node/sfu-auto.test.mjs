@@ -1,7 +1,10 @@
 // `--sfu auto`: a class is a mesh while small and moves to the server's SFU when it grows past
-// `--mesh-max` (4), and back to a mesh when it shrinks below it. A class of headless desktop
-// participants and one Chromium page grows from 3 to 6 and shrinks back to 3; after each move
-// everyone decodes everyone again (the time it takes is printed; see MOVE_BUDGET_MS). Runs in a network namespace of its own.
+// `--mesh-max` (3 here), and back to a mesh when it shrinks below it. A class of headless
+// desktop participants and one Chromium page grows from 2 to 5 and shrinks back to 2; after
+// each move everyone decodes everyone again (the time it takes is printed; see
+// MOVE_BUDGET_MS). Runs in a network namespace of its own. Five participants, not the
+// default --mesh-max's six: five debug-build desktops and Chromium overload two cores, and the
+// last to join then starves (seen with the server of before and after, 2026-12-02).
 //
 // Needs: root (ip netns), /usr/bin/chromium, CLASSROOM_SIGNALING_BIN and CLASSROOM_BIN.
 
@@ -84,7 +87,7 @@ before(async () => {
   lab = new NetnsLab("auto");
   await lab.startServer(SERVER_BIN, [
     "serve", "--dev", "--listen", `127.0.0.1:${PORT}`, "--database", join(lab.work, "db.sqlite"),
-    "--ice-server", "stun:127.0.0.1:3478", "--sfu", "auto", "--mesh-max", "4", "--media-port", "0",
+    "--ice-server", "stun:127.0.0.1:3478", "--sfu", "auto", "--mesh-max", "3", "--media-port", "0",
   ], { logTo: log });
   const browser = await lab.launchChromium();
   page = await browser.newPage();
@@ -97,43 +100,43 @@ after(async () => {
   if (process.env.CLASSROOM_AUTO_TEST_LOG) console.error(log.join("\n"));
 });
 
-test("a class grows from 3 to 6, moving to the SFU past 4, and shrinks back to a mesh at 3", async () => {
-  const everyone = ["web", "d1", "d2"];
+test("a class grows from 2 to 5, moving to the SFU past 3, and shrinks back to a mesh at 2", async () => {
+  const everyone = ["web", "d1"];
   await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=web&name=Web`);
   await page.click("#enter");
   startDesktop("d1");
-  startDesktop("d2");
-  await everyoneDecodes(everyone, "a mesh of 3");
+  await everyoneDecodes(everyone, "a mesh of 2");
   assert.equal(await page.evaluate(() => window.classroom.state.topology), "mesh");
   assert.equal(await metric("classroom_sfu_peers"), 0, "a small class is a mesh");
 
-  everyone.push("d3");
-  startDesktop("d3");
-  await everyoneDecodes(everyone, "a mesh of 4");
+  everyone.push("d2");
+  startDesktop("d2");
+  await everyoneDecodes(everyone, "a mesh of 3");
   assert.equal(await metric("classroom_sfu_peers"), 0);
 
-  // The fifth: the class moves to the SFU.
-  everyone.push("d4");
+  // The fourth: the class moves to the SFU.
+  everyone.push("d3");
   const grown = Date.now();
-  startDesktop("d4");
+  startDesktop("d3");
   await waitFor("the page on the SFU", async () => (await page.evaluate(() => window.classroom.state.topology)) === "sfu", 10_000);
   const toSfu = await everyoneDecodes(everyone, "the move to the SFU");
   const sinceJoin = Date.now() - grown;
+  assert.equal(await metric("classroom_sfu_peers"), 4);
+  // A joiner of a class already on the SFU.
+  everyone.push("d4");
+  startDesktop("d4");
+  await everyoneDecodes(everyone, "5 on the SFU");
   assert.equal(await metric("classroom_sfu_peers"), 5);
-  everyone.push("d5");
-  startDesktop("d5");
-  await everyoneDecodes(everyone, "6 on the SFU");
-  assert.equal(await metric("classroom_sfu_peers"), 6);
 
-  // Shrinking: at 4 still on the SFU (one to spare), at 3 a mesh again.
-  for (const gone of ["d5", "d4"]) {
+  // Shrinking: at 3 still on the SFU (one to spare), at 2 a mesh again.
+  for (const gone of ["d4", "d3"]) {
     desktops.get(gone).child.kill("SIGTERM");
     everyone.splice(everyone.indexOf(gone), 1);
   }
-  await waitFor("the server to count 4", async () => (await metric("classroom_sfu_peers")) === 4, 15_000);
-  await everyoneDecodes(everyone, "4 on the SFU");
-  desktops.get("d3").child.kill("SIGTERM");
-  everyone.splice(everyone.indexOf("d3"), 1);
+  await waitFor("the server to count 3", async () => (await metric("classroom_sfu_peers")) === 3, 15_000);
+  await everyoneDecodes(everyone, "3 on the SFU");
+  desktops.get("d2").child.kill("SIGTERM");
+  everyone.splice(everyone.indexOf("d2"), 1);
   const shrunk = Date.now();
   await waitFor("the page in a mesh again", async () => (await page.evaluate(() => window.classroom.state.topology)) === "mesh", 15_000);
   const toMesh = await everyoneDecodes(everyone, "the move back to a mesh");

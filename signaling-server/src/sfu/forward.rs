@@ -12,6 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::speakers::{self, AudioSelection, Loudness};
+
 /// A client of the SFU (one peer connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct PeerId(pub(crate) u64);
@@ -99,6 +101,8 @@ pub(crate) struct PacketMeta {
     pub(crate) keyframe: bool,
     pub(crate) bytes: usize,
     pub(crate) vp8: Option<Vp8Ids>,
+    /// An audio packet's level (RFC 6464: 0 loudest, 127 silence), when it carries one.
+    pub(crate) audio_level: Option<u8>,
 }
 
 /// Where one packet goes, with what it must say there.
@@ -176,10 +180,15 @@ pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500
 const LAYER_IDLE: Duration = Duration::from_millis(1500);
 /// How often the layers are measured and the choices reviewed.
 const REVIEW_INTERVAL: Duration = Duration::from_millis(500);
+/// A subscription that has received nothing for this long starts on a lower layer's keyframe
+/// if that comes before its target's.
+const LOWER_LAYER_GRACE: Duration = Duration::from_millis(100);
 /// A subscriber that asked for nothing gets the layer for a tile this tall.
 const DEFAULT_WANTED_HEIGHT: u32 = 360;
 /// The clock of video RTP timestamps.
 const VIDEO_CLOCK_HZ: u64 = 90_000;
+/// The clock of Opus RTP timestamps.
+const AUDIO_CLOCK_HZ: u64 = 48_000;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct LayerState {
@@ -188,6 +197,8 @@ struct LayerState {
     window_bytes: u64,
     bps: u64,
     last_keyframe_request: Option<Instant>,
+    /// A request the throttle refused: sent when it allows, unless a keyframe came first.
+    keyframe_deferred: bool,
 }
 
 #[derive(Debug)]
@@ -196,6 +207,8 @@ struct Published {
     kind: TrackKind,
     layers: [LayerState; 3],
     subs: Vec<SubId>,
+    /// How loud an audio track is now.
+    loudness: Loudness,
 }
 
 #[derive(Debug)]
@@ -207,6 +220,12 @@ struct Subscription {
     current: Option<Layer>,
     /// The layer chosen; forwarded from its next keyframe on.
     target: Option<Layer>,
+    /// Since when nothing has flowed to the viewer (a new or reopened subscription).
+    empty_since: Instant,
+    /// Audio: forwarded (in a large class only the loudest few are), and whether its next
+    /// packet resumes it after a pause (numbered on, its timestamp moved with the clock).
+    heard: bool,
+    resume: bool,
     rewrite: Rewrite,
 }
 
@@ -241,11 +260,17 @@ pub(crate) struct Forwarder {
     outputs: VecDeque<Output>,
     window_start: Instant,
     next_review: Instant,
+    /// Layers with a deferred keyframe request, and when the throttle lets it go.
+    deferred: Vec<(Instant, TrackId, Layer)>,
+    audio: AudioSelection,
+    next_speakers: Instant,
+    /// Audio subscriptions not forwarded now (their speaker is not among the loudest).
+    withheld: usize,
     stats: ForwardStats,
 }
 
 impl Forwarder {
-    pub(crate) fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Instant, audio: AudioSelection) -> Self {
         Forwarder {
             tracks: HashMap::new(),
             subs: HashMap::new(),
@@ -254,6 +279,10 @@ impl Forwarder {
             outputs: VecDeque::new(),
             window_start: now,
             next_review: now + REVIEW_INTERVAL,
+            deferred: Vec::new(),
+            audio,
+            next_speakers: now + speakers::REVIEW,
+            withheld: 0,
             stats: ForwardStats::default(),
         }
     }
@@ -288,6 +317,7 @@ impl Forwarder {
                         kind,
                         layers: [LayerState::default(); 3],
                         subs: Vec::new(),
+                        loudness: Loudness::default(),
                     },
                 );
             }
@@ -298,6 +328,7 @@ impl Forwarder {
                     }
                 }
                 self.wanted.retain(|(_, t), _| *t != track);
+                self.deferred.retain(|(_, t, _)| *t != track);
             }
             Input::Subscribe {
                 sub,
@@ -323,6 +354,9 @@ impl Forwarder {
                         // Audio has no layers and needs no keyframe: it flows at once.
                         current: audio.then_some(Layer::Full),
                         target: audio.then_some(Layer::Full),
+                        empty_since: now,
+                        heard: true,
+                        resume: false,
                         rewrite: Rewrite::default(),
                     },
                 );
@@ -382,6 +416,7 @@ impl Forwarder {
                     .unwrap_or(TrackKind::Audio)
                 {
                     s.current = None;
+                    s.empty_since = now;
                     if let Some(layer) = s.target {
                         let track = s.track;
                         self.request_keyframe(now, track, layer);
@@ -389,8 +424,12 @@ impl Forwarder {
                 }
             }
             Input::Timeout => {
+                self.send_deferred(now);
                 if now >= self.next_review {
                     self.review(now);
+                }
+                if now >= self.next_speakers {
+                    self.review_speakers(now);
                 }
             }
         }
@@ -404,7 +443,8 @@ impl Forwarder {
     }
 
     /// Where one packet goes: its routes are appended to `out`. A packet of a layer that a
-    /// subscription waits for switches it there when the packet starts a keyframe.
+    /// subscription waits for switches it there when the packet starts a keyframe; so does
+    /// a keyframe of a lower layer while the subscription receives nothing yet.
     pub(crate) fn route(&mut self, now: Instant, packet: &PacketMeta, out: &mut Vec<Route>) {
         let Some(published) = self.tracks.get_mut(&packet.track) else {
             return;
@@ -415,15 +455,39 @@ impl Forwarder {
             .is_none_or(|t| now.duration_since(t) > LAYER_IDLE);
         layer.last_packet = Some(now);
         layer.window_bytes += packet.bytes as u64;
+        if published.kind == TrackKind::Audio {
+            published.loudness.observe(now, packet.audio_level);
+        }
+        if packet.keyframe && layer.keyframe_deferred {
+            // The keyframe came: whoever asked has it.
+            layer.keyframe_deferred = false;
+            self.deferred
+                .retain(|(_, t, l)| (*t, *l) != (packet.track, packet.layer));
+        }
         for sub_id in &published.subs {
             let Some(sub) = self.subs.get_mut(sub_id) else {
                 continue;
             };
+            if !sub.heard {
+                continue;
+            }
+            if sub.resume {
+                sub.resume = false;
+                sub.rewrite.switch(now, packet, AUDIO_CLOCK_HZ);
+            }
             if sub.current != Some(packet.layer) {
-                if sub.target != Some(packet.layer) || !packet.keyframe {
+                // The target's keyframe switches; when nothing has flowed to the viewer for a
+                // while, so does one of a lower layer (a picture now, the sharper one at its
+                // keyframe). Not at once: a publisher that starts sends keyframes on every
+                // layer together, and the target's is then a packet or two away.
+                let takes = sub.target == Some(packet.layer)
+                    || (sub.current.is_none()
+                        && sub.target.is_some_and(|t| packet.layer < t)
+                        && now.duration_since(sub.empty_since) >= LOWER_LAYER_GRACE);
+                if !takes || !packet.keyframe {
                     continue;
                 }
-                sub.rewrite.switch(now, packet);
+                sub.rewrite.switch(now, packet, VIDEO_CLOCK_HZ);
                 sub.current = Some(packet.layer);
                 self.stats.layer_switches += 1;
                 self.outputs.push_back(Output::LayerChanged {
@@ -460,7 +524,75 @@ impl Forwarder {
     }
 
     pub(crate) fn poll_timeout(&self) -> Instant {
-        self.next_review
+        self.deferred
+            .iter()
+            .map(|(at, _, _)| *at)
+            .fold(self.next_review.min(self.next_speakers), Instant::min)
+    }
+
+    /// Audio subscriptions not forwarded now, for `/metrics`.
+    pub(crate) fn withheld(&self) -> usize {
+        self.withheld
+    }
+
+    /// Chooses, for each subscriber, the speakers it hears (`speakers.rs`).
+    fn review_speakers(&mut self, now: Instant) {
+        self.next_speakers = now + speakers::REVIEW;
+        let mut by_subscriber: HashMap<PeerId, Vec<(SubId, (f64, bool, bool))>> = HashMap::new();
+        for (id, sub) in &self.subs {
+            let Some(published) = self.tracks.get(&sub.track) else {
+                continue;
+            };
+            if published.kind != TrackKind::Audio {
+                continue;
+            }
+            by_subscriber.entry(sub.subscriber).or_default().push((
+                *id,
+                (
+                    published.loudness.value(now),
+                    published.loudness.measured,
+                    sub.heard,
+                ),
+            ));
+        }
+        let mut withheld = 0;
+        for mut candidates in by_subscriber.into_values() {
+            // A stable order for equals: the order of subscribing.
+            candidates.sort_unstable_by_key(|(id, _)| *id);
+            let facts: Vec<(f64, bool, bool)> = candidates.iter().map(|(_, c)| *c).collect();
+            let heard = speakers::choose(self.audio, &facts);
+            for ((id, _), heard) in candidates.iter().zip(heard) {
+                let Some(sub) = self.subs.get_mut(id) else {
+                    continue;
+                };
+                if heard && !sub.heard {
+                    sub.resume = true;
+                }
+                sub.heard = heard;
+                withheld += usize::from(!heard);
+            }
+        }
+        self.withheld = withheld;
+    }
+
+    /// Sends the deferred keyframe requests whose throttle has passed.
+    fn send_deferred(&mut self, now: Instant) {
+        if self.deferred.iter().all(|(at, _, _)| *at > now) {
+            return;
+        }
+        let due: Vec<(TrackId, Layer)> = self
+            .deferred
+            .iter()
+            .filter(|(at, _, _)| *at <= now)
+            .map(|(_, t, l)| (*t, *l))
+            .collect();
+        self.deferred.retain(|(at, _, _)| *at > now);
+        for (track, layer) in due {
+            if let Some(published) = self.tracks.get_mut(&track) {
+                published.layers[layer.index()].keyframe_deferred = false;
+            }
+            self.request_keyframe(now, track, layer);
+        }
     }
 
     /// Measures every layer's rate and reviews every subscriber's choices; asks again for
@@ -574,10 +706,16 @@ impl Forwarder {
             return;
         }
         let state = &mut published.layers[layer.index()];
-        if state
-            .last_keyframe_request
-            .is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        if let Some(last) = state.last_keyframe_request
+            && now.duration_since(last) < KEYFRAME_REQUEST_INTERVAL
         {
+            // Refused now, not forgotten: a switch or a recovering viewer must not wait for
+            // the next review.
+            if !state.keyframe_deferred {
+                state.keyframe_deferred = true;
+                self.deferred
+                    .push((last + KEYFRAME_REQUEST_INTERVAL, track, layer));
+            }
             return;
         }
         state.last_keyframe_request = Some(now);
@@ -623,14 +761,14 @@ impl Rewrite {
         self.floor = packet.seq.wrapping_add(self.seq_delta);
     }
 
-    fn switch(&mut self, now: Instant, packet: &PacketMeta) {
+    fn switch(&mut self, now: Instant, packet: &PacketMeta, clock_hz: u64) {
         let Some(last) = self.last else {
             self.start(packet);
             return;
         };
         self.seq_delta = last.seq.wrapping_add(1).wrapping_sub(packet.seq);
         let elapsed = now.duration_since(last.at);
-        let ticks = ((elapsed.as_micros() as u64 * VIDEO_CLOCK_HZ) / 1_000_000).max(1);
+        let ticks = ((elapsed.as_micros() as u64 * clock_hz) / 1_000_000).max(1);
         self.time_delta = last
             .time
             .wrapping_add(ticks as u32)
@@ -733,6 +871,7 @@ mod tests {
                             wide: true,
                             tl0: None,
                         }),
+                        audio_level: None,
                     }
                 })
                 .collect();
@@ -741,7 +880,7 @@ mod tests {
     }
 
     fn setup(t0: Instant) -> Forwarder {
-        let mut f = Forwarder::new(t0);
+        let mut f = Forwarder::new(t0, AudioSelection::default());
         f.handle_input(
             t0,
             Input::Publish {
@@ -817,6 +956,108 @@ mod tests {
             subscriber: VIEWER,
             layer: Some(Layer::Half)
         }));
+    }
+
+    #[test]
+    fn a_keyframe_request_the_throttle_refuses_goes_out_when_it_allows_unless_a_keyframe_came() {
+        let t0 = Instant::now();
+        let mut f = setup(t0);
+        let mut script = Script::new(t0);
+        let (now, packets) = script.frame([false; 3]);
+        deliver(&mut f, now, &packets);
+        f.handle_input(
+            now,
+            Input::Subscribe {
+                sub: SUB,
+                subscriber: VIEWER,
+                track: CAMERA,
+            },
+        );
+        let asked = now;
+        let half = Output::RequestKeyframe {
+            publisher: PUB,
+            track: CAMERA,
+            layer: Layer::Half,
+        };
+        assert_eq!(drain(&mut f), vec![half.clone()]);
+        // The keyframe is lost; the viewer asks again 100 ms later: refused by the throttle,
+        // and the core's next deadline is when the throttle lets it go.
+        let later = asked + Duration::from_millis(100);
+        f.handle_input(later, Input::KeyframeWanted { sub: SUB });
+        assert!(drain(&mut f).is_empty());
+        let due = asked + KEYFRAME_REQUEST_INTERVAL;
+        assert!(f.poll_timeout() <= due);
+        f.handle_input(due - Duration::from_millis(1), Input::Timeout);
+        assert!(drain(&mut f).is_empty(), "not before the throttle allows");
+        assert_eq!(
+            f.poll_timeout(),
+            due,
+            "the next deadline is the deferred request"
+        );
+        f.handle_input(due, Input::Timeout);
+        assert_eq!(drain(&mut f), vec![half.clone()], "sent, not forgotten");
+        assert!(f.poll_timeout() > due);
+
+        // Refused again; this time a keyframe of the layer arrives first: nothing more is sent.
+        f.handle_input(
+            due + Duration::from_millis(50),
+            Input::KeyframeWanted { sub: SUB },
+        );
+        assert!(drain(&mut f).is_empty());
+        let mut out = Vec::new();
+        let (_, packets) = script.frame([false, true, false]);
+        for p in &packets {
+            f.route(due + Duration::from_millis(80), p, &mut out);
+        }
+        assert_eq!(f.current_layer(SUB), Some(Layer::Half));
+        let next = due + KEYFRAME_REQUEST_INTERVAL;
+        f.handle_input(next, Input::Timeout);
+        assert!(
+            !drain(&mut f).contains(&half),
+            "the keyframe answered the request"
+        );
+        assert_eq!(f.stats().keyframe_requests, 2);
+    }
+
+    #[test]
+    fn a_viewer_with_nothing_yet_starts_on_a_lower_layers_keyframe_and_moves_up_at_its_own() {
+        let t0 = Instant::now();
+        let mut f = setup(t0);
+        let mut script = Script::new(t0);
+        let (now, packets) = script.frame([false; 3]);
+        deliver(&mut f, now, &packets);
+        f.handle_input(
+            now,
+            Input::Subscribe {
+                sub: SUB,
+                subscriber: VIEWER,
+                track: CAMERA,
+            },
+        );
+        // The target is the half layer. A quarter keyframe right away is not taken: the
+        // half one may be a packet away.
+        let (now, packets) = script.frame([true, false, false]);
+        assert!(deliver(&mut f, now, &packets).is_empty());
+        assert_eq!(f.current_layer(SUB), None);
+        // Later, with still nothing for the viewer, it is: a picture now.
+        for _ in 0..3 {
+            let (now, packets) = script.frame([false; 3]);
+            deliver(&mut f, now, &packets);
+        }
+        let (now, packets) = script.frame([true, false, false]);
+        let routes = deliver(&mut f, now, &packets);
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].0, Layer::Quarter);
+        assert_eq!(f.current_layer(SUB), Some(Layer::Quarter));
+        // The half layer's keyframe is still wanted, and switches when it comes.
+        let (now, packets) = script.frame([false; 3]);
+        let last = deliver(&mut f, now, &packets)[0].1;
+        let (now, packets) = script.frame([false, true, false]);
+        let routes = deliver(&mut f, now, &packets);
+        let layers: Vec<Layer> = routes.iter().map(|(l, _)| *l).collect();
+        assert_eq!(layers, [Layer::Quarter, Layer::Half]);
+        assert_eq!(routes[1].1.seq, last.seq + 2, "numbered on");
+        assert_eq!(f.current_layer(SUB), Some(Layer::Half));
     }
 
     #[test]
@@ -997,9 +1238,111 @@ mod tests {
     }
 
     #[test]
+    fn in_a_large_class_a_subscriber_hears_the_loudest_speakers_and_a_new_one_seamlessly() {
+        let t0 = Instant::now();
+        let selection = AudioSelection {
+            above: 3,
+            loudest: 2,
+        };
+        let mut f = Forwarder::new(t0, selection);
+        // Five speakers, each publishing a microphone the viewer subscribes to.
+        let mics: Vec<TrackId> = (0..5).map(|i| TrackId(50 + i)).collect();
+        for (i, mic) in mics.iter().enumerate() {
+            f.handle_input(
+                t0,
+                Input::Publish {
+                    track: *mic,
+                    publisher: PeerId(10 + i as u64),
+                    kind: TrackKind::Audio,
+                },
+            );
+            f.handle_input(
+                t0,
+                Input::Subscribe {
+                    sub: SubId(200 + i as u64),
+                    subscriber: VIEWER,
+                    track: *mic,
+                },
+            );
+        }
+        // 20 ms Opus packets; speakers 1 and 3 talk (-20 dBov), the others are near silent
+        // (-90 dBov); after 2 s speaker 4 starts talking louder (-10) and speaker 1 stops.
+        let heard_after =
+            |f: &mut Forwarder, from: u64, to: u64, level: &dyn Fn(usize, u64) -> u8| {
+                let mut last = HashMap::new();
+                for n in from..to {
+                    let now = t0 + Duration::from_millis(20 * n);
+                    for (i, mic) in mics.iter().enumerate() {
+                        let packet = PacketMeta {
+                            track: *mic,
+                            layer: Layer::Full,
+                            seq: 1000 * i as u64 + n,
+                            time: (960 * n) as u32 + 77 * i as u32,
+                            keyframe: false,
+                            bytes: 80,
+                            vp8: None,
+                            audio_level: Some(level(i, n)),
+                        };
+                        let mut out = Vec::new();
+                        f.route(now, &packet, &mut out);
+                        for r in out {
+                            last.insert(i, r);
+                        }
+                    }
+                    f.handle_input(now, Input::Timeout);
+                }
+                last
+            };
+        let first = heard_after(&mut f, 0, 100, &|i, _| {
+            if i == 1 || i == 3 { 20 } else { 90 }
+        });
+        // The last packets of the second second went to the two who talk, and no others.
+        let late = heard_after(&mut f, 100, 101, &|i, _| {
+            if i == 1 || i == 3 { 20 } else { 90 }
+        });
+        let mut who: Vec<usize> = late.keys().copied().collect();
+        who.sort_unstable();
+        assert_eq!(who, [1, 3]);
+        assert_eq!(f.withheld(), 3);
+        // Speaker 4 becomes the loudest and speaker 1 falls silent: within half a second 4
+        // is heard instead of 1.
+        let level = |i: usize, _| match i {
+            3 => 20,
+            4 => 10,
+            _ => 90,
+        };
+        heard_after(&mut f, 101, 126, &level);
+        let now_heard = heard_after(&mut f, 126, 127, &level);
+        let mut who: Vec<usize> = now_heard.keys().copied().collect();
+        who.sort_unstable();
+        assert_eq!(who, [3, 4]);
+        // Speaker 4's first packets were numbered from 0 on (its subscription started there
+        // when the class had only its first packet), and its resumption is numbered on and
+        // moved on in time, not a gap of the packets withheld.
+        let resumed = now_heard[&4];
+        let before = first.get(&4).copied();
+        assert!(
+            before.is_some(),
+            "heard at the very start, before the choice was made"
+        );
+        let before = before.unwrap();
+        assert!(
+            resumed.seq > before.seq && resumed.seq - before.seq < 40,
+            "{} after {}",
+            resumed.seq,
+            before.seq
+        );
+        assert!(
+            resumed.time.wrapping_sub(before.time) > 960 * 90,
+            "the clock moved on"
+        );
+        assert_eq!(f.withheld(), 3);
+    }
+
+    #[test]
     fn audio_flows_at_once_and_leaving_tracks_take_their_subscriptions() {
         let t0 = Instant::now();
-        let mut f = Forwarder::new(t0);
+        let mut f = Forwarder::new(t0, AudioSelection::default());
         let mic = TrackId(20);
         f.handle_input(
             t0,
@@ -1025,6 +1368,7 @@ mod tests {
             keyframe: false,
             bytes: 80,
             vp8: None,
+            audio_level: None,
         };
         let mut out = Vec::new();
         f.route(t0, &packet, &mut out);
@@ -1097,7 +1441,7 @@ mod tests {
     #[test]
     fn numbering_starts_within_the_first_rollover_and_a_count_that_steps_below_zero_is_dropped() {
         let t0 = Instant::now();
-        let mut f = Forwarder::new(t0);
+        let mut f = Forwarder::new(t0, AudioSelection::default());
         let mic = TrackId(20);
         f.handle_input(
             t0,
@@ -1124,6 +1468,7 @@ mod tests {
             keyframe: false,
             bytes: 80,
             vp8: None,
+            audio_level: None,
         };
         let mut out = Vec::new();
         f.route(t0, &packet(3 * 65_536 + 10), &mut out);

@@ -5,6 +5,7 @@
 //! - `peer.rs`: one client's str0m connection and its negotiation;
 //! - `shard.rs`: the thread that owns the peers and the UDP socket, and drives them;
 //! - `keyframe.rs`: where keyframes start in VP8 and H.264 payloads;
+//! - `speakers.rs`: which speakers a subscriber hears in a large class (the loudest few);
 //! - this file: the handle the Socket.IO side talks to, the configuration, the errors and the
 //!   counters `/metrics` shows.
 
@@ -12,6 +13,7 @@ mod forward;
 mod keyframe;
 mod peer;
 mod shard;
+mod speakers;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use forward::PeerId;
 pub(crate) use peer::{Signal, SignalSink};
+pub use speakers::AudioSelection;
 
 /// How the server's classes carry media (`--sfu`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
@@ -47,6 +50,8 @@ pub struct SfuConfig {
     pub public_ip: Option<IpAddr>,
     /// The largest class `auto` keeps a mesh (`--mesh-max`).
     pub mesh_max: usize,
+    /// Above how many speakers a subscriber hears only the loudest few.
+    pub audio: AudioSelection,
 }
 
 impl SfuConfig {
@@ -56,6 +61,7 @@ impl SfuConfig {
             media_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_ip: None,
             mesh_max: 4,
+            audio: AudioSelection::default(),
         }
     }
 }
@@ -93,6 +99,8 @@ pub(crate) struct SfuMetrics {
     pub(crate) packets_forwarded: AtomicU64,
     pub(crate) bytes_forwarded: AtomicU64,
     pub(crate) layer_switches: AtomicU64,
+    /// Audio subscriptions not forwarded now (their speaker is not among the loudest).
+    pub(crate) audio_withheld: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
     /// Datagrams that belong to no peer, or that no peer could read.
     pub(crate) packets_refused: AtomicU64,
@@ -103,7 +111,7 @@ pub(crate) struct SfuMetrics {
 impl SfuMetrics {
     pub(crate) fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        let counters: [(&str, &str, &AtomicU64, &str); 9] = [
+        let counters: [(&str, &str, &AtomicU64, &str); 10] = [
             (
                 "classroom_sfu_peers",
                 "gauge",
@@ -139,6 +147,12 @@ impl SfuMetrics {
                 "counter",
                 &self.layer_switches,
                 "Simulcast layer switches of subscriptions.",
+            ),
+            (
+                "classroom_sfu_audio_withheld",
+                "gauge",
+                &self.audio_withheld,
+                "Audio subscriptions not forwarded now: in a large class only the loudest speakers are.",
             ),
             (
                 "classroom_sfu_keyframe_requests_total",
@@ -227,7 +241,7 @@ impl Sfu {
         let advertised = SocketAddr::new(advertised_ip, bound.port());
         let metrics = Arc::new(SfuMetrics::default());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        shard::spawn(socket, advertised, rx, metrics.clone())?;
+        shard::spawn(socket, advertised, rx, metrics.clone(), config.audio)?;
         tracing::info!(%bound, %advertised, "SFU listening for media");
         Ok(Sfu {
             commands: tx,

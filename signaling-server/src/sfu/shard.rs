@@ -25,6 +25,7 @@ use super::forward::{
 };
 use super::keyframe::{VideoPayload, starts_keyframe};
 use super::peer::{InTrack, MAX_PUBLISHED, Peer, Signal, SignalSink};
+use super::speakers::AudioSelection;
 use super::{Command, SfuError, SfuMetrics};
 
 /// The largest datagram read (above any MTU WebRTC uses).
@@ -43,6 +44,7 @@ pub(super) fn spawn(
     advertised: SocketAddr,
     commands: mpsc::Receiver<Command>,
     metrics: Arc<SfuMetrics>,
+    audio: AudioSelection,
 ) -> Result<(), SfuError> {
     let addr = advertised;
     let io_error = |source| SfuError::Socket { addr, source };
@@ -70,7 +72,7 @@ pub(super) fn spawn(
                         return;
                     }
                 };
-                let mut shard = Shard::new(sender, advertised, metrics, Instant::now());
+                let mut shard = Shard::new(sender, advertised, metrics, audio, Instant::now());
                 run(&mut shard, socket, commands).await;
             });
         })
@@ -109,8 +111,22 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut buf = vec![0u8; DATAGRAM_BYTES];
+    // One timer, moved when the next deadline moves (not a new one per datagram).
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
     loop {
-        let deadline = shard.next_deadline();
+        let mut deadline = shard.next_deadline();
+        if deadline <= Instant::now() {
+            // Due already: handled now, not at the timer's next millisecond (str0m's pacer
+            // releases queued packets one deadline at a time, so each wait would add up).
+            shard.timeout(Instant::now());
+            shard.drive_dirty(Instant::now());
+            deadline = shard.next_deadline();
+        }
+        let wake = tokio::time::Instant::from_std(deadline);
+        if sleep.deadline() != wake {
+            sleep.as_mut().reset(wake);
+        }
         tokio::select! {
             biased;
             command = commands.recv() => match command {
@@ -118,10 +134,12 @@ async fn run(
                 None => break,
             },
             received = socket.recv_from(&mut buf) => match received {
+                // One datagram per pass: str0m's output must be drained after each input
+                // (reading a burst first loses the events of all but the last).
                 Ok((n, from)) => shard.datagram(Instant::now(), from, &buf[..n]),
                 Err(e) => tracing::debug!(error = %e, "SFU receive failed"),
             },
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+            () = &mut sleep => {
                 shard.timeout(Instant::now());
             }
         }
@@ -170,7 +188,13 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(socket: UdpSocket, local: SocketAddr, metrics: Arc<SfuMetrics>, now: Instant) -> Self {
+    fn new(
+        socket: UdpSocket,
+        local: SocketAddr,
+        metrics: Arc<SfuMetrics>,
+        audio: AudioSelection,
+        now: Instant,
+    ) -> Self {
         Shard {
             socket,
             local,
@@ -181,7 +205,7 @@ impl Shard {
             rooms: HashMap::new(),
             tracks: HashMap::new(),
             in_routes: HashMap::new(),
-            forward: Forwarder::new(now),
+            forward: Forwarder::new(now, audio),
             deadlines: BinaryHeap::new(),
             dirty: Vec::new(),
             routes: Vec::new(),
@@ -226,7 +250,10 @@ impl Shard {
         }
         if now >= self.forward.poll_timeout() {
             self.forward.handle_input(now, forward::Input::Timeout);
-            self.forward_outputs();
+            self.metrics
+                .audio_withheld
+                .store(self.forward.withheld() as u64, Ordering::Relaxed);
+            self.forward_outputs(now);
         }
     }
 
@@ -263,7 +290,7 @@ impl Shard {
                             self.forward
                                 .handle_input(now, forward::Input::Opened { sub });
                         }
-                        self.forward_outputs();
+                        self.forward_outputs(now);
                     }
                     Err(e) => self.refuse_signal(peer, &e),
                 }
@@ -308,7 +335,7 @@ impl Shard {
                         },
                     );
                 }
-                self.forward_outputs();
+                self.forward_outputs(now);
             }
             Command::Leave { peer } => self.leave(now, peer),
         }
@@ -709,10 +736,11 @@ impl Shard {
                 {
                     self.forward
                         .handle_input(now, forward::Input::KeyframeWanted { sub });
-                    self.forward_outputs();
+                    self.forward_outputs(now);
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                tracing::trace!(peer = peer.0, %estimate, "SFU downlink estimate");
                 self.forward.handle_input(
                     now,
                     forward::Input::Estimate {
@@ -720,7 +748,7 @@ impl Shard {
                         bps: estimate.as_u64(),
                     },
                 );
-                self.forward_outputs();
+                self.forward_outputs(now);
             }
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(peer = peer.0, ?state, "SFU ICE");
@@ -761,6 +789,12 @@ impl Shard {
             keyframe,
             bytes: payload.len(),
             vp8,
+            // str0m's level is -dBov (−127…0); RFC 6464's is its magnitude.
+            audio_level: packet
+                .header
+                .ext_vals
+                .audio_level
+                .map(|l| l.unsigned_abs().min(127)),
         };
         let mut routes = std::mem::take(&mut self.routes);
         routes.clear();
@@ -814,7 +848,7 @@ impl Shard {
             self.dirty.push(r.subscriber);
         }
         self.routes = routes;
-        self.forward_outputs();
+        self.forward_outputs(now);
     }
 
     /// Which track and layer an SSRC of `from` carries, and its codec.
@@ -846,7 +880,7 @@ impl Shard {
     }
 
     /// Carries out what the forwarding core decided.
-    fn forward_outputs(&mut self) {
+    fn forward_outputs(&mut self, now: Instant) {
         while let Some(output) = self.forward.poll_output() {
             match output {
                 forward::Output::RequestKeyframe {
@@ -866,6 +900,13 @@ impl Shard {
                             self.metrics
                                 .keyframe_requests
                                 .fetch_add(1, Ordering::Relaxed);
+                            // str0m writes the PLI on its next timeout; make that now rather
+                            // than at the publisher's next deadline. The pass's own `now`: str0m
+                            // must never see time go back (a later input of this pass carries
+                            // it), and a fresh clock reading here did that.
+                            if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                                tracing::debug!(publisher = publisher.0, error = %e, "SFU timeout failed");
+                            }
                         }
                         self.dirty.push(publisher);
                     }

@@ -151,7 +151,7 @@ impl Room {
                 tracing::debug!(%from, "SFU event to the in-memory relay: ignored");
             }
             // Nor the classroom controls: the server's room rules are tested on their own.
-            Outgoing::Moderate(_) | Outgoing::Reaction(_) => {
+            Outgoing::Moderate(_) | Outgoing::Reaction(_) | Outgoing::Vote(_) => {
                 tracing::debug!(%from, "classroom control to the in-memory relay: ignored");
             }
             Outgoing::MediaState(state) => {

@@ -6,7 +6,8 @@
 
 use classroom_wire::{
     ChatDeleted, ClassEnded, ClassSettings, HandQueue, JoinWaiting, Moderated, ModeratedAction,
-    Moderation, Participant, RaisedHand, Reaction, ReactionSend, Removed, WaitingRoom, WaitingUser,
+    Moderation, Participant, Poll, PollClosed, PollResults, RaisedHand, Reaction, ReactionSend,
+    Removed, Vote, WaitingRoom, WaitingUser,
 };
 use serde::Serialize;
 
@@ -26,6 +27,23 @@ pub enum ClassInput {
     HandQueue(HandQueue),
     Reaction(Reaction),
     ChatDeleted(ChatDeleted),
+    PollOpened(Poll),
+    /// Live for instructors; for everyone once an instructor publishes them.
+    PollResults(PollResults),
+    PollClosed(PollClosed),
+}
+
+/// The class's poll as we see it: the question, our answer, and the results we were shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollView {
+    pub poll: Poll,
+    /// What we chose (sent; the server may still refuse it), until the poll closes.
+    pub our_choices: Vec<usize>,
+    /// What we typed, in a typed poll.
+    pub our_text: Option<String>,
+    pub results: Option<PollResults>,
+    pub closed: bool,
 }
 
 /// What the controls show: the class's settings, our role, where we wait, and for an
@@ -46,6 +64,8 @@ pub struct ClassView {
     pub notice: Option<String>,
     /// The last reactions, newest last.
     pub reactions: Vec<Reaction>,
+    /// The poll opened last (open, or closed with its results), if any.
+    pub poll: Option<PollView>,
 }
 
 /// Reactions kept for the window.
@@ -63,9 +83,28 @@ impl ClassView {
             }
     }
 
+    /// The poll of this id, if it is the one we show.
+    fn poll_mut(&mut self, poll_id: &str) -> Option<&mut PollView> {
+        self.poll
+            .as_mut()
+            .filter(|view| view.poll.poll_id == poll_id)
+    }
+
     pub(crate) fn learn_role(&mut self, me: &Participant) {
         self.is_instructor = me.is_instructor;
         self.co_instructor = me.co_instructor;
+    }
+}
+
+impl PollView {
+    fn new(poll: Poll) -> Self {
+        PollView {
+            poll,
+            our_choices: Vec::new(),
+            our_text: None,
+            results: None,
+            closed: false,
+        }
     }
 }
 
@@ -135,6 +174,18 @@ impl Session {
             ClassInput::ChatDeleted(ChatDeleted { message_id }) => {
                 self.chat.retain(|m| m.id != message_id);
             }
+            ClassInput::PollOpened(poll) => self.class.poll = Some(PollView::new(poll)),
+            ClassInput::PollResults(results) => {
+                if let Some(view) = self.class.poll_mut(&results.poll_id) {
+                    view.closed |= results.closed;
+                    view.results = Some(results);
+                }
+            }
+            ClassInput::PollClosed(PollClosed { poll_id }) => {
+                if let Some(view) = self.class.poll_mut(&poll_id) {
+                    view.closed = true;
+                }
+            }
         }
     }
 
@@ -144,8 +195,15 @@ impl Session {
         settings: ClassSettings,
         waiting_room: Option<WaitingRoom>,
         hand_queue: Option<HandQueue>,
+        poll: Option<Poll>,
         me: Option<&Participant>,
     ) {
+        // The poll open now (a rejoin keeps our answer to it).
+        self.class.poll = match (poll, self.class.poll.take()) {
+            (Some(poll), Some(ours)) if ours.poll.poll_id == poll.poll_id => Some(ours),
+            (Some(poll), _) => Some(PollView::new(poll)),
+            (None, _) => None,
+        };
         self.class.waiting_position = None;
         self.class.settings = settings;
         self.class.waiting_room = waiting_room.map(|w| w.waiting).unwrap_or_default();
@@ -219,6 +277,30 @@ impl Session {
             return;
         }
         actions.push(Action::Emit(Outgoing::Moderate(moderation)));
+    }
+
+    /// Our answer to the open poll: the options chosen (indices), or the words of a typed
+    /// poll; an empty answer is not sent.
+    pub(super) fn vote(
+        &mut self,
+        choices: Vec<usize>,
+        text: Option<String>,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(view) = self.class.poll.as_mut().filter(|view| !view.closed) else {
+            return;
+        };
+        let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if !self.joined || (choices.is_empty() && text.is_none()) {
+            return;
+        }
+        view.our_choices = choices.clone();
+        view.our_text = text.clone();
+        actions.push(Action::Emit(Outgoing::Vote(Vote {
+            poll_id: view.poll.poll_id.clone(),
+            choices,
+            text,
+        })));
     }
 
     pub(super) fn react(&mut self, emoji: String, actions: &mut Vec<Action>) {

@@ -1225,3 +1225,109 @@ fn controls_go_to_our_server_only() {
         ))]
     );
 }
+
+fn a_poll(poll_id: &str) -> classroom_wire::Poll {
+    classroom_wire::Poll {
+        poll_id: poll_id.to_owned(),
+        question: "Which planet is largest?".to_owned(),
+        kind: classroom_wire::PollKind::Single,
+        options: vec!["Mars".into(), "Jupiter".into(), "Venus".into()],
+        anonymous: false,
+        quiz: false,
+        opened_at: 0,
+    }
+}
+
+fn results(poll_id: &str, totals: Vec<u32>, closed: bool) -> classroom_wire::PollResults {
+    classroom_wire::PollResults {
+        poll_id: poll_id.to_owned(),
+        question: "Which planet is largest?".to_owned(),
+        options: vec!["Mars".into(), "Jupiter".into(), "Venus".into()],
+        voters: totals.iter().sum(),
+        totals,
+        answers: vec![],
+        texts: vec![],
+        correct: None,
+        closed,
+    }
+}
+
+#[test]
+fn a_poll_is_shown_answered_once_per_choice_and_closed() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["grace"]));
+    s.handle(t, class(ClassInput::PollOpened(a_poll("p1"))));
+    let view = s.snapshot().class.poll.expect("the poll is shown");
+    assert_eq!((view.poll.poll_id.as_str(), view.closed), ("p1", false));
+    let actions = s.handle(
+        t,
+        Input::Command(Command::Vote {
+            choices: vec![1],
+            text: None,
+        }),
+    );
+    assert_eq!(
+        actions,
+        vec![Action::Emit(Outgoing::Vote(classroom_wire::Vote {
+            poll_id: "p1".into(),
+            choices: vec![1],
+            text: None,
+        }))]
+    );
+    assert_eq!(s.snapshot().class.poll.unwrap().our_choices, [1]);
+    // Results of another poll are not this one's.
+    s.handle(
+        t,
+        class(ClassInput::PollResults(results("p0", vec![1, 0, 0], true))),
+    );
+    assert_eq!(s.snapshot().class.poll.unwrap().results, None);
+    s.handle(
+        t,
+        class(ClassInput::PollClosed(classroom_wire::PollClosed {
+            poll_id: "p1".into(),
+        })),
+    );
+    assert!(s.snapshot().class.poll.unwrap().closed);
+    assert!(
+        s.handle(
+            t,
+            Input::Command(Command::Vote {
+                choices: vec![0],
+                text: None,
+            })
+        )
+        .is_empty(),
+        "a closed poll takes no vote"
+    );
+    s.handle(
+        t,
+        class(ClassInput::PollResults(results("p1", vec![2, 5, 1], true))),
+    );
+    let shown = s.snapshot().class.poll.unwrap().results.unwrap();
+    assert_eq!((shown.totals, shown.voters), (vec![2, 5, 1], 8));
+}
+
+#[test]
+fn a_rejoin_keeps_our_answer_to_the_poll_still_open() {
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["grace"]));
+    s.handle(t, class(ClassInput::PollOpened(a_poll("p1"))));
+    s.handle(
+        t,
+        Input::Command(Command::Vote {
+            choices: vec![2],
+            text: None,
+        }),
+    );
+    let Input::Joined(mut again) = joined("ada", &["grace"]) else {
+        unreachable!()
+    };
+    again.poll = Some(a_poll("p1"));
+    s.handle(t, Input::Joined(again.clone()));
+    assert_eq!(s.snapshot().class.poll.unwrap().our_choices, [2]);
+    again.poll = None;
+    s.handle(t, Input::Joined(again));
+    assert_eq!(s.snapshot().class.poll, None, "no poll open: none shown");
+}

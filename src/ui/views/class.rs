@@ -3,7 +3,7 @@
 
 use egui::{Align, Color32, Layout, Rect, RichText, vec2};
 
-use super::{Palette, ViewContext, badge, chat, people, settings, tiles};
+use super::{Palette, ViewContext, badge, chat, people, poll, settings, tiles};
 use crate::call::pictures::PictureKey;
 use crate::types::Source;
 use crate::ui::model::{Panel, UiAction, UiModel, grid_shape};
@@ -43,6 +43,7 @@ pub fn show(
             .show(ui, |ui| match panel {
                 Panel::Chat => chat::show(ui, model, view, actions),
                 Panel::People => people::show(ui, model, actions),
+                Panel::Poll => poll::show(ui, model, actions),
                 Panel::Settings => {
                     egui::ScrollArea::vertical()
                         .auto_shrink([false, false])
@@ -298,7 +299,9 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
     ui.horizontal(|ui| {
         // As wide as the window allows, up to 104 points; the bar is centred.
         let spacing = ui.spacing().item_spacing.x;
-        let buttons = CONTROL_BUTTONS - if model.managed.chat { 0.0 } else { 1.0 };
+        let (poll_offered, poll_waiting) = poll::offered(model);
+        let buttons = CONTROL_BUTTONS - if model.managed.chat { 0.0 } else { 1.0 }
+            + if poll_offered { 1.0 } else { 0.0 };
         let available = ui.available_width() - CONTROL_GAP - spacing * (buttons - 1.0) - 8.0;
         let width = (available / buttons).clamp(64.0, 104.0);
         let used = width * buttons + spacing * (buttons - 1.0) + CONTROL_GAP;
@@ -421,6 +424,22 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         .clicked()
         {
             actions.push(UiAction::TogglePanel(Panel::People));
+        }
+        if poll_offered {
+            let poll = control(
+                ui,
+                width,
+                "Poll",
+                model.class.panel == Some(Panel::Poll),
+                false,
+                "The class's poll",
+            );
+            if model.class.panel != Some(Panel::Poll) {
+                badge(ui.painter(), poll.rect, usize::from(poll_waiting));
+            }
+            if poll.clicked() {
+                actions.push(UiAction::TogglePanel(Panel::Poll));
+            }
         }
         if control(
             ui,

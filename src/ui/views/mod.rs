@@ -5,6 +5,7 @@ pub mod chat;
 pub mod class;
 pub(crate) mod icons;
 pub mod people;
+pub mod poll;
 pub mod prejoin;
 pub mod settings;
 pub mod start;
