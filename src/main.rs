@@ -220,10 +220,10 @@ fn main() -> anyhow::Result<()> {
     let (link, args) = split_link(std::env::args_os().collect());
     let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
-        .with_env_filter(
+        .with_env_filter(classroom_signaling::quiet_declined_events(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        ))
         .with_writer(std::io::stderr)
         .init();
     if let Some(AppCommand::Config(ConfigCommand::Show { root, json })) = &cli.command {

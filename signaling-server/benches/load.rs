@@ -459,13 +459,23 @@ fn stamp_of(t: &str) -> Option<u64> {
     rest[..rest.find('"')?].parse().ok()
 }
 
-/// What the flooder sent and heard back: events sent, `rate-limited` errors, and whether its
-/// socket held.
+/// What the flooder sent and heard back: events sent, `rate-limited` errors, and when the
+/// server closed its connection, if it did.
 struct Flooded {
+    started: Instant,
     sent: Cell<u64>,
     refusals_told: Cell<u64>,
     refused_counted: Cell<u64>,
-    closed: Cell<bool>,
+    closed_after: Cell<Option<Duration>>,
+}
+
+impl Flooded {
+    /// The connection ended: its reading side saw the end, or a write failed.
+    fn closed(&self) {
+        if self.closed_after.get().is_none() {
+            self.closed_after.set(Some(self.started.elapsed()));
+        }
+    }
 }
 
 /// `media-state` events, a thousand to a flush, as fast as the socket takes them, until told
@@ -494,7 +504,7 @@ async fn flooder(ws: Ws, flooded: Rc<Flooded>, stop: Rc<Notify>) {
                     }
                 }
             }
-            flooded.closed.set(true);
+            flooded.closed();
         }
     };
     let sending = {
@@ -507,11 +517,11 @@ async fn flooder(ws: Ws, flooded: Rc<Flooded>, stop: Rc<Notify>) {
                         .await
                         .is_err()
                     {
-                        return;
+                        return flooded.closed();
                     }
                 }
                 if tx.flush().await.is_err() {
-                    return;
+                    return flooded.closed();
                 }
                 flooded.sent.set(flooded.sent.get() + 1000);
                 // Let the relaying pairs' tasks run between batches: the load generator's
@@ -537,7 +547,8 @@ struct FloodFigures {
     flood_rate: f64,
     refusals_told: u64,
     refused_counted: u64,
-    flooder_closed: bool,
+    /// When the server closed the flooder's connection, from the flood's start.
+    flooder_closed_after: Option<Duration>,
     usage: Usage,
 }
 
@@ -574,10 +585,11 @@ async fn flood(kind: Kind, dir: &std::path::Path, o: &Options) -> FloodFigures {
     let mut before = std::mem::take(&mut *run.latencies.borrow_mut());
 
     let flooded = Rc::new(Flooded {
+        started: Instant::now(),
         sent: Cell::new(0),
         refusals_told: Cell::new(0),
         refused_counted: Cell::new(0),
-        closed: Cell::new(false),
+        closed_after: Cell::new(None),
     });
     let stop_flood = Rc::new(Notify::new());
     let meter = Meter::start(server.pid);
@@ -599,10 +611,17 @@ async fn flood(kind: Kind, dir: &std::path::Path, o: &Options) -> FloodFigures {
         during_p99_ms: ms(percentile(&mut during, 0.99)),
         relayed_during: during.len(),
         flood_sent: flooded.sent.get(),
-        flood_rate: flooded.sent.get() as f64 / o.flood_seconds as f64,
+        // Over the time it could send.
+        flood_rate: flooded.sent.get() as f64
+            / flooded
+                .closed_after
+                .get()
+                .unwrap_or(Duration::from_secs(o.flood_seconds))
+                .as_secs_f64()
+                .max(1e-3),
         refusals_told: flooded.refusals_told.get(),
         refused_counted: flooded.refused_counted.get(),
-        flooder_closed: flooded.closed.get(),
+        flooder_closed_after: flooded.closed_after.get(),
         usage,
     }
 }
@@ -670,10 +689,12 @@ fn report(kind: Kind, f: &Figures, o: &Options) -> serde_json::Value {
         fl.flood_rate,
         fl.refusals_told,
         fl.refused_counted,
-        if fl.flooder_closed {
-            "; the server closed the flooder's connection"
-        } else {
-            ""
+        match fl.flooder_closed_after {
+            Some(after) => format!(
+                "; the server closed the flooder's connection after {} ms",
+                after.as_millis()
+            ),
+            None => "; the flooder stayed connected".to_owned(),
         },
         fl.usage.server_cpu * 100.0,
         fl.usage.loadgen_cpu * 100.0,
@@ -687,7 +708,7 @@ fn report(kind: Kind, f: &Figures, o: &Options) -> serde_json::Value {
     serde_json::json!({
         "joins": { "joined": j.joined, "failed": j.failed, "p50_ms": j.p50_ms, "p99_ms": j.p99_ms, "max_ms": j.max_ms, "server_cpu": j.usage.server_cpu },
         "chat": { "members": c.members, "sent": c.sent, "delivered": c.delivered, "lost": c.lost, "reordered": c.reordered, "errors": c.errors, "p50_ms": c.p50_ms, "p99_ms": c.p99_ms, "server_cpu": c.usage.server_cpu },
-        "flood": { "before_p99_ms": fl.before_p99_ms, "during_p50_ms": fl.during_p50_ms, "during_p99_ms": fl.during_p99_ms, "relayed": fl.relayed_during, "flood_per_s": fl.flood_rate, "flooder_closed": fl.flooder_closed, "server_cpu": fl.usage.server_cpu },
+        "flood": { "before_p99_ms": fl.before_p99_ms, "during_p50_ms": fl.during_p50_ms, "during_p99_ms": fl.during_p99_ms, "relayed": fl.relayed_during, "flood_per_s": fl.flood_rate, "flooder_closed_after_ms": fl.flooder_closed_after.map(|d| d.as_secs_f64() * 1e3), "server_cpu": fl.usage.server_cpu },
     })
 }
 

@@ -118,6 +118,10 @@ pub struct Limits {
     pub chat_history_len: usize,
     /// Chat older than this is deleted (0: kept for ever).
     pub chat_retention_days: u64,
+    /// Where sessions are made on first join (development mode, no enrollment hook): what a
+    /// session that is no class leaves behind (chat, polls, bars) is deleted once nothing
+    /// happened in it for this long and nobody is in it (0: kept, as chat is).
+    pub ad_hoc_retention_hours: u64,
 }
 
 impl Default for Limits {
@@ -142,6 +146,7 @@ impl Default for Limits {
             chat_burst: 10.0,
             chat_history_len: 50,
             chat_retention_days: 180,
+            ad_hoc_retention_hours: 24,
         }
     }
 }
@@ -284,6 +289,7 @@ pub struct FileLimits {
     pub chat_burst: Option<f64>,
     pub chat_history_len: Option<usize>,
     pub chat_retention_days: Option<u64>,
+    pub ad_hoc_retention_hours: Option<u64>,
 }
 
 impl FileConfig {
@@ -429,6 +435,9 @@ impl ServerConfig {
         }
         if let Some(v) = limits.chat_retention_days {
             l.chat_retention_days = v;
+        }
+        if let Some(v) = limits.ad_hoc_retention_hours {
+            l.ad_hoc_retention_hours = v;
         }
     }
 

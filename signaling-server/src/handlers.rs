@@ -25,7 +25,7 @@ use crate::admission::Slot;
 use crate::auth::{HandshakeIdentity, Identity, identity_for_join, turn_credentials};
 use crate::error::Refusal;
 use crate::limits::{RateDecision, RateKey, SharedRate, check_text};
-use crate::order::{EventQueue, FLOOD_REFUSALS, MAX_WAITING, Place, Refused, Turn};
+use crate::order::{EventQueue, FLOOD_REFUSALS, MAX_WAITING, Place, Refused, Ticket, Turn};
 use crate::room_rules::{self, JoinKind, Left, NotAdmitted, Notice, Now, Output, not_joined};
 use crate::rooms::{Room, emit_to_all};
 use crate::sfu::{self, PeerId, Signal};
@@ -33,6 +33,8 @@ use crate::state::AppState;
 
 /// Per-socket state, kept in the socket's extensions.
 pub struct Connection {
+    /// The server, for answering an event refused on arrival ([`Arrival`]).
+    state: Arc<AppState>,
     /// This connection's place in the server's count (freed with the connection).
     _slot: Slot,
     handshake: HandshakeIdentity,
@@ -47,22 +49,25 @@ pub struct Connection {
 
 impl Connection {
     fn new(
+        state: Arc<AppState>,
         slot: Slot,
         handshake: HandshakeIdentity,
-        limits: &crate::config::Limits,
         shared: [Option<SharedRate>; 2],
     ) -> Self {
+        let limits = &state.config.limits;
+        let events = EventQueue::new(
+            limits.events_per_second,
+            limits.event_burst,
+            Instant::now(),
+            shared,
+        );
         Connection {
+            state,
             _slot: slot,
             handshake,
             joined: Mutex::new(None),
             waiting: Mutex::new(None),
-            events: EventQueue::new(
-                limits.events_per_second,
-                limits.event_burst,
-                Instant::now(),
-                shared,
-            ),
+            events,
             gone: Notify::new(),
         }
     }
@@ -114,31 +119,59 @@ impl Connection {
 /// An event's place in its socket's order (`order.rs`), taken synchronously while socketioxide
 /// dispatches the event, with the rate limit applied there. It must be a handler's last
 /// extractor: one that failed after it would hold the turn it may have been given.
+///
+/// An event refused on arrival is answered here, synchronously, and the extractor fails, so
+/// socketioxide spawns no task for it: a flood costs a parse and a lock per event, not a task
+/// (at 360,000 events a second the tasks outran the runtime and delayed every other socket's).
 pub(crate) struct Arrival {
     conn: Arc<Connection>,
-    place: Place,
+    ticket: Ticket,
 }
 
+/// Why an event got no handler task. socketioxide logs an extractor's failure at error level,
+/// once per event: `main.rs` turns that log off, and these are counted and answered instead.
 #[derive(Debug, thiserror::Error)]
-#[error("socket has no connection state")]
-pub(crate) struct NoConnectionState;
+pub(crate) enum NotHandled {
+    #[error("socket has no connection state")]
+    NoConnectionState,
+    #[error("refused on arrival (answered to the client)")]
+    Refused,
+    #[error("sent after a flood cut the socket off (dropped)")]
+    Dropped,
+}
 
 impl FromMessageParts<LocalAdapter> for Arrival {
-    type Error = NoConnectionState;
+    type Error = NotHandled;
 
     fn from_message_parts(
         s: &Arc<socketioxide::socket::Socket<LocalAdapter>>,
-        _: &mut socketioxide::handler::Value,
-        _: &Option<i64>,
+        v: &mut socketioxide::handler::Value,
+        ack_id: &Option<i64>,
     ) -> Result<Self, Self::Error> {
         let conn = s
             .extensions
             .get::<Arc<Connection>>()
-            .ok_or(NoConnectionState)?;
-        Ok(Arrival {
-            place: conn.events.arrive(Instant::now()),
-            conn,
-        })
+            .ok_or(NotHandled::NoConnectionState)?;
+        match conn.events.arrive(Instant::now()) {
+            Place::Queued(ticket) => Ok(Arrival { conn, ticket }),
+            Place::Refused(Refused::Closing) => {
+                conn.state
+                    .metrics
+                    .flood_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(NotHandled::Dropped)
+            }
+            Place::Refused(refused) => {
+                let name = match Event::from_message_parts(s, v, ack_id) {
+                    Ok(Event(name)) => name,
+                    Err(_) => String::from("other"),
+                };
+                let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
+                let socket = SocketRef::from(s.clone());
+                refuse_on_arrival(&conn.state, &socket, &name, ack, refused);
+                Err(NotHandled::Refused)
+            }
+        }
     }
 }
 
@@ -259,9 +292,9 @@ fn check_handshake(
         HandshakeIdentity::Anonymous => None,
     };
     let conn = Arc::new(Connection::new(
+        state.clone(),
         slot,
         handshake,
-        &state.config.limits,
         [by_address, by_user],
     ));
     s.extensions.insert(conn.clone());
@@ -277,8 +310,13 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
     let st = state.clone();
-    s.on(event::JOIN_SESSION, async move |s: SocketRef, TryData(d): TryData<JoinSession>, ack: AckSender, arrival: Arrival| {
-        if let Some((conn, ack, _turn)) = admit(&st, &s, event::JOIN_SESSION, ack, arrival).await {
+    s.on(
+        event::JOIN_SESSION,
+        async move |s: SocketRef,
+                    TryData(d): TryData<JoinSession>,
+                    ack: AckSender,
+                    arrival: Arrival| {
+            let (conn, ack, _turn) = admit(&st, event::JOIN_SESSION, ack, arrival).await;
             let result = match d {
                 Ok(join) => join_session(&st, &s, &conn, join).await,
                 Err(e) => Err(invalid(event::JOIN_SESSION, &e)),
@@ -296,31 +334,29 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                 }
                 Err(r) => refuse(&st, &s, Some(ack), event::JOIN_SESSION, r),
             }
-        }
-    });
+        },
+    );
 
     // The pre-join connection test asks which ICE servers it would get, before joining.
     let st = state.clone();
     s.on(
         event::ICE_SERVERS,
         async move |s: SocketRef, ack: AckSender, arrival: Arrival| {
-            if let Some((conn, ack, _turn)) = admit(&st, &s, event::ICE_SERVERS, ack, arrival).await
-            {
-                // A token names its user; in development mode the connection stands in.
-                let user_id = match &conn.handshake {
-                    HandshakeIdentity::Token { identity, .. } => identity.user_id.clone(),
-                    HandshakeIdentity::Anonymous => format!("guest-{}", s.id),
-                };
-                let reply = classroom_wire::IceServersReply {
-                    ice_servers: ice_servers_lasting(
-                        &st,
-                        &user_id,
-                        &conn,
-                        CONNECTION_TEST_CREDENTIAL_TTL.min(st.config.turn_credential_ttl),
-                    ),
-                };
-                let _ = ack.send(&Ack::ok(&reply));
-            }
+            let (conn, ack, _turn) = admit(&st, event::ICE_SERVERS, ack, arrival).await;
+            // A token names its user; in development mode the connection stands in.
+            let user_id = match &conn.handshake {
+                HandshakeIdentity::Token { identity, .. } => identity.user_id.clone(),
+                HandshakeIdentity::Anonymous => format!("guest-{}", s.id),
+            };
+            let reply = classroom_wire::IceServersReply {
+                ice_servers: ice_servers_lasting(
+                    &st,
+                    &user_id,
+                    &conn,
+                    CONNECTION_TEST_CREDENTIAL_TTL.min(st.config.turn_credential_ttl),
+                ),
+            };
+            let _ = ack.send(&Ack::ok(&reply));
         },
     );
 
@@ -328,15 +364,12 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     s.on(
         event::LEAVE_SESSION,
         async move |s: SocketRef, ack: AckSender, arrival: Arrival| {
-            if let Some((conn, ack, _turn)) =
-                admit(&st, &s, event::LEAVE_SESSION, ack, arrival).await
-            {
-                match leave(&st, &conn, LeaveReason::Left) {
-                    true => {
-                        let _ = ack.send(&Ack::ok(Empty {}));
-                    }
-                    false => refuse(&st, &s, Some(ack), event::LEAVE_SESSION, not_joined()),
+            let (conn, ack, _turn) = admit(&st, event::LEAVE_SESSION, ack, arrival).await;
+            match leave(&st, &conn, LeaveReason::Left) {
+                true => {
+                    let _ = ack.send(&Ack::ok(Empty {}));
                 }
+                false => refuse(&st, &s, Some(ack), event::LEAVE_SESSION, not_joined()),
             }
         },
     );
@@ -348,9 +381,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<OfferToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let Some((conn, ack, _turn)) = admit(&st, &s, event::OFFER, ack, arrival).await else {
-                return;
-            };
+            let (conn, ack, _turn) = admit(&st, event::OFFER, ack, arrival).await;
             relay(
                 &st,
                 &s,
@@ -380,9 +411,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<AnswerToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let Some((conn, ack, _turn)) = admit(&st, &s, event::ANSWER, ack, arrival).await else {
-                return;
-            };
+            let (conn, ack, _turn) = admit(&st, event::ANSWER, ack, arrival).await;
             relay(
                 &st,
                 &s,
@@ -417,10 +446,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<IceCandidateToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let Some((conn, ack, _turn)) = admit(&st, &s, event::ICE_CANDIDATE, ack, arrival).await
-            else {
-                return;
-            };
+            let (conn, ack, _turn) = admit(&st, event::ICE_CANDIDATE, ack, arrival).await;
             relay(
                 &st,
                 &s,
@@ -464,10 +490,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<VideoRequestToPeer>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let Some((conn, ack, _turn)) = admit(&st, &s, event::VIDEO_REQUEST, ack, arrival).await
-            else {
-                return;
-            };
+            let (conn, ack, _turn) = admit(&st, event::VIDEO_REQUEST, ack, arrival).await;
             let on_sfu = conn
                 .joined
                 .lock()
@@ -533,9 +556,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                         TryData(d): TryData<SfuDescription>,
                         ack: AckSender,
                         arrival: Arrival| {
-                let Some((conn, ack, _turn)) = admit(&st, &s, name, ack, arrival).await else {
-                    return;
-                };
+                let (conn, ack, _turn) = admit(&st, name, ack, arrival).await;
                 let kind = if name == event::SFU_OFFER {
                     SdpKind::Offer
                 } else {
@@ -576,10 +597,7 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<SfuCandidate>,
                     ack: AckSender,
                     arrival: Arrival| {
-            let Some((conn, ack, _turn)) = admit(&st, &s, event::SFU_CANDIDATE, ack, arrival).await
-            else {
-                return;
-            };
+            let (conn, ack, _turn) = admit(&st, event::SFU_CANDIDATE, ack, arrival).await;
             let result = d
                 .map_err(|e| invalid(event::SFU_CANDIDATE, &e))
                 .and_then(|d| {
@@ -617,17 +635,15 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<MediaState>,
                     ack: AckSender,
                     arrival: Arrival| {
-            if let Some((conn, ack, _turn)) = admit(&st, &s, event::MEDIA_STATE, ack, arrival).await
-            {
-                let result = d
-                    .map_err(|e| invalid(event::MEDIA_STATE, &e))
-                    .and_then(|m| update_media_state(&st, &conn, m));
-                match result {
-                    Ok(participant) => {
-                        let _ = ack.send(&Ack::ok(MediaStateAck { participant }));
-                    }
-                    Err(r) => refuse(&st, &s, Some(ack), event::MEDIA_STATE, r),
+            let (conn, ack, _turn) = admit(&st, event::MEDIA_STATE, ack, arrival).await;
+            let result = d
+                .map_err(|e| invalid(event::MEDIA_STATE, &e))
+                .and_then(|m| update_media_state(&st, &conn, m));
+            match result {
+                Ok(participant) => {
+                    let _ = ack.send(&Ack::ok(MediaStateAck { participant }));
                 }
+                Err(r) => refuse(&st, &s, Some(ack), event::MEDIA_STATE, r),
             }
         },
     );
@@ -639,19 +655,16 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<ChatSend>,
                     ack: AckSender,
                     arrival: Arrival| {
-            if let Some((conn, ack, _turn)) =
-                admit(&st, &s, event::CHAT_MESSAGE, ack, arrival).await
-            {
-                let result = match d {
-                    Ok(c) => send_chat(&st, &conn, c).await,
-                    Err(e) => Err(invalid(event::CHAT_MESSAGE, &e)),
-                };
-                match result {
-                    Ok(message) => {
-                        let _ = ack.send(&Ack::ok(ChatAck { message }));
-                    }
-                    Err(r) => refuse(&st, &s, Some(ack), event::CHAT_MESSAGE, r),
+            let (conn, ack, _turn) = admit(&st, event::CHAT_MESSAGE, ack, arrival).await;
+            let result = match d {
+                Ok(c) => send_chat(&st, &conn, c).await,
+                Err(e) => Err(invalid(event::CHAT_MESSAGE, &e)),
+            };
+            match result {
+                Ok(message) => {
+                    let _ = ack.send(&Ack::ok(ChatAck { message }));
                 }
+                Err(r) => refuse(&st, &s, Some(ack), event::CHAT_MESSAGE, r),
             }
         },
     );
@@ -663,20 +676,19 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<Moderation>,
                     ack: AckSender,
                     arrival: Arrival| {
-            if let Some((conn, ack, _turn)) = admit(&st, &s, event::MODERATE, ack, arrival).await {
-                let mut ack = Some(ack);
-                let result = d.map_err(|e| invalid(event::MODERATE, &e)).and_then(|m| {
-                    // Acknowledged before the action is carried out: ending the class closes
-                    // this connection too.
-                    moderate(&st, &conn, m, || {
-                        if let Some(ack) = ack.take() {
-                            let _ = ack.send(&Ack::ok(Empty {}));
-                        }
-                    })
-                });
-                if let Err(r) = result {
-                    refuse(&st, &s, ack.take(), event::MODERATE, r);
-                }
+            let (conn, ack, _turn) = admit(&st, event::MODERATE, ack, arrival).await;
+            let mut ack = Some(ack);
+            let result = d.map_err(|e| invalid(event::MODERATE, &e)).and_then(|m| {
+                // Acknowledged before the action is carried out: ending the class closes
+                // this connection too.
+                moderate(&st, &conn, m, || {
+                    if let Some(ack) = ack.take() {
+                        let _ = ack.send(&Ack::ok(Empty {}));
+                    }
+                })
+            });
+            if let Err(r) = result {
+                refuse(&st, &s, ack.take(), event::MODERATE, r);
             }
         },
     );
@@ -685,16 +697,15 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     s.on(
         event::VOTE,
         async move |s: SocketRef, TryData(d): TryData<Vote>, ack: AckSender, arrival: Arrival| {
-            if let Some((conn, ack, _turn)) = admit(&st, &s, event::VOTE, ack, arrival).await {
-                let result = d
-                    .map_err(|e| invalid(event::VOTE, &e))
-                    .and_then(|v| send_vote(&st, &conn, v));
-                match result {
-                    Ok(()) => {
-                        let _ = ack.send(&Ack::ok(Empty {}));
-                    }
-                    Err(r) => refuse(&st, &s, Some(ack), event::VOTE, r),
+            let (conn, ack, _turn) = admit(&st, event::VOTE, ack, arrival).await;
+            let result = d
+                .map_err(|e| invalid(event::VOTE, &e))
+                .and_then(|v| send_vote(&st, &conn, v));
+            match result {
+                Ok(()) => {
+                    let _ = ack.send(&Ack::ok(Empty {}));
                 }
+                Err(r) => refuse(&st, &s, Some(ack), event::VOTE, r),
             }
         },
     );
@@ -706,16 +717,15 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
                     TryData(d): TryData<ReactionSend>,
                     ack: AckSender,
                     arrival: Arrival| {
-            if let Some((conn, ack, _turn)) = admit(&st, &s, event::REACTION, ack, arrival).await {
-                let result = d
-                    .map_err(|e| invalid(event::REACTION, &e))
-                    .and_then(|r| send_reaction(&conn, r));
-                match result {
-                    Ok(()) => {
-                        let _ = ack.send(&Ack::ok(Empty {}));
-                    }
-                    Err(r) => refuse(&st, &s, Some(ack), event::REACTION, r),
+            let (conn, ack, _turn) = admit(&st, event::REACTION, ack, arrival).await;
+            let result = d
+                .map_err(|e| invalid(event::REACTION, &e))
+                .and_then(|r| send_reaction(&conn, r));
+            match result {
+                Ok(()) => {
+                    let _ = ack.send(&Ack::ok(Empty {}));
                 }
+                Err(r) => refuse(&st, &s, Some(ack), event::REACTION, r),
             }
         },
     );
@@ -723,10 +733,9 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     let st = state.clone();
     s.on_fallback(
         async move |s: SocketRef, Event(name): Event, ack: AckSender, arrival: Arrival| {
-            if let Some((_conn, ack, _turn)) = admit(&st, &s, "other", ack, arrival).await {
-                let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
-                refuse(&st, &s, Some(ack), &name, r);
-            }
+            let (_conn, ack, _turn) = admit(&st, "other", ack, arrival).await;
+            let r = Refusal::new(ErrorCode::UnknownEvent, format!("unknown event {name:?}"));
+            refuse(&st, &s, Some(ack), &name, r);
         },
     );
 
@@ -746,27 +755,19 @@ fn register_events(state: &Arc<AppState>, s: &SocketRef) {
     });
 }
 
-/// Counts the event and waits for its turn; an event refused on arrival (over the rate, or too
-/// many waiting) is answered at once: the ack (if asked for) gets the error, and the `error`
-/// event goes out at most once a second with the count of refusals.
+/// Counts the event and waits for its turn (an event refused on arrival never gets here: its
+/// [`Arrival`] answered it).
 async fn admit(
     state: &AppState,
-    s: &SocketRef,
     name: &'static str,
     ack: AckSender,
     arrival: Arrival,
-) -> Option<(Arc<Connection>, AckSender, Turn)> {
+) -> (Arc<Connection>, AckSender, Turn) {
     state.metrics.event(name);
     // The connection the extractor looked up: no second lookup in the socket's extensions.
-    let Arrival { conn, place } = arrival;
+    let Arrival { conn, ticket } = arrival;
     // Only the ticket is awaited: the future every event's task carries stays small.
-    match place {
-        Place::Queued(ticket) => Some((conn, ack, ticket.await)),
-        Place::Refused(refused) => {
-            refuse_on_arrival(state, s, name, ack, refused);
-            None
-        }
-    }
+    (conn, ack, ticket.await)
 }
 
 /// Answers an event refused on arrival: its ack (if asked for) gets the error, and the `error`
@@ -774,14 +775,15 @@ async fn admit(
 fn refuse_on_arrival(
     state: &AppState,
     s: &SocketRef,
-    name: &'static str,
+    name: &str,
     ack: AckSender,
     refused: Refused,
 ) {
+    state.metrics.event(name);
     let limits = &state.config.limits;
     let (decision, why) = match refused {
         Refused::Flood => return cut_off(state, s, name, ack),
-        // After the flood's notice: its socket is closing.
+        // After the flood's notice: its socket is closing (the extractor counts these).
         Refused::Closing => return,
         Refused::Rate(decision) => (
             decision,
@@ -845,10 +847,17 @@ fn cut_off(state: &AppState, s: &SocketRef, name: &str, ack: AckSender) {
     let _ = ack.send(&Ack::<Empty>::err(body));
     // A moment for the notice to reach a polling client (its next poll) before the session
     // ends; meanwhile whatever the socket sends is dropped on arrival.
+    // The disconnect leaves the namespace; the flood's next event then finds no socket and
+    // socketioxide closes the transport under it.
     let socket = s.clone();
     tokio::spawn(async move {
         tokio::time::sleep(FLOOD_NOTICE_GRACE).await;
-        let _ = socket.disconnect();
+        let sid = socket.id;
+        if let Err(e) = socket.disconnect() {
+            // Its send queue is full: it reads nothing, so its heartbeat goes unanswered and
+            // times out; until then what it sends is dropped on arrival.
+            tracing::debug!(%sid, error = %e, "flooding socket not disconnected yet");
+        }
     });
 }
 

@@ -30,6 +30,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use crate::config::ServerConfig;
+
+/// Turns off socketioxide's error line for an event whose handler was not run: it logs one per
+/// event, and the server declines events on purpose (refused on arrival, or sent by a socket cut
+/// off for flooding), answering and counting them itself. Every binary that runs the server
+/// adds this to its log filter.
+pub fn quiet_declined_events(
+    filter: tracing_subscriber::EnvFilter,
+) -> tracing_subscriber::EnvFilter {
+    match "socketioxide::handler::message=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
 pub use crate::error::ServerError;
 use crate::state::AppState;
 
@@ -110,24 +123,59 @@ pub async fn serve(
     serve_prepared(prepare(config)?, listener, shutdown).await
 }
 
-/// Deletes chat past its retention now, then once a day (`--chat-retention-days`).
-async fn prune_chat_daily(state: Arc<AppState>) {
-    let days = state.config.limits.chat_retention_days;
-    if days == 0 {
+/// Deletes chat past its retention (`--chat-retention-days`) and, where sessions are made on
+/// first join, what idle sessions that are no class left behind (`--ad-hoc-retention-hours`):
+/// now, then every hour.
+async fn prune_hourly(state: Arc<AppState>) {
+    let limits = &state.config.limits;
+    let days = limits.chat_retention_days;
+    // With an enrollment hook, a session that is no class here may be the LMS's class.
+    let ad_hoc_hours =
+        match state.config.auto_create_sessions && state.config.enrollment_hook.is_none() {
+            true => limits.ad_hoc_retention_hours,
+            false => 0,
+        };
+    if days == 0 && ad_hoc_hours == 0 {
         return;
     }
-    let mut every_day = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
-        every_day.tick().await;
-        let before_ms = auth::unix_now()
-            .saturating_sub(std::time::Duration::from_secs(days * 24 * 3600))
-            .as_millis() as u64;
+        every_hour.tick().await;
+        let now = auth::unix_now();
+        let ago = |secs: u64| {
+            now.saturating_sub(std::time::Duration::from_secs(secs))
+                .as_millis() as u64
+        };
         let store = state.store.clone();
-        match tokio::task::spawn_blocking(move || store.prune_chat(before_ms)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(deleted = n, days, "chat past its retention deleted"),
-            Ok(Err(e)) => tracing::error!(error = %e, "chat retention: delete failed"),
-            Err(e) => tracing::error!(error = %e, "chat retention task failed"),
+        if days > 0 {
+            let before_ms = ago(days * 24 * 3600);
+            match tokio::task::spawn_blocking(move || store.prune_chat(before_ms)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(deleted = n, days, "chat past its retention deleted"),
+                Ok(Err(e)) => tracing::error!(error = %e, "chat retention: delete failed"),
+                Err(e) => tracing::error!(error = %e, "chat retention task failed"),
+            }
+        }
+        if ad_hoc_hours > 0 {
+            let (idle_before_ms, now_ms) = (ago(ad_hoc_hours * 3600), now.as_millis() as u64);
+            let (store, live) = (state.store.clone(), state.clone());
+            let pruned = tokio::task::spawn_blocking(move || {
+                store.prune_ad_hoc(idle_before_ms, now_ms, |session| {
+                    live.rooms.get(session).is_some()
+                })
+            });
+            match pruned.await {
+                Ok(Ok(p)) if p.sessions == 0 => {}
+                Ok(Ok(p)) => tracing::info!(
+                    sessions = p.sessions,
+                    messages = p.messages,
+                    polls = p.polls,
+                    hours = ad_hoc_hours,
+                    "idle sessions made on first join cleaned up"
+                ),
+                Ok(Err(e)) => tracing::error!(error = %e, "session clean-up: delete failed"),
+                Err(e) => tracing::error!(error = %e, "session clean-up task failed"),
+            }
         }
     }
 }
@@ -239,7 +287,7 @@ async fn serve_prepared(
     let Prepared { state, io, app } = prepared;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%addr, dev = state.config.dev_mode, "signaling server listening");
-    let pruning = tokio::spawn(prune_chat_daily(state.clone()));
+    let pruning = tokio::spawn(prune_hourly(state.clone()));
     let (closed_tx, closed_rx) = oneshot::channel::<()>();
     let io_for_close = io.clone();
     let state_for_close = state.clone();

@@ -306,6 +306,10 @@ struct ServeArgs {
     /// Days chat history is kept (default 180; 0: for ever).
     #[arg(long, env = "CLASSROOM_CHAT_RETENTION_DAYS")]
     chat_retention_days: Option<u64>,
+    /// Hours a session made on first join (development mode) is kept once empty and idle:
+    /// its chat, polls and bars (default 24; 0: as long as chat).
+    #[arg(long, env = "CLASSROOM_AD_HOC_RETENTION_HOURS")]
+    ad_hoc_retention_hours: Option<u64>,
     /// Largest Engine.IO packet in bytes; a client sending more is disconnected.
     #[arg(long, env = "CLASSROOM_MAX_PAYLOAD")]
     max_payload: Option<u64>,
@@ -557,6 +561,9 @@ fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>)
     if let Some(v) = args.chat_retention_days {
         l.chat_retention_days = v;
     }
+    if let Some(v) = args.ad_hoc_retention_hours {
+        l.ad_hoc_retention_hours = v;
+    }
     if let Some(v) = args.max_payload {
         l.max_transport_payload = v;
     }
@@ -629,6 +636,7 @@ fn raise_open_file_limit() {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLASSROOM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = classroom_signaling::quiet_declined_events(filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

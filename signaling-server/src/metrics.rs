@@ -33,6 +33,8 @@ pub(crate) struct Metrics {
     pub relayed: AtomicU64,
     pub chat_messages: AtomicU64,
     pub connect_refused: AtomicU64,
+    /// Events a flooding socket sent after it was cut off, dropped unread (`order.rs`).
+    pub flood_dropped: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
     latency_count: AtomicU64,
     latency_sum_ns: AtomicU64,
@@ -128,6 +130,12 @@ impl Metrics {
             "classroom_connect_refused_total",
             "Handshakes refused.",
             self.connect_refused.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "classroom_flood_dropped_total",
+            "Events dropped unread from sockets cut off for flooding.",
+            self.flood_dropped.load(Relaxed),
         );
 
         let name = "classroom_relay_latency_seconds";

@@ -81,6 +81,14 @@ const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
     ("chat_messages", "to_user_name", "TEXT"),
 ];
 
+/// What a clean-up of sessions that are no class deleted ([`Store::prune_ad_hoc`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    pub sessions: usize,
+    pub messages: usize,
+    pub polls: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassInfo {
     pub id: String,
@@ -329,6 +337,44 @@ impl Store {
             "DELETE FROM chat_messages WHERE timestamp < ?1",
             [before_ms as i64],
         )?)
+    }
+
+    /// Deletes what sessions that are no class left behind (development mode makes them on
+    /// first join, under any name a client picks): their chat, polls with their votes, and
+    /// bars, once the newest of these is older than `idle_before_ms` and `live` says nobody is
+    /// in the session. Expired bars of every session go too. One transaction.
+    pub(crate) fn prune_ad_hoc(
+        &self,
+        idle_before_ms: u64,
+        now_ms: u64,
+        live: impl Fn(&str) -> bool,
+    ) -> Result<Pruned, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let idle: Vec<String> = tx
+            .prepare(
+                "SELECT session_id FROM (
+                     SELECT session_id, MAX(timestamp) AS last FROM chat_messages GROUP BY session_id
+                     UNION ALL
+                     SELECT session_id, MAX(COALESCE(closed_at, opened_at)) FROM polls GROUP BY session_id
+                     UNION ALL
+                     SELECT session_id, MAX(until_ms) FROM bars GROUP BY session_id)
+                 WHERE session_id NOT IN (SELECT id FROM classes)
+                 GROUP BY session_id HAVING MAX(last) < ?1",
+            )?
+            .query_map([idle_before_ms as i64], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut pruned = Pruned::default();
+        for session in idle.iter().filter(|s| !live(s)) {
+            pruned.messages +=
+                tx.execute("DELETE FROM chat_messages WHERE session_id = ?1", [session])?;
+            pruned.polls += tx.execute("DELETE FROM polls WHERE session_id = ?1", [session])?;
+            tx.execute("DELETE FROM bars WHERE session_id = ?1", [session])?;
+            pruned.sessions += 1;
+        }
+        tx.execute("DELETE FROM bars WHERE until_ms <= ?1", [now_ms as i64])?;
+        tx.commit()?;
+        Ok(pruned)
     }
 
     /// Keeps `user_id` out of `session_id` until `until_ms` (milliseconds since the epoch).
@@ -906,6 +952,71 @@ mod tests {
             .map(|m| m.id)
             .collect();
         assert_eq!(left, ["new"]);
+    }
+
+    #[test]
+    fn sessions_that_are_no_class_are_cleaned_up_once_idle_and_empty() {
+        let store = Store::open(None).unwrap();
+        store.create_class("physics", "Physics").unwrap();
+        // Three sessions made on first join and a class, all quiet since 1 000 ms, and one
+        // session with a message at 9 000 ms.
+        for (session, id, timestamp) in [
+            ("physics", "p", 1_000),
+            ("idle", "i", 1_000),
+            ("occupied", "o", 1_000),
+            ("barred", "b", 1_000),
+            ("recent", "r", 9_000),
+        ] {
+            store
+                .append_chat(
+                    session,
+                    ChatMessage {
+                        timestamp,
+                        ..msg(id, id)
+                    },
+                )
+                .unwrap();
+        }
+        store.flush().unwrap();
+        // Someone is kept out of "barred" until 20 000 ms; an old bar in "idle" has expired.
+        store.bar("barred", "mallory", 20_000).unwrap();
+        store.bar("idle", "eve", 2_000).unwrap();
+
+        let pruned = store
+            .prune_ad_hoc(5_000, 10_000, |session| session == "occupied")
+            .unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                sessions: 1,
+                messages: 1,
+                polls: 0
+            }
+        );
+        let left = |session: &str| store.recent_chat(session, 10).unwrap().len();
+        assert_eq!(left("idle"), 0, "idle and empty: deleted");
+        assert_eq!(
+            left("physics"),
+            1,
+            "a class keeps its chat (retention applies)"
+        );
+        assert_eq!(left("occupied"), 1, "somebody is in it");
+        assert_eq!(left("recent"), 1, "not idle long enough");
+        assert_eq!(left("barred"), 1, "a bar still holds there");
+        assert_eq!(
+            store.barred_until("barred", "mallory", 10_000).unwrap(),
+            Some(20_000)
+        );
+        assert_eq!(
+            store.barred_until("idle", "eve", 0).unwrap(),
+            None,
+            "the expired bar is gone"
+        );
+
+        // Once the bar has expired too, the barred session goes.
+        let pruned = store.prune_ad_hoc(25_000, 25_000, |_| false).unwrap();
+        assert_eq!(pruned.sessions, 3, "barred, occupied, recent");
+        assert_eq!(left("physics"), 1);
     }
 
     #[test]

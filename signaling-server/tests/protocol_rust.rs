@@ -753,3 +753,167 @@ async fn chat_history_survives_a_server_restart() {
     server.stop().await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame on a raw Engine.IO websocket.
+async fn text(ws: &mut RawWs) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("the flooder's connection ended before the flood: {other:?}"),
+        }
+    }
+}
+
+/// What a flooding websocket client saw.
+struct Flood {
+    sent: u64,
+    /// The `error` that says the connection is closed for flooding.
+    told: bool,
+    /// From the first flooded event until the server closed the connection.
+    closed_after: Option<Duration>,
+}
+
+/// Joins `session` on a raw Engine.IO websocket (no client library: nothing between the test
+/// and the socket slows the flood), then sends `media-state` events, a thousand to a flush, as
+/// fast as the connection takes them, for at most `limit`; reads what comes back meanwhile.
+async fn flood(url: String, session: String, limit: Duration) -> Flood {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        url.replacen("http", "ws", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    assert!(text(&mut ws).await.starts_with('0'), "Engine.IO open");
+    ws.send(Message::text("40")).await.expect("namespace");
+    assert!(text(&mut ws).await.starts_with("40"), "namespace connected");
+    let join = json!(["join-session", {"sessionId": session, "userId": "flooder", "userName": "Flooder", "isInstructor": false}]);
+    ws.send(Message::text(format!("421{join}")))
+        .await
+        .expect("join");
+    while !text(&mut ws).await.starts_with("431") {}
+
+    let (mut tx, mut rx) = ws.split();
+    let started = Instant::now();
+    let reading = async {
+        let mut told = false;
+        while let Some(Ok(m)) = rx.next().await {
+            if let Message::Text(t) = m {
+                told |= t.starts_with(r#"42["error""#)
+                    && t.contains("rate-limited")
+                    && t.contains("this connection is closed");
+            }
+        }
+        (told, started.elapsed())
+    };
+    let mut sent = 0;
+    let sending = async {
+        while started.elapsed() < limit {
+            for _ in 0..1000 {
+                if tx
+                    .feed(Message::text(r#"42["media-state",{}]"#))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if tx.flush().await.is_err() {
+                return;
+            }
+            sent += 1000;
+        }
+    };
+    tokio::pin!(reading);
+    let ended = tokio::select! {
+        ended = &mut reading => Some(ended),
+        _ = sending => tokio::time::timeout(limit.saturating_sub(started.elapsed()), reading).await.ok(),
+    };
+    Flood {
+        sent,
+        told: ended.is_some_and(|(told, _)| told),
+        closed_after: ended.map(|(_, after)| after),
+    }
+}
+
+/// Issue 22: a websocket client that sends events as fast as its connection takes them is told
+/// and cut off within moments: the server drops the flood's events before any task is spawned
+/// for them, so they cannot queue up ahead of everyone else's; meanwhile two others in its
+/// class relay offers to each other, every one delivered. (Before the fix, at 360,000 events a
+/// second, the flooder was still connected 3 s on and the class's relay waited behind it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_flood_is_cut_off_and_the_class_stays_served() {
+    // The default heartbeat (25 s): the flooder answers no ping, and a test heartbeat would
+    // close it whatever the flood guard does.
+    let server = Server::ours(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        dev_mode: true,
+        auto_create_sessions: true,
+        ..Default::default()
+    })
+    .await;
+    let session = unique("flooded");
+    let mut ada = Peer::connect(&server.url, Transport::Websocket, None).await;
+    let mut bob = Peer::connect(&server.url, Transport::Websocket, None).await;
+    ada.join(&session, "ada", "Ada").await;
+    bob.join(&session, "bob", "Bob").await;
+
+    // The flooder on a thread and runtime of its own: it does not take the server's workers.
+    let limit = Duration::from_secs(5);
+    let (url, flooded) = (server.url.clone(), session.clone());
+    let flooder = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(flood(url, flooded, limit))
+    });
+
+    // The class during the flood: offers from ada to bob, each acknowledged and delivered.
+    let mut slowest = Duration::ZERO;
+    for i in 0..20 {
+        let sent = Instant::now();
+        let sdp = format!("{SDP}a=flood-probe:{i}\r\n");
+        let ack = ada
+            .request(
+                "offer",
+                json!({"targetUserId": "bob", "offer": {"type": "offer", "sdp": sdp}}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true, "offer {i} during the flood: {ack}");
+        bob.wait_for("offer", |o| o["offer"]["sdp"] == sdp.as_str())
+            .await;
+        slowest = slowest.max(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let flood = tokio::task::spawn_blocking(move || flooder.join())
+        .await
+        .expect("joined")
+        .expect("the flooder ran");
+    println!(
+        "flood: {} events sent, told {}, closed after {:?}; the class's slowest offer {slowest:?}",
+        flood.sent, flood.told, flood.closed_after
+    );
+    assert!(
+        flood.sent >= 10_000,
+        "the flooder sent only {} events: not a flood",
+        flood.sent
+    );
+    assert!(flood.told, "the flooder was not told why it was cut off");
+    assert!(
+        flood.closed_after.is_some(),
+        "the flooder was still connected after {limit:?} of flooding"
+    );
+    for p in [ada, bob] {
+        p.close().await;
+    }
+    server.stop().await;
+}
