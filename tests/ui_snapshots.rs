@@ -1133,3 +1133,145 @@ fn class_muted_by_the_instructor_with_microphones_locked() {
         "the notice is dismissed"
     );
 }
+
+/// Reactions of the last seconds over the stage; the React button opens the class's few, and
+/// one click sends one.
+#[test]
+fn class_reactions_shown_and_sent() {
+    use classroom::session::{ClassInput, Command};
+    let mut class = ScriptedClass::new();
+    for (user_id, user_name, emoji, second) in [
+        ("grace", "Grace Hopper", "🎉", 1),
+        ("ada", "Ada Lovelace", "👍", 2),
+        ("alan", "Alan Turing", "❤️", 3),
+    ] {
+        class.input(Input::Class(ClassInput::Reaction(
+            classroom_wire::Reaction {
+                user_id: user_id.into(),
+                user_name: user_name.into(),
+                emoji: emoji.into(),
+                timestamp: CLASS_START_MS + second * 1000,
+            },
+        )));
+    }
+    let mut harness = harness(class.model(), class_pictures);
+    harness.get_by_label("React").click();
+    harness.run();
+    harness.snapshot("class_reactions");
+    harness.get_by_label("👏").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(Command::React(emoji)) if emoji == "👏",
+        "the reaction goes to the server"
+    );
+    assert!(
+        !harness.state().model.class.reactions_open,
+        "the picker closes once one is sent"
+    );
+}
+
+/// A student writes privately to the instructor: the line says to whom, private messages are
+/// marked both ways, and the message goes out as a private one.
+#[test]
+fn class_chat_private_to_the_instructor() {
+    let mut class = ScriptedClass::new();
+    let grace = participant("grace", "Grace Hopper", true);
+    let kit = participant("kit", "Kit", false);
+    class.input(Input::Chat(ChatMessage {
+        to_user_id: Some("grace".into()),
+        to_user_name: Some("Grace Hopper".into()),
+        ..chat(4, &kit, "I can't hear the left speaker", 5, ChatKind::User)
+    }));
+    class.input(Input::Chat(ChatMessage {
+        to_user_id: Some("kit".into()),
+        to_user_name: Some("Kit".into()),
+        ..chat(5, &grace, "Thanks, I'll check it", 6, ChatKind::User)
+    }));
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Chat);
+    model.class.chat_to = Some("grace".into());
+    let mut harness = harness(model, class_pictures);
+    harness.snapshot("class_chat_private");
+    let line = "Message to Grace Hopper (privately)";
+    harness.get_by_label(line).focus();
+    harness.run();
+    harness.get_by_label(line).type_text("Better now");
+    harness.run();
+    harness.get_by_label("Send").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(classroom::session::Command::SendPrivateChat { to_user_id, message })
+            if to_user_id == "grace" && message == "Better now",
+        "the message goes to the instructor alone"
+    );
+}
+
+/// With public chat locked, a student's line to everyone is greyed out and says why.
+#[test]
+fn class_chat_locked_for_students_says_why() {
+    use classroom::session::ClassInput;
+    let mut class = ScriptedClass::new();
+    class.input(Input::Class(ClassInput::Settings(
+        classroom_wire::ClassSettings {
+            locks: classroom_wire::LockSettings {
+                public_chat: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )));
+    let mut model = class.model();
+    model.class.panel = Some(Panel::Chat);
+    let harness = harness(model, class_pictures);
+    assert!(
+        harness
+            .query_by_label_contains("The instructor has locked public chat")
+            .is_some(),
+        "the line says why it is greyed out"
+    );
+}
+
+/// The instructor's class settings: what students may do, who comes in, and co-instructors.
+#[test]
+fn class_people_settings_for_the_instructor() {
+    use classroom::session::Command;
+    use classroom_wire::{LockSettings, Moderation, WaitingPolicy};
+    let class = ScriptedClass::with_role(true);
+    let mut model = class.model();
+    model.class.panel = Some(Panel::People);
+    let mut harness = harness(model, class_pictures);
+    harness.get_by_label("Class settings").click();
+    harness.run();
+    harness.snapshot("class_people_settings");
+    harness.get_by_label("share their screen").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(Command::Moderate(Moderation::SetLocks { locks }))
+            if *locks == LockSettings { screen_share: true, ..Default::default() },
+        "screen sharing locked for students"
+    );
+    harness.get_by_label("Everyone I admit").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(Command::Moderate(Moderation::SetWaitingRoom {
+            policy: WaitingPolicy::Ask
+        })),
+        "the waiting room asks"
+    );
+    harness
+        .query_all_by_label("Make co-instructor")
+        .next()
+        .expect("a student to promote")
+        .click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(Command::Moderate(Moderation::GrantCoInstructor { target_user_id }))
+            if target_user_id == "ada",
+        "Ada (first of the students by name) becomes a co-instructor"
+    );
+}

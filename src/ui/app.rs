@@ -370,6 +370,19 @@ impl ClassroomApp {
             }
             UiAction::RaiseHand(up) => self.send(Request::Command(Command::RaiseHand(up))),
             UiAction::SendChat(text) => self.send(Request::Command(Command::SendChat(text))),
+            UiAction::SendPrivateChat {
+                to_user_id,
+                message,
+            } => self.send(Request::Command(Command::SendPrivateChat {
+                to_user_id,
+                message,
+            })),
+            UiAction::ChatTo(to) => model.class.chat_to = to,
+            UiAction::React(emoji) => {
+                model.class.reactions_open = false;
+                self.send(Request::Command(Command::React(emoji)));
+            }
+            UiAction::OpenReactions(open) => model.class.reactions_open = open,
             UiAction::Moderate(moderation) => {
                 self.send(Request::Command(Command::Moderate(moderation)))
             }

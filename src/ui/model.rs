@@ -107,6 +107,28 @@ pub struct ClassView {
     pub poll_choices: Vec<usize>,
     pub poll_text: String,
     pub poll_answering: Option<String>,
+    /// Whom the chat line goes to: a participant's user id, privately (`None`: everyone).
+    pub chat_to: Option<String>,
+    /// The reaction picker above the control bar is open.
+    pub reactions_open: bool,
+    /// When each reaction the session keeps was first drawn (egui's clock, seconds): each is
+    /// shown for [`REACTION_SHOWN_SECS`].
+    pub reactions_seen: Vec<(ReactionKey, f64)>,
+}
+
+/// How long a reaction stays on screen, seconds.
+pub const REACTION_SHOWN_SECS: f64 = 5.0;
+
+/// A reaction told apart from the others the session keeps: its time, sender and emoji.
+pub type ReactionKey = (u64, String, String);
+
+/// The key of a reaction.
+pub fn reaction_key(reaction: &classroom_wire::Reaction) -> ReactionKey {
+    (
+        reaction.timestamp,
+        reaction.user_id.clone(),
+        reaction.emoji.clone(),
+    )
 }
 
 /// The poll an instructor is writing: the question, its kind, and one option per line.
@@ -276,6 +298,17 @@ pub enum UiAction {
     ShareScreen(Option<String>),
     RaiseHand(bool),
     SendChat(String),
+    /// A chat message to one participant alone.
+    SendPrivateChat {
+        to_user_id: String,
+        message: String,
+    },
+    /// Whom the chat line goes to (`None`: everyone).
+    ChatTo(Option<String>),
+    /// One of the class's reactions.
+    React(String),
+    /// Opens or closes the reaction picker.
+    OpenReactions(bool),
     /// An instructor's control (`docs/protocol.md`, "Running the class").
     Moderate(classroom_wire::Moderation),
     /// Our answer to the open poll.

@@ -6,7 +6,7 @@ use egui::{Align, Color32, Layout, Rect, RichText, vec2};
 use super::{Palette, ViewContext, badge, chat, people, poll, settings, tiles};
 use crate::call::pictures::PictureKey;
 use crate::types::Source;
-use crate::ui::model::{Panel, UiAction, UiModel, grid_shape};
+use crate::ui::model::{Panel, REACTION_SHOWN_SECS, UiAction, UiModel, grid_shape, reaction_key};
 
 /// Keyboard shortcuts, shown in the buttons' tooltips.
 pub(crate) const SHORTCUT_MIC: &str = "Ctrl+Shift+M";
@@ -25,13 +25,16 @@ pub fn show(
 ) {
     let ctx = ui.ctx().clone();
     shortcuts(&ctx, model, actions);
+    let now = ctx.input(|i| i.time);
+    note_reactions(model, now);
     if !model.class.fullscreen {
         egui::Panel::top("class-top").show(ui, |ui| top_bar(ui, model));
     }
-    egui::Panel::bottom("class-controls")
+    let react_button = egui::Panel::bottom("class-controls")
         .exact_size(64.0)
         .resizable(false)
-        .show(ui, |ui| control_bar(ui, model, actions));
+        .show(ui, |ui| control_bar(ui, model, actions))
+        .inner;
     let panel = model
         .class
         .panel
@@ -59,11 +62,122 @@ pub fn show(
         )
         .show(ui, |ui| {
             banners(ui, model, actions);
+            let area = ui.available_rect_before_wrap();
             stage(ui, model, view, actions);
+            reactions(ui, model, area, now);
         });
     if model.class.share_picker_open {
         share_picker(&ctx, model, view, actions);
     }
+    if let Some(button) = react_button.filter(|_| model.class.reactions_open) {
+        reaction_picker(&ctx, button, actions);
+    }
+}
+
+/// Notes when each reaction the session keeps was first drawn, forgetting those it no longer
+/// keeps.
+fn note_reactions(model: &mut UiModel, now: f64) {
+    let kept = &model.live.snapshot.class.reactions;
+    let seen = &mut model.class.reactions_seen;
+    seen.retain(|(key, _)| kept.iter().any(|r| reaction_key(r) == *key));
+    for reaction in kept {
+        let key = reaction_key(reaction);
+        if !seen.iter().any(|(k, _)| *k == key) {
+            seen.push((key, now));
+        }
+    }
+}
+
+/// How an emoji is drawn: without the variation selector, which egui's emoji font lacks.
+fn emoji_glyphs(emoji: &str) -> String {
+    emoji.replace('\u{fe0f}', "")
+}
+
+/// The reactions of the last few seconds, newest at the bottom, over the stage's lower left
+/// corner: "👍 Ada".
+fn reactions(ui: &mut egui::Ui, model: &UiModel, area: Rect, now: f64) {
+    const SHOWN_AT_ONCE: usize = 5;
+    let fresh: Vec<_> = model
+        .live
+        .snapshot
+        .class
+        .reactions
+        .iter()
+        .filter_map(|reaction| {
+            let key = reaction_key(reaction);
+            let (_, since) = model.class.reactions_seen.iter().find(|(k, _)| *k == key)?;
+            let left = REACTION_SHOWN_SECS - (now - since);
+            (left > 0.0).then_some((reaction, left))
+        })
+        .collect();
+    let Some(soonest) = fresh.iter().map(|(_, left)| *left).reduce(f64::min) else {
+        return;
+    };
+    // Drawn again when the next one is due to go.
+    ui.ctx()
+        .request_repaint_after(std::time::Duration::from_secs_f64(soonest));
+    let painter = ui.painter_at(area);
+    // Above the tiles' name labels.
+    let mut bottom = area.bottom() - 48.0;
+    for (reaction, _) in fresh.iter().rev().take(SHOWN_AT_ONCE) {
+        let name = if reaction.user_id == model.live.snapshot.self_user_id {
+            "You"
+        } else {
+            &reaction.user_name
+        };
+        let emoji = painter.layout_no_wrap(
+            emoji_glyphs(&reaction.emoji),
+            egui::FontId::proportional(24.0),
+            Color32::WHITE,
+        );
+        let label = painter.layout_no_wrap(
+            name.to_owned(),
+            egui::FontId::proportional(14.0),
+            Palette::TILE_TEXT,
+        );
+        let size = vec2(
+            emoji.size().x + label.size().x + 28.0,
+            emoji.size().y.max(label.size().y) + 8.0,
+        );
+        let pill = Rect::from_min_size(egui::pos2(area.left() + 12.0, bottom - size.y), size);
+        painter.rect_filled(pill, size.y / 2.0, Color32::from_black_alpha(170));
+        painter.galley(
+            egui::pos2(pill.left() + 10.0, pill.center().y - emoji.size().y / 2.0),
+            emoji.clone(),
+            Color32::WHITE,
+        );
+        painter.galley(
+            egui::pos2(
+                pill.left() + 18.0 + emoji.size().x,
+                pill.center().y - label.size().y / 2.0,
+            ),
+            label,
+            Palette::TILE_TEXT,
+        );
+        bottom = pill.top() - 6.0;
+    }
+}
+
+/// The class's few reactions, in a row above the React button; one click sends one.
+fn reaction_picker(ctx: &egui::Context, button: Rect, actions: &mut Vec<UiAction>) {
+    egui::Area::new(egui::Id::unique("reaction-picker"))
+        .order(egui::Order::Foreground)
+        .fixed_pos(button.center_top() - vec2(0.0, 8.0))
+        .pivot(egui::Align2::CENTER_BOTTOM)
+        .show(ctx, |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    for emoji in classroom_wire::REACTIONS {
+                        let button =
+                            egui::Button::new(RichText::new(emoji_glyphs(emoji)).size(24.0))
+                                .min_size(vec2(40.0, 40.0));
+                        if ui.add(button).on_hover_text("React").clicked() {
+                            actions.push(UiAction::React(emoji.to_owned()));
+                        }
+                    }
+                });
+            });
+        });
 }
 
 fn shortcuts(ctx: &egui::Context, model: &UiModel, actions: &mut Vec<UiAction>) {
@@ -293,15 +407,20 @@ fn control(
     ui.add(button).on_hover_text(hint)
 }
 
-fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
+/// Draws the control bar; returns where the React button is (on our server).
+fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) -> Option<Rect> {
     let snapshot = &model.live.snapshot;
+    // Reactions are our server's: the browser version's relay has none.
+    let reactions = snapshot.server.is_some_and(|s| s.has_extensions());
+    let mut react_button = None;
     ui.add_space(10.0);
     ui.horizontal(|ui| {
         // As wide as the window allows, up to 104 points; the bar is centred.
         let spacing = ui.spacing().item_spacing.x;
         let (poll_offered, poll_waiting) = poll::offered(model);
         let buttons = CONTROL_BUTTONS - if model.managed.chat { 0.0 } else { 1.0 }
-            + if poll_offered { 1.0 } else { 0.0 };
+            + if poll_offered { 1.0 } else { 0.0 }
+            + if reactions { 1.0 } else { 0.0 };
         let available = ui.available_width() - CONTROL_GAP - spacing * (buttons - 1.0) - 8.0;
         let width = (available / buttons).clamp(64.0, 104.0);
         let used = width * buttons + spacing * (buttons - 1.0) + CONTROL_GAP;
@@ -399,6 +518,20 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
         {
             actions.push(UiAction::RaiseHand(!snapshot.hand_raised));
         }
+        if reactions {
+            let react = control(
+                ui,
+                width,
+                "React",
+                model.class.reactions_open,
+                false,
+                "Send a reaction to the class",
+            );
+            if react.clicked() {
+                actions.push(UiAction::OpenReactions(!model.class.reactions_open));
+            }
+            react_button = Some(react.rect);
+        }
         if model.managed.chat {
             let chat = control(
                 ui,
@@ -484,6 +617,7 @@ fn control_bar(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) 
             actions.push(UiAction::Leave);
         }
     });
+    react_button
 }
 
 fn share_picker(

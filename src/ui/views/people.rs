@@ -1,9 +1,10 @@
 //! The participants panel: everyone with role, microphone, camera, screen, hand and
 //! connection state; instructors first, raised hands next. An instructor also runs the class
 //! here (on our server; the browser version's relay has no controls): mute one or all, remove,
-//! lock the class, who waits to be let in, the raised hands in the order they came.
+//! lock the class, what students may do and who waits to be let in (the instructor proper),
+//! co-instructors, the raised hands in the order they came.
 
-use classroom_wire::Moderation;
+use classroom_wire::{LockSettings, Moderation, WaitingPolicy};
 use egui::{Color32, RichText, vec2};
 
 use super::{Palette, icons};
@@ -154,11 +155,52 @@ pub fn show(ui: &mut egui::Ui, model: &UiModel, actions: &mut Vec<UiAction>) {
                             .clicked()
                         {
                             actions.push(UiAction::Moderate(Moderation::Remove {
-                                target_user_id,
+                                target_user_id: target_user_id.clone(),
                                 bar: false,
                             }));
                         }
+                        if ui
+                            .small_button("Bar")
+                            .on_hover_text(format!(
+                                "Remove {} and keep them out for {} hours",
+                                row.name,
+                                classroom_wire::BAR_HOURS
+                            ))
+                            .clicked()
+                        {
+                            actions.push(UiAction::Moderate(Moderation::Remove {
+                                target_user_id,
+                                bar: true,
+                            }));
+                        }
                     });
+                }
+                // The instructor proper makes a student a co-instructor, and back.
+                if let Some(user_id) = row.user_id.as_ref().filter(|_| our_rank == 2) {
+                    let target_user_id = user_id.clone();
+                    if row.co_instructor {
+                        if ui
+                            .small_button("Revoke co-instructor")
+                            .on_hover_text(format!("{} becomes a student again", row.name))
+                            .clicked()
+                        {
+                            actions.push(UiAction::Moderate(Moderation::RevokeCoInstructor {
+                                target_user_id,
+                            }));
+                        }
+                    } else if !row.instructor
+                        && ui
+                            .small_button("Make co-instructor")
+                            .on_hover_text(format!(
+                                "{} gets the instructors' controls, but for ending the class and its settings",
+                                row.name
+                            ))
+                            .clicked()
+                    {
+                        actions.push(UiAction::Moderate(Moderation::GrantCoInstructor {
+                            target_user_id,
+                        }));
+                    }
                 }
                 ui.add_space(2.0);
                 ui.painter().hline(
@@ -218,6 +260,14 @@ fn instructor_controls(ui: &mut egui::Ui, model: &UiModel, rank: u8, actions: &m
             actions.push(UiAction::Moderate(Moderation::EndClass));
         }
     });
+    if rank == 2 {
+        class_settings(
+            ui,
+            class.settings.locks,
+            class.settings.waiting_room,
+            actions,
+        );
+    }
     if !class.waiting_room.is_empty() {
         ui.add_space(4.0);
         ui.horizontal(|ui| {
@@ -255,4 +305,63 @@ fn instructor_controls(ui: &mut egui::Ui, model: &UiModel, rank: u8, actions: &m
             ui.label(format!("{}. {}", i + 1, hand.user_name));
         }
     }
+}
+
+/// What students may do, and who waits to be let in: the instructor's settings for the class,
+/// applied to everyone in it and to whoever joins.
+fn class_settings(
+    ui: &mut egui::Ui,
+    locks: LockSettings,
+    waiting: WaitingPolicy,
+    actions: &mut Vec<UiAction>,
+) {
+    egui::CollapsingHeader::new("Class settings")
+        .id_salt("class-settings")
+        .show(ui, |ui| {
+            ui.label(RichText::new("Students may").weak().size(12.0));
+            let mut changed = locks;
+            // A ticked box allows; the lock is its opposite.
+            let allow = |ui: &mut egui::Ui, text: &str, locked: &mut bool| {
+                let mut allowed = !*locked;
+                if ui.checkbox(&mut allowed, text).changed() {
+                    *locked = !allowed;
+                }
+            };
+            allow(ui, "turn on their camera", &mut changed.camera);
+            allow(ui, "unmute their microphone", &mut changed.microphone);
+            allow(ui, "share their screen", &mut changed.screen_share);
+            allow(ui, "write to everyone", &mut changed.public_chat);
+            allow(
+                ui,
+                "write privately to the instructors",
+                &mut changed.private_chat,
+            );
+            if changed != locks {
+                actions.push(UiAction::Moderate(Moderation::SetLocks { locks: changed }));
+            }
+            ui.add_space(4.0);
+            ui.label(RichText::new("Who comes in").weak().size(12.0));
+            for (policy, text, hint) in [
+                (WaitingPolicy::Open, "Everyone", "Students come straight in"),
+                (
+                    WaitingPolicy::Ask,
+                    "Everyone I admit",
+                    "Every student waits until an instructor lets them in",
+                ),
+                (
+                    WaitingPolicy::Roster,
+                    "The roster; others wait",
+                    "Students on the class's roster come in; anyone else waits to be let in",
+                ),
+            ] {
+                if ui
+                    .radio(waiting == policy, text)
+                    .on_hover_text(hint)
+                    .clicked()
+                    && waiting != policy
+                {
+                    actions.push(UiAction::Moderate(Moderation::SetWaitingRoom { policy }));
+                }
+            }
+        });
 }
