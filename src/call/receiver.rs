@@ -322,15 +322,14 @@ async fn read_audio(
         if gap < 1000 {
             last_sequence = Some(sequence);
         }
-        let mut pcm = Vec::new();
-        // Concealment for the lost packets in between (short gaps only).
-        if gap > 0 && gap <= 5 {
-            for _ in 0..gap {
-                if let Ok(concealed) = decoder.decode(None) {
-                    pcm.extend(concealed);
-                }
-            }
-        }
+        // The lost packets in between (short gaps only): the last restored from this one's
+        // in-band FEC, the others concealed.
+        let mut pcm = match gap {
+            1..=5 => decoder
+                .fill_gap(gap as usize, &packet.payload)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         match decoder.decode(Some(&packet.payload)) {
             Ok(decoded) => pcm.extend(decoded),
             Err(error) => {

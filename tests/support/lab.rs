@@ -79,6 +79,31 @@ impl NetNs {
     pub fn restore_network(&self) {
         self.exec_ok(&["ip", "link", "set", "lo", "up"]);
     }
+
+    /// Random loss of `percent` of every UDP packet in the namespace (media and ICE alike; 0:
+    /// none), with iptables' statistic match: the kernel here has no netem.
+    pub fn lose_udp(&self, percent: u32) {
+        self.exec_ok(&["iptables", "-w", "-F", "INPUT"]);
+        if percent > 0 {
+            let probability = format!("{:.2}", f64::from(percent) / 100.0);
+            self.exec_ok(&[
+                "iptables",
+                "-w",
+                "-A",
+                "INPUT",
+                "-p",
+                "udp",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &probability,
+                "-j",
+                "DROP",
+            ]);
+        }
+    }
 }
 
 impl Drop for NetNs {
