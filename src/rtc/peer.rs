@@ -182,13 +182,22 @@ impl<E: BandwidthEstimator> PublishedEstimate<E> {
     }
 }
 
+/// The pacer sends at this multiple of the estimate, as libwebrtc's does (its pace multiplier,
+/// 2.5). The encoders aim at the estimate itself; what goes above it at times (a keyframe,
+/// retransmissions, packet headers) leaves at once instead of queueing. Paced at exactly the
+/// estimate, a call under 15 % loss (where GCC's estimate falls to its floor) queued seconds of
+/// audio behind video in the pacer's one queue, and most of it was refused there.
+const PACING_FACTOR: f64 = 2.5;
+
 impl<E: BandwidthEstimator> BandwidthEstimator for PublishedEstimate<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.inner.on_reports(now, reports);
         self.publish();
     }
+    /// What the congestion-control interceptor hands the pacer: the estimate times
+    /// [`PACING_FACTOR`]. The encoders read the estimate itself, through `target`.
     fn target_bitrate(&self) -> f64 {
-        self.inner.target_bitrate()
+        self.inner.target_bitrate() * PACING_FACTOR
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.inner.handle_timeout(now);

@@ -260,7 +260,11 @@ impl Bot {
                 &options.stats_interval_ms.to_string(),
             ])
             .args(&options.extra)
-            .env("RUST_LOG", "classroom=warn")
+            // `CLASSROOM_BOT_LOG` widens the participants' log for a failing test (`warn`).
+            .env(
+                "RUST_LOG",
+                std::env::var("CLASSROOM_BOT_LOG").unwrap_or_else(|_| "classroom=warn".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
