@@ -892,6 +892,24 @@ mod tests {
         f
     }
 
+    /// The start of most tests below: the camera published, one frame of it through, and then
+    /// the viewer subscribed (`SUB`); also when it subscribed.
+    fn subscribed(t0: Instant) -> (Forwarder, Script, Instant) {
+        let mut f = setup(t0);
+        let mut script = Script::new(t0);
+        let (now, packets) = script.frame([false; 3]);
+        deliver(&mut f, now, &packets);
+        f.handle_input(
+            now,
+            Input::Subscribe {
+                sub: SUB,
+                subscriber: VIEWER,
+                track: CAMERA,
+            },
+        );
+        (f, script, now)
+    }
+
     fn deliver(f: &mut Forwarder, now: Instant, packets: &[PacketMeta]) -> Vec<(Layer, Route)> {
         let mut out = Vec::new();
         let mut all = Vec::new();
@@ -961,19 +979,7 @@ mod tests {
     #[test]
     fn a_keyframe_request_the_throttle_refuses_goes_out_when_it_allows_unless_a_keyframe_came() {
         let t0 = Instant::now();
-        let mut f = setup(t0);
-        let mut script = Script::new(t0);
-        let (now, packets) = script.frame([false; 3]);
-        deliver(&mut f, now, &packets);
-        f.handle_input(
-            now,
-            Input::Subscribe {
-                sub: SUB,
-                subscriber: VIEWER,
-                track: CAMERA,
-            },
-        );
-        let asked = now;
+        let (mut f, mut script, asked) = subscribed(t0);
         let half = Output::RequestKeyframe {
             publisher: PUB,
             track: CAMERA,
@@ -1022,18 +1028,7 @@ mod tests {
     #[test]
     fn a_viewer_with_nothing_yet_starts_on_a_lower_layers_keyframe_and_moves_up_at_its_own() {
         let t0 = Instant::now();
-        let mut f = setup(t0);
-        let mut script = Script::new(t0);
-        let (now, packets) = script.frame([false; 3]);
-        deliver(&mut f, now, &packets);
-        f.handle_input(
-            now,
-            Input::Subscribe {
-                sub: SUB,
-                subscriber: VIEWER,
-                track: CAMERA,
-            },
-        );
+        let (mut f, mut script, _) = subscribed(t0);
         // The target is the half layer. A quarter keyframe right away is not taken: the
         // half one may be a packet away.
         let (now, packets) = script.frame([true, false, false]);
@@ -1063,18 +1058,7 @@ mod tests {
     #[test]
     fn a_larger_tile_switches_up_at_the_next_keyframe_with_continuous_numbers() {
         let t0 = Instant::now();
-        let mut f = setup(t0);
-        let mut script = Script::new(t0);
-        let (now, packets) = script.frame([false; 3]);
-        deliver(&mut f, now, &packets);
-        f.handle_input(
-            now,
-            Input::Subscribe {
-                sub: SUB,
-                subscriber: VIEWER,
-                track: CAMERA,
-            },
-        );
+        let (mut f, mut script, _) = subscribed(t0);
         let (now, packets) = script.frame([true; 3]);
         let first = deliver(&mut f, now, &packets);
         assert_eq!(first.len(), 1);
@@ -1400,18 +1384,7 @@ mod tests {
     #[test]
     fn a_subscription_whose_m_line_opens_late_starts_again_at_a_keyframe() {
         let t0 = Instant::now();
-        let mut f = setup(t0);
-        let mut script = Script::new(t0);
-        let (now, packets) = script.frame([false; 3]);
-        deliver(&mut f, now, &packets);
-        f.handle_input(
-            now,
-            Input::Subscribe {
-                sub: SUB,
-                subscriber: VIEWER,
-                track: CAMERA,
-            },
-        );
+        let (mut f, mut script, _) = subscribed(t0);
         let (now, packets) = script.frame([true; 3]);
         deliver(&mut f, now, &packets);
         assert_eq!(f.current_layer(SUB), Some(Layer::Half));
