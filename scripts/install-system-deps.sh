@@ -15,6 +15,8 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   # tests: Node socket.io peers, network namespaces, audio fixtures
   nodejs iproute2 espeak-ng sox chromium firefox-esr
+  # the page's screenshot tests: the emoji of its reactions and marks, as users' systems have them
+  fonts-noto-color-emoji
   # TURN lab and benchmark: NAT rules, the test certificates, coturn (the throughput anchor),
   # the system's trusted certificates (the desktop verifies a TURN server's TLS against them)
   iptables openssl coturn ca-certificates

@@ -80,6 +80,10 @@ echo "-- a browser participant (Debian's Chromium) with a desktop participant"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec browser.test.mjs); then
   failed=$((failed + 1))
 fi
+echo "-- the browser page's screenshots (Chromium): a class of three, chat, unread count, narrow, reconnecting"
+if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec page-screenshots.test.mjs); then
+  failed=$((failed + 1))
+fi
 echo "-- a class on the server's SFU: three Chromium participants and a desktop, one connection each"
 if ! (cd tests/node && node --test --test-concurrency=1 --test-reporter=spec sfu.test.mjs); then
   failed=$((failed + 1))

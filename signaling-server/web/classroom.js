@@ -509,7 +509,7 @@
       handRaised: state.local.hand,
     });
     renderControls();
-    renderTiles();
+    renderParticipants();
   }
 
   async function updateSenders() {
@@ -689,15 +689,30 @@
   function renderParticipants() {
     const list = $("participants");
     list.replaceChildren();
-    const everyone = [...(state.self ? [state.self] : []), ...state.participants.values()];
+    // Our own row says what we send now (state.self is what the server last told us).
+    const me = state.self && { ...state.self, audioEnabled: sendsAudio(), videoEnabled: sendsCamera(), screenSharing: state.local.sharing, handRaised: state.local.hand };
+    const everyone = [...(me ? [me] : []), ...state.participants.values()];
     for (const p of everyone) {
       const li = document.createElement("li");
       li.dataset.user = p.userId;
       const connection = p.userId === state.userId ? "you"
         : (state.sfu?.pc.connectionState ?? state.peers.get(p.userId)?.pc.connectionState ?? "waiting");
       li.dataset.connection = connection;
-      const role = p.coInstructor ? " (co-instructor)" : p.isInstructor ? " (instructor)" : "";
-      li.textContent = `${p.handRaised ? "✋ " : ""}${p.userName}${role} — ${p.audioEnabled ? "mic on" : "muted"}, ${p.videoEnabled ? "camera on" : "camera off"}${p.screenSharing ? ", sharing" : ""} [${connection}]`;
+      // A row: who (a hand when raised), the role, what they send, the connection's state.
+      const span = (className, text) => {
+        const s = document.createElement("span");
+        s.className = className;
+        s.textContent = text;
+        return s;
+      };
+      li.append(span("who", `${p.handRaised ? "✋ " : ""}${p.userName}${p.userId === state.userId ? " (you)" : ""}`));
+      const role = p.coInstructor ? "co-instructor" : p.isInstructor ? "instructor" : "";
+      if (role) li.append(" ", span("role", role));
+      const sends = [p.audioEnabled ? "mic on" : "muted", p.videoEnabled ? "camera on" : "camera off", ...(p.screenSharing ? ["sharing"] : [])];
+      const line = span("details", "");
+      line.append(span("sends", sends.join(" · ")));
+      if (connection !== "you") line.append(" · ", span("connection", connection));
+      li.append(" ", line);
       // An instructor's controls over those they outrank.
       if (p.userId !== state.userId && rank(state.self) > rank(p)) {
         const button = (label, action, fields = {}) => {
@@ -720,6 +735,7 @@
       }
       list.append(li);
     }
+    $("people-count").textContent = `(${everyone.length})`;
     renderChatTargets();
     renderInstructor();
     renderTiles();
@@ -795,7 +811,32 @@
       b.onclick = () => moderate("delete-message", { messageId: message.id });
       li.append(b);
     }
-    $("chat").append(li);
+    const list = $("chat");
+    // Kept at the newest message unless the reader scrolled back.
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.append(li);
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  // Messages that came while the chat was closed or the page hidden: counted on the chat's
+  // heading and in the window's title until the chat is seen.
+  let unread = 0;
+  const chatSeen = () => $("chat-panel").open && !document.hidden;
+  function renderUnread() {
+    $("chat-unread").textContent = unread > 0 ? `${unread} new` : "";
+    $("chat-unread").hidden = unread === 0;
+    const title = document.title.replace(/^\(\d+\) /, "");
+    document.title = unread > 0 ? `(${unread}) ${title}` : title;
+  }
+  function countUnread(message) {
+    if (message.userId === state.userId || chatSeen()) return;
+    unread += 1;
+    renderUnread();
+  }
+  function chatNowSeen() {
+    if (!chatSeen() || unread === 0) return;
+    unread = 0;
+    renderUnread();
   }
 
   function renderControls() {
@@ -900,6 +941,8 @@
     state.userId = joined.self.userId;
     state.iceServers = joined.iceServers ?? [];
     $("title").textContent = `Live class ${joined.sessionId}`;
+    document.title = `Live class ${joined.sessionId}`;
+    renderUnread();
     $("chat").replaceChildren();
     state.chat = [...joined.chatHistory];
     state.chat.forEach(renderChat);
@@ -960,6 +1003,7 @@
   socket.on("chat-message", (message) => {
     state.chat.push(message);
     renderChat(message);
+    countUnread(message);
   });
   socket.on("moderated", async ({ action, byUserName }) => {
     // Said first: the switch below waits for the connections.
@@ -1075,7 +1119,15 @@
     moderate("open-poll", { poll: { question: $("poll-new-question").value, kind, options, anonymous: $("poll-new-anonymous").checked } });
   };
   // Keyboard shortcuts (as the buttons' titles say), not while typing.
-  const SHORTCUTS = { m: () => $("mic").click(), v: () => $("camera").click(), s: () => $("share").click(), h: () => $("hand").click() };
+  const SHORTCUTS = {
+    m: () => $("mic").click(),
+    v: () => $("camera").click(),
+    s: () => $("share").click(),
+    h: () => $("hand").click(),
+    c: () => { $("chat-panel").open = !$("chat-panel").open; },
+  };
+  $("chat-panel").addEventListener("toggle", chatNowSeen);
+  document.addEventListener("visibilitychange", chatNowSeen);
   document.addEventListener("keydown", (event) => {
     if (!event.altKey || event.ctrlKey || event.metaKey || $("class").hidden) return;
     const action = SHORTCUTS[event.key.toLowerCase()];
