@@ -45,6 +45,9 @@ pub struct Connection {
     events: Arc<EventQueue>,
     /// Notified once, when the socket disconnected (ends the membership watch).
     gone: Notify,
+    /// Its last `join-session` announced `participants-updated`: the room tells it
+    /// participant updates in batches (`room_rules/batching.rs`).
+    takes_batches: std::sync::atomic::AtomicBool,
 }
 
 impl Connection {
@@ -69,7 +72,14 @@ impl Connection {
             waiting: Mutex::new(None),
             events,
             gone: Notify::new(),
+            takes_batches: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether its client takes participant updates in batches.
+    pub(crate) fn takes_batches(&self) -> bool {
+        self.takes_batches
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn handshake(&self) -> &HandshakeIdentity {
@@ -927,6 +937,10 @@ async fn join_session(
         check_text("userName", name, limits.max_name_chars, false)?;
     }
     let sfu_capable = join.can(capability::SFU);
+    conn.takes_batches.store(
+        join.can(capability::PARTICIPANTS_UPDATED),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut identity = identity_for_join(&conn.handshake, &join)?;
     // Development mode: the role is the client's own claim, unless the server names its
     // instructor (`--dev-instructor`); then that user is, and nobody else.
@@ -1138,13 +1152,15 @@ type RoomGuard<'a> = parking_lot::MutexGuard<'a, room_rules::RoomState<SocketRef
 fn carry_out(
     state: &Arc<AppState>,
     room: &Arc<Room>,
-    guard: RoomGuard<'_>,
+    mut guard: RoomGuard<'_>,
     outputs: Vec<Output<SocketRef>>,
 ) {
+    let outputs = guard.batch_updates(outputs, Instant::now());
     let mut stored = Vec::new();
     for output in outputs {
         match output {
             Output::Send(to, notice) => notify(&to, notice),
+            Output::FlushUpdatesAt(at) => flush_updates_at(state, room, at),
             Output::Close(s) => {
                 if let Some(conn) = s.extensions.get::<Arc<Connection>>() {
                     conn.waiting.lock().take();
@@ -1218,6 +1234,7 @@ fn store_outcome(state: &AppState, room: &Room, output: Output<SocketRef>) {
             }
         }
         Output::Send(..)
+        | Output::FlushUpdatesAt(_)
         | Output::Close(_)
         | Output::Left(_)
         | Output::Admitted(_)
@@ -1225,10 +1242,22 @@ fn store_outcome(state: &AppState, room: &Room, output: Output<SocketRef>) {
     }
 }
 
+/// Tells the room's batch of participant updates when its window ends (`batching.rs`).
+fn flush_updates_at(state: &Arc<AppState>, room: &Arc<Room>, at: Instant) {
+    let (state, room) = (state.clone(), room.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        let mut guard = room.state.lock();
+        let outputs = guard.flush_updates(Instant::now());
+        carry_out(&state, &room, guard, outputs);
+    });
+}
+
 /// Tells clients one thing the room decided.
 fn notify(to: &[SocketRef], notice: Notice) {
     match notice {
         Notice::ParticipantUpdated(p) => emit_to_all(to, event::PARTICIPANT_UPDATED, &p),
+        Notice::ParticipantsUpdated(b) => emit_to_all(to, event::PARTICIPANTS_UPDATED, &b),
         Notice::Moderated(m) => emit_to_all(to, event::MODERATED, &m),
         Notice::Settings(settings) => emit_to_all(to, event::CLASS_SETTINGS, &settings),
         Notice::WaitingRoom(w) => emit_to_all(to, event::WAITING_ROOM, &w),

@@ -5,6 +5,7 @@
 //! the time comes in with the call. The instructors' controls (roles, moderation, lock
 //! settings, the waiting room, the hand queue, reactions, private chat) are in `controls.rs`.
 
+mod batching;
 mod controls;
 mod polls;
 #[cfg(test)]
@@ -32,6 +33,9 @@ use crate::store::SYSTEM_NOTICES_KEPT;
 pub(crate) trait Handle: Clone {
     type Id: Copy + Eq;
     fn id(&self) -> Self::Id;
+    /// Its client takes participant updates in batches (`participants-updated`, which it
+    /// announced on joining); else it is told each change as `participant-updated`.
+    fn takes_batches(&self) -> bool;
 }
 
 /// The time of a call: `instant` for rates, `unix_ms` for the stamps clients see.
@@ -93,6 +97,8 @@ pub(crate) struct RoomState<C> {
     claimed_instructor: Option<String>,
     /// This room's polls, oldest first; the last may be open.
     polls: Vec<polls::PollRecord>,
+    /// Participant updates waiting to be told together (`batching.rs`).
+    batch: batching::UpdateBatch,
 }
 
 /// The server's rules for every room: when a class runs on the SFU, and who waits to be let
@@ -229,6 +235,7 @@ impl<C: Handle> RoomState<C> {
             co_instructors: HashSet::new(),
             claimed_instructor: None,
             polls: Vec::new(),
+            batch: batching::UpdateBatch::default(),
         }
     }
 

@@ -17,6 +17,11 @@ impl Handle for SocketRef {
     fn id(&self) -> Sid {
         self.id
     }
+    fn takes_batches(&self) -> bool {
+        self.extensions
+            .get::<Arc<crate::handlers::Connection>>()
+            .is_some_and(|c| c.takes_batches())
+    }
 }
 
 pub struct Room {
@@ -74,8 +79,19 @@ pub(crate) fn emit_to_all<T: Serialize + ?Sized>(
     data: &T,
 ) {
     use socketioxide::{SendError, SocketError};
+    if sockets.is_empty() {
+        return;
+    }
+    // Serialized once, not once per socket (a batch of 200 participants to 200 members).
+    let raw = match serde_json::value::to_raw_value(data) {
+        Ok(raw) => raw,
+        Err(e) => {
+            tracing::error!(event, error = %e, "event not serializable: not sent");
+            return;
+        }
+    };
     for socket in sockets {
-        match socket.emit(event, data) {
+        match socket.emit(event, &*raw) {
             Ok(()) => {}
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                 tracing::warn!(sid = %socket.id, event, "event lost: the client's send buffer is full");

@@ -871,7 +871,7 @@
       userId: state.userId,
       userName: state.userName,
       isInstructor: state.isInstructor,
-      capabilities: ["sfu"],
+      capabilities: ["sfu", "participants-updated"],
     }, (ack) => {
       // Waiting to be admitted: session-joined comes once an instructor lets us in.
       if (ack?.ok && ack.waiting) {
@@ -993,6 +993,13 @@
       return;
     }
     state.participants.set(p.userId, p);
+    renderParticipants();
+  });
+  // Several at once, in a burst (docs/protocol.md). Our own entry is not for us: what others
+  // change about us comes on its own as participant-updated, and the batch may be older than
+  // what we did since.
+  socket.on("participants-updated", ({ participants }) => {
+    for (const p of participants) if (p.userId !== state.userId) state.participants.set(p.userId, p);
     renderParticipants();
   });
   socket.on("offer", ({ fromUserId, offer }) => onDescription(fromUserId, offer));

@@ -102,6 +102,8 @@ pub enum Input {
     UserJoined(Participant),
     UserLeft(UserLeft),
     ParticipantUpdated(Participant),
+    /// Several participants at once (`participants-updated`, from a server that batches).
+    ParticipantsUpdated(classroom_wire::ParticipantsUpdated),
     Chat(ChatMessage),
     ServerError(ErrorBody),
     Offer(OfferFromPeer),
@@ -558,7 +560,10 @@ impl Session {
                     user_id: Some(self.config.user_id.clone()),
                     user_name: Some(self.config.user_name.clone()),
                     is_instructor: self.config.is_instructor,
-                    capabilities: vec![capability::SFU.to_owned()],
+                    capabilities: vec![
+                        capability::SFU.to_owned(),
+                        capability::PARTICIPANTS_UPDATED.to_owned(),
+                    ],
                 })));
             }
             Input::SignalingDisconnected => {
@@ -577,6 +582,16 @@ impl Session {
                     // An instructor changed our role, or lowered our hand.
                     self.class.learn_role(&participant);
                     self.hand_raised &= participant.hand_raised;
+                }
+            }
+            Input::ParticipantsUpdated(batch) => {
+                // Our own entry is not for us: what others change about us comes on its own,
+                // as `participant-updated`, and the batch may be older than what we just did.
+                for participant in batch.participants {
+                    if participant.user_id != self.self_id {
+                        self.participants
+                            .insert(participant.user_id.clone(), with_name(participant));
+                    }
                 }
             }
             Input::Chat(message) => {

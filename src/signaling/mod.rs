@@ -106,6 +106,9 @@ pub(crate) fn input_from_event(event: &str, value: Value) -> Option<Input> {
         events::PARTICIPANT_UPDATED => {
             parse::<Participant>(event, value, Input::ParticipantUpdated)
         }
+        events::PARTICIPANTS_UPDATED => {
+            parse::<classroom_wire::ParticipantsUpdated>(event, value, Input::ParticipantsUpdated)
+        }
         events::CHAT_MESSAGE => parse::<ChatMessage>(event, value, Input::Chat),
         events::OFFER => parse::<OfferFromPeer>(event, value, Input::Offer),
         events::ANSWER => parse::<AnswerFromPeer>(event, value, Input::Answer),

@@ -6,7 +6,12 @@
 //     and all at once;
 //   - reaction → seen by the instructor, one after another;
 //   - vote → the live result at the instructor, one after another and all at once;
-//   - mute all → every one of the 200 told (`moderated`).
+//   - mute all → every one of the 200 told (`moderated`);
+//   - the class view: in the bursts (all hands at once, mute all), until every student has
+//     seen every other's change.
+// The clients announce `participants-updated` (they take batched updates, as our page and the
+// desktop do); CONTROLS_BENCH_BATCHES=0 joins as the browser version's page does, one
+// `participant-updated` per change, for the comparison in one run.
 // Prints figures, then one JSON line. Asserts nothing.
 //
 //   taskset -c 1 node tests/node/controls.bench.mjs      (CLASSROOM_SIGNALING_BIN: the
@@ -20,6 +25,8 @@ import { io } from "socket.io-client";
 const BIN = process.env.CLASSROOM_SIGNALING_BIN;
 const STUDENTS = Number(process.env.CONTROLS_BENCH_STUDENTS ?? 200);
 const CORE = process.env.CONTROLS_BENCH_SERVER_CORE ?? "0";
+const BATCHES = (process.env.CONTROLS_BENCH_BATCHES ?? "1") !== "0";
+const capabilities = BATCHES ? ["participants-updated"] : [];
 if (!BIN) throw new Error("set CLASSROOM_SIGNALING_BIN (the release classroom-signaling)");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -50,15 +57,45 @@ const connect = () => new Promise((resolve, reject) => {
 });
 const SESSION = "bench-class";
 const teacher = await connect();
-await teacher.timeout(5000).emitWithAck("join-session", { sessionId: SESSION, userId: "teacher", userName: "Teacher", isInstructor: true });
+await teacher.timeout(5000).emitWithAck("join-session", { sessionId: SESSION, userId: "teacher", userName: "Teacher", isInstructor: true, capabilities });
 const students = [];
 for (let i = 0; i < STUDENTS; i++) {
   const socket = await connect();
-  const ack = await socket.timeout(10_000).emitWithAck("join-session", { sessionId: SESSION, userId: `s${i}`, userName: `Student ${i}` });
+  const ack = await socket.timeout(10_000).emitWithAck("join-session", { sessionId: SESSION, userId: `s${i}`, userName: `Student ${i}`, capabilities });
   if (!ack.ok) throw new Error(`join refused: ${JSON.stringify(ack.error)}`);
   students.push(socket);
 }
 await sleep(500);
+
+// Resolves with the time from `start` until every student has seen every other student's
+// participant pass `changed` (from `participant-updated` or a batch), or null after 10 s.
+function classView(changed, start) {
+  const seen = students.map(() => new Set());
+  let complete = 0;
+  const handlers = [];
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(null), 10_000);
+    const finish = (value) => {
+      clearTimeout(timer);
+      for (const [socket, one, batch] of handlers) {
+        socket.off("participant-updated", one);
+        socket.off("participants-updated", batch);
+      }
+      resolve(value);
+    };
+    students.forEach((socket, i) => {
+      const one = (p) => {
+        if (p.userId === `s${i}` || !p.userId.startsWith("s") || !changed(p) || seen[i].has(p.userId)) return;
+        seen[i].add(p.userId);
+        if (seen[i].size === STUDENTS - 1 && ++complete === STUDENTS) finish(performance.now() - start);
+      };
+      const batch = ({ participants }) => participants.forEach(one);
+      socket.on("participant-updated", one);
+      socket.on("participants-updated", batch);
+      handlers.push([socket, one, batch]);
+    });
+  });
+}
 
 // ---- hand raise → instructors ----------------------------------------------------------
 const sentAt = new Map();
@@ -92,6 +129,7 @@ const steady = await raiseAll(10);
 // At once: every raise's latency includes waiting behind the others (each one is a queue
 // of up to 200 sent to the instructor).
 const burst = [];
+let handsClassView = null;
 {
   teacher.removeAllListeners("hand-queue");
   const seen = new Set();
@@ -103,9 +141,11 @@ const burst = [];
       burst.push(now - start);
     }
   });
+  const everyoneSaw = classView((p) => p.handRaised, start);
   for (const socket of students) socket.emit("media-state", { handRaised: true });
   const deadline = performance.now() + 10_000;
   while (burst.length < STUDENTS && performance.now() < deadline) await sleep(20);
+  handsClassView = await everyoneSaw;
   teacher.removeAllListeners("hand-queue");
   teacher.emit("moderate", { action: "lower-all-hands" });
   await sleep(500);
@@ -160,6 +200,7 @@ const voteBurst = await voting(0);
 
 // ---- mute all → every student told ---------------------------------------------------------
 const muteAll = [];
+const muteAllClassView = [];
 for (let round = 0; round < 5; round++) {
   for (const socket of students) socket.emit("media-state", { audioEnabled: true });
   await sleep(500);
@@ -168,11 +209,15 @@ for (let round = 0; round < 5; round++) {
   const done = new Promise((resolve) => {
     for (const socket of students) socket.once("moderated", () => { if (++told === STUDENTS) resolve(); });
   });
+  const everyoneSaw = classView((p) => !p.audioEnabled, start);
   const ack = await teacher.timeout(10_000).emitWithAck("moderate", { action: "mute-all" });
   if (!ack.ok) throw new Error(`mute-all refused: ${JSON.stringify(ack.error)}`);
   await Promise.race([done, sleep(10_000)]);
   if (told < STUDENTS) throw new Error(`mute all told ${told} of ${STUDENTS}`);
   muteAll.push(performance.now() - start);
+  const view = await everyoneSaw;
+  if (view === null) throw new Error("mute all: not every student saw every other muted within 10 s");
+  muteAllClassView.push(view);
 }
 
 for (const s of students) s.close();
@@ -187,14 +232,19 @@ const figures = {
   voteSteady: summary(voteSteady),
   voteAllAtOnce: summary(voteBurst),
   muteAllEveryoneTold: summary(muteAll),
+  batches: BATCHES,
+  handsAllAtOnceClassViewMs: handsClassView,
+  muteAllClassView: summary(muteAllClassView),
 };
-console.log(`classroom controls, ${STUDENTS} students, server on core ${CORE}`);
+console.log(`classroom controls, ${STUDENTS} students, server on core ${CORE}, ${BATCHES ? "clients taking batched updates" : "clients taking one participant-updated per change (the browser version's)"}`);
 console.log(`hand raise → instructor, one every 10 ms: p50 ${ms(figures.handRaiseSteady.p50)}, p99 ${ms(figures.handRaiseSteady.p99)} (${steady.length} of ${STUDENTS})`);
 console.log(`hand raise → instructor, all at once:     p50 ${ms(figures.handRaiseAllAtOnce.p50)}, p99 ${ms(figures.handRaiseAllAtOnce.p99)} (${burst.length} of ${STUDENTS})`);
 console.log(`reaction → instructor:                   p50 ${ms(figures.reaction.p50)}, p99 ${ms(figures.reaction.p99)} (${reactionLatency.length} of ${STUDENTS})`);
 console.log(`vote → live result, one every 10 ms:   p50 ${ms(figures.voteSteady.p50)}, p99 ${ms(figures.voteSteady.p99)} (${voteSteady.length} of ${STUDENTS})`);
 console.log(`vote → live result, all at once:       p50 ${ms(figures.voteAllAtOnce.p50)}, p99 ${ms(figures.voteAllAtOnce.p99)} (${voteBurst.length} of ${STUDENTS})`);
 console.log(`mute all → all ${STUDENTS} told (5 rounds):       p50 ${ms(figures.muteAllEveryoneTold.p50)}, max ${ms(figures.muteAllEveryoneTold.max)}`);
+console.log(`all hands at once → every student saw every hand: ${handsClassView === null ? "not within 10 s" : ms(handsClassView)}`);
+console.log(`mute all → every student saw every other muted (5 rounds): p50 ${ms(figures.muteAllClassView.p50)}, max ${ms(figures.muteAllClassView.max)}`);
 const verdict = (f) => (f.p99 <= 50 ? "met" : "NOT met");
 console.log(`budget: 50 ms p99 → hand raise ${verdict(figures.handRaiseSteady)} one at a time, ${verdict(figures.handRaiseAllAtOnce)} all at once; vote ${verdict(figures.voteSteady)} one at a time, ${verdict(figures.voteAllAtOnce)} all at once`);
 console.log(JSON.stringify({ bench: "controls", ...figures }));

@@ -298,6 +298,66 @@ describe("classroom controls", { skip }, () => {
     await teacher.waitFor("hand-queue", (q) => q.hands.length === 0);
   });
 
+  it("tells a burst of changes in batches to clients that take them, and each change to the browser version's client", async () => {
+    const sessionId = uid("batches");
+    const batched = ["participants-updated"];
+    const teacher = await peer();
+    teacher.userId = uid("teacher");
+    await teacher.join(sessionId, teacher.userId, "Teacher", true, batched);
+    // The browser version's page announces nothing.
+    const old = await peer();
+    await old.join(sessionId, uid("old"), "Old page", false);
+    const students = [];
+    for (let i = 0; i < 20; i++) {
+      const p = await peer();
+      p.userId = uid(`s${i}`);
+      await p.join(sessionId, p.userId, `Student ${i}`, false, batched);
+      students.push(p);
+    }
+    await Promise.all(students.map((s) => s.request("media-state", { handRaised: true })));
+    await teacher.waitFor("hand-queue", (q) => q.hands.length === 20);
+    await quiet(300);
+
+    // What a client learned of the students' hands, from single updates and batches in order.
+    const learned = (p) => {
+      const hands = new Map();
+      let events = 0;
+      for (const e of p.events) {
+        const list = e.event === "participant-updated" ? [e.data]
+          : e.event === "participants-updated" ? e.data.participants : null;
+        if (!list) continue;
+        events += 1;
+        for (const q of list) hands.set(q.userId, q.handRaised);
+      }
+      return { hands, events };
+    };
+    const watcher = learned(teacher);
+    for (const s of students) assert.equal(watcher.hands.get(s.userId), true, `the teacher saw ${s.userId}'s hand`);
+    assert.ok(watcher.events < 20, `20 raises told the teacher in ${watcher.events} events, not one each`);
+    assert.ok(teacher.received("participants-updated").length >= 1, "a batch");
+    // Another student saw every other hand too, however its updates came.
+    const peerView = learned(students[0]);
+    for (const s of students.slice(1)) assert.equal(peerView.hands.get(s.userId), true);
+    // The old page: one participant-updated per raise, no batch.
+    assert.equal(old.received("participants-updated").length, 0);
+    assert.equal(old.received("participant-updated", (p) => p.handRaised).length, 20);
+
+    // An instructor's change to a member reaches that member at once, on its own.
+    const target = students[5];
+    const before = target.received("participant-updated").length;
+    await moderate(teacher, "lower-hand", { targetUserId: target.userId });
+    const told = await target.waitFor("participant-updated", (p) => p.userId === target.userId && !p.handRaised, 1000);
+    assert.equal(told.handRaised, false);
+    assert.ok(target.received("participant-updated").length > before);
+    // Mute all: one batch of the 20 students to a batched client, straight away.
+    const batchesBefore = students[0].received("participants-updated").length;
+    await moderate(teacher, "mute-all");
+    const muted = await students[0].waitFor("participants-updated",
+      (b) => b.participants.filter((q) => !q.audioEnabled).length >= 20, 2000);
+    assert.ok(muted.participants.length >= 20);
+    assert.ok(students[0].received("participants-updated").length > batchesBefore);
+  });
+
   it("sends reactions to everyone, a few emoji at a limited rate", async () => {
     const { teacher, students: [a] } = await classOf(1);
     assert.equal((await a.request("reaction", { emoji: "👏" })).ok, true);

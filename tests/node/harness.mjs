@@ -209,8 +209,8 @@ export class Peer {
     });
   }
 
-  async join(sessionId, userId, userName, isInstructor = false) {
-    const ack = await this.request("join-session", { sessionId, userId, userName, isInstructor });
+  async join(sessionId, userId, userName, isInstructor = false, capabilities = undefined) {
+    const ack = await this.request("join-session", { sessionId, userId, userName, isInstructor, capabilities });
     if (!ack.ok) throw new Error(`join refused: ${JSON.stringify(ack.error)}`);
     return ack;
   }

@@ -60,6 +60,9 @@ pub mod event {
     pub const USER_JOINED: &str = "user-joined";
     pub const USER_LEFT: &str = "user-left";
     pub const PARTICIPANT_UPDATED: &str = "participant-updated";
+    /// Server → a client that announced [`crate::capability::PARTICIPANTS_UPDATED`]: several
+    /// participants' updates at once ([`crate::ParticipantsUpdated`]).
+    pub const PARTICIPANTS_UPDATED: &str = "participants-updated";
     pub const OFFER: &str = "offer";
     pub const ANSWER: &str = "answer";
     pub const ICE_CANDIDATE: &str = "ice-candidate";
@@ -114,6 +117,10 @@ pub mod event {
 pub mod capability {
     /// The client can take part in a class on the SFU (`docs/protocol.md`, "The SFU").
     pub const SFU: &str = "sfu";
+    /// The client takes `participants-updated` (several participants at once): in a burst of
+    /// changes (200 hands raised in the same instant, mute all) the server tells it in batches
+    /// instead of one event per change (`docs/protocol.md`, "participants-updated").
+    pub const PARTICIPANTS_UPDATED: &str = "participants-updated";
 }
 
 /// `join-session`, as the browser version sends it. With a signed token the server takes the
@@ -181,6 +188,16 @@ pub struct Participant {
     /// Milliseconds since the Unix epoch; when absent, the time we learned of them.
     #[serde(default = "now_ms")]
     pub joined_at: u64,
+}
+
+/// Server → a client that takes batches: `participants-updated`, the participants that changed
+/// since the last batch, each as it is now, in the order of their first change. The batch may
+/// hold the receiver's own entry: a client ignores it (what others change about it comes as
+/// `participant-updated`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantsUpdated {
+    pub participants: Vec<Participant>,
 }
 
 /// Sent to the joiner (as the `join-session` ack, with `ok: true`, and as the

@@ -39,6 +39,8 @@ pub(crate) fn rank(p: &Participant) -> Rank {
 #[derive(Debug, Clone)]
 pub(crate) enum Notice {
     ParticipantUpdated(Participant),
+    /// Several participants' updates at once, to clients that take batches (`batching.rs`).
+    ParticipantsUpdated(classroom_wire::ParticipantsUpdated),
     Moderated(Moderated),
     Settings(ClassSettings),
     WaitingRoom(WaitingRoom),
@@ -57,6 +59,9 @@ pub(crate) enum Notice {
 #[derive(Debug)]
 pub(crate) enum Output<C> {
     Send(Vec<C>, Notice),
+    /// Call [`RoomState::flush_updates`] at this instant: the participant updates waiting for
+    /// their batch go out then (`batching.rs`).
+    FlushUpdatesAt(std::time::Instant),
     /// The connection is no longer in the room (removed, denied, replaced, the class ended):
     /// it is closed once what was sent to it went out.
     Close(C),
@@ -881,6 +886,7 @@ mod tests {
             if let Output::Send(to, notice) = o {
                 let kind = match notice {
                     Notice::ParticipantUpdated(_) => "participant-updated",
+                    Notice::ParticipantsUpdated(_) => "participants-updated",
                     Notice::Moderated(_) => "moderated",
                     Notice::Settings(_) => "class-settings",
                     Notice::WaitingRoom(_) => "waiting-room",

@@ -125,7 +125,7 @@ fn connecting_sends_join_session_with_our_identity() {
             user_id: Some("ada".to_owned()),
             user_name: Some("Me".to_owned()),
             is_instructor: false,
-            capabilities: vec!["sfu".to_owned()],
+            capabilities: vec!["sfu".to_owned(), "participants-updated".to_owned()],
         }))]
     );
 }
@@ -1330,4 +1330,32 @@ fn a_rejoin_keeps_our_answer_to_the_poll_still_open() {
     again.poll = None;
     s.handle(t, Input::Joined(again));
     assert_eq!(s.snapshot().class.poll, None, "no poll open: none shown");
+}
+
+#[test]
+fn a_batch_of_participant_updates_updates_the_others_and_leaves_our_own_state_alone() {
+    let (mut s, t) = in_call_with("ada", &["bob", "cy"]);
+    s.handle(t, Input::Command(Command::RaiseHand(true)));
+    let batch: classroom_wire::ParticipantsUpdated = serde_json::from_value(serde_json::json!({
+    "participants": [
+        {"userId": "bob", "userName": "Bob", "handRaised": true},
+        {"userId": "ada", "userName": "Me", "handRaised": false, "audioEnabled": false},
+        {"userId": "cy", "userName": "Cy", "audioEnabled": false},
+    ]}))
+    .expect("a batch parses");
+    s.handle(t, Input::ParticipantsUpdated(batch));
+    let snapshot = s.snapshot();
+    // Our own entry (older than our raised hand) changes nothing and is no remote participant.
+    assert!(snapshot.hand_raised);
+    assert_eq!(snapshot.participants.len(), 2);
+    let by_id = |id: &str| {
+        snapshot
+            .participants
+            .iter()
+            .find(|p| p.participant.user_id == id)
+            .map(|p| p.participant.clone())
+            .expect("in the roster")
+    };
+    assert!(by_id("bob").hand_raised);
+    assert!(!by_id("cy").audio_enabled);
 }
