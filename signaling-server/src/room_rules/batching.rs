@@ -49,12 +49,7 @@ impl<C: Handle> RoomState<C> {
         if !outputs.iter().any(is_update) {
             return outputs;
         }
-        let unbatched: Vec<C::Id> = self
-            .members
-            .iter()
-            .filter(|m| !m.conn.takes_batches())
-            .map(|m| m.conn.id())
-            .collect();
+        let unbatched = self.unbatched();
         let mut out = Vec::with_capacity(outputs.len() + 1);
         // Where the updates were, for one told at once; the users they were about; the
         // batched recipients of the last (when it was about one user only, they are told
@@ -135,12 +130,7 @@ impl<C: Handle> RoomState<C> {
             return Vec::new();
         }
         self.batch.window_until = Some(now + BATCH_WINDOW);
-        let unbatched: Vec<C::Id> = self
-            .members
-            .iter()
-            .filter(|m| !m.conn.takes_batches())
-            .map(|m| m.conn.id())
-            .collect();
+        let unbatched = self.unbatched();
         let to = self.batched_members(&unbatched);
         if to.is_empty() {
             return Vec::new();
@@ -157,6 +147,15 @@ impl<C: Handle> RoomState<C> {
             .iter()
             .filter_map(|u| self.member(u))
             .map(|m| m.participant.clone())
+            .collect()
+    }
+
+    /// The members whose clients take no batches (usually none).
+    fn unbatched(&self) -> Vec<C::Id> {
+        self.members
+            .iter()
+            .filter(|m| !m.conn.takes_batches())
+            .map(|m| m.conn.id())
             .collect()
     }
 

@@ -311,12 +311,11 @@ impl<C: Handle> RoomState<C> {
 mod tests {
     use std::collections::VecDeque;
 
-    use classroom_wire::{Moderation, Role, WaitingPolicy};
+    use classroom_wire::{Moderation, WaitingPolicy};
 
-    use super::super::test_support::{Conn, at};
-    use super::super::{Joiner, RoomPolicy};
+    use super::super::RoomPolicy;
+    use super::super::test_support::{Conn, at, join};
     use super::*;
-    use crate::auth::Identity;
     use crate::config::Limits;
     use crate::sfu::SfuMode;
 
@@ -329,28 +328,9 @@ mod tests {
     /// The instructor `t` (conn 0) and `n` students `s1`… (conns 1…).
     fn class(n: u32) -> RoomState<Conn> {
         let mut room = RoomState::new(VecDeque::new(), POLICY);
-        for i in 0..=n {
-            let who = Identity {
-                user_id: if i == 0 { "t".into() } else { format!("s{i}") },
-                user_name: if i == 0 { "T".into() } else { format!("S{i}") },
-                role: if i == 0 {
-                    Role::Instructor
-                } else {
-                    Role::Student
-                },
-            };
-            let joiner = Joiner {
-                who: &who,
-                conn: Conn(i),
-                sfu_capable: true,
-                claimed: false,
-                on_roster: false,
-            };
-            let roomy = Limits {
-                max_participants_per_session: 100,
-                ..Limits::default()
-            };
-            room.join(joiner, at(1), &roomy, POLICY).unwrap();
+        join(&mut room, "t", 0, true);
+        for i in 1..=n {
+            join(&mut room, &format!("s{i}"), i, false);
         }
         room
     }

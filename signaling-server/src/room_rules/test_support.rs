@@ -46,7 +46,8 @@ pub(crate) fn policy() -> RoomPolicy {
     }
 }
 
-/// `user` joins on connection `conn`, an instructor or a student.
+/// `user` (named in capitals) joins on connection `conn`, an instructor or a student, in a
+/// room that takes up to 1000.
 pub(crate) fn join(room: &mut RoomState<Conn>, user: &str, conn: u32, instructor: bool) {
     let who = Identity {
         user_id: user.into(),
@@ -64,10 +65,11 @@ pub(crate) fn join(room: &mut RoomState<Conn>, user: &str, conn: u32, instructor
         claimed: false,
         on_roster: false,
     };
-    if room
-        .join(joiner, at(1_000), &Limits::default(), policy())
-        .is_err()
-    {
+    let roomy = Limits {
+        max_participants_per_session: 1000,
+        ..Limits::default()
+    };
+    if room.join(joiner, at(1_000), &roomy, policy()).is_err() {
         panic!("{user} was not let in");
     }
 }
