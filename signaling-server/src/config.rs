@@ -246,6 +246,24 @@ pub struct FileConfig {
     pub limits: FileLimits,
     /// The server's own TURN relay; read by the command line, whose flags override each key.
     pub turn: Option<FileTurn>,
+    /// The SFU and when classes use it; read by the command line, whose flags override each
+    /// key.
+    pub sfu: Option<FileSfu>,
+}
+
+/// The `[sfu]` table (`docs/protocol.md`, "The SFU"): one key per flag, `mode` for `--sfu`,
+/// the others without their `--sfu-` prefix.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSfu {
+    /// `off`, `always` or `auto` (`--sfu`).
+    pub mode: Option<crate::sfu::SfuMode>,
+    pub mesh_max: Option<usize>,
+    pub audio_above: Option<usize>,
+    pub loudest: Option<usize>,
+    pub media_address: Option<std::net::IpAddr>,
+    pub media_port: Option<u16>,
+    pub public_ip: Option<std::net::IpAddr>,
 }
 
 /// The `[turn]` table: the server's own relay (`docs/turn.md`), one key per `--turn-…` flag.
@@ -329,8 +347,10 @@ impl ServerConfig {
             ping_interval_ms,
             ping_timeout_ms,
             limits,
-            // The command line builds the relay's settings from it and its flags together.
+            // The command line builds the relay's and the SFU's settings from them and its
+            // flags together.
             turn: _,
+            sfu: _,
         } = file;
         if let Some(v) = listen {
             self.listen = v;

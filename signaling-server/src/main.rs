@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use classroom_signaling::auth::{Identity, issue_token};
-use classroom_signaling::config::{FileConfig, FileTurn, OriginPolicy, ServerConfig, check_secret};
+use classroom_signaling::config::{
+    FileConfig, FileSfu, FileTurn, OriginPolicy, ServerConfig, check_secret,
+};
 use classroom_signaling::store::Store;
 use classroom_wire::{IceServer, Role};
 
@@ -249,23 +251,24 @@ struct ServeArgs {
     /// the class's roster).
     #[arg(long, env = "CLASSROOM_WAITING_ROOM", default_value = "open", value_parser = parse_waiting_room)]
     waiting_room: classroom_wire::WaitingPolicy,
-    /// The largest class --sfu auto keeps a mesh (it moves back below it).
-    #[arg(long, env = "CLASSROOM_MESH_MAX", default_value_t = 4)]
-    mesh_max: usize,
+    /// The largest class --sfu auto keeps a mesh (it moves back below it) [default: 4].
+    #[arg(long, env = "CLASSROOM_MESH_MAX")]
+    mesh_max: Option<usize>,
     /// Above how many speakers each participant on the SFU hears only the loudest few
-    /// (--sfu-loudest).
-    #[arg(long, env = "CLASSROOM_SFU_AUDIO_ABOVE", default_value_t = 10)]
-    sfu_audio_above: usize,
-    /// How many of the loudest speakers are heard in a class above --sfu-audio-above.
-    #[arg(long, env = "CLASSROOM_SFU_LOUDEST", default_value_t = 3)]
-    sfu_loudest: usize,
+    /// (--sfu-loudest) [default: 10].
+    #[arg(long, env = "CLASSROOM_SFU_AUDIO_ABOVE")]
+    sfu_audio_above: Option<usize>,
+    /// How many of the loudest speakers are heard in a class above --sfu-audio-above
+    /// [default: 3].
+    #[arg(long, env = "CLASSROOM_SFU_LOUDEST")]
+    sfu_loudest: Option<usize>,
     /// The address the SFU receives media on (one UDP port for every peer); default: the
     /// --listen address.
     #[arg(long, env = "CLASSROOM_MEDIA_ADDRESS")]
     media_address: Option<std::net::IpAddr>,
-    /// The SFU's UDP port (0: any free port).
-    #[arg(long, env = "CLASSROOM_MEDIA_PORT", default_value_t = 3479)]
-    media_port: u16,
+    /// The SFU's UDP port (0: any free port) [default: 3479].
+    #[arg(long, env = "CLASSROOM_MEDIA_PORT")]
+    media_port: Option<u16>,
     /// The address the SFU advertises to clients, when they reach it through a 1:1 NAT.
     #[arg(long, env = "CLASSROOM_PUBLIC_IP")]
     public_ip: Option<std::net::IpAddr>,
@@ -328,10 +331,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let mut config = ServerConfig::default();
-    let mut file_turn = None;
+    let (mut file_turn, mut file_sfu) = (None, None);
     if let Some(path) = &cli.config {
         let file = FileConfig::load(path)?;
         file_turn = file.turn.clone();
+        file_sfu = file.sfu.clone();
         config.apply_file(file);
     }
     if cli.database.is_some() {
@@ -350,8 +354,8 @@ fn main() -> Result<()> {
         config.token_rules.max_lifetime = Duration::from_secs(v);
     }
     match cli.command {
-        None => serve(config, cli.serve, file_turn),
-        Some(Command::Serve(args)) => serve(config, *args, file_turn),
+        None => serve(config, cli.serve, file_turn, file_sfu),
+        Some(Command::Serve(args)) => serve(config, *args, file_turn, file_sfu),
         Some(Command::Class(ClassCommand::Create { id, title })) => {
             let store = open_store(&config)?;
             store.create_class(&id, title.as_deref().unwrap_or(&id))?;
@@ -448,7 +452,12 @@ fn open_store(config: &ServerConfig) -> Result<Store> {
     Ok(Store::open(Some(path))?)
 }
 
-fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>) -> Result<()> {
+fn serve(
+    mut config: ServerConfig,
+    args: ServeArgs,
+    file_turn: Option<FileTurn>,
+    file_sfu: Option<FileSfu>,
+) -> Result<()> {
     if let Some(v) = args.listen {
         config.listen = v;
     }
@@ -456,6 +465,7 @@ fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>)
     if args.turn || file_turn.enabled == Some(true) {
         config.turn = Some(turn_config(&args, &file_turn, config.listen.ip())?);
     }
+    config.sfu = sfu_config(&args, &file_sfu.unwrap_or_default(), config.listen.ip());
     if args.dev {
         config.dev_mode = true;
         config.auto_create_sessions = true;
@@ -495,23 +505,7 @@ fn serve(mut config: ServerConfig, args: ServeArgs, file_turn: Option<FileTurn>)
     if !args.allowed_origins.is_empty() {
         config.origins = origin_policy(args.allowed_origins);
     }
-    if let Some(mode) = args.sfu {
-        config.sfu.mode = mode;
-    }
-    config.sfu.mesh_max = args.mesh_max.max(2);
-    config.sfu.audio = classroom_signaling::sfu::AudioSelection {
-        above: args.sfu_audio_above,
-        // Nobody is heard at all would be a broken class, not a quiet one.
-        loudest: args.sfu_loudest.max(1),
-    };
     config.waiting_room = args.waiting_room;
-    config.sfu.media_bind = std::net::SocketAddr::new(
-        args.media_address.unwrap_or(config.listen.ip()),
-        args.media_port,
-    );
-    if args.public_ip.is_some() {
-        config.sfu.public_ip = args.public_ip;
-    }
     if args.join_key.is_some() {
         config.join_key = args.join_key;
     }
@@ -655,6 +649,29 @@ fn parse_waiting_room(s: &str) -> Result<classroom_wire::WaitingPolicy, String> 
     }
 }
 
+/// The SFU's settings: each flag, else the file's `[sfu]` key, else the default.
+fn sfu_config(
+    args: &ServeArgs,
+    file: &FileSfu,
+    listen: std::net::IpAddr,
+) -> classroom_signaling::sfu::SfuConfig {
+    use classroom_signaling::sfu::{AudioSelection, SfuConfig, SfuMode};
+    SfuConfig {
+        mode: args.sfu.or(file.mode).unwrap_or(SfuMode::Off),
+        media_bind: std::net::SocketAddr::new(
+            args.media_address.or(file.media_address).unwrap_or(listen),
+            args.media_port.or(file.media_port).unwrap_or(3479),
+        ),
+        public_ip: args.public_ip.or(file.public_ip),
+        mesh_max: args.mesh_max.or(file.mesh_max).unwrap_or(4).max(2),
+        audio: AudioSelection {
+            above: args.sfu_audio_above.or(file.audio_above).unwrap_or(10),
+            // Nobody is heard at all would be a broken class, not a quiet one.
+            loudest: args.sfu_loudest.or(file.loudest).unwrap_or(3).max(1),
+        },
+    }
+}
+
 /// The TURN relay's settings: each flag, else the file's `[turn]` key, else the default.
 fn turn_config(
     args: &ServeArgs,
@@ -716,6 +733,59 @@ mod tests {
         let mut argv = vec!["classroom-signaling"];
         argv.extend_from_slice(flags);
         Cli::try_parse_from(argv).expect("flags parse").serve
+    }
+
+    /// The `[sfu]` table fills what no flag sets; a flag wins over its key; without either,
+    /// the defaults the flags document.
+    #[test]
+    fn the_sfu_takes_the_files_sfu_table_and_flags_override_it() {
+        use classroom_signaling::sfu::SfuMode;
+        let file: FileConfig = toml::from_str(
+            r#"
+            [sfu]
+            mode = "auto"
+            mesh_max = 6
+            audio_above = 20
+            loudest = 4
+            media_address = "203.0.113.2"
+            media_port = 3480
+            public_ip = "198.51.100.7"
+            "#,
+        )
+        .expect("an [sfu] table parses");
+        let table = file.sfu.expect("the table");
+        let listen = std::net::IpAddr::from([127, 0, 0, 1]);
+        let c = sfu_config(&serve_args(&[]), &table, listen);
+        assert_eq!((c.mode, c.mesh_max), (SfuMode::Auto, 6));
+        assert_eq!((c.audio.above, c.audio.loudest), (20, 4));
+        assert_eq!(c.media_bind, "203.0.113.2:3480".parse().unwrap());
+        assert_eq!(c.public_ip, Some(std::net::IpAddr::from([198, 51, 100, 7])));
+
+        let c = sfu_config(
+            &serve_args(&["--sfu", "always", "--mesh-max", "3", "--media-port", "0"]),
+            &table,
+            listen,
+        );
+        assert_eq!(
+            (c.mode, c.mesh_max, c.media_bind.port()),
+            (SfuMode::Always, 3, 0)
+        );
+        assert_eq!(c.audio.loudest, 4, "a key no flag overrides stays");
+
+        let c = sfu_config(&serve_args(&[]), &FileSfu::default(), listen);
+        assert_eq!((c.mode, c.mesh_max), (SfuMode::Off, 4));
+        assert_eq!((c.audio.above, c.audio.loudest), (10, 3));
+        assert_eq!(c.media_bind, std::net::SocketAddr::new(listen, 3479));
+        // A class where nobody is heard, or a mesh of one, is not configurable.
+        let c = sfu_config(
+            &serve_args(&["--sfu-loudest", "0", "--mesh-max", "1"]),
+            &table,
+            listen,
+        );
+        assert_eq!((c.audio.loudest, c.mesh_max), (1, 2));
+        // A misspelt key is refused, not ignored.
+        assert!(toml::from_str::<FileConfig>("[sfu]\nmesh_maxx = 3").is_err());
+        assert!(toml::from_str::<FileConfig>("[sfu]\nmode = \"sometimes\"").is_err());
     }
 
     /// The `[turn]` table fills what no flag sets; a flag wins over its key.
