@@ -174,6 +174,8 @@ impl SignalingClient {
         let on_connect = inputs.clone();
         let on_error = inputs.clone();
         let on_close = inputs.clone();
+        let comeback = ComebackGate::default();
+        let told_when = comeback.clone();
         let mut builder = ClientBuilder::new(config.url.clone())
             .transport_type(if config.websocket_only {
                 TransportType::Websocket
@@ -188,6 +190,17 @@ impl SignalingClient {
             // tries, so a client is back within about 2 s of a restart (the budget is media
             // again within 5 s), as the page is (socket.io-client, at most 1.5 s).
             .reconnect_delay(200 + reconnect_jitter_ms(), 800 + reconnect_jitter_ms())
+            // A server that shuts down says when each client is to come back
+            // (`server-restarting`, a delay of its own for each): the first attempt waits
+            // until then, so a class does not come back in one instant.
+            .on_reconnect(move || {
+                let gate = comeback.clone();
+                async move {
+                    gate.wait().await;
+                    rust_socketio::asynchronous::ReconnectSettings::new()
+                }
+                .boxed()
+            })
             .on(Event::Connect, move |_, _| {
                 let _ = on_connect.send(Input::SignalingConnected);
                 async {}.boxed()
@@ -215,6 +228,9 @@ impl SignalingClient {
                     other => other.as_str().to_owned(),
                 };
                 if let Some(input) = input_from_event(&name, first_value(payload)) {
+                    if let Input::ServerRestarting(notice) = &input {
+                        told_when.come_back_after(Duration::from_millis(notice.retry_after_ms));
+                    }
                     let _ = inputs.send(input);
                 }
                 async {}.boxed()
@@ -310,6 +326,37 @@ impl SignalingClient {
     }
 }
 
+/// When the server said to come back (`server-restarting`): the next reconnect waits until
+/// then, once.
+#[derive(Clone, Default)]
+struct ComebackGate(std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
+
+impl ComebackGate {
+    /// The longest wait a server can ask for; the page keeps to the same.
+    const MAX_WAIT: Duration = Duration::from_secs(30);
+
+    fn come_back_after(&self, delay: Duration) {
+        let at = tokio::time::Instant::now() + delay.min(Self::MAX_WAIT);
+        if let Ok(mut gate) = self.0.lock() {
+            *gate = Some(at);
+        }
+    }
+
+    /// Waits until the time the server gave, if it gave one since the last reconnect.
+    async fn wait(&self) {
+        let at = self.0.lock().ok().and_then(|mut gate| gate.take());
+        if let Some(at) = at {
+            tracing::info!(
+                wait_ms = at
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_millis() as u64,
+                "the server is restarting: reconnecting when it said"
+            );
+            tokio::time::sleep_until(at).await;
+        }
+    }
+}
+
 /// 0 to 0.4 s, different in each process (std's random hash keys): not a secret, a spread.
 fn reconnect_jitter_ms() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -392,5 +439,38 @@ mod tests {
             encode(&Outgoing::Leave).expect("encodes").0,
             "leave-session"
         );
+    }
+}
+
+#[cfg(test)]
+mod comeback_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reconnect_after_a_restart_notice_waits_the_servers_delay_once_and_at_most_30_s() {
+        let gate = ComebackGate::default();
+        // No notice: no wait.
+        let t0 = tokio::time::Instant::now();
+        gate.wait().await;
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+
+        gate.come_back_after(Duration::from_millis(2_700));
+        let t0 = tokio::time::Instant::now();
+        gate.wait().await;
+        assert!(
+            t0.elapsed() >= Duration::from_millis(2_700),
+            "{:?}",
+            t0.elapsed()
+        );
+        // Once: a retry after a failed attempt backs off as usual, no second wait.
+        let t1 = tokio::time::Instant::now();
+        gate.wait().await;
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+
+        // A server asking for an hour gets 30 s.
+        gate.come_back_after(Duration::from_secs(3600));
+        let t0 = tokio::time::Instant::now();
+        gate.wait().await;
+        assert_eq!(t0.elapsed(), ComebackGate::MAX_WAIT);
     }
 }

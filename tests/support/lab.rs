@@ -197,6 +197,17 @@ impl Server {
         Server { child, kind }
     }
 
+    /// Stops the server as systemd does (SIGTERM: it tells every client when to come back,
+    /// closes their connections and exits), and waits for it to exit.
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child's pid, with a signal number; no memory is shared.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+
     /// Kills the server at once (no goodbye to anyone), like a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
