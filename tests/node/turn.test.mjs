@@ -213,14 +213,19 @@ test("the pre-join connection test says which paths work, within 3 s, and trusts
   assert.equal(untrusted.works["turn-tls"], false, "TLS to an unverified relay");
 });
 
-test("the desktop and Firefox across two symmetric NATs, through the server's TURN over UDP", async () => {
+// The desktop under the default ICE policy and under the policy's force_relay (relayed
+// candidates only), for Firefox and for another desktop.
+const POLICIES = [["default policy", []], ["force_relay", ["--force-relay"]]];
+
+for (const [policy, flags] of POLICIES) test(`the desktop (${policy}) and Firefox across two symmetric NATs, through the server's TURN over UDP`, async () => {
+  const session = `turn-firefox-${flags.length}`;
   const desktop = lab.startDesktop("a", DESKTOP_BIN, [
-    "--server", ORIGIN, "--session", "turn-firefox", "--user", "desk", "--name", "Desk",
-    "--bind-ip", lab.a.ip, "--camera", "640x360@15", "--stats-interval-ms", "500",
+    "--server", ORIGIN, "--session", session, "--user", "desk", "--name", "Desk",
+    "--bind-ip", lab.a.ip, "--camera", "640x360@15", "--stats-interval-ms", "500", ...flags,
   ]);
   await waitFor("the desktop to join", () => desktop.stats()?.joined, 30_000);
   const fox = lab.spawn(lab.b.ns, process.execPath, [
-    join(here, "firefox-peer.mjs"), `${ORIGIN}/?session=turn-firefox&user=fox&name=Fox`, "desk", ORIGIN,
+    join(here, "firefox-peer.mjs"), `${ORIGIN}/?session=${session}&user=fox&name=Fox`, "desk", ORIGIN,
   ]);
   const foxLines = [];
   createInterface({ input: fox.stdout }).on("line", (l) => { try { foxLines.push(JSON.parse(l)); } catch { /* not JSON */ } });
@@ -232,18 +237,20 @@ test("the desktop and Firefox across two symmetric NATs, through the server's TU
   await sleep(MEASURE_MS);
   const [desk1, fox1] = [frames(), foxSees()];
   const foxLoss = (fox1.videoLost - fox0.videoLost) / Math.max(1, fox1.videoLost - fox0.videoLost + fox1.videoReceived - fox0.videoReceived);
-  console.log(`desktop decoded ${desk1 - desk0} frames of Firefox, Firefox ${fox1.framesDecoded - fox0.framesDecoded} of the desktop (loss ${(foxLoss * 100).toFixed(2)} %), Firefox's pair ${JSON.stringify(fox1.pair)}`);
+  console.log(`${policy}: desktop decoded ${desk1 - desk0} frames of Firefox, Firefox ${fox1.framesDecoded - fox0.framesDecoded} of the desktop (loss ${(foxLoss * 100).toFixed(2)} %), Firefox's pair ${JSON.stringify(fox1.pair)}`);
   assert.ok(desk1 - desk0 > (MEASURE_MS / 1000) * 5, `desktop: ${desk1 - desk0} frames`);
   assert.ok(fox1.framesDecoded - fox0.framesDecoded > (MEASURE_MS / 1000) * 5, `Firefox: ${fox1.framesDecoded - fox0.framesDecoded} frames`);
   assert.ok(foxLoss < 0.01, `${(foxLoss * 100).toFixed(2)} % lost`);
+  // force_relay: the desktop offered relayed candidates only, so Firefox sends to its relay.
+  if (flags.length) assert.equal(fox1.pair?.remote, "relay", JSON.stringify(fox1.pair));
   fox.stdin.end();
   await desktop.leave();
 });
 
-test("two desktops across two symmetric NATs, through the server's TURN over UDP", async () => {
+for (const [policy, flags] of POLICIES) test(`two desktops (${policy}) across two symmetric NATs, through the server's TURN over UDP`, async () => {
   const desktops = [["a", "d1"], ["b", "d2"]].map(([host, user]) => lab.startDesktop(host, DESKTOP_BIN, [
-    "--server", ORIGIN, "--session", "turn-desktops", "--user", user, "--name", user,
-    "--bind-ip", lab[host].ip, "--camera", "640x360@15", "--stats-interval-ms", "500",
+    "--server", ORIGIN, "--session", `turn-desktops-${flags.length}`, "--user", user, "--name", user,
+    "--bind-ip", lab[host].ip, "--camera", "640x360@15", "--stats-interval-ms", "500", ...flags,
   ]));
   const [one, two] = desktops;
   const view = (d, from) => {
@@ -260,7 +267,7 @@ test("two desktops across two symmetric NATs, through the server's TURN over UDP
     const frames = e.frames - s.frames;
     const markers = e.markers - s.markers;
     const loss = (e.lost - s.lost) / Math.max(1, e.packets - s.packets + e.lost - s.lost);
-    console.log(`desktop ${i + 1}: ${frames} frames, ${markers} audio markers heard in ${MEASURE_MS / 1000} s, audio loss ${(loss * 100).toFixed(2)} %`);
+    console.log(`${policy}: desktop ${i + 1}: ${frames} frames, ${markers} audio markers heard in ${MEASURE_MS / 1000} s, audio loss ${(loss * 100).toFixed(2)} %`);
     assert.ok(frames > (MEASURE_MS / 1000) * 5, `${frames} frames`);
     assert.ok(markers > 0, "no audio markers heard");
     assert.ok(loss < 0.01, `${(loss * 100).toFixed(2)} % audio lost`);
