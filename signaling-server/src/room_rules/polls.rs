@@ -311,23 +311,15 @@ impl<C: Handle> RoomState<C> {
 mod tests {
     use std::collections::VecDeque;
 
-    use classroom_wire::{Moderation, WaitingPolicy};
+    use classroom_wire::Moderation;
 
-    use super::super::RoomPolicy;
-    use super::super::test_support::{Conn, at, join};
+    use super::super::test_support::{Conn, at, join, policy};
     use super::*;
     use crate::config::Limits;
-    use crate::sfu::SfuMode;
-
-    const POLICY: RoomPolicy = RoomPolicy {
-        mode: SfuMode::Off,
-        mesh_max: 4,
-        waiting_room: WaitingPolicy::Open,
-    };
 
     /// The instructor `t` (conn 0) and `n` students `s1`… (conns 1…).
     fn class(n: u32) -> RoomState<Conn> {
-        let mut room = RoomState::new(VecDeque::new(), POLICY);
+        let mut room = RoomState::new(VecDeque::new(), policy());
         join(&mut room, "t", 0, true);
         for i in 1..=n {
             join(&mut room, &format!("s{i}"), i, false);
@@ -341,7 +333,7 @@ mod tests {
             Moderation::OpenPoll { poll: draft },
             at(2),
             &Limits::default(),
-            POLICY,
+            policy(),
         )
         .unwrap();
         room.open_poll().unwrap().poll_id
@@ -392,7 +384,7 @@ mod tests {
             },
             at(5),
             &Limits::default(),
-            POLICY,
+            policy(),
         )
         .unwrap();
         assert_eq!(
@@ -454,7 +446,7 @@ mod tests {
                 Moderation::OpenPoll { poll: bad },
                 at(2),
                 &Limits::default(),
-                POLICY,
+                policy(),
             );
             assert_eq!(refused.unwrap_err().code, ErrorCode::InvalidPayload);
         }
@@ -466,7 +458,7 @@ mod tests {
             },
             at(2),
             &Limits::default(),
-            POLICY,
+            policy(),
         );
         assert_eq!(refused.unwrap_err().code, ErrorCode::Forbidden);
     }
@@ -524,7 +516,7 @@ mod tests {
                 Moderation::PublishResults { poll_id: id },
                 at(4),
                 &Limits::default(),
-                POLICY,
+                policy(),
             )
             .unwrap();
         let Output::Send(students, Notice::PollResults(public)) = &out[0] else {
