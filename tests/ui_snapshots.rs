@@ -1253,6 +1253,14 @@ fn class_people_settings_for_the_instructor() {
             if *locks == LockSettings { screen_share: true, ..Default::default() },
         "screen sharing locked for students"
     );
+    harness.get_by_label("see each other's cameras").click();
+    harness.run();
+    assert_sent!(
+        harness,
+        Request::Command(Command::Moderate(Moderation::SetLocks { locks }))
+            if locks.student_cameras && !locks.camera,
+        "students' cameras kept for the instructors"
+    );
     harness.get_by_label("Everyone I admit").click();
     harness.run();
     assert_sent!(

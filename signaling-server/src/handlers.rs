@@ -1088,7 +1088,7 @@ fn finish_join(
 
     let user_id: Arc<str> = Arc::from(identity.user_id.as_str());
     let sfu_peer = match topology {
-        Topology::Sfu => sfu_peer_for(state, room, &user_id, s),
+        Topology::Sfu => sfu_peer_for(state, room, &user_id, &participant, controls.settings, s),
         Topology::Mesh => None,
     };
     let conn = s.extensions.get::<Arc<Connection>>();
@@ -1183,6 +1183,27 @@ fn carry_out(
                     tracing::debug!(sid = %conn.id, error = %e, "session-joined not delivered");
                 }
             }
+            Output::StudentCameras { private } => {
+                if let Some(sfu) = &state.sfu {
+                    sfu.send_surely(sfu::Command::StudentCameras {
+                        room: room.id.clone(),
+                        private,
+                    });
+                }
+            }
+            Output::Ranked { conn, student } => {
+                let peer = conn
+                    .extensions
+                    .get::<Arc<Connection>>()
+                    .and_then(|c| c.joined.lock().as_ref().and_then(|j| j.sfu_peer));
+                if let (Some(sfu), Some(peer)) = (&state.sfu, peer) {
+                    sfu.send_surely(sfu::Command::Rank { peer, student });
+                }
+            }
+            Output::Moved { topology, retold } => {
+                tracing::info!(session = %room.id, ?topology, members = retold.len(), "the class moves for its lock settings");
+                retell(state, room, retold, topology);
+            }
             Output::Ended { members } => {
                 state
                     .metrics
@@ -1238,6 +1259,9 @@ fn store_outcome(state: &AppState, room: &Room, output: Output<SocketRef>) {
         | Output::Close(_)
         | Output::Left(_)
         | Output::Admitted(_)
+        | Output::StudentCameras { .. }
+        | Output::Ranked { .. }
+        | Output::Moved { .. }
         | Output::Ended { .. } => {}
     }
 }
@@ -1312,15 +1336,22 @@ fn ice_servers_lasting(
     ice_servers
 }
 
-/// A peer on the SFU for a member of a class on it.
+/// A peer on the SFU for a member of a class on it: what it is forwarded follows its rank and
+/// the class's settings.
 fn sfu_peer_for(
     state: &AppState,
     room: &Room,
     user_id: &Arc<str>,
+    participant: &classroom_wire::Participant,
+    settings: classroom_wire::ClassSettings,
     s: &SocketRef,
 ) -> Option<PeerId> {
     let sfu = state.sfu.as_ref()?;
-    match sfu.join(room.id.clone(), user_id.clone(), signal_sink(s)) {
+    let viewer = sfu::Viewer {
+        student: !participant.is_instructor,
+        student_cameras_private: settings.locks.student_cameras,
+    };
+    match sfu.join(room.id.clone(), user_id.clone(), viewer, signal_sink(s)) {
         Ok(peer) => Some(peer),
         Err(e) => {
             tracing::warn!(error = %e, "the SFU did not take a member");
@@ -1353,7 +1384,14 @@ fn retell(
                 sfu.leave(peer);
             }
             if topology == Topology::Sfu {
-                joined.sfu_peer = sfu_peer_for(state, room, &user_id, &member.conn);
+                joined.sfu_peer = sfu_peer_for(
+                    state,
+                    room,
+                    &user_id,
+                    &member.participant,
+                    member.controls.settings,
+                    &member.conn,
+                );
             }
         }
         let told = SessionJoined {

@@ -114,17 +114,21 @@ pub(crate) struct RoomPolicy {
 /// The topology a class of `members` should have, from the one it has: `off` a mesh and
 /// `always` the SFU; `auto` moves to the SFU when the class grows past `mesh_max`, and back
 /// when it shrinks below it (one to spare, so a class at the edge does not go back and
-/// forth), and stays a mesh while any member's client cannot take part in the SFU.
+/// forth), and stays a mesh while any member's client cannot take part in the SFU. A class
+/// whose lock settings only the SFU can hold (`needs_sfu`: students' cameras for instructors
+/// only) is on the SFU at any size.
 pub(crate) fn next_topology(
     current: Topology,
     members: usize,
     all_sfu_capable: bool,
+    needs_sfu: bool,
     policy: RoomPolicy,
 ) -> Topology {
     match policy.mode {
         SfuMode::Off => Topology::Mesh,
         SfuMode::Always => Topology::Sfu,
         SfuMode::Auto if !all_sfu_capable => Topology::Mesh,
+        SfuMode::Auto if needs_sfu => Topology::Sfu,
         SfuMode::Auto => match current {
             Topology::Mesh if members > policy.mesh_max => Topology::Sfu,
             Topology::Sfu if members < policy.mesh_max => Topology::Mesh,
@@ -225,7 +229,7 @@ impl<C: Handle> RoomState<C> {
             members: Vec::new(),
             history,
             closed: false,
-            topology: next_topology(Topology::Mesh, 0, true, policy),
+            topology: next_topology(Topology::Mesh, 0, true, false, policy),
             settings: ClassSettings {
                 waiting_room: policy.waiting_room,
                 ..ClassSettings::default()
@@ -257,7 +261,13 @@ impl<C: Handle> RoomState<C> {
     /// Moves the class to the topology its members call for; whether it moved.
     fn settle_topology(&mut self, policy: RoomPolicy) -> bool {
         let capable = self.members.iter().all(|m| m.sfu_capable);
-        let next = next_topology(self.topology, self.members.len(), capable, policy);
+        let next = next_topology(
+            self.topology,
+            self.members.len(),
+            capable,
+            self.settings.locks.student_cameras,
+            policy,
+        );
         let moved = next != self.topology;
         self.topology = next;
         moved
@@ -854,19 +864,22 @@ mod tests {
     #[test]
     fn auto_moves_a_growing_class_to_the_sfu_and_back_with_one_to_spare() {
         use Topology::{Mesh, Sfu};
-        let step = |current, members| next_topology(current, members, true, AUTO);
+        let step = |current, members| next_topology(current, members, true, false, AUTO);
         assert_eq!(step(Mesh, 4), Mesh);
         assert_eq!(step(Mesh, 5), Sfu);
         assert_eq!(step(Sfu, 4), Sfu, "one to spare: not back at the edge");
         assert_eq!(step(Sfu, 3), Mesh);
         // A member whose client knows only the mesh keeps the class a mesh.
-        assert_eq!(next_topology(Mesh, 9, false, AUTO), Mesh);
+        assert_eq!(next_topology(Mesh, 9, false, false, AUTO), Mesh);
+        // Students' cameras for instructors only: on the SFU at any size.
+        assert_eq!(next_topology(Mesh, 2, true, true, AUTO), Sfu);
+        assert_eq!(next_topology(Sfu, 1, true, true, AUTO), Sfu);
         let always = RoomPolicy {
             mode: SfuMode::Always,
             ..AUTO
         };
-        assert_eq!(next_topology(Mesh, 1, true, always), Sfu);
-        assert_eq!(next_topology(Sfu, 9, true, MESH), Mesh);
+        assert_eq!(next_topology(Mesh, 1, true, false, always), Sfu);
+        assert_eq!(next_topology(Sfu, 9, true, false, MESH), Mesh);
     }
 
     #[test]

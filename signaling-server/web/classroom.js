@@ -61,7 +61,7 @@
   const amInstructor = () => rank(state.self) > 0;
   // What the instructor locked for us (an instructor is never locked).
   const locked = (what) => !amInstructor() && state.settings.locks?.[what] === true;
-  const LOCK_WORDS = { microphone: "microphones", camera: "cameras", screenShare: "screen sharing", publicChat: "the public chat", privateChat: "private chat" };
+  const LOCK_WORDS = { microphone: "microphones", camera: "cameras", screenShare: "screen sharing", publicChat: "the public chat", privateChat: "private chat", studentCameras: "students' view of each other's cameras" };
 
   function showError(message) {
     state.errors.push(message);
@@ -852,8 +852,9 @@
     for (const [id, what, on] of [["mic", "microphone", state.local.audio], ["camera", "camera", state.local.video], ["share", "screenShare", state.local.sharing]]) {
       const lock = locked(what) && !on;
       $(id).disabled = lock;
-      if (lock) $(id).title = `The instructor has locked ${LOCK_WORDS[what]}`;
+      $(id).title = lock ? `The instructor has locked ${LOCK_WORDS[what]}` : "";
     }
+    if (!locked("camera") && locked("studentCameras")) $("camera").title = "Only the instructors see your camera in this class";
   }
 
   // ---- signaling ------------------------------------------------------------------------
@@ -1109,7 +1110,9 @@
     box.onchange = () => {
       const locks = {};
       for (const b of document.querySelectorAll("#locks input")) locks[b.dataset.lock] = b.checked;
-      moderate("set-locks", { locks });
+      // A refusal (students' cameras can be kept for instructors only on the SFU) puts the
+      // boxes back as the class has them.
+      moderate("set-locks", { locks }).then((ack) => { if (!ack.ok) renderInstructor(); }, () => renderInstructor());
     };
   }
   $("chat-to").onchange = () => renderChatTargets();

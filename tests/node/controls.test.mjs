@@ -197,6 +197,53 @@ describe("classroom controls", { skip }, () => {
     assert.equal(joined.settings.locks.camera, true);
   });
 
+  it("keeps students' cameras for the instructors only on the SFU: refused without one, and a mesh under --sfu auto moves to it", async () => {
+    // This server runs no SFU: refused, and nobody is told a change.
+    const { teacher, students: [a] } = await classOf(1);
+    const refused = await moderate(teacher, "set-locks", { locks: { studentCameras: true } });
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error.code, "sfu-required");
+    await quiet(200);
+    assert.deepEqual(a.received("class-settings"), []);
+    // Under --sfu auto a class of two is a mesh until the lock, then on the SFU while it holds.
+    const auto = await startServer({ args: ["--sfu", "auto", "--media-port", "0"] });
+    const clients = [];
+    try {
+      const sessionId = uid("cameras");
+      const join = async (userId, instructor, capabilities = ["sfu"]) => {
+        const c = await connect(auto.url);
+        clients.push(c);
+        c.ack = await c.join(sessionId, userId, userId, instructor, capabilities);
+        return c;
+      };
+      const t = await join("t", true);
+      const s = await join("s", false);
+      assert.equal(s.ack.topology, "mesh");
+      assert.equal((await moderate(t, "set-locks", { locks: { studentCameras: true } })).ok, true);
+      for (const c of [t, s]) {
+        const told = await c.waitFor("session-joined", (j) => j.topology === "sfu");
+        assert.equal(told.settings.locks.studentCameras, true);
+      }
+      // A client that knows only the mesh is told the class needs a newer one.
+      const old = await connect(auto.url);
+      clients.push(old);
+      const oldAck = await old.request("join-session", { sessionId, userId: "old", userName: "Old" });
+      assert.equal(oldAck.error?.code, "sfu-required");
+      // Lifted, the class of two goes back to a mesh.
+      assert.equal((await moderate(t, "set-locks", { locks: {} })).ok, true);
+      await s.waitFor("session-joined", (j) => j.topology === "mesh");
+      // With a mesh-only member present, the lock is refused, naming them.
+      const mesh = await join("m", false, []);
+      assert.equal(mesh.ack.topology, "mesh");
+      const again = await moderate(t, "set-locks", { locks: { studentCameras: true } });
+      assert.equal(again.error?.code, "sfu-required");
+      assert.match(again.error.message, /m's client/);
+    } finally {
+      for (const c of clients) c.close();
+      await auto.stop();
+    }
+  });
+
   it("private chat reaches its two people only; students write privately to instructors only; a deleted message is gone", async () => {
     const { sessionId, teacher, students: [a, b] } = await classOf(2);
     const dm = await a.request("chat-message", { message: "may I leave early?", toUserId: teacher.userId });

@@ -119,7 +119,9 @@ before(async () => {
     await page.setViewport({ width: 1280, height: 720 });
     await countPeerConnections(page);
     page.on("pageerror", (error) => console.error(`${user} page error:`, error.message));
-    await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=${user}&name=${user}`);
+    // ada instructs (in development mode the first to claim it does); the others are students.
+    const instructor = user === "ada" ? "&instructor=1" : "";
+    await page.goto(`http://127.0.0.1:${PORT}/?session=${SESSION}&user=${user}&name=${user}${instructor}`);
     await page.click("#enter");
     pages.set(user, page);
   }
@@ -274,6 +276,84 @@ test("a screen share reaches the others through the server, and stops", async ()
   for (const viewer of ["ada", "bob"]) {
     await waitFor(`${viewer} to drop cy's screen tile`, () =>
       pages.get(viewer).evaluate(() => !document.querySelector('figure[data-user="cy"][data-source="screen"]')));
+  }
+});
+
+test("students' cameras kept for the instructors: no student receives another's, the instructor every one, a co-instructor too, and lifted all come back", async () => {
+  const roles = new Map();
+  for (const user of USERS) {
+    roles.set(user, await pages.get(user).evaluate(() => window.classroom.state.self?.isInstructor === true));
+  }
+  const teacher = USERS.find((u) => roles.get(u));
+  const [s1, s2] = USERS.filter((u) => !roles.get(u));
+  assert.ok(teacher && s1 && s2, `one instructor and two students: ${JSON.stringify([...roles])}`);
+  const setLocks = (locks) => pages.get(teacher).evaluate((locks) => window.classroom.moderate("set-locks", { locks }), locks);
+  const receivesCamera = async (viewer, owner) => (await cameraFrom(viewer, owner)) !== null;
+  /** Whether `viewer` decodes more of `owner`'s camera within 5 s. */
+  const decodesCamera = async (viewer, owner) => {
+    const before = (await cameraFrom(viewer, owner))?.framesDecoded ?? 0;
+    return waitFor(`${viewer} to decode more of ${owner}'s camera`, async () => ((await cameraFrom(viewer, owner))?.framesDecoded ?? 0) > before, 5000);
+  };
+  /** The desktop's decoded frames of `owner`'s camera stop growing (it is forwarded none). */
+  const desktopStops = async (owner) => {
+    let last = -1;
+    await waitFor(`the desktop to stop decoding ${owner}'s camera`, async () => {
+      const now = desktopRemote(owner)?.video?.camera?.framesDecoded ?? 0;
+      const still = now === last;
+      last = now;
+      if (!still) await sleep(1_500);
+      return still;
+    }, 15_000);
+  };
+
+  const ack = await setLocks({ studentCameras: true });
+  assert.ok(ack.ok, JSON.stringify(ack));
+  // The students' connections lose each other's camera m-lines; audio stays.
+  for (const [viewer, owner] of [[s1, s2], [s2, s1], [s1, "desk"], [s2, "desk"]]) {
+    await waitFor(`${viewer} to stop receiving ${owner}'s camera`, async () => !(await receivesCamera(viewer, owner)))
+      .catch(async (e) => { throw new Error(`${e.message}\n${viewer}: ${await describe(viewer)}`); });
+    const audio = (await inboundFrom(viewer, owner)).audio;
+    assert.ok(audio.length > 0, `${viewer} still hears ${owner}`);
+  }
+  // What the student's page shows of another student: the name, no picture.
+  await waitFor(`${s1} to show ${s2}'s name in place of the camera`, () => pages.get(s1).evaluate((owner) =>
+    document.querySelector(`figure[data-user="${owner}"][data-source="camera"]`)?.dataset.showing === "name", s2));
+  await desktopStops(s1);
+  await desktopStops(s2);
+  // The instructor still sees every student, and every student the instructor.
+  for (const owner of [s1, s2, "desk"]) await decodesCamera(teacher, owner);
+  for (const viewer of [s1, s2]) await decodesCamera(viewer, teacher);
+  const instructorOnDesktop = desktopRemote(teacher)?.video?.camera?.framesDecoded ?? 0;
+  await waitFor("the desktop to go on decoding the instructor", () => (desktopRemote(teacher)?.video?.camera?.framesDecoded ?? 0) > instructorOnDesktop);
+  // The page says so to the student.
+  const title = await pages.get(s1).evaluate(() => document.querySelector("#camera").title);
+  assert.match(title, /Only the instructors see your camera/);
+
+  // A co-instructor sees the students' cameras; a student again, no longer.
+  const granted = await pages.get(teacher).evaluate((target) => window.classroom.moderate("grant-co-instructor", { targetUserId: target }), s1);
+  assert.ok(granted.ok, JSON.stringify(granted));
+  await waitFor(`${s1}, co-instructor, to receive ${s2}'s camera`, () => receivesCamera(s1, s2));
+  await decodesCamera(s1, s2);
+  const revoked = await pages.get(teacher).evaluate((target) => window.classroom.moderate("revoke-co-instructor", { targetUserId: target }), s1);
+  assert.ok(revoked.ok, JSON.stringify(revoked));
+  await waitFor(`${s1}, a student again, to stop receiving ${s2}'s camera`, async () => !(await receivesCamera(s1, s2)));
+
+  // Lifted: everyone sees everyone again.
+  assert.ok((await setLocks({})).ok);
+  for (const [viewer, owner] of [[s1, s2], [s2, s1], [s1, "desk"], [s2, "desk"]]) {
+    await waitFor(`${viewer} to receive ${owner}'s camera again`, () => receivesCamera(viewer, owner));
+    await decodesCamera(viewer, owner);
+  }
+  // (The count starts again with the new track: decoding again is a count that grows.)
+  const desktopDecoded = (owner) => desktopRemote(owner)?.video?.camera?.framesDecoded ?? 0;
+  for (const owner of [s1, s2]) {
+    await waitFor(`the desktop to decode ${owner}'s camera again`, async () => {
+      const before = desktopDecoded(owner);
+      await sleep(1_000);
+      return desktopDecoded(owner) > before;
+    }, 15_000).catch((e) => {
+      throw new Error(`${e.message}\ndesktop: ${JSON.stringify(desktopRemote(owner))}`);
+    });
   }
 });
 

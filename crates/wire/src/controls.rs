@@ -111,6 +111,10 @@ pub struct LockSettings {
     pub screen_share: bool,
     pub public_chat: bool,
     pub private_chat: bool,
+    /// Students see only the instructors' cameras, not each other's (BigBlueButton's
+    /// "webcams only for moderators"); instructors see every camera. Held by the SFU, which
+    /// forwards no student's camera to another student, so a class with it runs on the SFU.
+    pub student_cameras: bool,
 }
 
 /// Who waits in the waiting room before they are let in. Instructors never wait.
@@ -297,7 +301,7 @@ mod tests {
             serde_json::to_value(s).unwrap(),
             json!({"locked": true, "waitingRoom": "ask", "locks": {
                 "camera": false, "microphone": false, "screenShare": true,
-                "publicChat": false, "privateChat": false}})
+                "publicChat": false, "privateChat": false, "studentCameras": false}})
         );
     }
 }

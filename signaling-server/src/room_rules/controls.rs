@@ -13,6 +13,7 @@ use super::{Handle, Joined, Left, Limits, NotAdmitted, Now, RoomPolicy, RoomStat
 use crate::auth::Identity;
 use crate::error::Refusal;
 use crate::limits::RateDecision;
+use crate::sfu::SfuMode;
 
 /// Reactions one member may send at once, and per second after that.
 pub(crate) const REACTION_BURST: f64 = 3.0;
@@ -88,6 +89,22 @@ pub(crate) enum Output<C> {
     StoreVote(Box<super::polls::StoredVote>),
     StorePollClosed {
         poll_id: String,
+    },
+    /// What the SFU forwards changed: students' cameras to the instructors only (`true`), or
+    /// to everyone.
+    StudentCameras {
+        private: bool,
+    },
+    /// A member became a co-instructor, or a student again: the SFU forwards it the cameras
+    /// its rank may see.
+    Ranked {
+        conn: C,
+        student: bool,
+    },
+    /// A change of the lock settings moved the class: each member is told it anew.
+    Moved {
+        topology: Topology,
+        retold: Vec<super::Retold<C>>,
     },
 }
 
@@ -455,6 +472,29 @@ impl<C: Handle> RoomState<C> {
         }
     }
 
+    /// Only the SFU keeps students' cameras from each other (in a mesh every camera goes
+    /// straight to every peer): refused where the class cannot be on it.
+    fn sfu_holds_student_cameras(&self, policy: RoomPolicy) -> Result<(), Refusal> {
+        let why = match policy.mode {
+            SfuMode::Always => return Ok(()),
+            SfuMode::Off => "this server runs no SFU (--sfu off)".to_owned(),
+            SfuMode::Auto => match self.members.iter().find(|m| !m.sfu_capable) {
+                None => return Ok(()),
+                Some(m) => format!(
+                    "{}'s client cannot take part in the SFU",
+                    m.participant.user_name
+                ),
+            },
+        };
+        Err(Refusal::new(
+            ErrorCode::SfuRequired,
+            format!(
+                "students' cameras can be kept for the instructors only on the server's SFU, \
+                 and {why}"
+            ),
+        ))
+    }
+
     /// Turns off, on every student, what the lock settings now forbid.
     fn apply_locks(&mut self, locks: LockSettings, by: &Participant, out: &mut Vec<Output<C>>) {
         for i in 0..self.members.len() {
@@ -500,6 +540,10 @@ impl<C: Handle> RoomState<C> {
             self.conns_except(None),
             Notice::ParticipantUpdated(p),
         ));
+        out.push(Output::Ranked {
+            conn: conn.clone(),
+            student: !co,
+        });
         if co {
             out.push(Output::Send(
                 vec![conn.clone()],
@@ -702,6 +746,10 @@ impl<C: Handle> RoomState<C> {
                 out.push(Output::Ended { members: count });
             }
             Moderation::SetLocks { locks } => {
+                let cameras = locks.student_cameras != self.settings.locks.student_cameras;
+                if cameras && locks.student_cameras {
+                    self.sfu_holds_student_cameras(policy)?;
+                }
                 self.settings.locks = locks;
                 self.apply_locks(locks, &by, &mut out);
                 out.sort_by_key(|o| !matches!(o, Output::Send(_, Notice::Moderated(_))));
@@ -709,6 +757,17 @@ impl<C: Handle> RoomState<C> {
                     self.conns_except(None),
                     Notice::Settings(self.settings),
                 ));
+                if cameras {
+                    out.push(Output::StudentCameras {
+                        private: locks.student_cameras,
+                    });
+                }
+                if self.settle_topology(policy) {
+                    out.push(Output::Moved {
+                        topology: self.topology,
+                        retold: self.retell(None),
+                    });
+                }
             }
             Moderation::SetWaitingRoom { policy: waiting } => {
                 self.settings.waiting_room = waiting;
@@ -1170,6 +1229,107 @@ mod tests {
         )
         .unwrap();
         assert!(!out.iter().any(|o| matches!(o, Output::Bar { .. })));
+    }
+
+    #[test]
+    fn students_cameras_for_instructors_only_move_a_class_to_the_sfu_and_are_refused_where_none_can_hold_them()
+     {
+        let cameras = Moderation::SetLocks {
+            locks: LockSettings {
+                student_cameras: true,
+                ..LockSettings::default()
+            },
+        };
+        let set = |room: &mut RoomState<Conn>, mode, action: &Moderation| {
+            let policy = RoomPolicy {
+                mode,
+                ..policy(WaitingPolicy::Open)
+            };
+            room.moderate("t", action.clone(), at(2_000), &Limits::default(), policy)
+        };
+        // No SFU: refused, and nothing changed.
+        let mut room = class(WaitingPolicy::Open);
+        let refused = set(&mut room, SfuMode::Off, &cameras).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::SfuRequired);
+        assert!(refused.message.contains("--sfu off"), "{}", refused.message);
+        assert!(!room.settings.locks.student_cameras);
+        // `auto` with a member whose client knows only the mesh: refused, saying who.
+        room.members[2].sfu_capable = false;
+        let refused = set(&mut room, SfuMode::Auto, &cameras).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::SfuRequired);
+        assert!(refused.message.contains('B'), "{}", refused.message);
+        // `auto`, everyone able: a class of three moves to the SFU, each member told anew.
+        room.members[2].sfu_capable = true;
+        let out = set(&mut room, SfuMode::Auto, &cameras).unwrap();
+        assert_eq!(room.topology, Topology::Sfu);
+        assert!(tells_sfu(&out, true));
+        let moved = out.iter().find_map(|o| match o {
+            Output::Moved { topology, retold } => Some((*topology, retold.len())),
+            _ => None,
+        });
+        assert_eq!(moved, Some((Topology::Sfu, 3)));
+        // Those told anew learn the lock with it (the SFU peers they make carry it).
+        let Some(Output::Moved { retold, .. }) =
+            out.iter().find(|o| matches!(o, Output::Moved { .. }))
+        else {
+            unreachable!()
+        };
+        assert!(
+            retold
+                .iter()
+                .all(|r| r.controls.settings.locks.student_cameras)
+        );
+        // Setting it again moves nothing and tells the SFU nothing new.
+        let again = set(&mut room, SfuMode::Auto, &cameras).unwrap();
+        assert!(
+            !again
+                .iter()
+                .any(|o| matches!(o, Output::Moved { .. } | Output::StudentCameras { .. }))
+        );
+        // Lifted: the SFU is told, and a class of three (below --mesh-max) goes back to a mesh.
+        let lifted = Moderation::SetLocks {
+            locks: LockSettings::default(),
+        };
+        let out = set(&mut room, SfuMode::Auto, &lifted).unwrap();
+        assert!(tells_sfu(&out, false));
+        assert_eq!(room.topology, Topology::Mesh);
+        // A co-instructor is ranked anew for the SFU; a student again, too.
+        let out = set(
+            &mut room,
+            SfuMode::Always,
+            &Moderation::GrantCoInstructor {
+                target_user_id: "a".into(),
+            },
+        )
+        .unwrap();
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Ranked {
+                conn: Conn(2),
+                student: false
+            }
+        )));
+        let out = set(
+            &mut room,
+            SfuMode::Always,
+            &Moderation::RevokeCoInstructor {
+                target_user_id: "a".into(),
+            },
+        )
+        .unwrap();
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Ranked {
+                conn: Conn(2),
+                student: true
+            }
+        )));
+    }
+
+    /// Whether the SFU is told that students' cameras are now (not) for instructors only.
+    fn tells_sfu(out: &[Output<Conn>], want: bool) -> bool {
+        out.iter()
+            .any(|o| matches!(o, Output::StudentCameras { private } if *private == want))
     }
 
     #[test]

@@ -183,13 +183,33 @@ impl SfuMetrics {
     }
 }
 
+/// Whose cameras a peer is forwarded: a student does not see other students' cameras when
+/// the class keeps them for the instructors (the room's rules decide; the SFU holds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Viewer {
+    pub(crate) student: bool,
+    /// The class's setting as this peer joined (`Command::StudentCameras` changes it).
+    pub(crate) student_cameras_private: bool,
+}
+
 /// What the Socket.IO side asks of the SFU.
 pub(crate) enum Command {
     Join {
         peer: PeerId,
         room: Arc<str>,
         user_id: Arc<str>,
+        viewer: Viewer,
         signal: SignalSink,
+    },
+    /// The class keeps students' cameras for the instructors (`private`), or shows them to all.
+    StudentCameras {
+        room: Arc<str>,
+        private: bool,
+    },
+    /// The peer's member became a co-instructor, or a student again.
+    Rank {
+        peer: PeerId,
+        student: bool,
     },
     Description {
         peer: PeerId,
@@ -256,6 +276,7 @@ impl Sfu {
         &self,
         room: Arc<str>,
         user_id: Arc<str>,
+        viewer: Viewer,
         signal: SignalSink,
     ) -> Result<PeerId, SfuError> {
         let peer = PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed));
@@ -263,6 +284,7 @@ impl Sfu {
             peer,
             room,
             user_id,
+            viewer,
             signal,
         })?;
         Ok(peer)
@@ -270,9 +292,13 @@ impl Sfu {
 
     /// The client left: never refused (a full queue is waited on, in a task of its own).
     pub(crate) fn leave(&self, peer: PeerId) {
-        if let Err(mpsc::error::TrySendError::Full(command)) =
-            self.commands.try_send(Command::Leave { peer })
-        {
+        self.send_surely(Command::Leave { peer });
+    }
+
+    /// A command that must not be lost (a leave, what a peer may see): a full queue is waited
+    /// on, in a task of its own.
+    pub(crate) fn send_surely(&self, command: Command) {
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
             let commands = self.commands.clone();
             tokio::spawn(async move {
                 let _ = commands.send(command).await;

@@ -48,6 +48,10 @@ enum OutState {
 }
 
 impl OutState {
+    fn stopping(self) -> bool {
+        matches!(self, OutState::ToStop(_) | OutState::NegotiatingStop(_))
+    }
+
     fn mid(self) -> Option<Mid> {
         match self {
             OutState::ToOpen => None,
@@ -80,6 +84,8 @@ pub(crate) struct InTrack {
 pub(crate) struct Peer {
     pub(crate) room: Arc<str>,
     pub(crate) user_id: Arc<str>,
+    /// Its member is a student (whose camera, and what it sees, the class's settings limit).
+    pub(crate) student: bool,
     pub(crate) rtc: Rtc,
     pub(crate) ufrag: String,
     signal: SignalSink,
@@ -101,6 +107,7 @@ impl Peer {
     pub(crate) fn new(
         room: Arc<str>,
         user_id: Arc<str>,
+        student: bool,
         rtc: Rtc,
         ufrag: String,
         signal: SignalSink,
@@ -109,6 +116,7 @@ impl Peer {
         Peer {
             room,
             user_id,
+            student,
             rtc,
             ufrag,
             signal,
@@ -236,9 +244,20 @@ impl Peer {
         });
     }
 
-    /// Stop receiving a track (its publisher left or stopped it); returns its subscription.
+    /// Whether the client receives the track (or is about to), and is not stopping it.
+    pub(crate) fn receives(&self, track: TrackId) -> bool {
+        self.out
+            .iter()
+            .any(|o| o.track == track && !o.state.stopping())
+    }
+
+    /// Stop receiving a track (its publisher left or stopped it, or the client may no longer
+    /// see it); returns its subscription.
     pub(crate) fn stop_receiving(&mut self, track: TrackId) -> Option<SubId> {
-        let i = self.out.iter().position(|o| o.track == track)?;
+        let i = self
+            .out
+            .iter()
+            .position(|o| o.track == track && !o.state.stopping())?;
         let sub = self.out[i].sub;
         match self.out[i].state {
             OutState::ToOpen => {
@@ -255,7 +274,7 @@ impl Peer {
         self.out
             .iter()
             .filter(|o| o.source != MediaSource::Audio)
-            .filter(|o| !matches!(o.state, OutState::ToStop(_) | OutState::NegotiatingStop(_)))
+            .filter(|o| !o.state.stopping())
             .count()
     }
 
@@ -314,10 +333,12 @@ impl Peer {
                     let mid = change.add_media(
                         kind,
                         Direction::SendOnly,
-                        // The stream is the owner; the track id, unique in the connection
-                        // (clients key remote tracks by it), says what it carries.
+                        // The stream is the owner; the track id says what it carries, and
+                        // is unique in the connection (clients key remote tracks by it): the
+                        // subscription's number, not the track's, as a track taken away and
+                        // given back (lock settings, a rank) comes on a new m-line.
                         Some(out.owner.to_string()),
-                        Some(format!("{}-{}", source_name(out.source), out.track.0)),
+                        Some(format!("{}-{}", source_name(out.source), out.sub.0)),
                         None,
                     );
                     out.state = OutState::Negotiating(mid);

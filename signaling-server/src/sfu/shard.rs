@@ -26,7 +26,7 @@ use super::forward::{
 use super::keyframe::{VideoPayload, starts_keyframe};
 use super::peer::{InTrack, MAX_PUBLISHED, Peer, Signal, SignalSink};
 use super::speakers::AudioSelection;
-use super::{Command, SfuError, SfuMetrics};
+use super::{Command, SfuError, SfuMetrics, Viewer};
 
 /// The largest datagram read (above any MTU WebRTC uses).
 const DATAGRAM_BYTES: usize = 2048;
@@ -158,6 +158,28 @@ struct InRoute {
     params: Option<PayloadParams>,
 }
 
+/// The peers of one class, and what it lets students see.
+#[derive(Default)]
+struct ShardRoom {
+    members: Vec<PeerId>,
+    /// Students' cameras go to the instructors only.
+    student_cameras_private: bool,
+}
+
+/// Whether a track goes to a subscriber: every track does, but a student's camera goes to no
+/// other student in a class that keeps students' cameras for the instructors.
+fn forwards(
+    source: MediaSource,
+    publisher_student: bool,
+    subscriber_student: bool,
+    student_cameras_private: bool,
+) -> bool {
+    !(source == MediaSource::Camera
+        && student_cameras_private
+        && publisher_student
+        && subscriber_student)
+}
+
 /// A published track: whose, on which of their m-lines, and what it is.
 struct TrackInfo {
     publisher: PeerId,
@@ -173,7 +195,7 @@ struct Shard {
     peers: HashMap<PeerId, Peer>,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
-    rooms: HashMap<Arc<str>, Vec<PeerId>>,
+    rooms: HashMap<Arc<str>, ShardRoom>,
     tracks: HashMap<TrackId, TrackInfo>,
     in_routes: HashMap<(PeerId, Ssrc), InRoute>,
     forward: Forwarder,
@@ -265,8 +287,26 @@ impl Shard {
                 peer,
                 room,
                 user_id,
+                viewer,
                 signal,
-            } => self.join(now, peer, room, user_id, signal),
+            } => self.join(now, peer, room, user_id, viewer, signal),
+            Command::StudentCameras { room, private } => {
+                if let Some(r) = self.rooms.get_mut(&room)
+                    && r.student_cameras_private != private
+                {
+                    r.student_cameras_private = private;
+                    self.reconsider(now, &room);
+                }
+            }
+            Command::Rank { peer, student } => {
+                if let Some(p) = self.peers.get_mut(&peer)
+                    && p.student != student
+                {
+                    p.student = student;
+                    let room = p.room.clone();
+                    self.reconsider(now, &room);
+                }
+            }
             Command::Description { peer, description } => {
                 let Some(p) = self.peers.get_mut(&peer) else {
                     return;
@@ -373,6 +413,7 @@ impl Shard {
         peer: PeerId,
         room: Arc<str>,
         user_id: Arc<str>,
+        viewer: Viewer,
         signal: SignalSink,
     ) {
         let creds = IceCreds {
@@ -407,26 +448,96 @@ impl Shard {
             }
         }
         tracing::debug!(peer = peer.0, user = %user_id, "SFU peer joined");
-        let p = Peer::new(room.clone(), user_id, rtc, creds.ufrag.clone(), signal, now);
+        let p = Peer::new(
+            room.clone(),
+            user_id,
+            viewer.student,
+            rtc,
+            creds.ufrag.clone(),
+            signal,
+            now,
+        );
         self.by_ufrag.insert(creds.ufrag, peer);
         self.peers.insert(peer, p);
         self.metrics
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
-        let members = self.rooms.entry(room).or_default();
-        let existing: Vec<PeerId> = members.clone();
-        members.push(peer);
-        // The newcomer receives every track already published in its class.
+        let r = self.rooms.entry(room.clone()).or_default();
+        let existing: Vec<PeerId> = r.members.clone();
+        r.members.push(peer);
+        // The room's rules tell each joiner the class's settings as they are now.
+        let settings_changed = r.student_cameras_private != viewer.student_cameras_private;
+        r.student_cameras_private = viewer.student_cameras_private;
+        // The newcomer receives every track already published in its class that it may see.
         let published: Vec<TrackId> = self
             .tracks
             .iter()
             .filter(|(_, t)| existing.contains(&t.publisher))
             .map(|(id, _)| *id)
+            .filter(|id| self.may_see(peer, *id))
             .collect();
         for track in published {
             self.subscribe(now, peer, track);
         }
+        if settings_changed {
+            self.reconsider(now, &room);
+        }
         self.dirty.push(peer);
+    }
+
+    /// Whether `subscriber` is to be forwarded `track` (see [`forwards`]).
+    fn may_see(&self, subscriber: PeerId, track: TrackId) -> bool {
+        let (Some(t), Some(sub)) = (self.tracks.get(&track), self.peers.get(&subscriber)) else {
+            return false;
+        };
+        let Some(publisher) = self.peers.get(&t.publisher) else {
+            return false;
+        };
+        let private = self
+            .rooms
+            .get(&sub.room)
+            .is_some_and(|r| r.student_cameras_private);
+        forwards(t.source, publisher.student, sub.student, private)
+    }
+
+    /// A rank or the class's settings changed: every member of `room` gets what it may now
+    /// see and stops receiving what it may not (each an m-line the next offer opens or stops).
+    fn reconsider(&mut self, now: Instant, room: &Arc<str>) {
+        let members = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        let tracks: Vec<(TrackId, PeerId)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| members.contains(&t.publisher))
+            .map(|(id, t)| (*id, t.publisher))
+            .collect();
+        for &subscriber in &members {
+            for &(track, publisher) in &tracks {
+                if publisher == subscriber {
+                    continue;
+                }
+                let wanted = self.may_see(subscriber, track);
+                let Some(p) = self.peers.get_mut(&subscriber) else {
+                    continue;
+                };
+                if wanted == p.receives(track) {
+                    continue;
+                }
+                if wanted {
+                    self.subscribe(now, subscriber, track);
+                } else if let Some(sub) = p.stop_receiving(track) {
+                    let desired = DESIRED_PER_VIDEO * p.video_received() as f64;
+                    p.rtc.bwe().set_desired_bitrate(desired);
+                    self.forward
+                        .handle_input(now, forward::Input::Unsubscribe { sub });
+                    self.dirty.push(subscriber);
+                }
+            }
+        }
+        self.forward_outputs(now);
     }
 
     fn leave(&mut self, now: Instant, peer: PeerId) {
@@ -453,9 +564,9 @@ impl Shard {
         for track in own {
             self.unpublish(now, track, &p.room);
         }
-        if let Some(members) = self.rooms.get_mut(&p.room) {
-            members.retain(|m| *m != peer);
-            if members.is_empty() {
+        if let Some(r) = self.rooms.get_mut(&p.room) {
+            r.members.retain(|m| *m != peer);
+            if r.members.is_empty() {
                 self.rooms.remove(&p.room);
             }
         }
@@ -499,7 +610,11 @@ impl Shard {
         }
         self.forward
             .handle_input(now, forward::Input::Unpublish { track });
-        let members = self.rooms.get(room).cloned().unwrap_or_default();
+        let members = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
         for member in members {
             if let Some(p) = self.peers.get_mut(&member)
                 && p.stop_receiving(track).is_some()
@@ -613,10 +728,12 @@ impl Shard {
         let others: Vec<PeerId> = self
             .rooms
             .get(&room)
-            .map(|m| m.iter().copied().filter(|m| *m != peer).collect())
+            .map(|r| r.members.iter().copied().filter(|m| *m != peer).collect())
             .unwrap_or_default();
         for other in others {
-            self.subscribe(now, other, track);
+            if self.may_see(other, track) {
+                self.subscribe(now, other, track);
+            }
         }
     }
 
@@ -935,4 +1052,27 @@ fn vp8_ids(payload: &[u8]) -> Option<Vp8Ids> {
         wide,
         tl0: descriptor.tl0_pic_idx(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwards;
+    use classroom_wire::MediaSource::{Audio, Camera, Screen};
+
+    #[test]
+    fn a_class_that_keeps_students_cameras_for_instructors_withholds_only_those_from_students() {
+        // (source, publisher a student, subscriber a student)
+        for (source, publisher, subscriber) in [
+            (Camera, true, false),
+            (Camera, false, true),
+            (Camera, false, false),
+            (Audio, true, true),
+            (Screen, true, true),
+        ] {
+            assert!(forwards(source, publisher, subscriber, true));
+            assert!(forwards(source, publisher, subscriber, false));
+        }
+        assert!(!forwards(Camera, true, true, true));
+        assert!(forwards(Camera, true, true, false));
+    }
 }

@@ -336,6 +336,7 @@ fn class_settings(
                 "write privately to the instructors",
                 &mut changed.private_chat,
             );
+            allow(ui, "see each other's cameras", &mut changed.student_cameras);
             if changed != locks {
                 actions.push(UiAction::Moderate(Moderation::SetLocks { locks: changed }));
             }
