@@ -430,6 +430,48 @@ describe(`a flood of events from one client (${TRANSPORT})`, { skip: oursOnly },
   });
 });
 
+// An event pipelined behind its CONNECT, before the namespace answered (socket.io-client never
+// does this; a hand-written client may): socketioxide takes the socket into the namespace in a
+// task of its own, and an event for a socket not yet taken closes the connection, as Node's
+// socket.io does ("invalid state"). Whichever comes first, the event is never silently lost:
+// either it is handled (the others see the join) or the client sees its connection close.
+describe(`an event sent before the CONNECT is answered (${TRANSPORT})`, { skip: oursOnly }, () => {
+  let server;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => server?.stop());
+
+  it("is handled, or the connection closes: never dropped in silence", async () => {
+    const sessionId = uid("class");
+    const b = await connect(server.url);
+    await b.join(sessionId, "bob", "Bob");
+    const outcomes = { joined: 0, closed: 0 };
+    for (let round = 0; round < 5; round++) {
+      const userId = `eager-${round}`;
+      const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+      const open = JSON.parse((await (await fetch(base)).text()).slice(1));
+      const url = `${base}&sid=${open.sid}`;
+      const join = `42${JSON.stringify(["join-session", { sessionId, userId, userName: userId }])}`;
+      await fetch(url, { method: "POST", body: `40\x1e${join}`, headers: { "content-type": "text/plain;charset=UTF-8" } });
+      let outcome = null;
+      const joined = b.waitFor("user-joined", (p) => p.userId === userId, 5_000).then(() => { outcome ??= "joined"; }, () => {});
+      const deadline = Date.now() + 5_000;
+      while (!outcome && Date.now() < deadline) {
+        const res = await fetch(url);
+        const body = await res.text();
+        if (res.status !== 200 || body.split("\x1e").some((p) => p === "1" || p === "41")) outcome ??= "closed";
+      }
+      await Promise.race([joined, quiet(100)]);
+      assert.ok(outcome, `round ${round}: the join was neither handled nor refused by closing the connection`);
+      outcomes[outcome]++;
+      if (outcome === "joined") await fetch(url, { method: "POST", body: "41", headers: { "content-type": "text/plain;charset=UTF-8" } });
+    }
+    console.log(JSON.stringify({ eagerEvents: outcomes }));
+    b.close();
+  });
+});
+
 describe(`our server only (${TRANSPORT})`, { skip: oursOnly }, () => {
   const secret = "test-secret-of-the-suite-32-bytes-long";
   let tmp;
