@@ -174,8 +174,12 @@ impl Default for ServerConfig {
             turn: None,
             enrollment_recheck: Duration::from_secs(60),
             limits: Limits::default(),
-            ping_interval: Duration::from_secs(25),
-            ping_timeout: Duration::from_secs(20),
+            // Shorter than Socket.IO's 25 s and 20 s: a connection that died silently (a
+            // network gone, TCP backing off its retransmissions) is noticed within 20 s, on
+            // both sides, and the client connects afresh instead of waiting for TCP
+            // (`docs/protocol.md`). LiveKit pings every 10 s too.
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(10),
             sfu: crate::sfu::SfuConfig::off(),
             waiting_room: classroom_wire::WaitingPolicy::Open,
         }

@@ -929,13 +929,17 @@ impl Session {
                 }
             }
         }
-        // To those still here: kept when healthy (a rejoin after a reconnect), otherwise
-        // replaced by a fresh offer. When the class moved to a mesh the server says whom to
-        // offer to (those who joined before us); the others offer to us.
+        // To those still here: kept when connected (a rejoin after a reconnect: the media
+        // never needed the socket), otherwise replaced by a fresh offer. A link still
+        // negotiating is replaced too: its offer or answer went out on the connection that was
+        // lost (or failed to go out at all), and the other side, rejoined afresh, may hold no
+        // link to us (seen after a 30-s network outage: both rejoined, and each waited for the
+        // other). When the class moved to a mesh the server says whom to offer to (those who
+        // joined before us); the others offer to us.
         let ours = |user_id: &String| offer_to.is_none_or(|offer_to| offer_to.contains(user_id));
         for user_id in present.keys() {
             match self.mesh_links.get_mut(user_id) {
-                Some(peer) if peer.healthy() => peer.orphaned_since = None,
+                Some(peer) if peer.state == PeerConnState::Connected => peer.orphaned_since = None,
                 Some(_) => {
                     actions.push(Action::CloseLink {
                         link: LinkId::Peer(user_id.clone()),

@@ -278,6 +278,25 @@ fn a_rejoin_replaces_a_broken_connection_with_a_fresh_offer() {
 }
 
 #[test]
+fn a_rejoin_replaces_a_connection_still_negotiating_with_a_fresh_offer() {
+    // Ada's offer went out while the socket was down (or on the connection that was lost): the
+    // link never got past `new`, and Bob, rejoined afresh, holds no link to her.
+    let (mut s, t) = session("ada");
+    s.handle(t, Input::SignalingConnected);
+    s.handle(t, joined("ada", &["bob"]));
+    s.handle(t, Input::SignalingDisconnected);
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined("ada", &["bob"]));
+    assert_eq!(closed(&actions), vec!["bob"]);
+    assert_eq!(created_offers(&actions), vec!["bob"]);
+    // One that connected meanwhile is kept.
+    s.handle(t, state("bob", PeerConnState::Connected));
+    s.handle(t, Input::SignalingConnected);
+    let actions = s.handle(t, joined("ada", &["bob"]));
+    assert!(closed(&actions).is_empty() && created_offers(&actions).is_empty());
+}
+
+#[test]
 fn a_failed_connection_is_reported_and_the_offerer_restarts_ice() {
     let (mut s, t) = in_call_with("ada", &["bob"]);
     let actions = s.handle(t, state("bob", PeerConnState::Failed));

@@ -25,24 +25,32 @@ pub struct PollingTransport {
     generator: StreamGenerator<Bytes>,
 }
 
+/// Classroom patch: how long a TCP connect (and its TLS handshake) may take: long enough for a
+/// far server over a slow mobile link (a handshake of three round trips of over a second
+/// each), short enough that an attempt made during an outage does not outlast it by much.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl PollingTransport {
     pub fn new(
         base_url: Url,
         tls_config: Option<TlsConnector>,
         opening_headers: Option<HeaderMap>,
     ) -> Self {
+        // Classroom patch: a TCP connect that does not complete within CONNECT_TIMEOUT is
+        // given up, and the reconnect loop tries again at once with a fresh connection. With
+        // no limit, an attempt made while the network was down waited out the kernel's SYN
+        // retransmissions (1, 3, 7, 15 s after the first) before the next one could start:
+        // after a 30-s outage the desktop was back up to 9 s after the network.
+        let builder = ClientBuilder::new().connect_timeout(CONNECT_TIMEOUT);
         let client = match (tls_config, opening_headers) {
-            (Some(config), Some(map)) => ClientBuilder::new()
+            (Some(config), Some(map)) => builder
                 .use_preconfigured_tls(config)
                 .default_headers(map)
                 .build()
                 .unwrap(),
-            (Some(config), None) => ClientBuilder::new()
-                .use_preconfigured_tls(config)
-                .build()
-                .unwrap(),
-            (None, Some(map)) => ClientBuilder::new().default_headers(map).build().unwrap(),
-            (None, None) => Client::new(),
+            (Some(config), None) => builder.use_preconfigured_tls(config).build().unwrap(),
+            (None, Some(map)) => builder.default_headers(map).build().unwrap(),
+            (None, None) => builder.build().unwrap(),
         };
 
         let mut url = base_url;
