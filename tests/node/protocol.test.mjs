@@ -359,6 +359,16 @@ describe(`protocol (${OURS ? "ours" : "node"}, ${TRANSPORT})`, () => {
   });
 });
 
+/** An Engine.IO polling session opened by hand, as a hostile or careless client would: its URL
+ * (GET polls it) and a POST of raw packets. */
+async function rawPolling(serverUrl) {
+  const base = `${serverUrl}/socket.io/?EIO=4&transport=polling`;
+  const open = JSON.parse((await (await fetch(base)).text()).slice(1));
+  const url = `${base}&sid=${open.sid}`;
+  const post = (body) => fetch(url, { method: "POST", body, headers: { "content-type": "text/plain;charset=UTF-8" } });
+  return { url, post };
+}
+
 // Ours only: the Node relay is the protocol's model on stock socket.io, not hardened against
 // floods; under this one its event loop held a bystander's chat past the 5 s ack timeout (here
 // on 2026-12-03, and most likely the CI failure of the run before; the flooder's own next event
@@ -383,10 +393,7 @@ describe(`a flood of events from one client (${TRANSPORT})`, { skip: oursOnly },
     const c = await connect(server.url);
     await c.join(sessionId, "cy", "Cy");
 
-    const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
-    const open = JSON.parse((await (await fetch(base)).text()).slice(1));
-    const url = `${base}&sid=${open.sid}`;
-    const post = (body) => fetch(url, { method: "POST", body, headers: { "content-type": "text/plain;charset=UTF-8" } });
+    const { url, post } = await rawPolling(server.url);
     await post("40");
     // Emits only once the namespace answered the CONNECT, as socket.io-client does: an event
     // sent before that may reach a socket the namespace has not taken yet (seen once in CI:
@@ -449,11 +456,8 @@ describe(`an event sent before the CONNECT is answered (${TRANSPORT})`, { skip: 
     const outcomes = { joined: 0, closed: 0 };
     for (let round = 0; round < 5; round++) {
       const userId = `eager-${round}`;
-      const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
-      const open = JSON.parse((await (await fetch(base)).text()).slice(1));
-      const url = `${base}&sid=${open.sid}`;
-      const join = `42${JSON.stringify(["join-session", { sessionId, userId, userName: userId }])}`;
-      await fetch(url, { method: "POST", body: `40\x1e${join}`, headers: { "content-type": "text/plain;charset=UTF-8" } });
+      const { url, post } = await rawPolling(server.url);
+      await post(`40\x1e42${JSON.stringify(["join-session", { sessionId, userId, userName: userId }])}`);
       let outcome = null;
       const joined = b.waitFor("user-joined", (p) => p.userId === userId, 5_000).then(() => { outcome ??= "joined"; }, () => {});
       const deadline = Date.now() + 5_000;
@@ -465,7 +469,7 @@ describe(`an event sent before the CONNECT is answered (${TRANSPORT})`, { skip: 
       await Promise.race([joined, quiet(100)]);
       assert.ok(outcome, `round ${round}: the join was neither handled nor refused by closing the connection`);
       outcomes[outcome]++;
-      if (outcome === "joined") await fetch(url, { method: "POST", body: "41", headers: { "content-type": "text/plain;charset=UTF-8" } });
+      if (outcome === "joined") await post("41");
     }
     console.log(JSON.stringify({ eagerEvents: outcomes }));
     b.close();

@@ -150,6 +150,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(ns: &NetNs, kind: ServerKind, data_dir: &std::path::Path) -> Server {
+        Server::start_with(ns, kind, data_dir, &[])
+    }
+
+    /// Our server with `extra` flags too (`--sfu always`, …); the relay takes none.
+    pub fn start_with(
+        ns: &NetNs,
+        kind: ServerKind,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+    ) -> Server {
         let mut command = match kind {
             ServerKind::Ours => {
                 let mut command = ns.command(&signaling_bin().to_string_lossy());
@@ -164,6 +174,7 @@ impl Server {
                     "--ice-server",
                     "stun:127.0.0.1:3478",
                 ]);
+                command.args(extra);
                 command
             }
             ServerKind::BrowserRelay => {
