@@ -373,7 +373,7 @@ async function rawPolling(serverUrl) {
 // floods; under this one its event loop held a bystander's chat past the 5 s ack timeout (here
 // on 2026-12-03, and most likely the CI failure of the run before; the flooder's own next event
 // was answered after 575 ms).
-describe(`a flood of events from one client (${TRANSPORT})`, { skip: oursOnly }, () => {
+describe(`hand-written polling clients (${TRANSPORT})`, { skip: oursOnly }, () => {
   // 40,000 tiny events in one polling POST (880 KB, under the 1 MB packet limit), as a hostile
   // client can send. Over the rate they are refused on arrival; before that fix each waited for
   // its turn and every finished turn woke them all (n²/2 wake-ups): the server stalled for
@@ -386,7 +386,7 @@ describe(`a flood of events from one client (${TRANSPORT})`, { skip: oursOnly },
   });
   after(async () => server?.stop());
 
-  it("is refused on arrival, the flooder is told and disconnected at once, and the class goes on", async () => {
+  it("a flood of events is refused on arrival, the flooder is told and disconnected at once, and the class goes on", async () => {
     const sessionId = uid("class");
     const b = await connect(server.url);
     await b.join(sessionId, "bob", "Bob");
@@ -435,21 +435,14 @@ describe(`a flood of events from one client (${TRANSPORT})`, { skip: oursOnly },
     b.close();
     c.close();
   });
-});
 
-// An event pipelined behind its CONNECT, before the namespace answered (socket.io-client never
-// does this; a hand-written client may): socketioxide takes the socket into the namespace in a
-// task of its own, and an event for a socket not yet taken closes the connection, as Node's
-// socket.io does ("invalid state"). Whichever comes first, the event is never silently lost:
-// either it is handled (the others see the join) or the client sees its connection close.
-describe(`an event sent before the CONNECT is answered (${TRANSPORT})`, { skip: oursOnly }, () => {
-  let server;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => server?.stop());
-
-  it("is handled, or the connection closes: never dropped in silence", async () => {
+  // An event pipelined behind its CONNECT, before the namespace answered (socket.io-client
+  // never does this; a hand-written client may): socketioxide takes the socket into the
+  // namespace in a task of its own, and an event for a socket not yet taken closes the
+  // connection, as Node's socket.io does ("invalid state"). Whichever comes first, the event is
+  // never silently lost: either it is handled (the others see the join) or the client sees its
+  // connection close.
+  it("an event sent before its CONNECT is answered is handled, or the connection closes: never dropped in silence", async () => {
     const sessionId = uid("class");
     const b = await connect(server.url);
     await b.join(sessionId, "bob", "Bob");
